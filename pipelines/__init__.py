@@ -1,0 +1,1 @@
+"""The Dagster code location: definitions for every task config in configs/tasks/."""

@@ -1,0 +1,47 @@
+"""Asset factory: one task config in, that task's asset graph (under its key prefix) out.
+
+A Dagster run covers one partition key of one partitions definition, so a task's graph is run
+in steps (``run_plan``): unpartitioned data and models, annotation per scorer, RL per
+algorithm, then the leaderboard over every algorithm. Each step is also a job in the UI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from assets import annotation, checks, data, models, rl
+from rlhf_core.config import TaskConfig
+
+
+@dataclass(frozen=True)
+class Step:
+    job: str
+    assets: list[dg.AssetsDefinition]
+
+    @property
+    def keys(self) -> list[dg.AssetKey]:
+        return [k for a in self.assets for k in a.keys]
+
+    @property
+    def partitions(self) -> list[str | None]:
+        parts = self.assets[0].partitions_def
+        return [None] if parts is None else list(parts.get_partition_keys())
+
+
+def run_plan(task: TaskConfig) -> list[Step]:
+    rl_assets = rl.build(task)
+    steps = [
+        Step(f"{task.task}_data_and_models", data.build(task) + models.build(task)),
+        Step(f"{task.task}_annotation", annotation.build(task)),
+        Step(f"{task.task}_rl", rl_assets[:-1]),
+        Step(f"{task.task}_leaderboard", rl_assets[-1:]),
+    ]
+    return [s for s in steps if s.assets]
+
+
+def build_task_definitions(task: TaskConfig) -> dg.Definitions:
+    plan = run_plan(task)
+    jobs = [dg.define_asset_job(s.job, selection=dg.AssetSelection.assets(*s.keys),
+                                partitions_def=s.assets[0].partitions_def) for s in plan]
+    return dg.Definitions(assets=[a for s in plan for a in s.assets], asset_checks=checks.build(task), jobs=jobs)

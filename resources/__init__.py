@@ -1,0 +1,20 @@
+"""Dagster resources: the artifact store and the IO manager that passes artifact refs.
+
+``build_resources()`` is the only place the environment is read (RLHF_ARTIFACTS).
+"""
+from __future__ import annotations
+
+import os
+
+from rlhf_core.config import PROJECT_ROOT
+from resources.artifacts import ArtifactStoreResource
+from resources.io_manager import RefIOManager
+
+
+def artifact_root() -> str:
+    return os.environ.get("RLHF_ARTIFACTS", str(PROJECT_ROOT / "data" / "artifacts"))
+
+
+def build_resources(root: str | None = None) -> dict:
+    root = root or artifact_root()
+    return {"artifacts": ArtifactStoreResource(root=root), "io_manager": RefIOManager(root=root)}

@@ -1,0 +1,1 @@
+"""rlhf_core: the framework-free core of rlhf-pipeline."""

@@ -1,0 +1,351 @@
+"""Typed, frozen, strict task configs loaded from ``configs/tasks/<task>.yaml``.
+
+    cfg = load_config("configs/tasks/demo.yaml", overrides=["sft.epochs=2"])
+
+Unknown keys, missing required keys and wrongly typed values fail with the key's
+path (``demo.yaml: sft.epochs: expected int, got 'two'``). Every stage section is
+optional: a task that lacks one simply does not build that stage.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TASKS_DIR = PROJECT_ROOT / "configs" / "tasks"
+
+
+class ConfigError(ValueError):
+    """A task config is invalid; the message names the file and the key path."""
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class TinyGPTConfig:
+    """Sizes of a GPT-2-style network built from scratch (the offline demo)."""
+
+    n_layer: int = 2
+    n_head: int = 4
+    n_embd: int = 128
+    n_positions: int = 256
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from: exactly one of a pinned hub id, a local path, or tiny init."""
+
+    hub_id: str | None = None
+    revision: str | None = None
+    path: str | None = None
+    init: TinyGPTConfig | None = None
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("hub_id", "path", "init") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ConfigError(f"exactly one of hub_id, path, init must be set, got {given or 'none'}")
+        if self.hub_id is not None and not self.revision:
+            raise ConfigError(f"hub_id {self.hub_id!r} needs a pinned revision")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """A byte-level BPE trained on the task corpus, or a hub/local tokenizer."""
+
+    vocab_size: int = 1000
+    min_frequency: int = 2
+    source: ModelSource | None = None  # None: train on the task corpus
+
+
+# ----------------------------------------------------------------------------- demo world
+
+
+@dataclass(frozen=True)
+class FaultRates:
+    """Probabilities of each controlled fault when the generator writes a response."""
+
+    missing: float = 0.0  # an asked attribute is not answered
+    wrong: float = 0.0  # an asked attribute gets a wrong value
+    irrelevant: float = 0.0  # a sentence about something not asked
+    repeated: float = 0.0  # a sentence is said twice
+    toxic: float = 0.0  # an insult is inserted
+    abrupt: float = 0.0  # the response stops mid-sentence
+
+
+@dataclass(frozen=True)
+class DemoWorldConfig:
+    """The generated miniature world: entities, their attributes, prompts and responses."""
+
+    n_entities: int
+    name_syllables: list[str]
+    attributes: dict[str, list[str]]  # attribute -> its value vocabulary (disjoint)
+    statement_templates: dict[str, str]  # attribute -> "{entity} ... {value}."
+    question_template: str  # "{attributes}" and "{entity}" are filled in
+    max_asked: int
+    irrelevant_sentences: list[str]
+    toxic_words: list[str]
+    n_prompts: dict[str, int]  # split -> number of prompts
+    responses_per_prompt: int
+    response_faults: FaultRates
+    demonstration_faults: FaultRates
+    preference_temperature: float  # Bradley-Terry noise of the simulated annotators
+    rating_noise: float  # std of the noise on absolute 1..5 ratings
+    malformed_rows: int  # raw rows written with format faults, to exercise cleaning
+
+
+@dataclass(frozen=True)
+class GoldConfig:
+    """Weights of the gold reward components (computed from the world, never learned)."""
+
+    source: str = "world"  # the source whose table holds the world's facts
+    relevance: float = 1.0
+    factuality: float = 1.0
+    completeness: float = 1.0
+    toxicity: float = 1.0
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """A raw data source: a pinned hub dataset, or a local copy (``path`` wins when both are set).
+
+    ``loader`` names a function in ``rlhf_core.data.loaders``; ``files`` maps the loader's logical
+    file names to paths inside the source; ``options`` are the loader's own keyword settings.
+    """
+
+    loader: str
+    hub_id: str | None = None
+    revision: str | None = None
+    path: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """A table derived from sources or other datasets by a named builder (cleaning, RM files)."""
+
+    builder: str
+    inputs: list[str]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and loop settings shared by every trainer."""
+
+    epochs: float = 1.0
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 128
+    checkpoint_every: int = 200  # optimizer steps between resumable checkpoints
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    data: str  # dataset name with prompt/completion columns
+    model: ModelSource
+    train: TrainConfig
+
+
+@dataclass(frozen=True)
+class RewardModelConfig:
+    data: str  # dataset name with prompt/chosen/rejected columns
+    init: Literal["sft", "scratch"]
+    train: TrainConfig
+    min_pairwise_accuracy: float = 0.8  # asset-check threshold against gold
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_new_tokens: int = 48
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class ReferenceValueConfig:
+    """A-LoL value estimate V_ref(x) (SPEC 6.2)."""
+
+    num_heads: int = 8
+    max_value: float = 1.0
+    epochs: int = 5
+    lr: float = 2e-5
+    batch_size: int = 32
+    dropout: float = 0.1
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128))
+    num_beams: int = 2  # SPEC 6.2 generation-task settings
+    repetition_penalty: float = 2.5
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Offline RL from the SFT reference; one partition per algorithm."""
+
+    algorithms: list[str]
+    data: str  # prompt/completion rows the offline algorithms learn from
+    pairs: str  # prompt/chosen/rejected rows for the preference algorithms (dpo)
+    train: TrainConfig
+    ppo_clip: float | None = None  # epsilon of the importance-weight clip; None: no clip
+    kl_beta: float = 0.0  # a_lol_kl
+    dpo_beta: float = 0.1
+    sampling: Literal["uniform", "priority"] = "uniform"
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    split: str = "test"
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+
+@dataclass(frozen=True)
+class AnnotationConfig:
+    data: str  # the dataset (prompt/completion rows) to score
+    scorers: list[str]
+    shards: int = 1
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    task: str
+    seed: int
+    world: DemoWorldConfig | None = None
+    gold: GoldConfig | None = None
+    tokenizer: TokenizerConfig | None = None
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
+    datasets: dict[str, DatasetConfig] = field(default_factory=dict)
+    annotation: AnnotationConfig | None = None
+    sft: SFTConfig | None = None
+    reward_model: RewardModelConfig | None = None
+    reference_value: ReferenceValueConfig | None = None
+    policy: PolicyConfig | None = None
+    evaluation: EvaluationConfig | None = None
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TaskConfig:
+    """Read a task YAML, apply ``key.path=value`` overrides, and validate strictly."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such task config")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: top level must be a mapping")
+    for item in overrides:
+        _apply_override(raw, item, path.name)
+    try:
+        return _build(TaskConfig, raw, "")
+    except ConfigError as err:
+        raise ConfigError(f"{path.name}: {err}") from None
+
+
+def task_config_path(task: str) -> Path:
+    return TASKS_DIR / f"{task}.yaml"
+
+
+def to_dict(cfg: Any) -> Any:
+    """A config (or section) as plain JSON-able data, for snapshots and hashing."""
+    return json.loads(json.dumps(cfg, default=_as_json))
+
+
+def config_hash(*parts: Any) -> str:
+    """Stable short hash of config sections (and any JSON-able extra parts)."""
+    return hashlib.sha256(json.dumps(to_dict(list(parts)), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _as_json(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    raise TypeError(f"{type(obj).__name__} is not part of a config")
+
+
+def _apply_override(raw: dict, item: str, fname: str) -> None:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"{fname}: override {item!r} must look like key.path=value")
+    node = raw
+    *parents, leaf = key.split(".")
+    for i, part in enumerate(parents):
+        if not isinstance(node.get(part), dict):
+            node[part] = {} if part not in node else node[part]
+            if not isinstance(node[part], dict):
+                raise ConfigError(f"{fname}: override {key}: {'.'.join(parents[: i + 1])} is not a section")
+        node = node[part]
+    node[leaf] = yaml.safe_load(value)
+
+
+def _build(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    label = where or "<root>"
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _build(inner, value, where)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{label}: expected a mapping, got {value!r}")
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            raise ConfigError(f"{label}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+        kwargs = {}
+        for name, f in fields.items():
+            sub = f"{where}.{name}" if where else name
+            if name in value:
+                kwargs[name] = _build(hints[name], value[name], sub)
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{sub}: required key is missing")
+        try:
+            return tp(**kwargs)
+        except ConfigError as err:
+            raise ConfigError(f"{label}: {err}") from None
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{label}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{label}: expected a list, got {value!r}")
+        return [_build(args[0], v, f"{label}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{label}: expected a mapping, got {value!r}")
+        return {_build(args[0], k, label): _build(args[1], v, f"{label}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{label}: expected a number, got {value!r}")
+        return float(value)
+    if tp in (int, str, bool):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise ConfigError(f"{label}: expected {tp.__name__}, got {value!r}")
+        return value
+    if tp is Any:
+        return value
+    raise ConfigError(f"{label}: unsupported config type {tp!r}")

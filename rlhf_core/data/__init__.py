@@ -1,0 +1,1 @@
+"""Standard schemas, loaders per source, cleaning with quarantine, and RM-file builders."""

@@ -1,0 +1,1 @@
+"""One module per data source family; each registers its loaders and builders."""

@@ -1,0 +1,77 @@
+"""Loaders and builders by name, so task YAMLs declare data rules instead of scripts.
+
+- A **loader** turns one raw source into a table: ``fn(source: SourceConfig, task: TaskConfig) -> CleanResult``.
+- A **builder** derives a table from named input tables:
+  ``fn(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskConfig) -> CleanResult``.
+
+Both account for every row (kept, dropped by a named rule, or quarantined with a reason).
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import Callable
+
+from rlhf_core.config import PROJECT_ROOT, SourceConfig
+
+_LOADERS: dict[str, Callable] = {}
+_BUILDERS: dict[str, Callable] = {}
+
+
+def _register(table: dict[str, Callable], kind: str, name: str) -> Callable[[Callable], Callable]:
+    def deco(fn: Callable) -> Callable:
+        if name in table:
+            raise ValueError(f"{kind} {name!r} is registered twice")
+        table[name] = fn
+        return fn
+
+    return deco
+
+
+def loader(name: str) -> Callable[[Callable], Callable]:
+    return _register(_LOADERS, "loader", name)
+
+
+def builder(name: str) -> Callable[[Callable], Callable]:
+    return _register(_BUILDERS, "builder", name)
+
+
+def get_loader(name: str) -> Callable:
+    _import_all()
+    if name not in _LOADERS:
+        raise KeyError(f"unknown loader {name!r}; known: {sorted(_LOADERS)}")
+    return _LOADERS[name]
+
+
+def get_builder(name: str) -> Callable:
+    _import_all()
+    if name not in _BUILDERS:
+        raise KeyError(f"unknown builder {name!r}; known: {sorted(_BUILDERS)}")
+    return _BUILDERS[name]
+
+
+def source_root(source: SourceConfig) -> Path:
+    """The local directory or file of a source: ``path`` (relative to the repo root), else a
+    snapshot of the pinned hub dataset (this needs network access)."""
+    if source.path is not None:
+        path = Path(source.path)
+        path = path if path.is_absolute() else PROJECT_ROOT / path
+        if not path.exists():
+            raise FileNotFoundError(f"source path {path} does not exist")
+        return path
+    if source.hub_id is None:
+        raise ValueError(f"source for loader {source.loader!r} has neither a path nor a hub_id")
+    if not source.revision:
+        raise ValueError(f"hub source {source.hub_id!r} needs a pinned revision")
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo_id=source.hub_id, revision=source.revision, repo_type="dataset"))
+
+
+def _import_all() -> None:
+    # Every module of rlhf_core.data.loaders registers its loaders and builders on import.
+    import rlhf_core.data.loaders as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{mod.name}")

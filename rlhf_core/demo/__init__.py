@@ -1,0 +1,1 @@
+"""The offline demo task: a generated miniature world with a gold reward."""

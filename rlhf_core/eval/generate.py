@@ -1,0 +1,30 @@
+"""Batched generation from a causal LM: left-padded prompts, stop at EOS, new text only."""
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from rlhf_core.config import GenerationConfig
+
+
+@torch.inference_mode()
+def generate(model, tokenizer, prompts: list[str], cfg: GenerationConfig, seed: int = 0,
+             num_beams: int = 1, repetition_penalty: float = 1.0) -> list[str]:
+    model.eval()
+    torch.manual_seed(seed)
+    # Sorting by length keeps padding small; results go back to input order.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list[str] = [""] * len(prompts)
+    sampling = {"do_sample": True, "temperature": cfg.temperature, "top_k": cfg.top_k} if cfg.do_sample else {"do_sample": False}
+    for start in tqdm(range(0, len(order), cfg.batch_size), desc="generate", mininterval=5, disable=None):
+        idx = order[start : start + cfg.batch_size]
+        enc = tokenizer([prompts[i] for i in idx], add_special_tokens=False, padding=True,
+                        return_tensors="pt", padding_side="left")
+        max_new = min(cfg.max_new_tokens, model.config.n_positions - enc["input_ids"].shape[1])
+        tokens = model.generate(**enc, max_new_tokens=max_new, num_beams=num_beams,
+                                repetition_penalty=repetition_penalty, pad_token_id=tokenizer.pad_token_id,
+                                eos_token_id=tokenizer.eos_token_id, **sampling)
+        texts = tokenizer.batch_decode(tokens[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        for i, text in zip(idx, texts):
+            out[i] = text
+    return out

@@ -1,0 +1,1 @@
+"""Model loading (hub, local, tiny init), tokenizers and heads."""

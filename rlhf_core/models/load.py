@@ -1,0 +1,95 @@
+"""Model and tokenizer loading: pinned hub ids, local directories, or tiny models built from config.
+
+One path serves every source, so the demo's tiny models and a real task's hub models go
+through the same code:
+
+    tok = load_tokenizer(ModelSource(hub_id="gpt2", revision="607a30d"))
+    model = load_causal_lm(ModelSource(path="data/artifacts/demo/sft_model/<key>"))
+
+Weights are loaded from safetensors (``use_safetensors=True``); ``trust_remote_code`` stays off
+unless the config turns it on. Saved models carry ``meta.json`` beside the weights.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rlhf_core.config import ModelSource, TinyGPTConfig
+
+EOS = "<|endoftext|>"
+PAD = "<|pad|>"
+
+
+class OfflineHubError(RuntimeError):
+    """A hub model was asked for while the hub is unreachable (HF_HUB_OFFLINE or no network)."""
+
+
+def hub_kwargs(source: ModelSource) -> tuple[str, dict[str, Any]]:
+    """``(name_or_path, from_pretrained kwargs)`` for a hub or local source."""
+    if source.path is not None:
+        return str(source.path), {"trust_remote_code": source.trust_remote_code}
+    if source.hub_id is None:
+        raise ValueError("a tiny-init source has no weights to load; build it with build_causal_lm")
+    return source.hub_id, {"revision": source.revision, "trust_remote_code": source.trust_remote_code}
+
+
+def _from_pretrained(cls: Any, source: ModelSource, **extra: Any) -> Any:
+    name, kwargs = hub_kwargs(source)
+    if source.hub_id is not None and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise OfflineHubError(f"{name}@{source.revision}: HF_HUB_OFFLINE=1; point the config at a local path")
+    return cls.from_pretrained(name, **kwargs, **extra)
+
+
+def load_tokenizer(source: ModelSource):
+    from transformers import AutoTokenizer
+
+    tok = _from_pretrained(AutoTokenizer, source)
+    if tok.pad_token is None:  # GPT-2-style hub tokenizers ship without one
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(source: ModelSource):
+    from transformers import AutoModelForCausalLM
+
+    return _from_pretrained(AutoModelForCausalLM, source, use_safetensors=True)
+
+
+def load_sequence_classifier(source: ModelSource, num_labels: int = 1):
+    from transformers import AutoModelForSequenceClassification
+
+    return _from_pretrained(AutoModelForSequenceClassification, source, num_labels=num_labels, use_safetensors=True)
+
+
+def train_tokenizer(corpus: list[str], vocab_size: int, min_frequency: int):
+    """A byte-level BPE trained on the task corpus, wrapped as a transformers tokenizer."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=min_frequency,
+                            special_tokens=[EOS, PAD], show_progress=False)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, pad_token=PAD,
+                                   unk_token=EOS)
+
+
+def build_causal_lm(init: TinyGPTConfig, tokenizer, seed: int):
+    """A randomly initialised GPT-2-style LM with the sizes from the task config."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=init.n_positions, n_embd=init.n_embd, n_layer=init.n_layer,
+        n_head=init.n_head, resid_pdrop=init.dropout, embd_pdrop=init.dropout, attn_pdrop=init.dropout,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def save_model(model, tokenizer, out_dir: Path) -> None:
+    """``save_pretrained`` (safetensors) of model and tokenizer into ``out_dir``."""
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)

@@ -1,0 +1,1 @@
+"""Scorers with one signature (TRL reward functions), a registry by name, weighted combination."""

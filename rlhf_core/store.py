@@ -1,0 +1,147 @@
+"""Content-addressed artifact store with atomic writes.
+
+Every artifact is a directory ``<root>/<task>/<asset>[/<partition>]/<key>/`` where ``key``
+hashes everything that determines its content (the stage config, the parents' content
+hashes, the code version). It is built in a temporary sibling directory and renamed into
+place, so a directory that exists is complete: a crash never leaves half an artifact that a
+later run trusts, and an unchanged re-run finds the artifact and recomputes nothing.
+
+    store = ArtifactStore(root)
+    ref = store.build("demo", "sft_model", None, key_parts, lambda out: train(out))
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pandas as pd
+
+META_FILE = "meta.json"
+# Bump when a change in rlhf_core alters what an existing artifact key would produce.
+CODE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """A small, JSON-able handle on a stored artifact: assets pass these, never weights."""
+
+    path: str
+    content_hash: str
+    key: str
+    cached: bool = False  # True when this run found the artifact instead of building it
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArtifactRef":
+        return cls(**json.loads(text))
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.path)
+
+    def meta(self) -> dict[str, Any]:
+        return json.loads((self.dir / META_FILE).read_text())
+
+    def file(self, name: str) -> Path:
+        return self.dir / name
+
+
+def hash_key(*parts: Any) -> str:
+    """Stable hash of JSON-able parts (configs, parent hashes, versions)."""
+    blob = json.dumps([CODE_VERSION, *parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def hash_dir(path: Path) -> str:
+    """sha256 over relative file names and bytes, excluding meta.json (which holds the hash)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != META_FILE):
+        digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+@contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a temporary directory that is renamed to ``final`` only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if final.exists():  # a concurrent run finished the same artifact first
+            shutil.rmtree(tmp)
+        else:
+            os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    """Write a Parquet table atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+class ArtifactStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+
+    def location(self, task: str, asset: str, partition: str | None, key: str) -> Path:
+        base = self.root / task / asset
+        return (base / partition if partition else base) / key
+
+    def build(
+        self,
+        task: str,
+        asset: str,
+        partition: str | None,
+        key_parts: dict[str, Any],
+        build_fn: Callable[[Path, Path], dict[str, Any]],
+    ) -> ArtifactRef:
+        """Return the artifact for ``key_parts``, building it with ``build_fn(out, work)`` if absent.
+
+        ``build_fn`` writes its files into ``out`` (a temporary directory renamed into place on
+        success) and returns metadata (metrics, counts), saved to meta.json with the key parts
+        and the content hash. ``work`` is a stable scratch directory for resumable checkpoints;
+        it survives a crash and is removed once the artifact is complete.
+        """
+        key = hash_key(key_parts)
+        final = self.location(task, asset, partition, key)
+        if (final / META_FILE).exists():
+            meta = json.loads((final / META_FILE).read_text())
+            return ArtifactRef(str(final), meta["content_hash"], key, cached=True)
+        work = final.with_name(f"{key}.work")
+        work.mkdir(parents=True, exist_ok=True)
+        with atomic_dir(final) as tmp:
+            metadata = build_fn(tmp, work)
+            content_hash = hash_dir(tmp)
+            meta = {"key": key, "key_parts": key_parts, "content_hash": content_hash, "metadata": metadata}
+            write_json_atomic(tmp / META_FILE, meta)
+        shutil.rmtree(work, ignore_errors=True)
+        return ArtifactRef(str(final), content_hash, key, cached=False)

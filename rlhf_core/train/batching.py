@@ -1,0 +1,60 @@
+"""Tokenise prompt/response pairs for causal LMs and compute per-token log-probs.
+
+A sequence is ``prompt tokens + response tokens + EOS``. When it is too long the prompt is
+truncated on the left and the response on the right (SPEC 6.2); truncations are counted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Encoded:
+    ids: list[list[int]]
+    n_prompt: list[int]  # prompt tokens at the start of each sequence
+    truncated: int
+
+
+def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_length: int,
+                 add_eos: bool = True) -> Encoded:
+    p_ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    c_ids = tokenizer(list(completions), add_special_tokens=False)["input_ids"]
+    eos = [tokenizer.eos_token_id] if add_eos else []
+    ids, n_prompt, truncated = [], [], 0
+    for p, c in zip(p_ids, c_ids):
+        c = c + eos
+        if len(p) + len(c) > max_length:
+            truncated += 1
+            c = c[: max_length - 1]
+            p = p[-(max_length - len(c)):]
+        ids.append(p + c)
+        n_prompt.append(len(p))
+    return Encoded(ids, n_prompt, truncated)
+
+
+def collate(ids: list[list[int]], n_prompt: list[int], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch with a mask over response tokens."""
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(ids), width), dtype=torch.long)
+    response = torch.zeros((len(ids), width), dtype=torch.bool)
+    for i, (x, n) in enumerate(zip(ids, n_prompt)):
+        input_ids[i, : len(x)] = torch.tensor(x)
+        attention[i, : len(x)] = 1
+        response[i, n : len(x)] = True
+    return {"input_ids": input_ids, "attention_mask": attention, "response_mask": response}
+
+
+def token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(y_t | x, y_<t) at every response position: ``(logp (B, T-1), mask (B, T-1))``.
+
+    The logit for token t sits at position t-1, so targets are the inputs shifted by one.
+    """
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    targets = batch["input_ids"][:, 1:]
+    logp = torch.gather(F.log_softmax(logits.float(), dim=-1), 2, targets.unsqueeze(-1)).squeeze(-1)
+    mask = batch["response_mask"][:, 1:].to(logp.dtype)
+    return logp * mask, mask

@@ -1,0 +1,95 @@
+"""Likelihood-based trainers on the shared loop: SFT/NLL, the A-LoL family, and DPO.
+
+The reference model (the SFT checkpoint) is frozen; its log-probs are computed per batch under
+``inference_mode``. Rows carry ``reward`` (R) and ``advantage`` (A = R - V_ref) when the
+algorithm needs them (SPEC 6.2).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from rlhf_core.config import PolicyConfig, TrainConfig
+from rlhf_core.train.batching import collate, encode_pairs, token_logprobs
+from rlhf_core.train.loop import BatchOrder, LoopResult, run_loop, total_steps
+from rlhf_core.train.losses import NEEDS_ADVANTAGE, NEEDS_REFERENCE, dpo_loss, offline_loss
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    ref = copy.deepcopy(model).eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def train_offline(policy, tokenizer, rows: pd.DataFrame, algorithm: str, train: TrainConfig,
+                  work_dir: Path, policy_cfg: PolicyConfig | None = None) -> LoopResult:
+    """Train ``policy`` in place on prompt/completion rows with one offline algorithm."""
+    enc = encode_pairs(tokenizer, rows["prompt"].tolist(), rows["completion"].tolist(), train.max_length)
+    reward = torch.tensor(rows["reward"].to_numpy(), dtype=torch.float32) if "reward" in rows else None
+    advantage = torch.tensor(rows["advantage"].to_numpy(), dtype=torch.float32) if "advantage" in rows else None
+    if algorithm in NEEDS_ADVANTAGE and advantage is None:
+        raise ValueError(f"{algorithm}: rows have no 'advantage' column")
+    ref = frozen_copy(policy) if algorithm in NEEDS_REFERENCE else None
+    eps = policy_cfg.ppo_clip if policy_cfg else None
+    kl_beta = policy_cfg.kl_beta if policy_cfg else 0.0
+
+    weights, scale = None, 1.0
+    if policy_cfg is not None and policy_cfg.sampling == "priority":
+        # SPEC 6.2: sample with replacement ~ max(A, 0) (A-LoL) or R (wbc, r_gold, r_lol);
+        # A-LoL step counts shrink by the share of rows with positive advantage.
+        weights = (advantage if algorithm in NEEDS_ADVANTAGE else reward).clamp(min=0)
+        scale = float((weights > 0).float().mean()) if algorithm in NEEDS_ADVANTAGE else 1.0
+    order = BatchOrder(len(rows), train.batch_size, train.seed, weights)
+
+    def step_fn(idx: torch.Tensor):
+        batch = collate([enc.ids[i] for i in idx], [enc.n_prompt[i] for i in idx], tokenizer.pad_token_id)
+        logp, mask = token_logprobs(policy, batch)
+        ref_logp = None
+        if ref is not None:
+            with torch.inference_mode():
+                ref_logp, _ = token_logprobs(ref, batch)
+            ref_logp = ref_logp.clone()
+        losses = offline_loss(
+            algorithm, logp, mask,
+            reward=None if reward is None else reward[idx],
+            advantage=None if advantage is None else advantage[idx],
+            ref_logp=ref_logp, eps=eps, kl_beta=kl_beta,
+        )
+        return losses.mean(), {"nll_per_token": float(-(logp.detach().sum() / mask.sum()))}
+
+    return run_loop(policy, train, order, total_steps(train, len(rows), scale), step_fn, work_dir, algorithm)
+
+
+def train_dpo(policy, tokenizer, pairs: pd.DataFrame, policy_cfg: PolicyConfig, work_dir: Path,
+              reference_free: bool = False) -> LoopResult:
+    """DPO (SPEC 6.3): chosen/rejected = response + EOS, sequence log-probs summed over tokens."""
+    train = policy_cfg.train
+    prompts = pairs["prompt"].tolist()
+    chosen = encode_pairs(tokenizer, prompts, pairs["chosen"].tolist(), train.max_length)
+    rejected = encode_pairs(tokenizer, prompts, pairs["rejected"].tolist(), train.max_length)
+    ref = None if reference_free else frozen_copy(policy)
+    order = BatchOrder(len(pairs), train.batch_size, train.seed)
+
+    def seq_logp(model, idx):
+        ids = [chosen.ids[i] for i in idx] + [rejected.ids[i] for i in idx]
+        n_p = [chosen.n_prompt[i] for i in idx] + [rejected.n_prompt[i] for i in idx]
+        logp, _ = token_logprobs(model, collate(ids, n_p, tokenizer.pad_token_id))
+        total = logp.sum(-1)
+        return total[: len(idx)], total[len(idx):]
+
+    def step_fn(idx: torch.Tensor):
+        pc, pr = seq_logp(policy, idx)
+        rc = rr = None
+        if ref is not None:
+            with torch.inference_mode():
+                rc, rr = (t.clone() for t in seq_logp(ref, idx))
+        losses = dpo_loss(pc, pr, rc, rr, policy_cfg.dpo_beta)
+        margin = (pc - pr).detach() - (0 if rc is None else (rc - rr))
+        return losses.mean(), {"reward_accuracy": float((margin > 0).float().mean()),
+                               "margin": float(policy_cfg.dpo_beta * margin.mean())}
+
+    return run_loop(policy, train, order, total_steps(train, len(pairs)), step_fn, work_dir, "dpo")
