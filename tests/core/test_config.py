@@ -1,0 +1,38 @@
+"""Task configs are strict: unknown keys and bad values fail with the key's path."""
+import pytest
+
+from rlhf_core.config import ConfigError, TASKS_DIR, config_hash, load_config, task_config_path
+
+
+def test_every_task_config_loads():
+    for path in TASKS_DIR.glob("*.yaml"):
+        assert load_config(path).task == path.stem
+
+
+def test_overrides_are_typed_and_applied():
+    cfg = load_config(task_config_path("demo"), ["sft.train.epochs=2", "policy.algorithms=[nll, dpo]"])
+    assert cfg.sft.train.epochs == 2.0
+    assert cfg.policy.algorithms == ["nll", "dpo"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sft.train.epoch=2", "sft.train: unknown key"),
+    ("sft.train.batch_size=many", "sft.train.batch_size: expected int"),
+    ("reward_model.init=random", "reward_model.init: expected one of"),
+    ("nonsense", "must look like key.path=value"),
+])
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(task_config_path("demo"), [override])
+
+
+def test_hub_models_need_a_pinned_revision():
+    with pytest.raises(ConfigError, match="pinned revision"):
+        load_config(task_config_path("demo"), ["sft.model={hub_id: gpt2}"])
+
+
+def test_config_hash_changes_with_any_value():
+    a = load_config(task_config_path("demo"))
+    b = load_config(task_config_path("demo"), ["sft.train.lr=0.5"])
+    assert config_hash(a.sft) != config_hash(b.sft)
+    assert config_hash(a.reward_model) == config_hash(b.reward_model)

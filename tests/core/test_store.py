@@ -1,0 +1,41 @@
+"""Artifacts are content-addressed and atomic: a failed build leaves nothing behind."""
+import pytest
+
+from rlhf_core.store import ArtifactStore
+
+
+def write(text):
+    def build(out, work):
+        (out / "a.txt").write_text(text)
+        return {"chars": len(text)}
+    return build
+
+
+def test_same_key_is_built_once_and_then_found(tmp_path):
+    store = ArtifactStore(tmp_path)
+    first = store.build("t", "asset", None, {"x": 1}, write("hello"))
+    again = store.build("t", "asset", None, {"x": 1}, write("never written"))
+    assert (first.cached, again.cached) == (False, True)
+    assert again.path == first.path and again.content_hash == first.content_hash
+    assert again.meta()["metadata"] == {"chars": 5}
+
+
+def test_a_changed_key_builds_a_new_artifact(tmp_path):
+    store = ArtifactStore(tmp_path)
+    a = store.build("t", "asset", "p1", {"x": 1}, write("a"))
+    b = store.build("t", "asset", "p1", {"x": 2}, write("b"))
+    assert a.path != b.path and a.content_hash != b.content_hash
+
+
+def test_a_crash_mid_build_leaves_no_artifact(tmp_path):
+    store = ArtifactStore(tmp_path)
+
+    def crash(out, work):
+        (out / "half.bin").write_bytes(b"12")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        store.build("t", "asset", None, {"x": 1}, crash)
+    leftovers = [p.name for p in (tmp_path / "t" / "asset").iterdir()]
+    assert all(name.endswith(".work") for name in leftovers)  # only the resumable scratch dir
+    assert not store.build("t", "asset", None, {"x": 1}, write("ok")).cached
