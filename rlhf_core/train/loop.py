@@ -76,7 +76,7 @@ def run_loop(model: torch.nn.Module, cfg: TrainConfig, order: BatchOrder, steps:
         scheduler.load_state_dict(states["scheduler"])
         state = json.loads((ckpt / "state.json").read_text())
         start, history = state["step"], state["history"]
-    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=5, disable=None)
+    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=5, disable=False)
     for step in bar:
         model.train()
         loss, stats = step_fn(order(step))
