@@ -49,7 +49,7 @@ class ArtifactRef:
         return Path(self.path)
 
     def meta(self) -> dict[str, Any]:
-        return json.loads((self.dir / META_FILE).read_text())
+        return json.loads((self.dir / META_FILE).read_text(), object_hook=_decode_table)
 
     def file(self, name: str) -> Path:
         return self.dir / name
@@ -89,10 +89,21 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         raise
 
 
+def _encode_table(obj: Any) -> Any:
+    # Metadata may hold small DataFrames (previews, leaderboards); keep them tables across a reload.
+    if isinstance(obj, pd.DataFrame):
+        return {"__table__": json.loads(obj.to_json(orient="records"))}
+    return str(obj)
+
+
+def _decode_table(obj: dict) -> Any:
+    return pd.DataFrame(obj["__table__"]) if set(obj) == {"__table__"} else obj
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_encode_table))
     os.replace(tmp, path)
 
 
@@ -134,8 +145,8 @@ class ArtifactStore:
         key = hash_key(key_parts)
         final = self.location(task, asset, partition, key)
         if (final / META_FILE).exists():
-            meta = json.loads((final / META_FILE).read_text())
-            return ArtifactRef(str(final), meta["content_hash"], key, cached=True)
+            ref = ArtifactRef(str(final), "", key, cached=True)
+            return ArtifactRef(str(final), ref.meta()["content_hash"], key, cached=True)
         work = final.with_name(f"{key}.work")
         work.mkdir(parents=True, exist_ok=True)
         with atomic_dir(final) as tmp:

@@ -39,3 +39,14 @@ def test_a_crash_mid_build_leaves_no_artifact(tmp_path):
     leftovers = [p.name for p in (tmp_path / "t" / "asset").iterdir()]
     assert all(name.endswith(".work") for name in leftovers)  # only the resumable scratch dir
     assert not store.build("t", "asset", None, {"x": 1}, write("ok")).cached
+
+
+def test_table_metadata_survives_a_reload(tmp_path):
+    import pandas as pd
+
+    def build(out, work):
+        (out / "x").write_text("x")
+        return {"preview": pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})}
+
+    ref = ArtifactStore(tmp_path).build("t", "asset", None, {}, build)
+    assert ref.meta()["metadata"]["preview"].equals(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
