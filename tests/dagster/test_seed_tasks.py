@@ -1,0 +1,63 @@
+"""Every seed task's data group materializes offline from the shipped fixtures, through Dagster.
+
+The overrides are parsed from each task YAML's header comment (the documented
+``rlhf run <task> --select data --set ...`` command), so the docs and this test cannot drift.
+"""
+from __future__ import annotations
+
+import shlex
+
+import dagster as dg
+import pytest
+
+from pipelines.runner import resolve_selection, run_task
+from pipelines.task_defs import run_plan
+from resources import build_resources
+from rlhf_core.config import load_config, task_config_path
+
+SEED_TASKS = ["hh_rlhf", "hh_pro", "oasst_crs", "qa_feedback", "detox", "comet", "reddit", "faithdial", "rlhflow"]
+
+
+def header_command(task: str) -> list[str]:
+    """The ``rlhf run <task> ...`` command of the YAML header, with its ``\\`` continuations joined."""
+    lines = task_config_path(task).read_text().splitlines()
+    comments = [line[1:].strip() for line in lines[: next(i for i, l in enumerate(lines) if not l.startswith("#"))]]
+    start = next(i for i, c in enumerate(comments) if c.startswith(f"rlhf run {task} "))
+    parts = []
+    for c in comments[start:]:
+        parts.append(c.removesuffix("\\").strip())
+        if not c.endswith("\\"):
+            break
+    return shlex.split(" ".join(parts))
+
+
+def header_overrides(task: str) -> tuple[list[str], list[str]]:
+    """(``--set`` values, ``--select`` values) of the header command."""
+    argv = header_command(task)
+    assert argv[:3] == ["rlhf", "run", task]
+    overrides, select = [], []
+    it = iter(argv[3:])
+    for flag in it:
+        assert flag in ("--set", "--select"), f"{task}: unexpected header argument {flag!r}"
+        (overrides if flag == "--set" else select).append(next(it))
+    return overrides, select
+
+
+@pytest.mark.parametrize("task", SEED_TASKS)
+def test_header_command_materializes_the_data_group(task, tmp_path, monkeypatch):
+    overrides, select = header_overrides(task)
+    assert select == ["data"]
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    assert run_task(task, overrides, ["data"], resources=build_resources(str(tmp_path / "art"))) == 0
+
+    cfg = load_config(task_config_path(task), overrides)
+    keys = resolve_selection(task, run_plan(cfg), ["data"])
+    names = {k.path[-1] for k in keys}
+    assert set(cfg.datasets) <= names, f"{task}: datasets outside the data group"
+    inst = dg.DagsterInstance.get()
+    for key in sorted(keys, key=str):
+        event = inst.get_latest_materialization_event(key)
+        assert event is not None, f"{key} was not materialized"
+        meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        # every raw source table and every final dataset (the RM / policy files) keeps rows
+        assert meta.get("kept_rows", 0) > 0, f"{key}: {meta}"
