@@ -5,7 +5,7 @@ from assets.common import asset_in, code_version, key
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
 from rlhf_core import stages
-from rlhf_core.config import PROJECT_ROOT, TaskConfig
+from rlhf_core.config import TaskConfig
 
 
 def algorithm_partitions(task: TaskConfig) -> dg.StaticPartitionsDefinition:

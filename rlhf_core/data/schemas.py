@@ -21,8 +21,3 @@ def require_columns(df: pd.DataFrame, columns: tuple[str, ...], table: str) -> N
     if missing:
         raise ValueError(f"{table}: missing column(s) {missing}; has {list(df.columns)}")
 
-
-def split_rows(df: pd.DataFrame, split: str, table: str) -> pd.DataFrame:
-    """Rows of one split; a table without a ``split`` column is an error, not 'all rows'."""
-    require_columns(df, ("split",), table)
-    return df[df["split"] == split].reset_index(drop=True)

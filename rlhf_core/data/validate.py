@@ -6,6 +6,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rlhf_core.data.schemas import PREFERENCE, require_columns
+
 
 def non_empty_table(df: pd.DataFrame, table: str) -> tuple[bool, dict[str, Any]]:
     return len(df) > 0, {"rows": len(df), "table": table}
@@ -13,6 +15,7 @@ def non_empty_table(df: pd.DataFrame, table: str) -> tuple[bool, dict[str, Any]]
 
 def preference_pairs_valid(df: pd.DataFrame) -> tuple[bool, dict[str, Any]]:
     """Every pair has a prompt and two different, non-empty responses."""
+    require_columns(df, PREFERENCE, "preference pairs")
     empty = int((df["chosen"].str.strip() == "").sum() + (df["rejected"].str.strip() == "").sum())
     identical = int((df["chosen"] == df["rejected"]).sum())
     return len(df) > 0 and empty == 0 and identical == 0, {"rows": len(df), "empty_responses": empty,
