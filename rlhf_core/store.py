@@ -145,8 +145,8 @@ class ArtifactStore:
         key = hash_key(key_parts)
         final = self.location(task, asset, partition, key)
         if (final / META_FILE).exists():
-            ref = ArtifactRef(str(final), "", key, cached=True)
-            return ArtifactRef(str(final), ref.meta()["content_hash"], key, cached=True)
+            meta = json.loads((final / META_FILE).read_text())
+            return ArtifactRef(str(final), meta["content_hash"], key, cached=True)
         work = final.with_name(f"{key}.work")
         work.mkdir(parents=True, exist_ok=True)
         with atomic_dir(final) as tmp:

@@ -22,7 +22,7 @@ import pandas as pd
 from rlhf_core.config import DemoWorldConfig, GoldConfig
 from rlhf_core.rewards.base import register
 
-_SENTENCE = re.compile(r"[^.!?]+(?:[.!?]|$)")
+SENTENCE = re.compile(r"[^.!?]+(?:[.!?]|$)")
 _WORD = re.compile(r"[A-Za-z]+")
 
 COMPONENTS = ("relevance", "factuality", "completeness", "toxicity")
@@ -81,7 +81,7 @@ class World:
         subject, asked = self.parse_prompt(prompt)
         judgement = Judgement([], n_asked=len(asked))
         seen: set[str] = set()
-        for match in _SENTENCE.finditer(response):
+        for match in SENTENCE.finditer(response):
             text = match.group().strip()
             if not text:
                 continue

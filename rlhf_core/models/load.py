@@ -34,7 +34,8 @@ def hub_kwargs(source: ModelSource) -> tuple[str, dict[str, Any]]:
     return source.hub_id, {"revision": source.revision, "trust_remote_code": source.trust_remote_code}
 
 
-def _from_pretrained(cls: Any, source: ModelSource, **extra: Any) -> Any:
+def from_pretrained_source(cls: Any, source: ModelSource, **extra: Any) -> Any:
+    """``cls.from_pretrained`` for any source; a hub source fails fast when the hub is offline."""
     name, kwargs = hub_kwargs(source)
     if source.hub_id is not None and os.environ.get("HF_HUB_OFFLINE") == "1":
         raise OfflineHubError(f"{name}@{source.revision}: HF_HUB_OFFLINE=1; point the config at a local path")
@@ -44,7 +45,7 @@ def _from_pretrained(cls: Any, source: ModelSource, **extra: Any) -> Any:
 def load_tokenizer(source: ModelSource):
     from transformers import AutoTokenizer
 
-    tok = _from_pretrained(AutoTokenizer, source)
+    tok = from_pretrained_source(AutoTokenizer, source)
     if tok.pad_token is None:  # GPT-2-style hub tokenizers ship without one
         tok.pad_token = tok.eos_token
     return tok
@@ -53,13 +54,13 @@ def load_tokenizer(source: ModelSource):
 def load_causal_lm(source: ModelSource):
     from transformers import AutoModelForCausalLM
 
-    return _from_pretrained(AutoModelForCausalLM, source, use_safetensors=True)
+    return from_pretrained_source(AutoModelForCausalLM, source, use_safetensors=True)
 
 
 def load_sequence_classifier(source: ModelSource, num_labels: int = 1):
     from transformers import AutoModelForSequenceClassification
 
-    return _from_pretrained(AutoModelForSequenceClassification, source, num_labels=num_labels, use_safetensors=True)
+    return from_pretrained_source(AutoModelForSequenceClassification, source, num_labels=num_labels, use_safetensors=True)
 
 
 def train_tokenizer(corpus: list[str], vocab_size: int, min_frequency: int):

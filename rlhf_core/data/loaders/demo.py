@@ -8,6 +8,7 @@ import pandas as pd
 from rlhf_core.config import DatasetConfig, SourceConfig, TaskConfig
 from rlhf_core.data.quarantine import CleanResult, Ledger, parse_jsonl
 from rlhf_core.data.registry import builder, loader
+from rlhf_core.demo.gold import SENTENCE
 from rlhf_core.demo.world import PAIRS, feedback_lines, make_facts
 
 FEEDBACK_FIELDS = {
@@ -133,15 +134,13 @@ def absolute_ratings(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task:
 @builder("demo_fine_grained_labels")
 def fine_grained_labels(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskConfig) -> CleanResult:
     """Response 1 as sentence segments, each labelled with its error type or 'O'."""
-    from rlhf_core.demo.gold import _SENTENCE
-
     (clean,) = inputs.values()
     rows = []
     for rec in clean.itertuples(index=False):
         text = rec.responses[0]
         spans = json.loads(rec.errors)
         segments, labels = [], []
-        for m in _SENTENCE.finditer(text):
+        for m in SENTENCE.finditer(text):
             if not m.group().strip():
                 continue
             label = next((e["error type"] for e in spans if e["start"] < m.end() and e["end"] > m.start()), "O")
