@@ -1,4 +1,15 @@
-"""Reward annotation of the task's responses, partitioned by scorer."""
+"""Reward annotation: one scorer per component, scored shards and incoming days, the final reward.
+
+    reward_scorers        [scorer]           the component resolved: fitted state, weights hash
+    annotated_responses   [scorer x shard]   the task's dataset, scored incrementally
+    rewards                                  sum_k weight_k * score_k per row
+    annotated_incoming    [date x scorer]    files dropped into the incoming folder that day
+    incoming_rewards      [date]             their final reward, as soon as every scorer is done
+
+A scorer's partitions read only its own ``reward_scorers`` partition, so changing one scorer
+makes only its annotations stale. One partition per run (``BackfillPolicy.multi_run(1)``):
+a GPU job per shard, and a failing shard fails alone.
+"""
 import dagster as dg
 
 from assets.common import asset_in, code_version, key
@@ -7,22 +18,110 @@ from resources.metadata import output
 from rlhf_core import stages
 from rlhf_core.config import TaskConfig
 
+ONE_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+BY_SCORER = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="scorer")
+BY_DATE = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date")
+POOL = "reward_scoring"  # cap concurrent scoring runs (GPUs) with a pool limit on the instance
 
-def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
+
+def scorer_partitions(task: TaskConfig) -> dg.StaticPartitionsDefinition:
+    return dg.StaticPartitionsDefinition(list(task.annotation.scorers))
+
+
+def shard_partitions(task: TaskConfig) -> dg.MultiPartitionsDefinition:
+    shards = dg.StaticPartitionsDefinition([str(i) for i in range(task.annotation.shards)])
+    return dg.MultiPartitionsDefinition({"scorer": scorer_partitions(task), "shard": shards})
+
+
+def day_partitions(task: TaskConfig) -> dg.DailyPartitionsDefinition:
+    # end_offset=1: today's folder is a partition already, so the sensor can score it as files land.
+    return dg.DailyPartitionsDefinition(start_date=task.annotation.incoming.start_date, end_offset=1)
+
+
+def incoming_partitions(task: TaskConfig) -> dg.MultiPartitionsDefinition:
+    return dg.MultiPartitionsDefinition({"date": day_partitions(task), "scorer": scorer_partitions(task)})
+
+
+def by_component(parts: dg.MultiPartitionsDefinition, refs: dict) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for partition, ref in sorted(refs.items()):
+        out.setdefault(parts.get_partition_key_from_str(partition).keys_by_dimension["scorer"], []).append(ref)
+    return out
+
+
+def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
+    """The annotation assets of a task, by name (none when the task has no ``annotation``)."""
     cfg = task.annotation
     if cfg is None:
-        return []
-    data_key = f"raw_{cfg.data}" if cfg.data in task.sources else cfg.data
-    ins = {"data": asset_in(task, data_key)}
-    if task.gold is not None:
-        ins["world"] = asset_in(task, f"raw_{task.gold.source}")
+        return {}
+    group = f"{task.task}_annotation"
+    data_in = {"data": asset_in(task, f"raw_{cfg.data}" if cfg.data in task.sources else cfg.data)} if cfg.data else {}
+    world_in = {"world": asset_in(task, f"raw_{task.gold.source}")} if task.gold else {}
+    model_names = sorted({s.model_asset for s in cfg.scorers.values() if s.model_asset})
+    identities = {name: [s.scorer, s.params, s.model_asset] for name, s in cfg.scorers.items()}  # not weights
 
-    @dg.asset(key=key(task, "annotated_responses"), group_name=f"{task.task}_annotation",
-              partitions_def=dg.StaticPartitionsDefinition(cfg.scorers), ins=ins,
-              code_version=code_version(task, cfg, task.gold),
-              backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
-              description=f"'{cfg.data}' scored by each scorer: {cfg.scorers}.")
-    def annotated_responses(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, data, world=None):
-        return output(*stages.annotate(task, artifacts.store(), context.partition_key, data, world))
+    @dg.asset(key=key(task, "reward_scorers"), group_name=group, partitions_def=scorer_partitions(task),
+              ins={**data_in, **world_in, **{m: asset_in(task, m) for m in model_names}},
+              code_version=code_version(task, identities, task.gold), backfill_policy=ONE_PER_RUN,
+              description="Each reward component resolved into a scorer that loads: fitted state, parameters "
+                          "and a hash of its weights.")
+    def reward_scorers(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, **inputs):
+        models = {m: inputs[m] for m in model_names}
+        return output(*stages.reward_scorer(task, artifacts.store(), context.partition_key, inputs.get("data"),
+                                            inputs.get("world"), models))
 
-    return [annotated_responses]
+    scorer_in = {"scorer": asset_in(task, "reward_scorers", partition_mapping=BY_SCORER)}
+    assets = {"reward_scorers": reward_scorers}
+    if cfg.data:
+        shards = shard_partitions(task)
+
+        @dg.asset(key=key(task, "annotated_responses"), group_name=group, partitions_def=shards, pool=POOL,
+                  ins={**data_in, **scorer_in, **world_in}, code_version=code_version(task, cfg.data, cfg.shards),
+                  backfill_policy=ONE_PER_RUN,
+                  description=f"'{cfg.data}' scored by each component, in {cfg.shards} shard(s); rows already "
+                              "scored by the same scorer are reused, not scored again.")
+        def annotated_responses(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, data, scorer,
+                                world=None):
+            part = context.partition_key.keys_by_dimension
+            return output(*stages.annotate_shard(task, artifacts.store(), part["scorer"], int(part["shard"]), data,
+                                                 scorer, world))
+
+        @dg.asset(key=key(task, "rewards"), group_name=group, ins={**data_in, "annotated": asset_in(
+                  task, "annotated_responses")}, code_version=code_version(task, {n: s.weight for n, s in
+                                                                                   cfg.scorers.items()}),
+                  description="The final reward of every row: the weighted sum of its component scores.")
+        def rewards(artifacts: ArtifactStoreResource, data, annotated):
+            return output(*stages.combine_rewards(task, artifacts.store(), "rewards", None,
+                                                  by_component(shards, annotated), stages.annotation_rows(data)))
+
+        assets.update(annotated_responses=annotated_responses, rewards=rewards)
+    if cfg.incoming:
+        assets.update(_incoming_assets(task, scorer_in, world_in))
+    return assets
+
+
+def _incoming_assets(task: TaskConfig, scorer_in: dict, world_in: dict) -> dict[str, dg.AssetsDefinition]:
+    parts = incoming_partitions(task)
+    group = f"{task.task}_incoming"
+
+    @dg.asset(key=key(task, "annotated_incoming"), group_name=group, partitions_def=parts, pool=POOL,
+              ins={**scorer_in, **world_in}, code_version=code_version(task, task.annotation.incoming),
+              backfill_policy=ONE_PER_RUN,
+              description=f"Responses dropped into {task.annotation.incoming.folder}/<date>/*.jsonl, scored by "
+                          "each component; the sensor and the daily schedule launch it.")
+    def annotated_incoming(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, scorer, world=None):
+        part = context.partition_key.keys_by_dimension
+        return output(*stages.annotate_incoming(task, artifacts.store(), part["scorer"], part["date"], scorer, world))
+
+    @dg.asset(key=key(task, "incoming_rewards"), group_name=group, partitions_def=day_partitions(task),
+              ins={"annotated": asset_in(task, "annotated_incoming", partition_mapping=BY_DATE,
+                                         metadata={"as_dict": True})},
+              code_version=code_version(task, {n: s.weight for n, s in task.annotation.scorers.items()}),
+              automation_condition=dg.AutomationCondition.eager(),
+              description="The final reward of a day's incoming rows, once every scorer has scored them.")
+    def incoming_rewards(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, annotated):
+        date = context.partition_key
+        return output(*stages.combine_rewards(task, artifacts.store(), "incoming_rewards", date,
+                                              by_component(parts, annotated), stages.incoming_rows(task, date)))
+
+    return {"annotated_incoming": annotated_incoming, "incoming_rewards": incoming_rewards}

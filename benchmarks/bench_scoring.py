@@ -30,6 +30,7 @@ from rlhf_core.rewards.classifiers import FluencyScorer
 SIZES = {
     # 4-layer, 256-wide: small enough for a 2-core CPU run of a few hundred texts.
     "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
     "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
 }
 WORDS = ("the a of to and in is was for on that with as by at from it his her they this an be "

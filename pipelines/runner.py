@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -14,8 +13,6 @@ from resources import artifact_root, build_resources
 from rlhf_core.config import ConfigError, load_config, task_config_path
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-# data_version and backfill_policy are beta in dagster 1.13; the notice adds nothing per asset.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 
 def instance() -> dg.DagsterInstance:

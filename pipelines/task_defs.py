@@ -1,8 +1,9 @@
 """Asset factory: one task config in, that task's asset graph (under its key prefix) out.
 
 A Dagster run covers one partition key of one partitions definition, so a task's graph is run
-in steps (``run_plan``): unpartitioned data and models, annotation per scorer, RL per
-algorithm, then the leaderboard over every algorithm. Each step is also a job in the UI.
+in steps (``run_plan``): unpartitioned data and models, the reward scorers, annotation per
+scorer x shard, the combined rewards, RL per algorithm, then the leaderboard over every algorithm.
+Each step is also a job in the UI; incoming annotation has its own job, schedule and sensor.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from assets import annotation, checks, data, models, rl
+from pipelines import automation
 from rlhf_core.config import TaskConfig
 
 
@@ -31,9 +33,12 @@ class Step:
 
 def run_plan(task: TaskConfig) -> list[Step]:
     rl_assets = rl.build(task)
+    notes = annotation.build(task)
     steps = [
         Step(f"{task.task}_data_and_models", data.build(task) + models.build(task)),
-        Step(f"{task.task}_annotation", annotation.build(task)),
+        Step(f"{task.task}_scorers", [notes["reward_scorers"]] if notes else []),
+        Step(f"{task.task}_annotation", [notes["annotated_responses"]] if "annotated_responses" in notes else []),
+        Step(f"{task.task}_rewards", [notes["rewards"]] if "rewards" in notes else []),
         Step(f"{task.task}_rl", rl_assets[:-1]),
         Step(f"{task.task}_leaderboard", rl_assets[-1:]),
     ]
@@ -44,4 +49,15 @@ def build_task_definitions(task: TaskConfig) -> dg.Definitions:
     plan = run_plan(task)
     jobs = [dg.define_asset_job(s.job, selection=dg.AssetSelection.assets(*s.keys),
                                 partitions_def=s.assets[0].partitions_def) for s in plan]
-    return dg.Definitions(assets=[a for s in plan for a in s.assets], asset_checks=checks.build(task), jobs=jobs)
+    assets = [a for s in plan for a in s.assets]
+    schedules, sensors = [], []
+    if task.annotation is not None and task.annotation.incoming is not None:
+        incoming = annotation.build(task)
+        assets += [incoming["annotated_incoming"], incoming["incoming_rewards"]]
+        job = dg.define_asset_job(f"{task.task}_incoming", selection=dg.AssetSelection.assets(
+            incoming["annotated_incoming"]), partitions_def=annotation.incoming_partitions(task))
+        jobs.append(job)
+        schedules.append(automation.daily_schedule(task, job))
+        sensors.append(automation.incoming_sensor(task, job, annotation.day_partitions(task)))
+    return dg.Definitions(assets=assets, asset_checks=checks.build(task), jobs=jobs, schedules=schedules,
+                          sensors=sensors)

@@ -1,7 +1,7 @@
 """IO manager for ``ArtifactRef``s: small JSON files, never pickles, never weights.
 
 Assets return refs to content-addressed artifacts; downstream assets receive the ref (or a
-``{partition: ref}`` dict when they read every partition of a partitioned parent).
+``{partition: ref}`` dict when they read several partitions of a partitioned parent).
 """
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ class RefIOManager(dg.ConfigurableIOManager):
             return {p: self._load(key, p) for p in context.asset_partition_keys}
         if context.has_asset_partitions:
             keys = context.asset_partition_keys
-            if len(keys) > 1:
+            # AssetIn(metadata={"as_dict": True}): a mapping that may yield one key still gives a dict.
+            if len(keys) > 1 or (context.definition_metadata or {}).get("as_dict"):
                 return {p: self._load(key, p) for p in keys}
             return self._load(key, keys[0])
         return self._load(key, None)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from rlhf_core.config import ModelSource, TaskConfig, to_dict
-from rlhf_core.data.quarantine import CleanResult
+from rlhf_core.data.quarantine import QUARANTINE_COLUMNS, CleanResult
 from rlhf_core.store import ArtifactRef, ArtifactStore, read_table, write_table
 
 TABLE = "table.parquet"
@@ -346,34 +346,191 @@ def leaderboard(task: TaskConfig, store: ArtifactStore, evaluations: dict[str, A
 
 # ----------------------------------------------------------------------------- annotation
 
+SCORER_SPEC = "scorer.json"
 
-def annotate(task: TaskConfig, store: ArtifactStore, scorer_name: str, data_ref: ArtifactRef,
-             world_ref: ArtifactRef | None) -> Result:
-    """Score every row of the annotation table with one scorer (one partition per scorer)."""
-    from rlhf_core.eval.plots import histogram
-    from rlhf_core.rewards.base import build_scorer
 
-    parents = {k: v for k, v in {"data": data_ref, "world": world_ref}.items() if v}
+def reward_scorer(task: TaskConfig, store: ArtifactStore, component: str, data_ref: ArtifactRef | None,
+                  world_ref: ArtifactRef | None, model_refs: dict[str, ArtifactRef]) -> Result:
+    """Resolve one reward component into a scorer that loads: fitted state, parameters, weights hash.
+
+    The artifact's content is the scorer's identity. Its annotations are reused while it is
+    unchanged and go stale (in Dagster and in the store) only when it changes.
+    """
+    from rlhf_core.rewards.simple import TfidfDiversityScorer
+    from rlhf_core.store import hash_dir, write_json_atomic
+
+    spec = task.annotation.scorers[component]
+    model_ref = model_refs.get(spec.model_asset) if spec.model_asset else None
+    parents = {k: v for k, v in {"data": data_ref, "world": world_ref, "model": model_ref}.items() if v}
 
     def build(out: Path, _: Path) -> dict[str, Any]:
-        rows = table(data_ref)
-        prompts, completions = rows["prompt"].tolist(), rows["completion"].tolist()
-        if scorer_name == "gold":
-            scores = gold_scorer(task, world_ref).components(prompts, completions)
-        elif scorer_name == "diversity":  # tf-idf state is fitted on the training responses
-            from rlhf_core.rewards.simple import TfidfDiversityScorer
+        params = {**spec.params, **({"model": model_ref.path} if model_ref else {})}
+        if spec.scorer == "diversity" and "state_path" not in params:
+            if data_ref is None:
+                raise ValueError(f"scorer {component!r}: diversity needs annotation.data to fit on, or params.state_path")
+            rows = table(data_ref)
+            TfidfDiversityScorer.fit(rows.loc[rows["split"] == "train", "completion"].tolist()).save(out / "tfidf_state.json")
+        scorer = _load_scorer(task, component, spec.scorer, params, out, world_ref)
+        model_dir = Path(str(params.get("model", "")))
+        weights = (world_ref.content_hash if spec.scorer == "gold"
+                   else hash_dir(model_dir) if params.get("model") and model_dir.is_dir() else None)
+        write_json_atomic(out / SCORER_SPEC, {"component": component, "scorer": spec.scorer, "params": params,
+                                              "version": scorer.version, "weights": weights})
+        return {"scorer": spec.scorer, "scorer_code_version": scorer.version, "weights_hash": str(weights),
+                "params": {k: str(v) for k, v in params.items()}}
 
-            scorer = TfidfDiversityScorer.fit(rows.loc[rows["split"] == "train", "completion"].tolist())
-            scorer.save(out / "tfidf_state.json")
-            scores = pd.DataFrame({"diversity": scorer(prompts, completions)})
-        else:
-            scores = pd.DataFrame({scorer_name: build_scorer(scorer_name)(prompts, completions)})
-        scored = pd.concat([rows[["id", "split"]], scores], axis=1)
-        write_table(scored, out / TABLE)
-        main = scores[scorer_name]
-        histogram({scorer_name: main.to_numpy()}, out / "histogram.png", f"{scorer_name} over {len(rows)} rows")
-        return {"rows": len(rows), "mean": float(main.mean()), "std": float(main.std()),
-                "histogram": "histogram.png", "means": scores.mean().round(4).to_dict()}
+    return _done(store.build(task.task, "reward_scorers", component,
+                             _key("scorer", {"component": component, "spec": spec}, parents, task), build))
 
-    key = _key("annotate", {"scorer": scorer_name}, parents, task)
-    return _done(store.build(task.task, "annotated_responses", scorer_name, key, build))
+
+def _load_scorer(task: TaskConfig, component: str, name: str, params: dict[str, Any], scorer_dir: Path,
+                 world_ref: ArtifactRef | None):
+    from rlhf_core.rewards.base import ScorerLoadError, build_scorer
+
+    try:
+        if name == "gold":
+            return gold_scorer(task, world_ref)
+        if name == "diversity" and "state_path" not in params:
+            params = {**params, "state_path": str(scorer_dir / "tfidf_state.json")}
+        return build_scorer(name, **params)
+    except Exception as err:
+        raise ScorerLoadError(f"reward component {component!r}: scorer {name!r} failed to load "
+                              f"({type(err).__name__}: {err})") from err
+
+
+def annotate_shard(task: TaskConfig, store: ArtifactStore, component: str, shard: int, data_ref: ArtifactRef,
+                   scorer_ref: ArtifactRef, world_ref: ArtifactRef | None) -> Result:
+    """Score one shard of the task's dataset with one component's scorer, reusing earlier scores."""
+    from rlhf_core.rewards.annotate import shard_of
+
+    rows = table(data_ref).rename(columns={"id": "row_id"})
+    in_shard = [shard_of(p, c, task.annotation.shards) == shard for p, c in zip(rows["prompt"], rows["completion"])]
+    rows = rows.loc[in_shard, ["row_id", "prompt", "completion"]].reset_index(drop=True)
+    parents = {k: v for k, v in {"data": data_ref, "scorer": scorer_ref, "world": world_ref}.items() if v}
+    return _annotate(task, store, "annotated_responses", f"{component}/shard-{shard}", rows, None, scorer_ref,
+                     world_ref, _key("annotate", {"component": component, "shard": shard,
+                                                  "shards": task.annotation.shards}, parents, task))
+
+
+def annotate_incoming(task: TaskConfig, store: ArtifactStore, component: str, date: str,
+                      scorer_ref: ArtifactRef, world_ref: ArtifactRef | None) -> Result:
+    """Score the responses dropped into the incoming folder on ``date`` (an empty day scores nothing)."""
+    from rlhf_core.rewards.incoming import content_fingerprint
+
+    day = incoming_day(task, date)
+    result = _read_incoming(day)
+    parents = {k: v for k, v in {"scorer": scorer_ref, "world": world_ref}.items() if v}
+    key = _key("annotate_incoming", {"component": component, "date": date}, parents, task,
+               files=content_fingerprint(day) if day.is_dir() else None)
+    ref, meta = _annotate(task, store, "annotated_incoming", f"{component}/{date}", result.kept,
+                          result.quarantined, scorer_ref, world_ref, key)
+    return ref, {**meta, "incoming_folder": str(day)}
+
+
+def incoming_day(task: TaskConfig, date: str) -> Path:
+    from rlhf_core.config import PROJECT_ROOT
+
+    return PROJECT_ROOT / task.annotation.incoming.folder / date
+
+
+def _read_incoming(day: Path) -> CleanResult:
+    from rlhf_core.rewards.incoming import INCOMING_COLUMNS, read_day
+
+    if day.is_dir():
+        return read_day(day)
+    return CleanResult(pd.DataFrame(columns=INCOMING_COLUMNS), pd.DataFrame(columns=QUARANTINE_COLUMNS), {}, 0)
+
+
+def _annotate(task: TaskConfig, store: ArtifactStore, asset: str, partition: str, rows: pd.DataFrame,
+              input_quarantine: pd.DataFrame | None, scorer_ref: ArtifactRef, world_ref: ArtifactRef | None,
+              key: dict[str, Any]) -> Result:
+    import json
+
+    from rlhf_core.eval.plots import histogram
+    from rlhf_core.rewards.annotate import annotate
+
+    spec = json.loads(scorer_ref.file(SCORER_SPEC).read_text())
+    version = scorer_ref.content_hash  # covers the code version, the parameters and the weights
+
+    def build(out: Path, _: Path) -> dict[str, Any]:
+        scorer = _load_scorer(task, spec["component"], spec["scorer"], spec["params"], scorer_ref.dir, world_ref)
+        previous = next((table(r) for r in store.previous(task.task, asset, partition)
+                         if r.meta()["metadata"].get("scorer_version") == version), None)
+        result = annotate(rows, scorer, previous, version=version)
+        quarantined = pd.concat([q for q in (input_quarantine, result.quarantined) if q is not None and len(q)]
+                                or [result.quarantined], ignore_index=True)
+        write_table(result.scored, out / TABLE)
+        write_table(quarantined, out / QUARANTINE)
+        scores = result.scored["score"]
+        meta = {**result.stats, "input_quarantined": 0 if input_quarantine is None else len(input_quarantine),
+                "scorer": spec["scorer"], "scorer_version": version,
+                "quarantine_reasons": quarantined["reason"].value_counts().to_dict()}
+        if len(scores):
+            histogram({spec["component"]: scores.to_numpy()}, out / "histogram.png",
+                      f"{spec['component']} ({spec['scorer']}) over {len(scores)} rows")
+            meta.update(mean=float(scores.mean()), std=float(scores.std(ddof=0)), histogram="histogram.png")
+        return meta
+
+    ref, meta = _done(store.build(task.task, asset, partition, key, build))
+    # A cached artifact means this run scored nothing: every row's score was already there.
+    if ref.cached:
+        meta = {**meta, "scored_this_run": 0, "reused_this_run": meta["scored"] + meta["reused"]}
+    else:
+        meta = {**meta, "scored_this_run": meta["scored"], "reused_this_run": meta["reused"]}
+    return ref, meta
+
+
+def combine_rewards(task: TaskConfig, store: ArtifactStore, asset: str, partition: str | None,
+                    annotations: dict[str, list[ArtifactRef]], rows: pd.DataFrame) -> Result:
+    """The task's reward per row: ``sum_k weight_k * score_k`` over its components (SPEC 3.2, 3.3).
+
+    Args:
+        annotations: Component name -> its annotation artifacts (one per shard or day).
+        rows: ``row_id``, ``prompt``, ``completion`` (and ``split``) of every annotated row.
+
+    A row that lacks a weighted component's score (that scorer quarantined it) is quarantined
+    here too, with the reason; components of weight 0 are reported as columns only.
+    """
+    from rlhf_core.data.quarantine import Ledger
+    from rlhf_core.eval.plots import histogram
+
+    weights = {name: spec.weight for name, spec in task.annotation.scorers.items()}
+    parents = {f"{name}/{i}": ref for name, refs in annotations.items() for i, ref in enumerate(refs)}
+
+    def build(out: Path, _: Path) -> dict[str, Any]:
+        frame = rows.copy()
+        for name, refs in sorted(annotations.items()):
+            scores = pd.concat([table(r) for r in refs], ignore_index=True)
+            frame[name] = frame["row_id"].map(dict(zip(scores["row_id"], scores["score"])))
+        weighted = [k for k, w in weights.items() if w != 0]
+        missing = frame[weighted].isna()
+        ledger = Ledger(source=asset, n_input=len(frame))
+        for i in np.flatnonzero(missing.any(axis=1).to_numpy()):
+            lacking = [k for k in weighted if missing.iloc[i][k]]
+            ledger.quarantine_row(frame.iloc[i]["row_id"], lacking[0], f"no {', '.join(lacking)} score "
+                                  "(quarantined by that scorer)", frame.iloc[i][["prompt", "completion"]].to_dict())
+        kept = frame[~missing.any(axis=1)].copy()
+        kept["reward"] = sum(w * kept[k] for k, w in weights.items() if w != 0)
+        result = ledger.result(kept)
+        write_table(result.kept, out / TABLE)
+        write_table(result.quarantined, out / QUARANTINE)
+        meta = {**result.counts(), "weights": weights,
+                "component_means": kept[list(weights)].mean().round(4).to_dict(),
+                # How the components agree (e.g. a trained RM against the gold judge): Pearson r.
+                "correlations": kept[list(weights)].corr().round(3).reset_index(names="component")}
+        if len(kept):
+            histogram({"reward": kept["reward"].to_numpy()}, out / "histogram.png", f"reward over {len(kept)} rows")
+            meta.update(reward_mean=float(kept["reward"].mean()), histogram="histogram.png",
+                        preview=kept.drop(columns=["prompt"]).head(5))
+        return meta
+
+    key = _key("rewards", {"weights": weights}, parents, task, rows=pd.util.hash_pandas_object(rows).sum().item())
+    return _done(store.build(task.task, asset, partition, key, build))
+
+
+def annotation_rows(data_ref: ArtifactRef) -> pd.DataFrame:
+    return table(data_ref).rename(columns={"id": "row_id"})
+
+
+def incoming_rows(task: TaskConfig, date: str) -> pd.DataFrame:
+    return _read_incoming(incoming_day(task, date)).kept

@@ -127,6 +127,14 @@ class ArtifactStore:
         base = self.root / task / asset
         return (base / partition if partition else base) / key
 
+    def previous(self, task: str, asset: str, partition: str | None) -> list[ArtifactRef]:
+        """Every complete artifact of this asset partition, newest first (for incremental stages)."""
+        base = self.location(task, asset, partition, "")
+        done = [d for d in base.glob("*") if (d / META_FILE).exists()] if base.is_dir() else []
+        done.sort(key=lambda d: (d / META_FILE).stat().st_mtime_ns, reverse=True)
+        return [ArtifactRef(str(d), json.loads((d / META_FILE).read_text())["content_hash"], d.name, cached=True)
+                for d in done]
+
     def build(
         self,
         task: str,

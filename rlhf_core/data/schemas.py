@@ -21,3 +21,5 @@ def require_columns(df: pd.DataFrame, columns: tuple[str, ...], table: str) -> N
     if missing:
         raise ValueError(f"{table}: missing column(s) {missing}; has {list(df.columns)}")
 
+
+MESSAGES = ("messages",)  # TRL SFT conversational: [{role, content}, ...]; loss on every assistant turn

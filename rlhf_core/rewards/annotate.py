@@ -36,6 +36,12 @@ def content_hash(prompt: str, completion: str) -> str:
     return hashlib.sha256(json.dumps([prompt, completion], ensure_ascii=False).encode()).hexdigest()
 
 
+def shard_of(prompt: Any, completion: Any, shards: int) -> int:
+    """The shard a row belongs to, from its content: it stays there however the table is reordered."""
+    digest = hashlib.sha256(json.dumps([prompt, completion], ensure_ascii=False, default=str).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
 def _input_problem(prompt: Any, completion: Any, max_chars: int) -> tuple[str, str] | None:
     if not isinstance(prompt, str):
         return "prompt", f"prompt is {type(prompt).__name__}, not text"
@@ -53,6 +59,7 @@ def annotate(
     scorer: Scorer,
     previous: pd.DataFrame | None = None,
     *,
+    version: str | None = None,
     max_chars: int = MAX_CHARS,
 ) -> AnnotationResult:
     """Score the rows of ``rows`` that ``previous`` does not already hold for this scorer name+version.
@@ -62,6 +69,7 @@ def annotate(
         scorer: Any registered scorer. If it has ``invalid_reason(prompt, completion)`` rows it
             rejects are quarantined; if it has ``score_with_stats`` truncation is recorded.
         previous: An earlier ``AnnotationResult.scored`` table (any scorers, any versions), or None.
+        version: Overrides ``scorer.version`` (e.g. a hash that also covers the weights).
         max_chars: Rows whose prompt + completion is longer are quarantined.
 
     Returns:
@@ -72,6 +80,7 @@ def annotate(
     missing = {"row_id", "prompt", "completion"} - set(rows.columns)
     if missing:
         raise KeyError(f"annotation input lacks column(s) {sorted(missing)}")
+    version = version or scorer.version
     ledger = Ledger(source=scorer.name, n_input=len(rows))
     invalid_reason = getattr(scorer, "invalid_reason", None)
 
@@ -90,7 +99,7 @@ def annotate(
         seen_ids.add(row_id)
         valid.append((row_id, content_hash(prompt, completion), prompt, completion))
 
-    known = _previous_scores(previous, scorer)
+    known = _previous_scores(previous, scorer.name, version)
     to_score = {h: (p, c) for _, h, p, c in valid if h not in known}  # identical rows are scored once
     fresh = _score(scorer, list(to_score.values()))
     fresh_by_hash = dict(zip(to_score, fresh))
@@ -107,7 +116,7 @@ def annotate(
                                       {"prompt": prompt, "completion": completion})
                 continue
             n_scored += 1
-        out.append((row_id, h, scorer.name, scorer.version, score, truncated))
+        out.append((row_id, h, scorer.name, version, score, truncated))
 
     scored = pd.DataFrame(out, columns=ANNOTATION_COLUMNS)
     quarantined = pd.DataFrame(ledger.quarantine, columns=QUARANTINE_COLUMNS)
@@ -122,10 +131,10 @@ def annotate(
     return AnnotationResult(scored, quarantined, stats)
 
 
-def _previous_scores(previous: pd.DataFrame | None, scorer: Scorer) -> dict[str, tuple[float, bool]]:
+def _previous_scores(previous: pd.DataFrame | None, name: str, version: str) -> dict[str, tuple[float, bool]]:
     if previous is None or previous.empty:
         return {}
-    same = previous[(previous["scorer"] == scorer.name) & (previous["scorer_version"] == scorer.version)]
+    same = previous[(previous["scorer"] == name) & (previous["scorer_version"] == version)]
     return {h: (float(s), bool(t)) for h, s, t in zip(same["content_hash"], same["score"], same["truncated"])}
 
 

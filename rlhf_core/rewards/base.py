@@ -21,6 +21,10 @@ class Scorer(Protocol):
     def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]: ...
 
 
+class ScorerLoadError(RuntimeError):
+    """A configured scorer cannot be built (missing weights, bad parameters, unknown name)."""
+
+
 _REGISTRY: dict[str, Callable[..., Scorer]] = {}
 
 

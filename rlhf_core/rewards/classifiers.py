@@ -1,11 +1,12 @@
-"""RoBERTa sequence classifiers of the [LoL] rewards (SPEC 3.2): CoLA fluency and FaithCritic.
+"""Sequence classifiers: the [LoL] RoBERTa rewards (SPEC 3.2) and a reward model's raw logit (SPEC 3.4).
 
     fluency = build_scorer("fluency", revision="<sha>")        # textattack/roberta-base-CoLA
     faithful = build_scorer("faithcritic", revision="<sha>")   # McGill-NLP/roberta-large-faithcritic
+    reward = build_scorer("rm_logit", model="artifacts/demo/reward_model/<key>")
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -51,3 +52,28 @@ class FaithCriticScorer(BatchedModelScorer):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.softmax(self.model(**batch).logits.float(), dim=-1)[:, 0]
+
+
+@register("rm_logit")
+class RewardModelLogitScorer(BatchedModelScorer):
+    """The raw logit of a one-output reward model on ``prompt + completion`` ([WA], SPEC 3.4).
+
+    Input: the prompt and response joined as one text with the tokenizer's own special tokens,
+    truncated on the left so the response is kept. Value: logits[:, 0], no squashing. This is
+    also how a task scores its data with a reward model it trained itself (``model_asset``).
+    """
+
+    name = "rm_logit"
+    default_model = None
+    truncation_side = "left"
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        if self.model.config.pad_token_id is None:  # decoder RMs pool at the last non-pad token
+            self.model.config.pad_token_id = self.pad_id
+
+    def model_inputs(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[list[str], None]:
+        return [p + r for p, r in zip(prompts, responses)], None
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(**batch).logits.float()[:, 0]

@@ -36,7 +36,7 @@ class BatchedModelScorer:
 
     name: ClassVar[str]
     code_version: ClassVar[str] = "1"  # bump when a change here or in a subclass alters scores
-    default_model: ClassVar[str]
+    default_model: ClassVar[str | None]
     default_max_length: ClassVar[int] = 512
     add_special_tokens: ClassVar[bool] = True
     truncation_side: ClassVar[str] = "right"
@@ -64,6 +64,8 @@ class BatchedModelScorer:
             progress: tqdm bar on/off; None shows it for long runs.
         """
         source = model or self.default_model
+        if not source:
+            raise ValueError(f"{self.name}: no model given and no default checkpoint")
         self.model, self.tokenizer, self.device = self.load(source, revision, device)
         self.tokenizer.truncation_side = self.truncation_side
         limit = max_positions(self.model.config)

@@ -7,16 +7,22 @@
 - builder ``fg_preference_pairs``: (chosen, rejected) pairs of the holistic / R3 preference RMs
   (SPEC 2.2). ``prompt + chosen`` is exactly the seed's RM input ``prompt + ' ' + prediction``.
 - builder ``fg_completeness_preferences``: R3 preferences by passage coverage (SPEC 2.2).
+- loader ``qa_sft``: ``train_1k.json`` (and ``dev.json``, the seed's validation file) as the
+  t5-large SFT rows (SPEC 1.1, 4): ``prompt`` = ``text``, ``completion`` = ``answer[0]``.
 
 Deviations from the seed: the seed ``assert``s that error spans sit on word boundaries and that a
 word carries at most one error category, stopping the whole run; here such an example is
 quarantined with the reason. Sentences come from ``rlhf_core.data.segmentation`` (no spaCy).
+The SFT seed trains on an empty ``answer[0]`` (it only skips a falsy ``text`` or ``answer``); here an
+empty reference is quarantined.
 """
 from __future__ import annotations
 
 import json
 from collections import defaultdict
 from difflib import SequenceMatcher
+from functools import partial
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -64,16 +70,21 @@ def load_qa_feedback(source: SourceConfig, task: TaskConfig) -> CleanResult:
     """
     ledger = Ledger(source.hub_id or source.path or "qa_feedback")
     records = []
+    for split, part, rows in _example_files(source):
+        records += [{**rec, "split": split} for rec in parse_rows(rows, _parse_example, part)]
+        absorb(ledger, part)
+    return ledger.result(pd.DataFrame(records, columns=FEEDBACK_COLUMNS))
+
+
+def _example_files(source: SourceConfig) -> Iterator[tuple[str, Ledger, list[tuple[int, Any]]]]:
+    """``(split, file ledger, numbered examples)`` of the JSON-list file of every split in ``files``."""
     for split in source.files:
         path = source_file(source, split)
         examples = load_json_document(path)
         if not isinstance(examples, list):
             raise SourceError(str(path), f"expected a JSON list of examples, got {type(examples).__name__}")
         part = Ledger(str(path))
-        parsed = parse_rows(count_rows(part, examples), _parse_example, part)
-        records += [{**rec, "split": split} for rec in parsed]
-        absorb(ledger, part)
-    return ledger.result(pd.DataFrame(records, columns=FEEDBACK_COLUMNS))
+        yield split, part, count_rows(part, examples)
 
 
 def _parse_example(row_no: int, ex: dict) -> dict:
@@ -132,6 +143,36 @@ def _check_missing(i: int, item: dict) -> dict:
     if not isinstance(pid, int) or not isinstance(sids, list) or not all(isinstance(s, int) for s in sids):
         raise RowError(f"{where}", f"passage_id must be an int and sentence_id a list of ints, got {pid!r}, {sids!r}")
     return {"error type": etype, "passage_id": pid, "sentence_id": sids}
+
+
+# ----------------------------------------------------------------------------- SFT (train_1k)
+
+SFT_COLUMNS = ["id", "split", "prompt", "completion", "references"]
+
+
+@loader("qa_sft")
+def load_qa_sft(source: SourceConfig, task: TaskConfig) -> CleanResult:
+    """SFT rows ``{id, split, prompt, completion, references}`` of every split named in ``files``.
+
+    ``prompt`` is the item's ``text`` verbatim and ``completion`` its ``answer[0]`` (t5 adds
+    ``</s>`` to the target itself); ``references`` keeps every answer, since ROUGE takes the max
+    over all of them. Lengths (1,024 input / 200 target tokens) are truncated by the trainer,
+    not filtered here. ``id`` is the item's 0-based index in its file.
+    """
+    ledger = Ledger(source.hub_id or source.path or "qa_sft")
+    records = []
+    for split, part, rows in _example_files(source):
+        records += [{**rec, "split": split} for rec in parse_rows(rows, partial(_parse_sft_item, part), part)]
+        absorb(ledger, part)
+    return ledger.result(pd.DataFrame(records, columns=SFT_COLUMNS))
+
+
+def _parse_sft_item(ledger: Ledger, row_no: int, ex: dict) -> dict | None:
+    if get_field(ex, "text") in (None, "") or get_field(ex, "answer") in (None, []):
+        ledger.drop("no_text_or_answer")  # the seed skips an item whose text or answer is falsy
+        return None
+    answers = check_str_list(get_list(ex, "answer"), "answer")
+    return {"id": str(row_no - 1), "prompt": get_str(ex, "text"), "completion": answers[0], "references": answers}
 
 
 # ----------------------------------------------------------------------------- R1 / R2 token labels

@@ -1,4 +1,5 @@
-"""[RF] RLHFlow preference data: standard-format pairs, pair-PM files, ArmoRM objectives.
+"""[RF] RLHFlow preference data: standard-format pairs, pair-PM files, ArmoRM objectives and
+embeddings, RewardBench evaluation pairs.
 
 - loader ``rlhflow_pairs``: Parquet files with ``chosen`` / ``rejected`` conversations (lists of
   ``{role, content}``), stored as JSON strings (SPEC 1.5).
@@ -7,10 +8,16 @@
   inputs concatenated and shuffled with seed 42.
 - loader ``armorm_multi_objective``: ``messages`` plus the 19 attribute columns, NaN where an
   attribute is missing (SPEC 1.5, 2.5 stage 1 labels).
+- builders ``armorm_objective_embeddings`` / ``armorm_pair_embeddings``: ArmoRM stage-1 and
+  stage-2 backbone embeddings (SPEC 2.5); the model code is in ``rlhf_core.data.armo_embeddings``.
+- loader ``reward_bench``: the RewardBench ``filtered`` split as prompt/chosen/rejected pairs with
+  their ``subset`` and scoring ``section`` (SPEC 7.5; scoring in ``rlhf_core.eval.reward_bench``).
 
 Deviation from the seed: the position of the chosen answer is drawn from numpy's unseeded global
 RNG in the seed; here from ``numpy.random.default_rng(task.seed)``, so a run is reproducible. The
 seed-42 shuffle is ``numpy.random.default_rng(42).permutation`` (what ``Dataset.shuffle(seed=42)`` draws).
+Deviation: the ArmoRM embeddings are float32 list columns of a Parquet table rather than the seed's
+safetensors files, so they go through the artifact store like every other table.
 """
 from __future__ import annotations
 
@@ -23,8 +30,9 @@ import pandas as pd
 from rlhf_core.config import DatasetConfig, SourceConfig, TaskConfig
 from rlhf_core.data.quarantine import CleanResult, Ledger
 from rlhf_core.data.registry import builder, loader
-from rlhf_core.data.rows import RowError, get_field, read_parquet_source
-from rlhf_core.data.transforms import check_options, option
+from rlhf_core.data.rows import RowError, get_field, get_str, read_parquet_source
+from rlhf_core.data.transforms import check_options, one_input, option
+from rlhf_core.eval.reward_bench import SECTION_OF
 
 ARMORM_ATTRIBUTES = (
     "helpsteer-helpfulness", "helpsteer-correctness", "helpsteer-coherence", "helpsteer-complexity",
@@ -135,3 +143,113 @@ def load_armorm(source: SourceConfig, task: TaskConfig) -> CleanResult:
         return rec
 
     return read_parquet_source(source, parse, ["id", "split", "messages", *attributes])
+
+
+@builder("armorm_objective_embeddings")
+def build_armorm_objective_embeddings(
+    inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskConfig
+) -> CleanResult:
+    """Stage-1 rows ``{id, split, embedding, <attributes>}``: the final-token hidden state of each
+    ``messages`` conversation, beside its 19 labels (NaN where missing).
+
+    Options: ``model`` (a ``ModelSource`` mapping, required), ``strip_bos_text`` (True),
+    ``batch_size`` (8), ``device`` (CUDA when available), ``shuffle_seed`` (0: the seed shuffles
+    before embedding, which fixes the row order its later 80/20 split sees). Like the seed, stage 1
+    has no length limit.
+    """
+    from rlhf_core.data import armo_embeddings as armo
+
+    check_options(spec, {"model", "strip_bos_text", "batch_size", "device", "shuffle_seed"})
+    df = one_input(inputs, spec)
+    df = df.iloc[np.random.default_rng(option(spec, "shuffle_seed", 0)).permutation(len(df))]
+    ledger = Ledger(spec.builder)
+    ledger.n_input = len(df)
+    model, tok = armo.load_backbone(option(spec, "model"), builder=spec.builder, device=option(spec, "device", None))
+    strip_bos = option(spec, "strip_bos_text", True)
+    ids = [armo.render(tok, json.loads(m), strip_bos_text=strip_bos) for m in df["messages"]]
+    states = armo.hidden_states_at(model, ids, [[len(s) - 1] for s in ids], option(spec, "batch_size", 8))
+    out = df.drop(columns="messages")
+    out.insert(2, "embedding", [s[0] for s in states])
+    return ledger.result(out)
+
+
+@builder("armorm_pair_embeddings")
+def build_armorm_pair_embeddings(
+    inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskConfig
+) -> CleanResult:
+    """Stage-2 rows: the input's columns less the texts, plus ``embedding`` (final token) and
+    ``prompt_embedding`` (start of the last ``token_pattern``), each ``[chosen, rejected]``.
+
+    Inputs are ``rlhflow_pairs`` tables (conversations) or ``prompt``/``chosen``/``rejected`` text
+    rows such as ``reward_bench``, which become ``[user prompt, assistant response]`` as in the seed.
+    A pair with a side longer than ``max_length`` tokens is dropped; a side without the pattern is
+    quarantined (the seed stops with an error there).
+
+    Options: ``model`` (required), ``token_pattern`` (``llama3``, ``gemma2`` or token ids; llama3),
+    ``max_length`` (8192), ``strip_bos_text`` (True), ``batch_size`` (8), ``device`` (CUDA when available).
+    """
+    from rlhf_core.data import armo_embeddings as armo
+
+    check_options(spec, {"model", "token_pattern", "max_length", "strip_bos_text", "batch_size", "device"})
+    pattern = armo.token_pattern(option(spec, "token_pattern", "llama3"), builder=spec.builder)
+    max_length = option(spec, "max_length", 8192)
+    strip_bos = option(spec, "strip_bos_text", True)
+    df = pd.concat(list(inputs.values()), ignore_index=True)
+    ledger = Ledger(spec.builder)
+    ledger.n_input = len(df)
+    model, tok = armo.load_backbone(option(spec, "model"), builder=spec.builder, device=option(spec, "device", None))
+    kept, sequences, positions = [], [], []
+    for row_no, row in enumerate(df.itertuples(index=False), start=1):
+        sides = [armo.render(tok, conv, strip_bos_text=strip_bos) for conv in _pair_conversations(row)]
+        if max(len(ids) for ids in sides) > max_length:
+            ledger.drop("longer_than_max_length")
+            continue
+        starts = [armo.last_occurrence(ids, pattern) for ids in sides]
+        if None in starts:
+            side = ("chosen", "rejected")[starts.index(None)]
+            ledger.quarantine_row(row_no, side, f"token pattern {list(pattern)} not found", row._asdict())
+            continue
+        kept.append(row_no - 1)
+        sequences += sides
+        positions += [[start, len(ids) - 1] for start, ids in zip(starts, sides)]
+    states = armo.hidden_states_at(model, sequences, positions, option(spec, "batch_size", 8))
+    out = df.iloc[kept].drop(columns=[c for c in ("prompt", "chosen", "rejected") if c in df.columns])
+    # states alternate chosen, rejected; each is (2, H): [prompt position, final token]
+    out["embedding"] = [[c[1], r[1]] for c, r in zip(states[::2], states[1::2])]
+    out["prompt_embedding"] = [[c[0], r[0]] for c, r in zip(states[::2], states[1::2])]
+    return ledger.result(out)
+
+
+def _pair_conversations(row) -> tuple[list[dict], list[dict]]:
+    """(chosen, rejected) conversations of a pair row: a text ``prompt`` makes each response its
+    assistant reply; otherwise ``chosen`` / ``rejected`` are JSON conversations."""
+    prompt = getattr(row, "prompt", None)
+    if isinstance(prompt, str):
+        return tuple([{"role": "user", "content": prompt}, {"role": "assistant", "content": text}]
+                     for text in (row.chosen, row.rejected))  # fmt: skip
+    return json.loads(row.chosen), json.loads(row.rejected)
+
+
+# ----------------------------------------------------------------------------- RewardBench
+
+
+@loader("reward_bench")
+def load_reward_bench(source: SourceConfig, task: TaskConfig) -> CleanResult:
+    """Pair rows ``{id, split, prompt, chosen, rejected, subset, section}`` of RewardBench's
+    ``filtered`` split (single-turn texts; ``id`` is the benchmark's own).
+
+    The benchmark scores every example, so an empty response is kept; only rows that cannot be
+    scored are quarantined: a non-text field, or a subset outside the 23 that carry a section weight.
+    """
+
+    def parse(row_no: int, raw: dict) -> dict:
+        rb_id = get_field(raw, "id")
+        if isinstance(rb_id, bool) or not isinstance(rb_id, int):
+            raise RowError("id", f"expected an integer, got {rb_id!r}")
+        subset = get_str(raw, "subset")
+        if subset not in SECTION_OF:
+            raise RowError("subset", f"unknown subset {subset!r}")
+        texts = {k: get_str(raw, k, allow_empty=True) for k in ("prompt", "chosen", "rejected")}
+        return {"id": str(rb_id), **texts, "subset": subset, "section": SECTION_OF[subset]}
+
+    return read_parquet_source(source, parse, ["id", "split", "prompt", "chosen", "rejected", "subset", "section"])

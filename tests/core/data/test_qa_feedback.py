@@ -1,4 +1,5 @@
-"""[FG] qa-feedback: loader validation and the R1 / R2 / holistic / R3 RM files (SPEC 1.1, 2.1, 2.2)."""
+"""[FG] qa-feedback: loader validation, the R1 / R2 / holistic / R3 RM files and the train_1k SFT
+rows (SPEC 1.1, 2.1, 2.2, 4)."""
 from __future__ import annotations
 
 import pytest
@@ -7,9 +8,10 @@ from data_helpers import build_task, load_task, quarantine_reasons
 from rlhf_core.config import SourceConfig
 from rlhf_core.data.quarantine import SourceError
 from rlhf_core.data.registry import get_loader
+from rlhf_core.data.schemas import PROMPT_COMPLETION, require_columns
 from rlhf_core.data.segmentation import segment_words, split_sentences, subsentence_starts, subsentences
 
-FIXTURE = ["sources.qa_feedback.path=data/fixtures/qa_feedback"]
+FIXTURE = ["sources.qa_feedback.path=data/fixtures/qa_feedback", "sources.qa_sft.path=data/fixtures/qa_feedback"]
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +143,38 @@ def test_completeness_preferences(res):
     assert prefs["train", "7"] == [0] * 6
     assert res["comp_pairs"].counts() == {"input_rows": 24, "kept_rows": 15, "quarantined_rows": 0, "dropped_tie": 9}
 
+
+
+# ----------------------------------------------------------------------------- SFT (train_1k)
+
+
+def test_sft_rows_are_text_to_first_answer(res):
+    sft = res["qa_sft"]
+    assert sft.counts() == {"input_rows": 11, "kept_rows": 4, "quarantined_rows": 4, "dropped_no_text_or_answer": 3}
+    require_columns(sft.kept, PROMPT_COMPLETION, "qa_sft")
+    rows = by_key(sft.kept)
+    assert sorted(rows) == [("train", "0"), ("train", "1"), ("val", "0"), ("val", "1")]
+    dune = rows["train", "0"]
+    # the policy input is `text` verbatim: passages joined by ' | ', content keeps its "title\n\n"
+    assert dune.prompt == (
+        "question: Who wrote the novel Dune? context: wikipage: Dune (novel) text: Dune (novel)\n\n"
+        "Dune is a 1965 science fiction novel by American author Frank Herbert. | wikipage: Frank Herbert "
+        "text: Frank Herbert\n\nFranklin Patrick Herbert Jr. was an American science fiction author best known for Dune."
+    )
+    assert dune.completion == "Frank Herbert wrote the novel Dune, published in 1965."
+    assert list(dune.references) == [dune.completion, "Dune was written by Frank Herbert."]
+    assert rows["val", "1"].completion == "The Amazon river ends in the Atlantic Ocean."
+    # rows 3, 4 and 9 (answer [], text "", text null) are the seed's skipped items, not errors
+    assert quarantine_reasons(sft) == [
+        ("qa_feedback/train_1k.json", 5, "answer", "expected a list, got str"),
+        ("qa_feedback/train_1k.json", 6, "text", "missing field"),
+        ("qa_feedback/train_1k.json", 7, "answer[1]", "empty text"),
+        ("qa_feedback/train_1k.json", 8, "answer[0]", "expected a string, got int"),
+    ]
+
+
+def test_sft_file_must_be_a_list(tmp_path):
+    (tmp_path / "train_1k.json").write_text('{"question": "q", "text": "t", "answer": ["a"]}')
+    src = SourceConfig(loader="qa_sft", path=str(tmp_path), files={"train": "train_1k.json"})
+    with pytest.raises(SourceError, match=r"train_1k.json: expected a JSON list of examples, got dict"):
+        get_loader("qa_sft")(src, None)

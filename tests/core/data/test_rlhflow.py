@@ -1,4 +1,6 @@
-"""[RF] standard-format pairs -> pair-PM rows; ArmoRM multi-objective rows (SPEC 1.5, 2.4, 2.5)."""
+"""[RF] standard-format pairs -> pair-PM rows; ArmoRM multi-objective rows and embeddings;
+RewardBench pairs (SPEC 1.5, 2.4, 2.5, 7.5). The embedding datasets run the shipped tiny model
+(its exact positions and states are tested in ``test_armo_embeddings``)."""
 from __future__ import annotations
 
 import math
@@ -9,9 +11,12 @@ import pytest
 from data_helpers import build_task, load_task, quarantine_reasons
 from rlhf_core.config import SourceConfig
 from rlhf_core.data.registry import get_loader
+from rlhf_core.data.schemas import PREFERENCE, require_columns
 
 ROOT = "data/fixtures/rlhflow"
 PARQUET = "data/train-00000-of-00001.parquet"
+TINY_MODEL = f"{ROOT}/tiny-llama3-rm"
+TINY_PATTERN = "[4, 2, 7, 3, 6]"  # llama3's gating pattern in the tiny model's vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +26,11 @@ def res():
         f"sources.hh_helpful.path={ROOT}/HH-RLHF-Helpful-standard",
         f"sources.shp.path={ROOT}/SHP-standard",
         f"sources.armorm.path={ROOT}/ArmoRM-Multi-Objective-Data-v0.1",
+        f"sources.reward_bench.path={ROOT}/reward-bench",
+        *[f"datasets.{name}.options.model={{path: {TINY_MODEL}}}"
+          for name in ("armorm_objective_embeddings", "armorm_pair_embeddings", "reward_bench_embeddings")],
+        f"datasets.armorm_pair_embeddings.options.token_pattern={TINY_PATTERN}",
+        f"datasets.reward_bench_embeddings.options.token_pattern={TINY_PATTERN}",
     ]))  # fmt: skip
 
 
@@ -78,3 +88,40 @@ def test_armorm_non_numeric_attribute_quarantined(tmp_path):
     assert out.quarantined[["row", "field", "reason"]].values.tolist() == [
         [1, "helpsteer-helpfulness", "expected a number or NaN, got 'high'"]
     ]
+
+
+def test_reward_bench_rows_sections_and_quarantine(res):
+    rb = res["reward_bench"]
+    assert rb.counts() == {"input_rows": 9, "kept_rows": 7, "quarantined_rows": 2}
+    assert quarantine_reasons(rb) == [
+        ("data/filtered-00000-of-00001.parquet", 8, "subset", "unknown subset 'anthropic_helpful'"),
+        ("data/filtered-00000-of-00001.parquet", 9, "chosen", "expected a string, got float"),  # a null reads as NaN
+    ]
+    rows = rb.kept.set_index("id")
+    assert list(rb.kept.columns) == ["id", "split", "prompt", "chosen", "rejected", "subset", "section"]
+    require_columns(rb.kept, PREFERENCE, "reward_bench")  # a standard explicit-prompt pairs table
+    assert set(rb.kept["split"]) == {"test"}
+    assert rows["section"].to_dict() == {"1": "Chat", "2": "Chat Hard", "3": "Safety", "4": "Safety", "5": "Reasoning",
+                                         "6": "Reasoning", "7": "Safety"}  # fmt: skip
+    assert rows.loc["7", "rejected"] == ""  # an empty response is still scored
+    assert rows.loc["6", "chosen"] == "def add(a, b):\n    return a + b"
+
+
+def test_armorm_embeddings_on_the_fixtures(res):
+    stage1 = res["armorm_objective_embeddings"]
+    assert stage1.counts() == {"input_rows": 3, "kept_rows": 3, "quarantined_rows": 0}
+    assert stage1.kept["embedding"].map(len).tolist() == [16, 16, 16]  # the tiny model's hidden size
+    assert len(stage1.kept.columns) == 3 + 19
+
+    pairs = res["armorm_pair_embeddings"]
+    # the stage-2 seed has no pair-PM filters; only the conversation that opens with an assistant
+    # turn has no user turn closed before an assistant header
+    assert pairs.counts() == {"input_rows": 7, "kept_rows": 6, "quarantined_rows": 1}
+    assert pairs.quarantined[["row", "field", "reason"]].values.tolist() == [
+        [5, "chosen", f"token pattern {TINY_PATTERN} not found"]
+    ]
+    assert pairs.kept["embedding"].map(lambda e: [len(v) for v in e]).tolist() == [[16, 16]] * 6
+
+    rb = res["reward_bench_embeddings"]
+    assert rb.counts() == {"input_rows": 7, "kept_rows": 7, "quarantined_rows": 0}
+    assert list(rb.kept.columns) == ["id", "split", "subset", "section", "embedding", "prompt_embedding"]

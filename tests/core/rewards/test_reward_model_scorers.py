@@ -169,3 +169,30 @@ def test_hub_id_without_pinned_revision_is_refused():
         model_source("microsoft/DialogRPT-updown", None)
     with pytest.raises(ValueError, match="pinned"):
         build_scorer("fluency")
+
+
+def test_rm_logit_reads_prompt_plus_response_and_returns_the_raw_logit(dialogrpt_dir):
+    scorer = build_scorer("rm_logit", model=dialogrpt_dir, max_batch_tokens=64)
+    fed = FedIds(scorer.model)
+    (value,) = scorer(["Q: where? A:"], [" in the river" + EOS])
+    ids = enc(scorer.tokenizer, "Q: where? A: in the river")
+    assert fed.calls == [[ids]]
+    with torch.no_grad():
+        assert value == pytest.approx(scorer.model(input_ids=torch.tensor([ids])).logits[0, 0].item(), abs=1e-6)
+    completions = [" yes", " the answer is in the river", " no", " a long" * 9]
+    batched = scorer(["Q: where? A:"] * 4, completions)
+    assert batched == pytest.approx([scorer(["Q: where? A:"], [c])[0] for c in completions], abs=1e-5)
+
+
+def test_rm_logit_agrees_with_how_the_pipeline_scores_with_its_own_reward_model(dialogrpt_dir):
+    from rlhf_core.train.reward_model import score
+
+    scorer = build_scorer("rm_logit", model=dialogrpt_dir)
+    prompts, completions = ["Q: where is it? A:", "Q: who? A:"], [" in the river", " the man"]
+    expected = score(scorer.model, scorer.tokenizer, prompts, completions, max_length=128)
+    assert scorer(prompts, completions) == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def test_rm_logit_needs_a_model():
+    with pytest.raises(ValueError, match="no model given"):
+        build_scorer("rm_logit")
