@@ -19,8 +19,8 @@ demo: setup  ## run the demo pipeline end to end (offline) and print its leaderb
 test: setup  ## the whole test suite (CPU, offline)
 	$(PY) -m pytest -q
 
-ui: setup  ## the Dagster UI on 127.0.0.1:3000
-	.venv/bin/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p 3000
+ui: setup  ## the Dagster UI on 127.0.0.1:3000, with the daemon (schedules, sensors, automation)
+	.venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: setup  ## performance comparisons against the stock stack
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -81,10 +81,10 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
                   description=f"'{cfg.data}' scored by each component, in {cfg.shards} shard(s); rows already "
                               "scored by the same scorer are reused, not scored again.")
         def annotated_responses(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, data, scorer,
-                                world=None):
+                                **world):  # a "world" input only when the task has a gold judge
             part = context.partition_key.keys_by_dimension
             return output(*stages.annotate_shard(task, artifacts.store(), part["scorer"], int(part["shard"]), data,
-                                                 scorer, world))
+                                                 scorer, world.get("world")))
 
         @dg.asset(key=key(task, "rewards"), group_name=group, ins={**data_in, "annotated": asset_in(
                   task, "annotated_responses")}, code_version=code_version(task, {n: s.weight for n, s in
@@ -109,9 +109,10 @@ def _incoming_assets(task: TaskConfig, scorer_in: dict, world_in: dict) -> dict[
               backfill_policy=ONE_PER_RUN,
               description=f"Responses dropped into {task.annotation.incoming.folder}/<date>/*.jsonl, scored by "
                           "each component; the sensor and the daily schedule launch it.")
-    def annotated_incoming(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, scorer, world=None):
+    def annotated_incoming(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, scorer, **world):
         part = context.partition_key.keys_by_dimension
-        return output(*stages.annotate_incoming(task, artifacts.store(), part["scorer"], part["date"], scorer, world))
+        return output(*stages.annotate_incoming(task, artifacts.store(), part["scorer"], part["date"], scorer,
+                                                world.get("world")))
 
     @dg.asset(key=key(task, "incoming_rewards"), group_name=group, partitions_def=day_partitions(task),
               ins={"annotated": asset_in(task, "annotated_incoming", partition_mapping=BY_DATE,

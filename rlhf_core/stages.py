@@ -368,8 +368,11 @@ def reward_scorer(task: TaskConfig, store: ArtifactStore, component: str, data_r
         if spec.scorer == "diversity" and "state_path" not in params:
             if data_ref is None:
                 raise ValueError(f"scorer {component!r}: diversity needs annotation.data to fit on, or params.state_path")
-            rows = table(data_ref)
-            TfidfDiversityScorer.fit(rows.loc[rows["split"] == "train", "completion"].tolist()).save(out / "tfidf_state.json")
+            train = table(data_ref).query("split == 'train'")["completion"].tolist()
+            if not any(t.strip() for t in train):
+                raise ValueError(f"scorer {component!r}: no train-split completions in {task.annotation.data!r} "
+                                 "to fit the tf-idf vectoriser on")
+            TfidfDiversityScorer.fit(train).save(out / "tfidf_state.json")
         scorer = _load_scorer(task, component, spec.scorer, params, out, world_ref)
         model_dir = Path(str(params.get("model", "")))
         weights = (world_ref.content_hash if spec.scorer == "gold"

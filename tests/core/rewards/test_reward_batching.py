@@ -44,7 +44,7 @@ def test_pad_batch_pads_right_and_masks():
 
 
 def test_encode_counts_truncation_for_single_texts_and_pairs():
-    from conftest import roberta_tokenizer
+    from tests.conftest import roberta_tokenizer
 
     tok = roberta_tokenizer()
     single = encode(tok, ["abc", "x" * 50], max_length=10)
