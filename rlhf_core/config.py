@@ -12,6 +12,8 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import logging
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -304,6 +306,13 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         return _build(TaskConfig, raw, "")
     except ConfigError as err:
         raise ConfigError(f"{path.name}: {err}") from None
+
+
+def warn_if_unpinned(hub_id: str, revision: str) -> None:
+    """A branch or tag can move under a finished run; only a commit sha reproduces it."""
+    if not re.fullmatch(r"[0-9a-f]{40}", revision):
+        logging.getLogger(__name__).warning(
+            "%s@%s: the revision is not a commit sha, so this download is not reproducible", hub_id, revision)
 
 
 def task_config_path(task: str) -> Path:

@@ -13,7 +13,7 @@ import pkgutil
 from pathlib import Path
 from typing import Callable
 
-from rlhf_core.config import PROJECT_ROOT, SourceConfig
+from rlhf_core.config import PROJECT_ROOT, SourceConfig, warn_if_unpinned
 
 _LOADERS: dict[str, Callable] = {}
 _BUILDERS: dict[str, Callable] = {}
@@ -64,6 +64,7 @@ def source_root(source: SourceConfig) -> Path:
         raise ValueError(f"source for loader {source.loader!r} has neither a path nor a hub_id")
     if not source.revision:
         raise ValueError(f"hub source {source.hub_id!r} needs a pinned revision")
+    warn_if_unpinned(source.hub_id, source.revision)
     from huggingface_hub import snapshot_download
 
     return Path(snapshot_download(repo_id=source.hub_id, revision=source.revision, repo_type="dataset"))

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rlhf_core.config import ModelSource, TinyGPTConfig
+from rlhf_core.config import ModelSource, TinyGPTConfig, warn_if_unpinned
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -39,6 +39,8 @@ def from_pretrained_source(cls: Any, source: ModelSource, **extra: Any) -> Any:
     name, kwargs = hub_kwargs(source)
     if source.hub_id is not None and os.environ.get("HF_HUB_OFFLINE") == "1":
         raise OfflineHubError(f"{name}@{source.revision}: HF_HUB_OFFLINE=1; point the config at a local path")
+    if source.hub_id is not None:
+        warn_if_unpinned(source.hub_id, source.revision)
     return cls.from_pretrained(name, **kwargs, **extra)
 
 

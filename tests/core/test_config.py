@@ -36,3 +36,12 @@ def test_config_hash_changes_with_any_value():
     b = load_config(task_config_path("demo"), ["sft.train.lr=0.5"])
     assert config_hash(a.sft) != config_hash(b.sft)
     assert config_hash(a.reward_model) == config_hash(b.reward_model)
+
+
+def test_a_revision_that_is_not_a_commit_sha_is_flagged(caplog):
+    from rlhf_core.config import warn_if_unpinned
+
+    warn_if_unpinned("org/model", "0123456789abcdef0123456789abcdef01234567")
+    assert not caplog.records
+    warn_if_unpinned("org/model", "main")
+    assert "org/model@main" in caplog.text and "not a commit sha" in caplog.text
