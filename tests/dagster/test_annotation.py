@@ -97,7 +97,7 @@ def write_day(root, date, rows):
 
 def test_the_sensor_requests_every_scorer_for_a_day_whose_files_changed(env):
     root, overrides, resources = env
-    sensor = definitions(overrides, resources).get_sensor_def("demo_incoming_files")
+    (sensor,) = definitions(overrides, resources).sensors
     assert isinstance(sensor(dg.build_sensor_context()), dg.SkipReason)
 
     write_day(root, DAY, [{"prompt": "Question: Where does Vashqua live? Answer:", "completion": " In Pelo."}])
@@ -114,7 +114,7 @@ def test_the_sensor_requests_every_scorer_for_a_day_whose_files_changed(env):
 
 def test_the_daily_schedule_scores_yesterday_with_every_scorer(env):
     _, overrides, resources = env
-    schedule = definitions(overrides, resources).get_schedule_def("demo_incoming_daily")
+    (schedule,) = definitions(overrides, resources).schedules
     when = datetime.datetime(2026, 11, 23, 1, tzinfo=datetime.timezone.utc)
     requests = schedule(dg.build_schedule_context(scheduled_execution_time=when))
     assert sorted(str(r.partition_key) for r in requests) == sorted(f"2026-11-22|{s}" for s in SCORERS)
