@@ -1,8 +1,9 @@
-"""Reward-model scoring: one forward per text (the source repos' loop) vs length-bucketed batches.
+"""Reward-model scoring: the stock HF pipeline and one forward per text (the source repos' loops)
+vs length-bucketed batches.
 
-Both sides score the same texts with the same randomly initialised RoBERTa classifier, loaded
-from a local directory through the ``fluency`` scorer's code path; the script prints texts/s for
-each, the ratio and the largest score difference between them (a correctness check).
+All three score the same texts with the same randomly initialised RoBERTa classifier, loaded
+from a local directory through the ``fluency`` scorer's code path; the script prints texts/s and
+tokens/s for each, the ratios and the largest score difference between them (a correctness check).
 
     python benchmarks/bench_scoring.py                               # CPU size, ~1-2 minutes
     python benchmarks/bench_scoring.py --threads 1                   # the compute-bound CPU case
