@@ -56,7 +56,7 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
         return {}
     group = f"{task.task}_annotation"
     data_in = {"data": asset_in(task, f"raw_{cfg.data}" if cfg.data in task.sources else cfg.data)} if cfg.data else {}
-    world_in = {"world": asset_in(task, f"raw_{task.gold.source}")} if task.gold else {}
+    world_in = _world_in(task)
     model_names = sorted({s.model_asset for s in cfg.scorers.values() if s.model_asset})
     identities = {name: [s.scorer, s.params, s.model_asset] for name, s in cfg.scorers.items()}  # not weights
 
@@ -70,13 +70,12 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
         return output(*stages.reward_scorer(task, artifacts.store(), context.partition_key, inputs.get("data"),
                                             inputs.get("world"), models))
 
-    scorer_in = {"scorer": asset_in(task, "reward_scorers", partition_mapping=BY_SCORER)}
     assets = {"reward_scorers": reward_scorers}
     if cfg.data:
         shards = shard_partitions(task)
 
         @dg.asset(key=key(task, "annotated_responses"), group_name=group, partitions_def=shards, pool=POOL,
-                  ins={**data_in, **scorer_in, **world_in}, code_version=code_version(task, cfg.data, cfg.shards),
+                  ins={**data_in, **_scorer_in(task), **world_in}, code_version=code_version(task, cfg.data, cfg.shards),
                   backfill_policy=ONE_PER_RUN,
                   description=f"'{cfg.data}' scored by each component, in {cfg.shards} shard(s); rows already "
                               "scored by the same scorer are reused, not scored again.")
@@ -95,17 +94,26 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
                                                   by_component(shards, annotated), stages.annotation_rows(data)))
 
         assets.update(annotated_responses=annotated_responses, rewards=rewards)
-    if cfg.incoming:
-        assets.update(_incoming_assets(task, scorer_in, world_in))
     return assets
 
 
-def _incoming_assets(task: TaskConfig, scorer_in: dict, world_in: dict) -> dict[str, dg.AssetsDefinition]:
+def _world_in(task: TaskConfig) -> dict[str, dg.AssetIn]:
+    return {"world": asset_in(task, f"raw_{task.gold.source}")} if task.gold else {}
+
+
+def _scorer_in(task: TaskConfig) -> dict[str, dg.AssetIn]:
+    return {"scorer": asset_in(task, "reward_scorers", partition_mapping=BY_SCORER)}
+
+
+def build_incoming(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
+    """The incoming-data assets (none unless ``annotation.incoming`` is set); they read ``reward_scorers``."""
+    if task.annotation is None or task.annotation.incoming is None:
+        return {}
     parts = incoming_partitions(task)
     group = f"{task.task}_incoming"
 
     @dg.asset(key=key(task, "annotated_incoming"), group_name=group, partitions_def=parts, pool=POOL,
-              ins={**scorer_in, **world_in}, code_version=code_version(task, task.annotation.incoming),
+              ins={**_scorer_in(task), **_world_in(task)}, code_version=code_version(task, task.annotation.incoming),
               backfill_policy=ONE_PER_RUN,
               description=f"Responses dropped into {task.annotation.incoming.folder}/<date>/*.jsonl, scored by "
                           "each component; the sensor and the daily schedule launch it.")

@@ -11,7 +11,8 @@ import json
 
 import dagster as dg
 
-from rlhf_core.config import PROJECT_ROOT, TaskConfig
+from rlhf_core import stages
+from rlhf_core.config import TaskConfig
 from rlhf_core.rewards.incoming import day_folders, fingerprint
 
 
@@ -38,7 +39,7 @@ def daily_schedule(task: TaskConfig, job) -> dg.ScheduleDefinition:
 
 
 def incoming_sensor(task: TaskConfig, job, partitions: dg.DailyPartitionsDefinition) -> dg.SensorDefinition:
-    folder = PROJECT_ROOT / task.annotation.incoming.folder
+    folder = stages.incoming_folder(task)
 
     @dg.sensor(name=f"{task.task}_incoming_files", job=job, minimum_interval_seconds=60,
                description=f"Scores a day folder of {folder} when its files change (added or rewritten).")

@@ -51,8 +51,8 @@ def build_task_definitions(task: TaskConfig) -> dg.Definitions:
                                 partitions_def=s.assets[0].partitions_def) for s in plan]
     assets = [a for s in plan for a in s.assets]
     schedules, sensors = [], []
-    if task.annotation is not None and task.annotation.incoming is not None:
-        incoming = annotation.build(task)
+    incoming = annotation.build_incoming(task)
+    if incoming:
         assets += [incoming["annotated_incoming"], incoming["incoming_rewards"]]
         job = dg.define_asset_job(f"{task.task}_incoming", selection=dg.AssetSelection.assets(
             incoming["annotated_incoming"]), partitions_def=annotation.incoming_partitions(task))

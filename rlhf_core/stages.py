@@ -430,10 +430,15 @@ def annotate_incoming(task: TaskConfig, store: ArtifactStore, component: str, da
     return ref, {**meta, "incoming_folder": str(day)}
 
 
-def incoming_day(task: TaskConfig, date: str) -> Path:
+def incoming_folder(task: TaskConfig) -> Path:
+    """Where new responses are dropped (relative paths are under the repo root)."""
     from rlhf_core.config import PROJECT_ROOT
 
-    return PROJECT_ROOT / task.annotation.incoming.folder / date
+    return PROJECT_ROOT / task.annotation.incoming.folder
+
+
+def incoming_day(task: TaskConfig, date: str) -> Path:
+    return incoming_folder(task) / date
 
 
 def _read_incoming(day: Path) -> CleanResult:

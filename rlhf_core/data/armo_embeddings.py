@@ -11,14 +11,12 @@ also keeps the one at the start of the last occurrence of a token pattern (for l
 """
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rlhf_core.config import PROJECT_ROOT, ModelSource
+from rlhf_core.data.tokenizer import source_option
 from rlhf_core.models.load import from_pretrained_source, load_tokenizer
 from rlhf_core.rewards.model_loading import inference_dtype, pick_device
 
@@ -42,14 +40,7 @@ def load_backbone(option: Any, *, builder: str, device: str | None = None):
     """``(model, tokenizer)`` from a builder's ``model`` option, a ``ModelSource`` mapping; a relative
     ``path`` is taken from the repo root. The model is in eval mode on ``device`` (default: CUDA
     when available), in bf16 on GPUs that support it."""
-    if not isinstance(option, dict):
-        raise ValueError(f"builder {builder!r}: option 'model' must be a mapping, got {option!r}")
-    try:
-        src = ModelSource(**option)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"builder {builder!r}: option 'model': {err}") from None
-    if src.path is not None and not Path(src.path).is_absolute():
-        src = dataclasses.replace(src, path=str(PROJECT_ROOT / src.path))
+    src = source_option(option, name="model", builder=builder)
     from transformers import AutoModel
 
     dev = pick_device(device)

@@ -13,7 +13,7 @@ import math
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from rlhf_core.config import SourceConfig
 from rlhf_core.data.quarantine import CleanResult, Ledger, SourceError, read_jsonl
@@ -127,6 +127,17 @@ def parse_rows(
         if rec is not None:
             out.append(rec)
     return out
+
+
+def json_list_files(source: SourceConfig, noun: str) -> Iterator[tuple[str, Ledger, list[tuple[int, Any]]]]:
+    """``(files key, file ledger, numbered items)`` of the JSON-list file under every ``files`` key."""
+    for key in source.files:
+        path = source_file(source, key)
+        items = load_json_document(path)
+        if not isinstance(items, list):
+            raise SourceError(str(path), f"expected a JSON list of {noun}, got {type(items).__name__}")
+        part = Ledger(str(path))
+        yield key, part, count_rows(part, items)
 
 
 def count_rows(ledger: Ledger, items: list) -> list[tuple[int, Any]]:

@@ -7,11 +7,33 @@ nothing is downloaded).
 """
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from rlhf_core.config import PROJECT_ROOT, ModelSource
+
+
+def source_option(option: Any, *, name: str, builder: str) -> ModelSource:
+    """A builder option naming a model or tokenizer, as a ``ModelSource``; a relative ``path`` is
+    taken from the repo root. A bad option fails naming the builder and the option."""
+    if not isinstance(option, dict):
+        raise ValueError(f"builder {builder!r}: option {name!r} must be a mapping, got {option!r}")
+    try:
+        src = ModelSource(**option)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"builder {builder!r}: option {name!r}: {err}") from None
+    if src.path is not None and not Path(src.path).is_absolute():
+        src = dataclasses.replace(src, path=str(PROJECT_ROOT / src.path))
+    return src
+
+
+@lru_cache(maxsize=8)
+def _load(source: ModelSource):
+    from rlhf_core.models.load import load_tokenizer as load_source_tokenizer
+
+    return load_source_tokenizer(source)
 
 
 def load_tokenizer(option: Any, *, builder: str):
@@ -21,23 +43,7 @@ def load_tokenizer(option: Any, *, builder: str):
         option: ``{"hub_id": ..., "revision": ...}`` or ``{"path": ...}``.
         builder: The builder asking, named in errors.
     """
-    if not isinstance(option, dict):
-        raise ValueError(f"builder {builder!r}: option 'tokenizer' must be a mapping, got {option!r}")
-    try:
-        src = ModelSource(**option)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"builder {builder!r}: option 'tokenizer': {err}") from None
-    if src.path is not None:
-        path = Path(src.path)
-        return _load(str(path if path.is_absolute() else PROJECT_ROOT / path), None)
-    return _load(src.hub_id, src.revision)
-
-
-@lru_cache(maxsize=8)
-def _load(name_or_path: str, revision: str | None):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(name_or_path, revision=revision)
+    return _load(source_option(option, name="tokenizer", builder=builder))
 
 
 def token_count(tokenizer, text: str, *, special_tokens: bool = False) -> int:

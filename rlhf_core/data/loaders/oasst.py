@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from rlhf_core.config import DatasetConfig, SourceConfig, TaskConfig
-from rlhf_core.data.quarantine import CleanResult, Ledger, SourceError
+from rlhf_core.data.quarantine import CleanResult, Ledger
 from rlhf_core.data.registry import builder, loader
 from rlhf_core.data.rows import (
     RowError,
@@ -47,7 +47,7 @@ from rlhf_core.data.rows import (
     count_rows,
     get_field,
     get_str,
-    load_json_document,
+    json_list_files,
     parse_rows,
     read_json_lines,
     source_file,
@@ -412,13 +412,8 @@ def load_eval_prompts(source: SourceConfig, task: TaskConfig) -> CleanResult:
     """
     ledger = Ledger(source.hub_id or source.path or "crs_eval_prompts")
     records = []
-    for split in source.files:
-        path = source_file(source, split)
-        items = load_json_document(path)
-        if not isinstance(items, list):
-            raise SourceError(str(path), f"expected a JSON list of prompts, got {type(items).__name__}")
-        part = Ledger(str(path))
-        parsed = parse_rows(count_rows(part, items), _parse_eval_prompt, part)
+    for split, part, rows in json_list_files(source, "prompts"):
+        parsed = parse_rows(rows, _parse_eval_prompt, part)
         records += [{**rec, "id": f"{split}-{rec['id']}", "split": split} for rec in parsed]
         absorb(ledger, part)
     return ledger.result(pd.DataFrame(records, columns=["id", "split", "dataset", "prompt"]))

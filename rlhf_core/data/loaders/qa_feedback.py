@@ -22,24 +22,21 @@ import json
 from collections import defaultdict
 from difflib import SequenceMatcher
 from functools import partial
-from typing import Any, Iterator
 
 import pandas as pd
 
 from rlhf_core.config import DatasetConfig, SourceConfig, TaskConfig
-from rlhf_core.data.quarantine import CleanResult, Ledger, SourceError
+from rlhf_core.data.quarantine import CleanResult, Ledger
 from rlhf_core.data.registry import builder, loader
 from rlhf_core.data.rows import (
     RowError,
     absorb,
     check_str_list,
-    count_rows,
     get_field,
     get_list,
     get_str,
-    load_json_document,
+    json_list_files,
     parse_rows,
-    source_file,
 )
 from rlhf_core.data.segmentation import segment_words, subsentences
 from rlhf_core.data.transforms import check_options, one_input, option
@@ -70,21 +67,10 @@ def load_qa_feedback(source: SourceConfig, task: TaskConfig) -> CleanResult:
     """
     ledger = Ledger(source.hub_id or source.path or "qa_feedback")
     records = []
-    for split, part, rows in _example_files(source):
+    for split, part, rows in json_list_files(source, "examples"):
         records += [{**rec, "split": split} for rec in parse_rows(rows, _parse_example, part)]
         absorb(ledger, part)
     return ledger.result(pd.DataFrame(records, columns=FEEDBACK_COLUMNS))
-
-
-def _example_files(source: SourceConfig) -> Iterator[tuple[str, Ledger, list[tuple[int, Any]]]]:
-    """``(split, file ledger, numbered examples)`` of the JSON-list file of every split in ``files``."""
-    for split in source.files:
-        path = source_file(source, split)
-        examples = load_json_document(path)
-        if not isinstance(examples, list):
-            raise SourceError(str(path), f"expected a JSON list of examples, got {type(examples).__name__}")
-        part = Ledger(str(path))
-        yield split, part, count_rows(part, examples)
 
 
 def _parse_example(row_no: int, ex: dict) -> dict:
@@ -161,7 +147,7 @@ def load_qa_sft(source: SourceConfig, task: TaskConfig) -> CleanResult:
     """
     ledger = Ledger(source.hub_id or source.path or "qa_sft")
     records = []
-    for split, part, rows in _example_files(source):
+    for split, part, rows in json_list_files(source, "examples"):
         records += [{**rec, "split": split} for rec in parse_rows(rows, partial(_parse_sft_item, part), part)]
         absorb(ledger, part)
     return ledger.result(pd.DataFrame(records, columns=SFT_COLUMNS))
