@@ -85,9 +85,9 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
             return output(*stages.annotate_shard(task, artifacts.store(), part["scorer"], int(part["shard"]), data,
                                                  scorer, world.get("world")))
 
-        @dg.asset(key=key(task, "rewards"), group_name=group, ins={**data_in, "annotated": asset_in(
-                  task, "annotated_responses")}, code_version=code_version(task, {n: s.weight for n, s in
-                                                                                   cfg.scorers.items()}),
+        @dg.asset(key=key(task, "rewards"), group_name=group,
+                  ins={**data_in, "annotated": asset_in(task, "annotated_responses")},
+                  code_version=_weights_version(task),
                   description="The final reward of every row: the weighted sum of its component scores.")
         def rewards(artifacts: ArtifactStoreResource, data, annotated):
             return output(*stages.combine_rewards(task, artifacts.store(), "rewards", None,
@@ -99,6 +99,11 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
 
 def _world_in(task: TaskConfig) -> dict[str, dg.AssetIn]:
     return {"world": asset_in(task, f"raw_{task.gold.source}")} if task.gold else {}
+
+
+def _weights_version(task: TaskConfig) -> str:
+    # The final reward changes with the weights alone; the scores it sums carry their own versions.
+    return code_version(task, {n: s.weight for n, s in task.annotation.scorers.items()})
 
 
 def _scorer_in(task: TaskConfig) -> dict[str, dg.AssetIn]:
@@ -125,7 +130,7 @@ def build_incoming(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
     @dg.asset(key=key(task, "incoming_rewards"), group_name=group, partitions_def=day_partitions(task),
               ins={"annotated": asset_in(task, "annotated_incoming", partition_mapping=BY_DATE,
                                          metadata={"as_dict": True})},
-              code_version=code_version(task, {n: s.weight for n, s in task.annotation.scorers.items()}),
+              code_version=_weights_version(task),
               automation_condition=dg.AutomationCondition.eager(),
               description="The final reward of a day's incoming rows, once every scorer has scored them.")
     def incoming_rewards(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, annotated):

@@ -406,7 +406,7 @@ def annotate_shard(task: TaskConfig, store: ArtifactStore, component: str, shard
     """Score one shard of the task's dataset with one component's scorer, reusing earlier scores."""
     from rlhf_core.rewards.annotate import shard_of
 
-    rows = table(data_ref).rename(columns={"id": "row_id"})
+    rows = annotation_rows(data_ref)
     in_shard = [shard_of(p, c, task.annotation.shards) == shard for p, c in zip(rows["prompt"], rows["completion"])]
     rows = rows.loc[in_shard, ["row_id", "prompt", "completion"]].reset_index(drop=True)
     parents = {k: v for k, v in {"data": data_ref, "scorer": scorer_ref, "world": world_ref}.items() if v}

@@ -85,8 +85,7 @@ def build_pair_pm(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: Ta
     """
     check_options(spec, {"shuffle_seed"})
     df = pd.concat(list(inputs.values()), ignore_index=True)
-    ledger = Ledger(spec.builder)
-    ledger.n_input = len(df)
+    ledger = Ledger(spec.builder, n_input=len(df))
     rng = np.random.default_rng(task.seed)
     out = []
     for row in df.itertuples(index=False):
@@ -162,8 +161,7 @@ def build_armorm_objective_embeddings(
     check_options(spec, {"model", "strip_bos_text", "batch_size", "device", "shuffle_seed"})
     df = one_input(inputs, spec)
     df = df.iloc[np.random.default_rng(option(spec, "shuffle_seed", 0)).permutation(len(df))]
-    ledger = Ledger(spec.builder)
-    ledger.n_input = len(df)
+    ledger = Ledger(spec.builder, n_input=len(df))
     model, tok = armo.load_backbone(option(spec, "model"), builder=spec.builder, device=option(spec, "device", None))
     strip_bos = option(spec, "strip_bos_text", True)
     ids = [armo.render(tok, json.loads(m), strip_bos_text=strip_bos) for m in df["messages"]]
@@ -195,8 +193,7 @@ def build_armorm_pair_embeddings(
     max_length = option(spec, "max_length", 8192)
     strip_bos = option(spec, "strip_bos_text", True)
     df = pd.concat(list(inputs.values()), ignore_index=True)
-    ledger = Ledger(spec.builder)
-    ledger.n_input = len(df)
+    ledger = Ledger(spec.builder, n_input=len(df))
     model, tok = armo.load_backbone(option(spec, "model"), builder=spec.builder, device=option(spec, "device", None))
     kept, sequences, positions = [], [], []
     for row_no, row in enumerate(df.itertuples(index=False), start=1):
