@@ -249,6 +249,7 @@ class PPOConfig:
     top_p: float = 1.0
     max_prompt_length: int = 128
     eval_every: int = 0  # rollouts between greedy evaluations that select the best checkpoint; 0: never
+    checkpoint_every: int = 1  # rollouts between resumable checkpoints (each also saved after every PPO epoch)
     seed: int = 0
 
     def __post_init__(self) -> None:
