@@ -51,18 +51,21 @@ def prompts(batch: int, max_len: int, vocab: int, device: str) -> tuple[torch.Te
     return ids.to(device), mask.to(device)
 
 
-def timed(fn, repeats: int, device: str) -> tuple[float, torch.Tensor]:
-    best, out = float("inf"), None
+def timed_pair(fns, repeats: int, device: str) -> tuple[list[float], list[torch.Tensor]]:
+    """Best wall time of each function over ``repeats`` rounds, interleaved so that load from other
+    processes falls on both alike; every call starts from the same seed."""
+    best, outs = [float("inf")] * len(fns), [None] * len(fns)
     for _ in range(repeats):
-        torch.manual_seed(123)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+        for i, fn in enumerate(fns):
+            torch.manual_seed(123)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            outs[i] = fn()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best, outs
 
 
 def main() -> None:
@@ -74,7 +77,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--top-k", type=int, default=0)
     ap.add_argument("--top-p", type=float, default=1.0)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 keeps the default")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
@@ -95,8 +98,7 @@ def main() -> None:
         return sample(model, ids, mask, settings, EOS, PAD)
 
     hf(), ours()  # warm-up
-    t_hf, hf_tokens = timed(hf, args.repeats, args.device)
-    t_ours, our_tokens = timed(ours, args.repeats, args.device)
+    (t_hf, t_ours), (hf_tokens, our_tokens) = timed_pair([hf, ours], args.repeats, args.device)
     identical = torch.equal(hf_tokens, our_tokens)
     new_tokens = int(our_tokens.numel())
     print(json.dumps({"size": args.size, "batch": args.batch, "prompt_len": args.prompt_len,

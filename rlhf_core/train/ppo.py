@@ -1,4 +1,5 @@
-"""The rollout-score-update engine for online RL on causal LMs (docs/sources.md §6.1, §6.5-6.8).
+"""The rollout-score-update engine for online RL on causal LMs and encoder-decoders
+(docs/sources.md §6.1, §6.5-6.8).
 
 Each step samples completions for a batch of prompts with our KV-cache sampler, scores them
 with the task's reward function, computes per-token log-probs, values and reference log-probs,
@@ -76,7 +77,7 @@ class ValueModel(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor], start: int, width: int) -> torch.Tensor:
         out = self.trunk(**batch, output_hidden_states=True)
-        return self.head(out.hidden_states[-1][:, start : start + width].float()).squeeze(-1)
+        return self.head(_last_hidden(out)[:, start : start + width].float()).squeeze(-1)
 
 
 class PPOStopped(RuntimeError):
@@ -103,21 +104,36 @@ def segment_positions(tokenizer, text: str, ends: list[int]) -> list[int]:
     return [max(len(p) - 1, 0) for p in prefixes]
 
 
-def _joint_inputs(buf: dict[str, torch.Tensor], idx) -> dict[str, torch.Tensor]:
-    """Prompt + response as one left-padded sequence, positions counting real tokens only."""
-    ids = torch.cat([buf["prompt_ids"][idx], buf["response_ids"][idx]], dim=1)
-    mask = torch.cat([buf["prompt_mask"][idx], buf["mask"][idx].long()], dim=1)
+def _model_inputs(buf: dict[str, torch.Tensor], idx, decoder_start: int | None) -> tuple[dict, int]:
+    """Inputs that score the response tokens of rows ``idx``, and where response token 0's logit sits.
+
+    Causal LM: prompt + response as one left-padded sequence, positions counting real tokens only.
+    Encoder-decoder: the prompt into the encoder, the response teacher-forced after the start token.
+    """
+    prompt_ids, prompt_mask, resp = buf["prompt_ids"][idx], buf["prompt_mask"][idx], buf["response_ids"][idx]
+    if decoder_start is not None:
+        start = torch.full_like(resp[:, :1], decoder_start)
+        return {"input_ids": prompt_ids, "attention_mask": prompt_mask,
+                "decoder_input_ids": torch.cat([start, resp[:, :-1]], dim=1)}, 0
+    ids = torch.cat([prompt_ids, resp], dim=1)
+    mask = torch.cat([prompt_mask, buf["mask"][idx].long()], dim=1)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions}, prompt_ids.shape[1] - 1
+
+
+def _last_hidden(out) -> torch.Tensor:
+    states = getattr(out, "decoder_hidden_states", None)
+    return (states if states is not None else out.hidden_states)[-1]
 
 
 def _response_logp(model, batch: dict[str, torch.Tensor], start: int, targets: torch.Tensor,
                    hidden: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log pi(y_t | ...) of the response tokens (logit of token t sits at position start + t)."""
+    """log pi(y_t | ...) of the response tokens (the logit of token t sits at position start + t)."""
     out = model(**batch, output_hidden_states=hidden)
-    logits = out.logits[:, start : start + targets.shape[1]].float()
+    width = targets.shape[1]
+    logits = out.logits[:, start : start + width].float()
     logp = torch.gather(F.log_softmax(logits, dim=-1), 2, targets.unsqueeze(-1)).squeeze(-1)
-    return logp, out.hidden_states[-1][:, start : start + targets.shape[1]] if hidden else None
+    return logp, _last_hidden(out)[:, start : start + width] if hidden else None
 
 
 class _Engine:
@@ -130,6 +146,7 @@ class _Engine:
         self.policy, self.tok, self.prompts, self.reward_fn, self.cfg = policy, tokenizer, prompts, reward_fn, cfg
         self.work, self.eval_prompts = Path(work_dir), eval_prompts or []
         self.device = next(policy.parameters()).device
+        self.decoder_start = policy.config.decoder_start_token_id if policy.config.is_encoder_decoder else None
         self.ref = frozen_copy(policy)
         self.critic: nn.Module | None = None
         if cfg.semantics not in CRITIC_FREE:
@@ -211,7 +228,7 @@ class _Engine:
         t2 = time.perf_counter()
         buf = {"prompt_ids": p_ids, "prompt_mask": p_mask, "response_ids": resp, "mask": mask}
         logp, values = self._forward(buf, slice(None))
-        ref_logp, _ = _response_logp(self.ref, _joint_inputs(buf, slice(None)), p_ids.shape[1] - 1, resp, False)
+        ref_logp, _ = _response_logp(self.ref, *_model_inputs(buf, slice(None), self.decoder_start), resp, False)
         logp, ref_logp = logp * mask, ref_logp * mask
         kl = (logp - ref_logp) * mask
         buf.update(logp=logp, ref_logp=ref_logp, raw_rewards=raw, kl=kl)
@@ -254,8 +271,8 @@ class _Engine:
 
     def _forward(self, buf: dict[str, torch.Tensor], idx) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Policy log-probs and critic values of the buffer rows ``idx``."""
-        batch = _joint_inputs(buf, idx)
-        start, targets = buf["prompt_ids"].shape[1] - 1, buf["response_ids"][idx]
+        batch, start = _model_inputs(buf, idx, self.decoder_start)
+        targets = buf["response_ids"][idx]
         shared = isinstance(self.critic, ValueHead)
         logp, hidden = _response_logp(self.policy, batch, start, targets, shared)
         if self.critic is None:

@@ -10,6 +10,9 @@ so that, for the same seed and settings, it emits identical tokens:
 - one ``torch.multinomial`` over the whole batch per step (the same RNG draws);
 - finished rows emit ``pad_token_id``; decoding stops once every row has emitted EOS.
 
+Encoder-decoder models (T5, [FG]'s policy) run the encoder once and decode from
+``decoder_start_token_id`` with an encoder-decoder cache, as ``generate`` does.
+
 It is leaner than ``generate`` because it skips the per-step generic machinery (input
 preparation, stopping-criteria objects, logits-processor lists, output bookkeeping).
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, EncoderDecoderCache
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 
@@ -49,25 +52,63 @@ def _warpers(s: SamplingSettings) -> list:
     return warpers
 
 
+class _CausalStep:
+    """One decode step of a causal LM: left-padded prompt, positions from the mask, growing mask."""
+
+    def __init__(self, model, input_ids, attention_mask, max_new_tokens):
+        self.model, self.width = model, input_ids.shape[1]
+        self.mask = torch.ones(input_ids.shape[0], self.width + max_new_tokens, dtype=attention_mask.dtype,
+                               device=input_ids.device)
+        self.mask[:, : self.width] = attention_mask
+        positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+        self.next_pos = positions[:, -1:] + 1
+        self.cache = DynamicCache(config=model.config)
+        self.first = dict(input_ids=input_ids, position_ids=positions)
+
+    def __call__(self, tokens: torch.Tensor | None) -> torch.Tensor:
+        if tokens is None:
+            inputs = self.first
+        else:
+            inputs = dict(input_ids=tokens[:, None], position_ids=self.next_pos)
+            self.width += 1
+            self.next_pos = self.next_pos + 1
+        out = self.model(**inputs, attention_mask=self.mask[:, : self.width], cache=self.cache, use_cache=True,
+                         logits_to_keep=1)
+        return out.logits[:, -1]
+
+
+class _Seq2SeqStep:
+    """One decode step of an encoder-decoder: the encoder runs once, the decoder starts from its start token."""
+
+    def __init__(self, model, input_ids, attention_mask):
+        self.model, self.mask = model, attention_mask
+        self.encoded = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+        self.cache = EncoderDecoderCache(DynamicCache(config=model.config), DynamicCache(config=model.config))
+        self.start = torch.full((input_ids.shape[0], 1), model.config.decoder_start_token_id, dtype=torch.long,
+                                device=input_ids.device)
+
+    def __call__(self, tokens: torch.Tensor | None) -> torch.Tensor:
+        dec = self.start if tokens is None else tokens[:, None]
+        out = self.model(encoder_outputs=self.encoded, attention_mask=self.mask, decoder_input_ids=dec,
+                         cache=self.cache, use_cache=True)
+        return out.logits[:, -1]
+
+
 @torch.inference_mode()
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, settings: SamplingSettings,
            eos_token_id: int, pad_token_id: int) -> torch.Tensor:
-    """Completion ids (B, T<=max_new_tokens) for left-padded prompts; rows end in EOS then padding."""
+    """Completion ids (B, T<=max_new_tokens) for the prompts (left-padded for causal LMs); rows end in
+    EOS then padding. Encoder-decoder completions exclude the decoder start token."""
     warpers = _warpers(settings)
-    batch = input_ids.shape[0]
-    mask = torch.ones(batch, input_ids.shape[1] + settings.max_new_tokens, dtype=attention_mask.dtype,
-                      device=input_ids.device)
-    width = input_ids.shape[1]
-    mask[:, :width] = attention_mask
-    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
-    next_pos = positions[:, -1:] + 1
-    cache = DynamicCache(config=model.config)
-    out = model(input_ids=input_ids, attention_mask=mask[:, :width], position_ids=positions, cache=cache,
-                use_cache=True, logits_to_keep=1)
-    unfinished = torch.ones(batch, dtype=torch.long, device=input_ids.device)
+    if model.config.is_encoder_decoder:
+        step = _Seq2SeqStep(model, input_ids, attention_mask)
+    else:
+        step = _CausalStep(model, input_ids, attention_mask, settings.max_new_tokens)
+    logits = step(None)
+    unfinished = torch.ones(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
     tokens = []
-    for step in range(settings.max_new_tokens):
-        scores = out.logits[:, -1].to(dtype=torch.float32)
+    for i in range(settings.max_new_tokens):
+        scores = logits.to(dtype=torch.float32)
         for warp in warpers:
             scores = warp(None, scores)
         if settings.do_sample:
@@ -77,10 +118,7 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, setting
         nxt = nxt * unfinished + pad_token_id * (1 - unfinished)
         tokens.append(nxt)
         unfinished = unfinished & (nxt != eos_token_id).long()
-        if step + 1 == settings.max_new_tokens or not bool(unfinished.any()):
+        if i + 1 == settings.max_new_tokens or not bool(unfinished.any()):
             break
-        width += 1
-        out = model(input_ids=nxt[:, None], attention_mask=mask[:, :width], position_ids=next_pos, cache=cache,
-                    use_cache=True, logits_to_keep=1)
-        next_pos = next_pos + 1
+        logits = step(nxt)
     return torch.stack(tokens, dim=1)

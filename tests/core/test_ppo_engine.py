@@ -12,9 +12,15 @@ import torch
 
 from rlhf_core.train.ppo import segment_positions, train_ppo
 from tests.conftest import gpt2_tokenizer
-from tests.core.tiny_rl import PROMPTS, letter_segments, letter_share, tiny_policy, toy_ppo_config
+from tests.core.tiny_rl import one_thread, PROMPTS, letter_segments, letter_share, tiny_policy, tiny_t5, toy_ppo_config
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 def rollout_rewards(result):
@@ -29,7 +35,6 @@ def rollout_rewards(result):
     ("rloo", letter_share, dict(samples_per_prompt=2, prompts_per_rollout=8)),
 ])
 def test_short_run_increases_the_toy_reward(tmp_path, semantics, reward_fn, extra):
-    torch.set_num_threads(1)
     policy, tok = tiny_policy(seed=0)
     value_model = tiny_policy(seed=5)[0].transformer if extra.get("critic") == "separate" else None
     cfg = toy_ppo_config(**{"semantics": semantics, "steps": 30, "prompts_per_rollout": 16, "eval_every": 10,
@@ -44,6 +49,17 @@ def test_short_run_increases_the_toy_reward(tmp_path, semantics, reward_fn, extr
     assert (tmp_path / "best" / "COMPLETE").exists()
     assert set(result.timings) == {"generation_s", "scoring_s", "update_s"}
     assert all(v > 0 for v in result.timings.values())
+
+
+def test_encoder_decoder_policy_with_a_separate_value_model(tmp_path):
+    """[FG]'s layout: a T5 policy and a separate T5 critic with an MLP head, dense rewards."""
+    policy, tok = tiny_t5(seed=0)
+    cfg = toy_ppo_config(semantics="fine_grained", steps=30, prompts_per_rollout=16, vf_coef=1.0, lr=3e-3,
+                         whiten_rewards=True, adaptive_kl=False, critic="separate")
+    result = train_ppo(policy, tok, PROMPTS, letter_segments, cfg, tmp_path, value_model=tiny_t5(seed=1)[0])
+    rewards = rollout_rewards(result)
+    assert result.stop_reason is None
+    assert sum(rewards[-5:]) / 5 > sum(rewards[:5]) / 5 + 0.05, rewards
 
 
 def test_non_finite_reward_stops_with_step_and_keeps_last_good_weights(tmp_path):

@@ -7,7 +7,13 @@ import torch
 
 from rlhf_core.config import PROConfig, TrainConfig
 from rlhf_core.train.pro import pair_rewards, pro_loss
-from tests.core.tiny_rl import tiny_policy
+from tests.core.tiny_rl import one_thread, tiny_policy
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 def test_two_candidate_pro_loss_by_hand():

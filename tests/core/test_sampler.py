@@ -3,9 +3,15 @@ import pytest
 import torch
 
 from rlhf_core.train.sampler import SamplingSettings, sample
-from tests.core.tiny_rl import tiny_policy
+from tests.core.tiny_rl import one_thread, tiny_policy, tiny_t5
 
 PROMPTS = ["the cat sat", "a dog", "very good nice happy cat on the mat", "on"] * 3
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +36,7 @@ def test_same_tokens_as_hf_generate(policy, settings):
     enc = tok(PROMPTS, return_tensors="pt", padding=True, padding_side="left")
     torch.manual_seed(7)
     hf = model.generate(**enc, **settings.hf_kwargs(), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    hf = hf[:, enc["input_ids"].shape[1]:]
+    hf = hf[:, enc["input_ids"].shape[1]:]  # drop the prompt
     torch.manual_seed(7)
     ours = sample(model, enc["input_ids"], enc["attention_mask"], settings, tok.eos_token_id, tok.pad_token_id)
     assert torch.equal(hf, ours)
@@ -40,3 +46,15 @@ def test_same_tokens_as_hf_generate(policy, settings):
     for row in ours[finished]:
         end = int((row == tok.eos_token_id).nonzero()[0])
         assert (row[end + 1:] == tok.pad_token_id).all()
+
+
+@pytest.mark.parametrize("settings", [SamplingSettings(20, temperature=0.7, top_k=20), SamplingSettings(20, False)])
+def test_encoder_decoder_same_tokens_as_hf_generate(settings):
+    model, tok = tiny_t5(seed=2)
+    model.eval()
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, padding_side="left")
+    torch.manual_seed(7)
+    hf = model.generate(**enc, **settings.hf_kwargs(), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(7)
+    ours = sample(model, enc["input_ids"], enc["attention_mask"], settings, tok.eos_token_id, tok.pad_token_id)
+    assert torch.equal(hf[:, 1:], ours)  # generate's output starts with the decoder start token
