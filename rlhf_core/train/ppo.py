@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Callable, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import nn
 
@@ -132,7 +131,7 @@ def _response_logp(model, batch: dict[str, torch.Tensor], start: int, targets: t
     out = model(**batch, output_hidden_states=hidden)
     width = targets.shape[1]
     logits = out.logits[:, start : start + width].float()
-    logp = torch.gather(F.log_softmax(logits, dim=-1), 2, targets.unsqueeze(-1)).squeeze(-1)
+    logp = torch.gather(logits, 2, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     return logp, _last_hidden(out)[:, start : start + width] if hidden else None
 
 
@@ -161,7 +160,8 @@ class _Engine:
             params += list(self.critic.parameters())
         self.params = params
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
-        self.kl_ctl = pm.AdaptiveKLController(cfg.kl_coef, cfg.kl_target if cfg.adaptive_kl else None, cfg.kl_horizon)
+        adaptive = cfg.adaptive_kl and cfg.semantics not in CRITIC_FREE  # GRPO/RLOO keep a fixed KL weight
+        self.kl_ctl = pm.AdaptiveKLController(cfg.kl_coef, cfg.kl_target if adaptive else None, cfg.kl_horizon)
         self.running = pm.RunningMoments()
         self.early = pm.KLEarlyStop(cfg.kl_stop_threshold or math.inf, cfg.kl_stop_count)
         self.history: list[dict[str, float]] = []
@@ -227,8 +227,7 @@ class _Engine:
         raw = self._score(prompts, texts, lengths, resp.shape[1])
         t2 = time.perf_counter()
         buf = {"prompt_ids": p_ids, "prompt_mask": p_mask, "response_ids": resp, "mask": mask}
-        logp, values = self._forward(buf, slice(None))
-        ref_logp, _ = _response_logp(self.ref, *_model_inputs(buf, slice(None), self.decoder_start), resp, False)
+        logp, values, ref_logp = self._score_tokens(buf)
         logp, ref_logp = logp * mask, ref_logp * mask
         kl = (logp - ref_logp) * mask
         buf.update(logp=logp, ref_logp=ref_logp, raw_rewards=raw, kl=kl)
@@ -259,14 +258,26 @@ class _Engine:
         self.timings["scoring_s"] += t2 - t1
         return buf, stats
 
+    def _score_tokens(self, buf) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Policy log-probs, values and reference log-probs of a rollout, a minibatch at a time."""
+        parts = []
+        for idx in torch.arange(buf["mask"].shape[0], device=self.device).split(self.cfg.mini_batch_size):
+            logp, values = self._forward(buf, idx)
+            batch, start = _model_inputs(buf, idx, self.decoder_start)
+            ref_logp, _ = _response_logp(self.ref, batch, start, buf["response_ids"][idx], False)
+            parts.append((logp, values, ref_logp))
+        logp, values, ref_logp = zip(*parts)
+        return torch.cat(logp), None if values[0] is None else torch.cat(values), torch.cat(ref_logp)
+
     def _prompt_batch(self, step: int) -> list[str]:
         """Deterministic shuffled passes over the prompts; each prompt repeated samples_per_prompt times."""
         n, per = len(self.prompts), self.cfg.prompts_per_rollout
+        perms: dict[int, torch.Tensor] = {}
         picked = []
-        start = (step - 1) * per
-        for k in range(start, start + per):
-            gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + k // n)
-            picked.append(self.prompts[int(torch.randperm(n, generator=gen)[k % n])])
+        for k in range((step - 1) * per, step * per):
+            if k // n not in perms:
+                perms[k // n] = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 100_003 + k // n))
+            picked.append(self.prompts[int(perms[k // n][k % n])])
         return [p for p in picked for _ in range(self.cfg.samples_per_prompt)]
 
     def _forward(self, buf: dict[str, torch.Tensor], idx) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -294,7 +305,7 @@ class _Engine:
         pg, ratio = pm.policy_loss(logp, buf["logp"][idx], buf["advantages"][idx], mask, cfg.cliprange)
         if cfg.semantics in CRITIC_FREE:
             kl = pm.masked_mean(pm.k3_kl(logp, buf["ref_logp"][idx]), mask)
-            return pg + cfg.kl_coef * kl, {"loss_policy": float(pg.detach()), "loss_kl": float(kl.detach())}
+            return pg + self.kl_ctl.value * kl, {"loss_policy": float(pg.detach()), "loss_kl": float(kl.detach())}
         if cfg.semantics == "fine_grained":
             values = values * mask
         vf = pm.value_loss(values, buf["values"][idx], buf["returns"][idx], mask, cfg.cliprange_value)

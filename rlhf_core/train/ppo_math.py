@@ -17,6 +17,21 @@ differ in small ways that change numbers:
   controller, value clipping, ``pg + vf_coef * vf`` with the ratio-threshold batch skip.
 
 GRPO/RLOO group-relative advantages share the same clipped policy loss.
+
+Read from the TRL v0.7.4 source, beyond the summary in docs/sources.md §6.8:
+- ``use_score_norm`` acts only together with ``use_score_scaling``; the running moments are
+  updated with the current batch *before* it is normalised; the scale is the running std (with
+  Bessel's correction over the total count) plus float32 eps; ``score_clip`` applies afterwards.
+- Whitening uses Bessel's correction. With ``whiten_rewards`` the zeroed padding is whitened too,
+  becomes mean*(1 - 1/sigma), and GAE (over the full padded width) carries it into the last
+  tokens of shorter rows; [FG] has the same leak up to the longest valid length. Kept as is.
+- A minibatch whose mean ratio exceeds ``ratio_threshold`` (10) has its loss zeroed.
+- The KL controller sees the rollout KL (per-token log-ratio summed, batch mean) with
+  n_steps = batch size, after the PPO epochs, so a step's rewards use the previous beta.
+- Old log-probs and values come from an eval-mode forward, the minibatch forward is in train
+  mode (dropout), so the ratio is not 1 on the first minibatch (as in [FG]).
+- Minibatches are reshuffled every epoch and the optimiser steps every ``grad_accum`` of them
+  with each loss divided by ``grad_accum``; [FG] walks the rows in order, with no shuffle.
 """
 from __future__ import annotations
 
