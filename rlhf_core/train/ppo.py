@@ -146,7 +146,10 @@ class _Engine:
         self.work, self.eval_prompts = Path(work_dir), eval_prompts or []
         self.device = next(policy.parameters()).device
         self.decoder_start = policy.config.decoder_start_token_id if policy.config.is_encoder_decoder else None
-        self.ref = frozen_copy(policy)
+        # A LoRA policy's reference is its base with the adapter disabled ([CRS] ref_model=None);
+        # any other policy gets a frozen copy.
+        self.lora = hasattr(policy, "disable_adapter")
+        self.ref = None if self.lora else frozen_copy(policy)
         self.critic: nn.Module | None = None
         if cfg.semantics not in CRITIC_FREE:
             if cfg.critic == "separate":
@@ -264,7 +267,11 @@ class _Engine:
         for idx in torch.arange(buf["mask"].shape[0], device=self.device).split(self.cfg.mini_batch_size):
             logp, values = self._forward(buf, idx)
             batch, start = _model_inputs(buf, idx, self.decoder_start)
-            ref_logp, _ = _response_logp(self.ref, batch, start, buf["response_ids"][idx], False)
+            if self.lora:
+                with self.policy.disable_adapter():
+                    ref_logp, _ = _response_logp(self.policy, batch, start, buf["response_ids"][idx], False)
+            else:
+                ref_logp, _ = _response_logp(self.ref, batch, start, buf["response_ids"][idx], False)
             parts.append((logp, values, ref_logp))
         logp, values, ref_logp = zip(*parts)
         return torch.cat(logp), None if values[0] is None else torch.cat(values), torch.cat(ref_logp)
@@ -486,6 +493,7 @@ def train_ppo(policy, tokenizer, prompts: list[str], reward_fn: RewardFn, cfg: P
     """Train ``policy`` in place by online RL; resumes from ``work_dir/checkpoint`` when present.
 
     ``value_model`` (any HF model with ``hidden_size``) is the trunk of the critic when
-    ``cfg.critic == "separate"``; otherwise the critic is a value head on the policy trunk.
+    ``cfg.critic == "separate"``; otherwise the critic is a value head on the policy trunk. A peft
+    (LoRA) policy trains only its adapter and is its own reference with the adapter disabled.
     """
     return _Engine(policy, tokenizer, prompts, reward_fn, cfg, work_dir, eval_prompts, value_model).run()

@@ -62,6 +62,20 @@ def test_encoder_decoder_policy_with_a_separate_value_model(tmp_path):
     assert sum(rewards[-5:]) / 5 > sum(rewards[:5]) / 5 + 0.05, rewards
 
 
+def test_lora_policy_uses_its_base_as_reference(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    base, tok = tiny_policy(seed=0)
+    policy = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True))
+    frozen = {n: p.clone() for n, p in policy.named_parameters() if "lora_" not in n}
+    adapter = {n: p.clone() for n, p in policy.named_parameters() if "lora_B" in n}  # B starts at zero
+    result = train_ppo(policy, tok, PROMPTS, letter_share, toy_ppo_config(steps=4, lr=3e-2), tmp_path)
+    kls = [h["kl"] for h in result.history]
+    assert kls[0] == 0.0 and any(kl != 0.0 for kl in kls[1:])  # reference = adapter disabled
+    assert all(torch.equal(p, frozen[n]) for n, p in policy.named_parameters() if n in frozen)
+    assert any(not torch.equal(p, adapter[n]) for n, p in policy.named_parameters() if n in adapter)
+
+
 def test_non_finite_reward_stops_with_step_and_keeps_last_good_weights(tmp_path):
     calls = []
 
