@@ -222,6 +222,8 @@ class PPOConfig:
     ppo_epochs: int = 4
     lr: float = 1.41e-5
     adam_eps: float = 1e-8
+    lr_schedule: Literal["constant", "linear"] = "constant"  # linear: [FG] warmup then decay to 0
+    warmup_steps: int = 0  # optimiser steps
     max_grad_norm: float | None = None
     gamma: float = 1.0
     lam: float = 0.95

@@ -163,6 +163,7 @@ class _Engine:
             params += list(self.critic.parameters())
         self.params = params
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         adaptive = cfg.adaptive_kl and cfg.semantics not in CRITIC_FREE  # GRPO/RLOO keep a fixed KL weight
         self.kl_ctl = pm.AdaptiveKLController(cfg.kl_coef, cfg.kl_target if adaptive else None, cfg.kl_horizon)
         self.running = pm.RunningMoments()
@@ -171,6 +172,18 @@ class _Engine:
         self.timings = {"generation_s": 0.0, "scoring_s": 0.0, "update_s": 0.0}
         self.best: tuple[float, int] | None = None
         self.settings = SamplingSettings(cfg.max_new_tokens, True, cfg.temperature, cfg.top_k, cfg.top_p)
+
+    def _lr_factor(self, tick: int) -> float:
+        """Constant, or [FG]'s linear warmup then linear decay to 0, ticked per optimiser step."""
+        cfg = self.cfg
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        rows = cfg.prompts_per_rollout * cfg.samples_per_prompt
+        per_rollout = 1 if cfg.semantics == "fine_grained" else math.ceil(rows / (cfg.mini_batch_size * cfg.grad_accum))
+        total = cfg.steps * cfg.ppo_epochs * per_rollout
+        if tick < cfg.warmup_steps:
+            return (tick + 1) / cfg.warmup_steps
+        return max(0.0, (total - tick) / max(1, total - cfg.warmup_steps))
 
     # ------------------------------------------------------------------ rollout
 
@@ -351,6 +364,7 @@ class _Engine:
             if cfg.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
             self.optimizer.step()
+            self.scheduler.step()
         return {k: sum(d[k] for d in stats) / len(stats) for k in stats[0]}
 
     # ------------------------------------------------------------------ evaluation
@@ -379,7 +393,8 @@ class _Engine:
         for key, module in self._modules().items():
             save_model(module, str(tmp / f"{key}.safetensors"))
         state = {
-            "step": step, "optimizer": self.optimizer.state_dict(), "kl_ctl": self.kl_ctl.state_dict(),
+            "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "kl_ctl": self.kl_ctl.state_dict(),
             "running": self.running.state_dict(), "early_count": self.early.count,
             "history": json.dumps(self.history), "timings": json.dumps(self.timings),
             "best": json.dumps(self.best), "rng": torch.get_rng_state(),
@@ -410,6 +425,7 @@ class _Engine:
             return None
         state = torch.load(path / "state.pt", weights_only=True, map_location=self.device)
         self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
         self.kl_ctl.load_state_dict(state["kl_ctl"])
         self.running.load_state_dict(state["running"])
         self.early.count = state["early_count"]

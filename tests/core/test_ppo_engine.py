@@ -30,7 +30,8 @@ def rollout_rewards(result):
 @pytest.mark.parametrize("semantics,reward_fn,extra", [
     ("legacy_step", letter_share, {}),
     ("fine_grained", letter_segments, dict(vf_coef=1.0, whiten_rewards=True, adaptive_kl=False, lr=3e-3,
-                                           kl_stop_threshold=10.0, critic="separate")),
+                                           kl_stop_threshold=10.0, critic="separate", lr_schedule="linear",
+                                           warmup_steps=10)),
     ("grpo", letter_share, dict(samples_per_prompt=2, prompts_per_rollout=8)),
     ("rloo", letter_share, dict(samples_per_prompt=2, prompts_per_rollout=8)),
 ])
@@ -136,3 +137,15 @@ def test_sigkill_mid_ppo_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert b["resumed_from"] == 1 and a["history"] == b["history"]
     wa, wb = torch.load(tmp_path / "a.pt", weights_only=True), torch.load(tmp_path / "b.pt", weights_only=True)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_linear_schedule_warms_up_then_decays_per_optimiser_step(tmp_path):
+    from rlhf_core.train.ppo import _Engine
+
+    policy, tok = tiny_policy(seed=0)
+    cfg = toy_ppo_config(lr_schedule="linear", warmup_steps=2)  # 3 rollouts x 2 epochs x 8/4 minibatches = 12
+    engine = _Engine(policy, tok, PROMPTS, letter_share, cfg, tmp_path, None, None)
+    assert [engine._lr_factor(t) for t in (0, 1, 2, 7, 12)] == [0.5, 1.0, 1.0, 0.5, 0.0]
+    fg = _Engine(policy, tok, PROMPTS, letter_share, toy_ppo_config(semantics="fine_grained", lr_schedule="linear"),
+                 tmp_path, None, None)
+    assert fg._lr_factor(3) == pytest.approx(0.5)  # [FG]: one step per epoch -> 6 in all; (6-3)/6

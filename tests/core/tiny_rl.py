@@ -90,7 +90,7 @@ if __name__ == "__main__":  # a toy PPO run for the kill-and-resume test: tiny_r
 
     ppo_math.policy_loss = counting_policy_loss
     policy, tok = tiny_policy(seed=0, dropout=0.1)
-    result = train_ppo(policy, tok, PROMPTS, letter_share, toy_ppo_config(), work)
+    result = train_ppo(policy, tok, PROMPTS, letter_share, toy_ppo_config(lr_schedule="linear", warmup_steps=2), work)
     torch.save({k: v.clone() for k, v in policy.state_dict().items()}, out)
     keep = ("step", "reward", "kl", "kl_coef", "loss", "loss_policy", "loss_value")
     print(json.dumps({"resumed_from": result.resumed_from,
