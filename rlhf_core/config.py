@@ -301,7 +301,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name}: top level must be a mapping")
     for item in overrides:
-        _apply_override(raw, item, path.name)
+        apply_override(raw, item, path.name)
     try:
         return _build(TaskConfig, raw, "")
     except ConfigError as err:
@@ -335,7 +335,8 @@ def _as_json(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not part of a config")
 
 
-def _apply_override(raw: dict, item: str, fname: str) -> None:
+def apply_override(raw: dict, item: str, fname: str) -> None:
+    """Set one ``key.path=value`` (the value parsed as YAML) in raw config data, creating sections."""
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"{fname}: override {item!r} must look like key.path=value")
