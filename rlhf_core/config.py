@@ -190,7 +190,7 @@ class GenerationConfig:
 
 @dataclass(frozen=True)
 class ReferenceValueConfig:
-    """A-LoL value estimate V_ref(x) (SPEC 6.2)."""
+    """A-LoL value estimate V_ref(x) (docs/sources.md §6.2)."""
 
     num_heads: int = 8
     max_value: float = 1.0
@@ -199,7 +199,7 @@ class ReferenceValueConfig:
     batch_size: int = 32
     dropout: float = 0.1
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128))
-    num_beams: int = 2  # SPEC 6.2 generation-task settings
+    num_beams: int = 2  # docs/sources.md §6.2 generation-task settings
     repetition_penalty: float = 2.5
 
 
