@@ -18,6 +18,7 @@ preparation, stopping-criteria objects, logits-processor lists, output bookkeepi
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -64,6 +65,8 @@ class _CausalStep:
         self.next_pos = positions[:, -1:] + 1
         self.cache = DynamicCache(config=model.config)
         self.first = dict(input_ids=input_ids, position_ids=positions)
+        # like generate: compute only the last position's logits when the model allows it
+        self.keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
 
     def __call__(self, tokens: torch.Tensor | None) -> torch.Tensor:
         if tokens is None:
@@ -73,7 +76,7 @@ class _CausalStep:
             self.width += 1
             self.next_pos = self.next_pos + 1
         out = self.model(**inputs, attention_mask=self.mask[:, : self.width], cache=self.cache, use_cache=True,
-                         logits_to_keep=1)
+                         **self.keep)
         return out.logits[:, -1]
 
 
