@@ -423,7 +423,7 @@ class _Engine:
             load_model(module, str(path / f"{key}.safetensors"))
         if weights_only:
             return None
-        state = torch.load(path / "state.pt", weights_only=True, map_location=self.device)
+        state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")  # RNG states stay on CPU
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.kl_ctl.load_state_dict(state["kl_ctl"])
@@ -432,7 +432,7 @@ class _Engine:
         self.history, self.timings = json.loads(state["history"]), json.loads(state["timings"])
         best = json.loads(state["best"])
         self.best = tuple(best) if best else None
-        torch.set_rng_state(state["rng"].cpu())
+        torch.set_rng_state(state["rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         return state

@@ -101,7 +101,7 @@ def last_token_rewards(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     """(B, T) with ``scores[i]`` on the last valid token of row i (TRL 0.7 ``compute_rewards``)."""
     out = torch.zeros_like(mask, dtype=scores.dtype)
     last = mask.sum(-1).long() - 1
-    out[torch.arange(len(scores)), last] = scores
+    out[torch.arange(len(scores), device=mask.device), last] = scores
     return out
 
 
@@ -186,7 +186,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float, h
     """A_t = delta_t + gamma*lam*A_{t+1}, delta_t = r_t + gamma*V_{t+1} - V_t, V_horizon = 0;
     computed for t < horizon, zero beyond."""
     adv = torch.zeros_like(rewards)
-    last = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    last = torch.zeros(rewards.shape[0], dtype=rewards.dtype, device=rewards.device)
     for t in reversed(range(horizon)):
         next_v = values[:, t + 1] if t + 1 < horizon else 0.0
         delta = rewards[:, t] + gamma * next_v - values[:, t]
