@@ -104,7 +104,8 @@ def main() -> None:
     print(json.dumps({"size": args.size, "batch": args.batch, "prompt_len": args.prompt_len,
                       "new_tokens": args.new_tokens, "device": args.device, "threads": torch.get_num_threads(),
                       "hf_s": round(t_hf, 4), "ours_s": round(t_ours, 4),
-                      "hf_tokens_per_s": round(new_tokens / t_hf, 1), "ours_tokens_per_s": round(new_tokens / t_ours, 1),
+                      "hf_tokens_per_s": round(new_tokens / t_hf, 1),
+                      "ours_tokens_per_s": round(new_tokens / t_ours, 1),
                       "identical_tokens": identical}))
     print(f"rollout: ours vs HF generate {t_hf / t_ours:.2f}x")
     if not identical:

@@ -296,7 +296,8 @@ class _Engine:
         picked = []
         for k in range((step - 1) * per, step * per):
             if k // n not in perms:
-                perms[k // n] = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 100_003 + k // n))
+                gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + k // n)
+                perms[k // n] = torch.randperm(n, generator=gen)
             picked.append(self.prompts[int(perms[k // n][k % n])])
         return [p for p in picked for _ in range(self.cfg.samples_per_prompt)]
 
@@ -330,11 +331,11 @@ class _Engine:
             values = values * mask
         vf = pm.value_loss(values, buf["values"][idx], buf["returns"][idx], mask, cfg.cliprange_value)
         if cfg.semantics == "fine_grained":
-            w = pm.length_weight(mask, rollout_mask)
-            return (cfg.pg_coef * pg + cfg.vf_coef * vf) * w, {"loss_policy": float(pg.detach()), "loss_value": float(vf.detach())}
-        loss = pg + cfg.vf_coef * vf
-        if float(pm.masked_mean(ratio.detach(), mask)) > cfg.ratio_threshold:
-            loss = loss * 0.0  # TRL 0.7 skips a minibatch whose mean ratio is too large
+            loss = (cfg.pg_coef * pg + cfg.vf_coef * vf) * pm.length_weight(mask, rollout_mask)
+        else:
+            loss = pg + cfg.vf_coef * vf
+            if float(pm.masked_mean(ratio.detach(), mask)) > cfg.ratio_threshold:
+                loss = loss * 0.0  # TRL 0.7 skips a minibatch whose mean ratio is too large
         return loss, {"loss_policy": float(pg.detach()), "loss_value": float(vf.detach())}
 
     def update_epoch(self, buf, step: int, epoch: int) -> dict[str, float]:

@@ -96,7 +96,8 @@ def test_non_finite_reward_stops_with_step_and_keeps_last_good_weights(tmp_path)
 
 def test_kl_limit_stops_the_run(tmp_path):
     free, tok = tiny_policy(seed=0)
-    kls = [h["kl"] for h in train_ppo(free, tok, PROMPTS, letter_share, toy_ppo_config(steps=5), tmp_path / "free").history]
+    free_run = train_ppo(free, tok, PROMPTS, letter_share, toy_ppo_config(steps=5), tmp_path / "free")
+    kls = [h["kl"] for h in free_run.history]
     limit = 0.05
     first = next(i for i, kl in enumerate(kls, start=1) if kl > limit)  # KL is 0 at step 1, then grows
     assert first > 1
