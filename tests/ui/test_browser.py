@@ -45,8 +45,8 @@ def test_materialize_all_from_the_lineage_page_then_read_the_leaderboard(ui, pag
 
     (backfill,) = ui.gql(BACKFILLS)["partitionBackfillsOrError"]["results"]
     result = ui.wait_for_backfill(backfill["id"], timeout_s=900)
-    page.goto(f"{ui.url}/runs/b/{backfill['id']}?tab=partitions")
-    page.get_by_text("leaderboard").first.wait_for()
+    page.goto(f"{ui.url}/runs/b/{backfill['id']}")
+    page.locator("a", has_text="demo / leaderboard").first.wait_for()  # the backfill's per-asset table
     page.screenshot(path=SHOTS / "3-backfill-done.png", full_page=True)
     assert result["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), result
 
@@ -56,7 +56,8 @@ def test_materialize_all_from_the_lineage_page_then_read_the_leaderboard(ui, pag
     for algorithm in ("sft", "nll", "a_lol", "dpo"):
         sync_api.expect(table.first.locator(f"td:text-is('{algorithm}')")).to_have_count(1)
     page.screenshot(path=SHOTS / "4-leaderboard.png", full_page=True)
-    page.locator("tr:has(td:text-is('plot'))").get_by_text("[Show Markdown]").click()
+    plot_row = page.locator("tr").filter(has=page.get_by_text("plot", exact=True))
+    plot_row.get_by_text("[Show Markdown]").click()
     plot = page.get_by_role("dialog").locator("img[alt='plot']")
     sync_api.expect(plot).to_be_visible()
     assert plot.evaluate("img => img.complete && img.naturalWidth > 100")  # the PNG decoded
