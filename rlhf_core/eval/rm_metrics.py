@@ -4,7 +4,8 @@
 - ``ranking_metrics``       [CRS] ranking RM §5.3: first-vs-last accuracy and mean scores
 - ``absolute_metrics``      [CRS] absolute RM §5.3: MSE / MAE overall and in the low / high bins
 - ``token_error_metrics``   [FG] R1/R2 §5.1: error / no-error P/R/F1 and accuracy;
-  ``token_error_baselines`` the all-error and all-no-error baselines
+  ``token_error_baselines`` the all-error and all-no-error baselines; ``labelled_tags`` turns
+  token-classifier logits into the tags they are computed on
 - ``spearman`` and ``gold_pair_accuracy``: how well any RM's scores agree with a gold judge
 
 Section numbers refer to docs/sources.md. Inputs are 1-D array-likes; a metric that has nothing
@@ -101,6 +102,30 @@ def token_error_metrics(predictions: Sequence[str], gold: Sequence[str], no_erro
     for name, (p, r, f) in (("error", _prf(tp, fp, fn)), ("no_error", _prf(tn, fn, fp))):
         out |= {f"{name}_precision": p, f"{name}_recall": r, f"{name}_f1": f}
     return out
+
+
+def labelled_tags(
+    logits, labels, label_names: Sequence[str], restrict_to: tuple[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """``(predicted, gold)`` tags at the labelled positions of a token classifier.
+
+    ``logits`` (B, T, C), ``labels`` (B, T) class indices with -100 where a position is not a
+    target, ``label_names`` the C class names. The prediction is the argmax over all C outputs,
+    as in the seed's training-time metric (where the ``Ignore`` output can win and then counts as
+    an error); ``restrict_to=(error, no_error)`` takes the argmax over those two only, as the seed
+    does at RL inference (docs/sources.md §10.6).
+    """
+    z, y = np.asarray(logits, dtype=float), np.asarray(labels)
+    if z.shape[:-1] != y.shape or z.shape[-1] != len(label_names):
+        raise ValueError(f"logits {z.shape} do not match labels {y.shape} and {len(label_names)} label names")
+    keep = y != -100
+    names = np.asarray(label_names, dtype=object)
+    if restrict_to is None:
+        pred = names[z[keep].argmax(-1)]
+    else:
+        pair = [list(label_names).index(t) for t in restrict_to]
+        pred = np.asarray(restrict_to, dtype=object)[z[keep][:, pair].argmax(-1)]
+    return pred.tolist(), names[y[keep]].tolist()
 
 
 def token_error_baselines(gold: Sequence[str], error: str, no_error: str = "O") -> dict[str, dict[str, float]]:

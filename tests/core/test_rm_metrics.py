@@ -83,3 +83,14 @@ def test_gold_pair_accuracy_orients_pairs_by_gold():
     assert got == pytest.approx(2.5 / 4)
     with pytest.raises(ValueError, match="distinct gold"):
         M.gold_pair_accuracy([1], [0], [1], [1])
+
+
+def test_labelled_tags_read_predictions_at_labelled_positions():
+    names = ["O", "NF-ERR", "Ignore"]
+    logits = [[[0.0, 1.0, 2.0], [9.0, 9.0, 9.0], [3.0, 1.0, 0.0]]]
+    labels = [[0, -100, 1]]
+    # position 0: Ignore wins the 3-way argmax, NF-ERR beats O in the 2-way one; position 1 unlabelled
+    assert M.labelled_tags(logits, labels, names) == (["Ignore", "O"], ["O", "NF-ERR"])
+    assert M.labelled_tags(logits, labels, names, restrict_to=("NF-ERR", "O")) == (["NF-ERR", "O"], ["O", "NF-ERR"])
+    with pytest.raises(ValueError, match="do not match"):
+        M.labelled_tags(logits, labels, names[:2])
