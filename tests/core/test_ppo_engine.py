@@ -150,3 +150,14 @@ def test_linear_schedule_warms_up_then_decays_per_optimiser_step(tmp_path):
     fg = _Engine(policy, tok, PROMPTS, letter_share, toy_ppo_config(semantics="fine_grained", lr_schedule="linear"),
                  tmp_path, None, None)
     assert fg._lr_factor(3) == pytest.approx(0.5)  # [FG]: one step per epoch -> 6 in all; (6-3)/6
+
+
+def test_ppo_config_is_strict():
+    from rlhf_core.config import ConfigError, PPOConfig, _build
+
+    cfg = _build(PPOConfig, {"semantics": "fine_grained", "kl_limit": 20, "lr_schedule": "linear"}, "policy.ppo")
+    assert (cfg.semantics, cfg.kl_limit, cfg.lr_schedule) == ("fine_grained", 20.0, "linear")
+    with pytest.raises(ConfigError, match="policy.ppo.semantics: expected one of"):
+        _build(PPOConfig, {"semantics": "ppo2"}, "policy.ppo")
+    with pytest.raises(ConfigError, match="grpo needs samples_per_prompt >= 2"):
+        PPOConfig(semantics="grpo")
