@@ -6,7 +6,8 @@ tokens are identical, then times each (best of ``--repeats``) and prints
 
     rollout: ours vs HF generate <ratio>x
 
-where ratio = HF seconds / our seconds (above 1 means ours is faster).
+where ratio = HF seconds / our seconds (above 1 means ours is faster), the median over rounds that
+time both back to back; the JSON line also gives each one's best time and tokens/s.
 
     python benchmarks/bench_rollout.py                     # the demo policy at batch 64, CPU
     python benchmarks/bench_rollout.py --threads 2
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -51,10 +53,10 @@ def prompts(batch: int, max_len: int, vocab: int, device: str) -> tuple[torch.Te
     return ids.to(device), mask.to(device)
 
 
-def timed_pair(fns, repeats: int, device: str) -> tuple[list[float], list[torch.Tensor]]:
-    """Best wall time of each function over ``repeats`` rounds, interleaved so that load from other
+def timed_pair(fns, repeats: int, device: str) -> tuple[list[list[float]], list[torch.Tensor]]:
+    """Wall times of each function over ``repeats`` rounds, interleaved so that load from other
     processes falls on both alike; every call starts from the same seed."""
-    best, outs = [float("inf")] * len(fns), [None] * len(fns)
+    times, outs = [[] for _ in fns], [None] * len(fns)
     for _ in range(repeats):
         for i, fn in enumerate(fns):
             torch.manual_seed(123)
@@ -64,8 +66,8 @@ def timed_pair(fns, repeats: int, device: str) -> tuple[list[float], list[torch.
             outs[i] = fn()
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best, outs
+            times[i].append(time.perf_counter() - start)
+    return times, outs
 
 
 def main() -> None:
@@ -98,7 +100,10 @@ def main() -> None:
         return sample(model, ids, mask, settings, EOS, PAD)
 
     hf(), ours()  # warm-up
-    (t_hf, t_ours), (hf_tokens, our_tokens) = timed_pair([hf, ours], args.repeats, args.device)
+    (hf_times, our_times), (hf_tokens, our_tokens) = timed_pair([hf, ours], args.repeats, args.device)
+    t_hf, t_ours = min(hf_times), min(our_times)
+    # the median of the per-round ratios resists load that changes between rounds
+    ratio = statistics.median(h / o for h, o in zip(hf_times, our_times))
     identical = torch.equal(hf_tokens, our_tokens)
     new_tokens = int(our_tokens.numel())
     print(json.dumps({"size": args.size, "batch": args.batch, "prompt_len": args.prompt_len,
@@ -107,7 +112,7 @@ def main() -> None:
                       "hf_tokens_per_s": round(new_tokens / t_hf, 1),
                       "ours_tokens_per_s": round(new_tokens / t_ours, 1),
                       "identical_tokens": identical}))
-    print(f"rollout: ours vs HF generate {t_hf / t_ours:.2f}x")
+    print(f"rollout: ours vs HF generate {ratio:.2f}x")
     if not identical:
         raise SystemExit("tokens differ from HF generate")
 

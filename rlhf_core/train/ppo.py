@@ -505,6 +505,18 @@ class _Engine:
         self.save("checkpoint", step - 1, current)
 
 
+def as_trl_reward_func(reward_fn: RewardFn, name: str) -> Callable[..., list[float]]:
+    """Our reward function as a TRL ``reward_funcs`` entry (GRPOTrainer, RLOOTrainer): one float
+    per completion, segment rewards summed."""
+
+    def reward(prompts: list[str], completions: list[str], **_: object) -> list[float]:
+        out = reward_fn(list(prompts), list(completions))
+        return [float(r) if isinstance(r, numbers.Real) else float(sum(v for _, v in r)) for r in out]
+
+    reward.__name__ = name
+    return reward
+
+
 def train_ppo(policy, tokenizer, prompts: list[str], reward_fn: RewardFn, cfg: PPOConfig, work_dir: Path,
               eval_prompts: list[str] | None = None, value_model=None) -> PPOResult:
     """Train ``policy`` in place by online RL; resumes from ``work_dir/checkpoint`` when present.

@@ -150,3 +150,33 @@ def test_linear_schedule_warms_up_then_decays_per_optimiser_step(tmp_path):
     fg = _Engine(policy, tok, PROMPTS, letter_share, toy_ppo_config(semantics="fine_grained", lr_schedule="linear"),
                  tmp_path, None, None)
     assert fg._lr_factor(3) == pytest.approx(0.5)  # [FG]: one step per epoch -> 6 in all; (6-3)/6
+
+
+def test_ppo_config_is_strict():
+    from rlhf_core.config import ConfigError, PPOConfig, _build
+
+    cfg = _build(PPOConfig, {"semantics": "fine_grained", "kl_limit": 20, "lr_schedule": "linear"}, "policy.ppo")
+    assert (cfg.semantics, cfg.kl_limit, cfg.lr_schedule) == ("fine_grained", 20.0, "linear")
+    with pytest.raises(ConfigError, match="policy.ppo.semantics: expected one of"):
+        _build(PPOConfig, {"semantics": "ppo2"}, "policy.ppo")
+    with pytest.raises(ConfigError, match="grpo needs samples_per_prompt >= 2"):
+        PPOConfig(semantics="grpo")
+
+
+def test_our_reward_functions_drive_trl_grpo(tmp_path):
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rlhf_core.train.ppo import as_trl_reward_func
+
+    dense = as_trl_reward_func(letter_segments, "letter_segments")
+    assert dense([], ["ab c1"]) == [pytest.approx(0.3 * 1.0 + 0.3 * 0.5)]  # words "ab" (2/2) and "c1" (1/2)
+    policy, tok = tiny_policy(seed=0)
+    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2,
+                      max_completion_length=8, max_steps=2, report_to=[], use_cpu=True, logging_steps=1,
+                      save_strategy="no")
+    trainer = GRPOTrainer(model=policy, reward_funcs=as_trl_reward_func(letter_share, "letters"), args=args,
+                          train_dataset=Dataset.from_dict({"prompt": PROMPTS * 2}), processing_class=tok)
+    trainer.train()
+    logged = [h["rewards/letters/mean"] for h in trainer.state.log_history if "rewards/letters/mean" in h]
+    assert len(logged) == 2 and all(0.0 <= r <= 1.0 for r in logged)
