@@ -1,10 +1,10 @@
-"""Helpers shared by the asset factories: keys, code versions, the ref output."""
+"""Helpers shared by the asset factories: keys and the ref output."""
 
 from typing import Any
 
 import dagster as dg
 
-from rlhf_core.config import TaskConfig, config_hash
+from rlhf_core.config import TaskConfig
 
 
 def key(task: TaskConfig, name: str) -> dg.AssetKey:
@@ -15,6 +15,6 @@ def asset_in(task: TaskConfig, name: str, **kwargs: Any) -> dg.AssetIn:
     return dg.AssetIn(key=key(task, name), **kwargs)
 
 
-def code_version(task: TaskConfig, *sections: Any) -> str:
-    """Hash of the config that shapes an asset: change it and Dagster marks the asset stale."""
-    return config_hash(task.task, task.seed, *sections)
+def data_key(task: TaskConfig, name: str) -> str:
+    """The asset of a table named in the config: a raw source or a derived dataset."""
+    return f"raw_{name}" if name in task.sources else name

@@ -8,11 +8,11 @@ import dagster as dg
 
 from pipelines.task_defs import build_task_definitions
 from resources import build_resources
-from rlhf_core.config import TASKS_DIR, load_config
+from rlhf_core.config import load_config, tasks_dir
 
 
 def build_definitions() -> dg.Definitions:
-    tasks = [load_config(path) for path in sorted(TASKS_DIR.glob("*.yaml"))]
+    tasks = [load_config(path) for path in sorted(tasks_dir().glob("*.yaml"))]
     return dg.Definitions.merge(*(build_task_definitions(t) for t in tasks), dg.Definitions(resources=build_resources()))
 
 

@@ -39,7 +39,7 @@ def test_leaderboard_has_a_measured_row_per_algorithm(run):
     root, _ = run
     board = pd.read_csv(root / "artifacts" / "demo" / "leaderboard.csv")
     assert sorted(board["algorithm"]) == ["a_lol", "dpo", "nll", "sft"]
-    for col in ("gold_reward", "rm_reward", "length", "distinct_2"):
+    for col in ("gold", "reward", "rm", "relevance", "length", "distinct_2"):
         assert board[col].notna().all()
 
 
@@ -58,6 +58,6 @@ def test_an_unchanged_rerun_recomputes_nothing(run):
 def test_changing_one_stage_rebuilds_only_it_and_its_descendants(run):
     _, resources = run
     changed = MICRO + ["reference_value.lr=0.01"]
-    assert run_task("demo", changed, ["models"], resources=resources) == 0
+    assert run_task("demo", changed, ["models", "reference_value"], resources=resources) == 0
     assert latest("sft_model")["cached"] is True
     assert latest("reference_value")["cached"] is False
