@@ -39,6 +39,8 @@ def _module(name: str) -> tuple[ast.Module, str] | None:
 
 @lru_cache(maxsize=None)
 def _is_module(name: str) -> bool:
+    if not name.startswith(ROOT_PACKAGE + "."):
+        return False  # only our own modules are walked (and finding others would import them)
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
@@ -86,11 +88,27 @@ def _scope(module: str) -> tuple[dict[str, ast.AST], dict[str, Definition | str]
     return defs, imports, rest, discovers
 
 
+def _locals(node: ast.AST) -> set[str]:
+    """Names a function (or class) binds itself: arguments and assignments inside it."""
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        return set()
+    names = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            names.add(sub.id)
+        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)) and sub is not node:
+            names.add(sub.name)
+    return names
+
+
 def _references(module: str, node: ast.AST) -> set[Definition | str]:
     """What a definition uses: local definitions, imported names and modules (also lazy imports)."""
     defs, imports, _, _ = _scope(module)
     found: set[Definition | str] = set()
+    local = _locals(node)
     for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id in local:
+            continue  # a variable of the function that shadows a module-level name
         if isinstance(sub, ast.Name):
             if sub.id in defs:
                 found.add((module, sub.id))
@@ -114,33 +132,39 @@ def _walk(start: Definition) -> tuple[set[Definition], set[str]]:
     """Every definition reachable from ``start`` and every module they touch."""
     seen: set[Definition] = set()
     modules: set[str] = set()
+    whole: set[str] = set()
     todo: list[Definition | str] = [start]
+
+    def touch(module: str) -> None:  # a module's top-level statements and plug-ins come with it
+        if module not in modules:
+            modules.add(module)
+            _, _, rest, discovers = _scope(module)
+            # Constants may use other definitions; imported names count only where a definition uses them.
+            todo.extend(ref for stmt in rest if not isinstance(stmt, (ast.Import, ast.ImportFrom))
+                        for ref in _references(module, stmt))
+            todo.extend(m.name for pkg in discovers for m in _package_modules(pkg))
+
     while todo:
         item = todo.pop()
-        if isinstance(item, str):  # a whole module is used (``import x`` then ``x.f`` unresolved, or a plug-in)
-            if item in modules or _module(item) is None:
-                continue
-            modules.add(item)
-            defs, _, _, discovers = _scope(item)
-            todo += [(item, name) for name in defs]
-            todo += [m.name for pkg in discovers for m in _package_modules(pkg)]
+        if isinstance(item, str):  # a whole module is used (``import x``, or a plug-in)
+            if item not in whole and _module(item) is not None:
+                whole.add(item)
+                touch(item)
+                todo.extend((item, name) for name in _scope(item)[0])
             continue
         if item in seen:
             continue
         module, name = item
-        defs, imports, _, discovers = _scope(module)
+        defs, imports, _, _ = _scope(module)
         if name not in defs:
             if name in imports:  # re-exported
                 todo.append(imports[name])
-            elif _module(module) is not None and module not in modules:
-                todo.append(module)
+            elif _module(module) is not None:
+                touch(module)  # a constant: part of the module's top-level statements
             continue
         seen.add(item)
-        if module not in modules:
-            modules.add(module)
-            todo += [m.name for pkg in discovers for m in _package_modules(pkg)]
-            todo += [ref for stmt in _scope(module)[2] for ref in _references(module, stmt)]
-        todo += list(_references(module, defs[name]))
+        touch(module)
+        todo.extend(_references(module, defs[name]))
     return seen, modules
 
 
