@@ -184,3 +184,63 @@ def test_editing_a_function_rekeys_exactly_the_stages_that_run_it(tmp_path):
         after = code_versions(tmp_path)
         assert {name for name in before if after[name] != before[name]} == expected, function
         path.write_text(source)
+
+
+STALE_SCRIPT = """
+import json, sys
+import dagster as dg
+from dagster._utils.test.data_versions import get_stale_status_resolver
+from pipelines.task_defs import build_task_definitions
+from resources import build_resources
+from rlhf_core import codehash
+from rlhf_core.config import load_config, tasks_dir
+
+instance = dg.DagsterInstance.get()
+resources = build_resources(sys.argv[1])
+rows = []
+
+def step(label, overrides=()):
+    for cache in (codehash._module, codehash._scope, codehash._hash_from):
+        cache.cache_clear()
+    assets = list(build_task_definitions(load_config(tasks_dir() / "demo.yaml", list(overrides))).assets)
+    world = dg.AssetKey(["demo", "raw_world"])
+    status = get_stale_status_resolver(instance, assets).get_status(world).value
+    result = dg.materialize(assets, selection=[world], instance=instance, resources=resources)
+    meta = result.asset_materializations_for_node("demo__raw_world")[0].metadata
+    rows.append([label, status, meta["cached"].value])
+
+step("first")
+step("unchanged")
+step("config", ["world.n_entities=13"])
+step("config again", ["world.n_entities=13"])
+path = "rlhf_core/demo/world.py"
+source = open(path).read()
+body = source.index(":\\n", source.index("def make_facts(")) + 2
+open(path, "w").write(source[:body] + "    _edited = 1\\n" + source[body:])
+step("code", ["world.n_entities=13"])
+step("code again", ["world.n_entities=13"])
+print(json.dumps(rows))
+"""
+
+
+def test_dagster_stale_status_agrees_with_the_store(tmp_path):
+    """STALE (or MISSING) in Dagster exactly when the store builds anew; FRESH exactly when it reuses."""
+    repo = Path(__file__).resolve().parents[2]
+    for folder in ("rlhf_core", "assets", "resources", "pipelines", "configs"):
+        shutil.copytree(repo / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
+           "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    (tmp_path / "dagster_home").mkdir()
+    (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    out = subprocess.run([sys.executable, "-c", STALE_SCRIPT, str(tmp_path / "artifacts")], cwd=tmp_path,
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    assert rows == [
+        ["first", "MISSING", False],
+        ["unchanged", "FRESH", True],
+        ["config", "STALE", False],
+        ["config again", "FRESH", True],
+        ["code", "STALE", False],
+        ["code again", "FRESH", True],
+    ]
