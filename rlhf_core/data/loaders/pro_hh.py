@@ -37,8 +37,8 @@ from rlhf_core.data.rows import (
     source_file,
 )
 from rlhf_core.data.transforms import check_options, one_input, option
+from rlhf_core.models.load import EOS
 
-EOS = "<|endoftext|>"
 ASSISTANT, PROMPTER = "<|assistant|>", "<|prompter|>"
 COLUMNS = [
     "id", "split", "segment", "line", "prompt", "chosen", "rejected", "chosen_reward", "rejected_reward",
