@@ -220,7 +220,7 @@ class PolicyConfig:
     pairs: str  # prompt/chosen/rejected rows for the preference algorithms (dpo)
     train: TrainConfig
     ppo_clip: float | None = None  # epsilon of the importance-weight clip; None: no clip
-    kl_beta: float = 0.0  # a_lol_kl
+    kl_beta: float = 0.0  # a_lol_kl; also r_lol and a_lol (with ppo_clip 0), the [LoL] --kl_beta
     dpo_beta: float = 0.1
     sampling: Literal["uniform", "priority"] = "uniform"
 
