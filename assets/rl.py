@@ -5,7 +5,7 @@ the evaluation score samples with the same ``reward_scorers``.
 """
 import dagster as dg
 
-from assets.common import asset_in, data_key, key
+from assets.common import asset_in, data_key, key, per_partition
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
 from rlhf_core.config import TaskConfig
@@ -18,7 +18,7 @@ def algorithm_partitions(task: TaskConfig) -> dg.StaticPartitionsDefinition:
 
 def _scorers_in(task: TaskConfig) -> dg.AssetIn:
     # Every component's scorer (all partitions), as {component: ref}.
-    return asset_in(task, "reward_scorers", partition_mapping=dg.AllPartitionMapping(), metadata={"as_dict": True})
+    return asset_in(task, "reward_scorers", partition_mapping=dg.AllPartitionMapping())
 
 
 def build_reference_value(task: TaskConfig) -> list[dg.AssetsDefinition]:
@@ -49,20 +49,22 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
               code_version=rl.policy.version(task),
               description="The SFT reference fine-tuned by one algorithm; partition 'sft' is the reference itself.")
     def policy(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, sft, value, pairs):
-        return output(*rl.policy(task, artifacts.store(), context.partition_key, sft, value, pairs))
+        return per_partition(context, lambda algorithm: rl.policy(task, artifacts.store(), algorithm, sft, value, pairs))
 
     @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts,
               ins={"policy": asset_in(task, "policy"), "prompts": asset_in(task, data_key(task, task.sft.data))},
               code_version=evaluation.generations.version(task), description="Samples on the evaluation prompts.")
     def generations(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, policy, prompts):
-        return output(*evaluation.generations(task, artifacts.store(), context.partition_key, policy, prompts))
+        return per_partition(context, lambda algorithm: evaluation.generations(task, artifacts.store(), algorithm,
+                                                                               policy[algorithm], prompts))
 
     @dg.asset(key=key(task, "evaluation"), group_name=group, partitions_def=parts,
               ins={"gen": asset_in(task, "generations"), "scorers": _scorers_in(task)},
               code_version=evaluation.evaluation.version(task),
               description="Every reward component (gold breakdown included), the task's reward R, distinct-1/2.")
     def evaluation_(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, gen, scorers):
-        return output(*evaluation.evaluation(task, artifacts.store(), context.partition_key, gen, scorers))
+        return per_partition(context, lambda algorithm: evaluation.evaluation(task, artifacts.store(), algorithm,
+                                                                              gen[algorithm], scorers))
 
     @dg.asset(key=key(task, "leaderboard"), group_name=group, ins={"evaluations": asset_in(task, "evaluation")},
               code_version=evaluation.leaderboard.version(task), kinds={"csv"},

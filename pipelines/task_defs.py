@@ -2,7 +2,8 @@
 
 A Dagster run covers one partition key of one partitions definition, so a task's graph is run
 in steps (``run_plan``): unpartitioned data and models, the reward scorers, annotation per
-scorer x shard, the combined rewards, the reference value, RL per algorithm, then the leaderboard over every algorithm.
+scorer x shard, the combined rewards, the reference value, RL per algorithm, then the
+leaderboard over every algorithm.
 Each step is also a job in the UI; incoming annotation has its own job, schedule and sensor.
 """
 from __future__ import annotations

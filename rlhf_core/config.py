@@ -198,7 +198,7 @@ class GenerationConfig:
 
 @dataclass(frozen=True)
 class ReferenceValueConfig:
-    """A-LoL value estimate V_ref(x) (SPEC 6.2)."""
+    """A-LoL value estimate V_ref(x) (docs/sources.md §6.2)."""
 
     num_heads: int = 8
     max_value: float = 1.0
@@ -207,8 +207,74 @@ class ReferenceValueConfig:
     batch_size: int = 32
     dropout: float = 0.1
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128))
-    num_beams: int = 2  # SPEC 6.2 generation-task settings
+    num_beams: int = 2  # docs/sources.md §6.2 generation-task settings
     repetition_penalty: float = 2.5
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Online RL on the rollout engine (docs/sources.md §6.1, §6.5-6.8).
+
+    ``semantics`` picks the exact update rule: ``fine_grained`` ([FG]), ``legacy_step`` (TRL 0.7
+    step-PPO: [LoL] baseline, [CRS], [WA]), or the critic-free ``grpo`` / ``rloo``. Defaults are
+    TRL 0.7's PPOConfig defaults; the [FG] settings are kl_coef 0.3, lam 0.95, vf_coef 1.0,
+    whiten_rewards true, adaptive_kl false, kl_stop_threshold 10.
+    """
+
+    semantics: Literal["fine_grained", "legacy_step", "grpo", "rloo"] = "legacy_step"
+    steps: int = 20  # rollouts
+    prompts_per_rollout: int = 16
+    samples_per_prompt: int = 1  # [FG] 4; the group size of grpo / rloo
+    mini_batch_size: int = 4
+    grad_accum: int = 1  # legacy_step: minibatches per optimiser step
+    ppo_epochs: int = 4
+    lr: float = 1.41e-5
+    adam_eps: float = 1e-8
+    lr_schedule: Literal["constant", "linear"] = "constant"  # linear: [FG] warmup then decay to 0
+    warmup_steps: int = 0  # optimiser steps
+    max_grad_norm: float | None = None
+    gamma: float = 1.0
+    lam: float = 0.95
+    cliprange: float = 0.2
+    cliprange_value: float = 0.2
+    vf_coef: float = 0.1
+    pg_coef: float = 1.0
+    kl_coef: float = 0.2  # init_kl_coef (legacy), kl_coef ([FG]), beta of the k3 KL term (grpo/rloo)
+    adaptive_kl: bool = True
+    kl_target: float = 6.0
+    kl_horizon: float = 10000.0
+    whiten_rewards: bool = False
+    use_score_scaling: bool = False
+    use_score_norm: bool = False
+    score_clip: float | None = None
+    ratio_threshold: float = 10.0  # legacy_step skips a minibatch whose mean ratio exceeds this
+    kl_stop_threshold: float | None = None  # [FG] early stop: rollout KL above this on kl_stop_count rollouts
+    kl_stop_count: int = 5
+    kl_limit: float | None = None  # guard: stop (keeping the last good checkpoint) past this rollout KL
+    critic: Literal["shared", "separate"] = "shared"  # value head on the policy trunk, or a value model
+    value_dropout: float = 0.1
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    max_prompt_length: int = 128
+    eval_every: int = 0  # rollouts between greedy evaluations that select the best checkpoint; 0: never
+    checkpoint_every: int = 1  # rollouts between resumable checkpoints (each also saved after every PPO epoch)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.semantics in ("grpo", "rloo") and self.samples_per_prompt < 2:
+            raise ConfigError(f"{self.semantics} needs samples_per_prompt >= 2, got {self.samples_per_prompt}")
+        if self.mini_batch_size < 1 or self.ppo_epochs < 1 or self.steps < 1:
+            raise ConfigError("mini_batch_size, ppo_epochs and steps must be >= 1")
+
+
+@dataclass(frozen=True)
+class PROConfig:
+    """PRO (docs/sources.md §6.4): ranking loss over candidates plus a weighted SFT term."""
+
+    train: TrainConfig
+    sft_weight: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -316,7 +382,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name}: top level must be a mapping")
     for item in overrides:
-        _apply_override(raw, item, path.name)
+        apply_override(raw, item, path.name)
     try:
         return _build(TaskConfig, raw, "")
     except ConfigError as err:
@@ -359,7 +425,8 @@ def _as_json(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not part of a config")
 
 
-def _apply_override(raw: dict, item: str, fname: str) -> None:
+def apply_override(raw: dict, item: str, fname: str) -> None:
+    """Set one ``key.path=value`` (the value parsed as YAML) in raw config data, creating sections."""
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"{fname}: override {item!r} must look like key.path=value")

@@ -1,4 +1,4 @@
-"""A task's reward function R: the weighted sum of its transformed components (SPEC 3.2, 3.3).
+"""A task's reward function R: the weighted sum of its transformed components (docs/sources.md §3.2, §3.3).
 
     R(x, y) = sum_k  w_k * T_k(s_k(x, y))
 

@@ -2,7 +2,7 @@
 
 The reference model (the SFT checkpoint) is frozen; its log-probs are computed per batch under
 ``inference_mode``. Rows carry ``reward`` (R) and ``advantage`` (A = R - V_ref) when the
-algorithm needs them (SPEC 6.2).
+algorithm needs them (docs/sources.md §6.2).
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def train_offline(policy, tokenizer, rows: pd.DataFrame, algorithm: str, train: 
 
     weights, scale = None, 1.0
     if policy_cfg is not None and policy_cfg.sampling == "priority":
-        # SPEC 6.2: sample with replacement ~ max(A, 0) (A-LoL) or R (wbc, r_gold, r_lol);
+        # docs/sources.md §6.2: sample with replacement ~ max(A, 0) (A-LoL) or R (wbc, r_gold, r_lol);
         # A-LoL step counts shrink by the share of rows with positive advantage.
         weights = (advantage if algorithm in NEEDS_ADVANTAGE else reward).clamp(min=0)
         scale = float((weights > 0).float().mean()) if algorithm in NEEDS_ADVANTAGE else 1.0
@@ -66,7 +66,7 @@ def train_offline(policy, tokenizer, rows: pd.DataFrame, algorithm: str, train: 
 
 def train_dpo(policy, tokenizer, pairs: pd.DataFrame, policy_cfg: PolicyConfig, work_dir: Path,
               reference_free: bool = False) -> LoopResult:
-    """DPO (SPEC 6.3): chosen/rejected = response + EOS, sequence log-probs summed over tokens."""
+    """DPO (docs/sources.md §6.3): chosen/rejected = response + EOS, sequence log-probs summed over tokens."""
     train = policy_cfg.train
     prompts = pairs["prompt"].tolist()
     chosen = encode_pairs(tokenizer, prompts, pairs["chosen"].tolist(), train.max_length)

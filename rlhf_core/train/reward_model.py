@@ -1,4 +1,4 @@
-"""Bradley-Terry reward model (SPEC 5.2/5.5): -log sigmoid(r_chosen - r_rejected) on one scalar head.
+"""Bradley-Terry reward model (docs/sources.md §5.2/§5.5): -log sigmoid(r_chosen - r_rejected) on one scalar head.
 
 The input text is ``prompt + response`` with no EOS, and the score is read at the last non-pad
 token (GPT-2 sequence classification), so padding never moves the score.

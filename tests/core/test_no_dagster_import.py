@@ -1,4 +1,4 @@
-"""The core library never imports Dagster or the Dagster shell, not even lazily inside a function."""
+"""The core library never imports Dagster or the Dagster shell, not even lazily (docs/architecture.md)."""
 import ast
 import subprocess
 import sys

@@ -1,0 +1,516 @@
+"""The rollout-score-update engine for online RL on causal LMs and encoder-decoders
+(docs/sources.md §6.1, §6.5-6.8).
+
+Each step samples completions for a batch of prompts with our KV-cache sampler, scores them
+with the task's reward function, computes per-token log-probs, values and reference log-probs,
+shapes the rewards with KL, computes advantages, and runs PPO epochs. ``PPOConfig.semantics``
+selects the update rule (see ``ppo_math``):
+
+- ``fine_grained`` [FG]: every minibatch's gradient accumulates into one optimiser step per epoch;
+- ``legacy_step`` (TRL 0.7): shuffled minibatches, one optimiser step per ``grad_accum`` of them;
+- ``grpo`` / ``rloo``: no critic; one group-relative advantage per completion on every token,
+  plus ``kl_coef`` times the k3 KL to the reference in the loss, stepped like ``legacy_step``.
+
+The reward function is ``reward_fn(prompts, completions) -> list`` with, per completion, either
+one float (placed on the last response token) or a list of ``(end_char, reward)`` segments, each
+placed on the token that ends the segment ([FG]: the length of the policy tokenisation of
+``completion[:end_char]`` minus one, clipped to the response). A scalar-reward semantics
+(legacy_step, grpo, rloo) sums a completion's segment rewards.
+
+Guards: a non-finite rollout or loss, or a rollout KL above ``kl_limit``, stops the run with
+the reason and the step, and restores the last good checkpoint into the models. Checkpoints
+(atomic; the ``COMPLETE`` marker is written last) hold the weights, optimiser, KL controller,
+running score moments, early-stop count, history, the torch RNG state and, between PPO epochs,
+the rollout buffer, so a killed run resumes mid-step and ends exactly as an uninterrupted one.
+With ``eval_every`` set, greedy completions of the eval prompts are scored every that many
+steps, and the best mean reward's weights are kept in ``work_dir/best`` ([FG]).
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence, Union
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from rlhf_core.config import PPOConfig
+from rlhf_core.train import ppo_math as pm
+from rlhf_core.train.offline import frozen_copy
+from rlhf_core.train.sampler import SamplingSettings, sample
+
+Segments = Sequence[tuple[int, float]]
+RewardFn = Callable[[list[str], list[str]], Sequence[Union[float, Segments]]]
+CRITIC_FREE = ("grpo", "rloo")
+EVAL_BATCH = 64
+BUFFER_KEYS = ("prompt_ids", "prompt_mask", "response_ids", "mask", "logp", "ref_logp", "values",
+               "raw_rewards", "advantages", "returns", "kl")
+
+
+class ValueHead(nn.Module):
+    """TRL's value head on a shared trunk: dropout + Linear(hidden, 1) on the last hidden state."""
+
+    def __init__(self, hidden: int, dropout: float):
+        super().__init__()
+        self.dropout, self.summary = nn.Dropout(dropout), nn.Linear(hidden, 1)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.summary(self.dropout(hidden.float())).squeeze(-1)
+
+
+class ValueModel(nn.Module):
+    """[FG]'s separate critic: a trunk (any HF model) + Linear(d, d) -> GELU -> Linear(d, 1)."""
+
+    def __init__(self, trunk: nn.Module):
+        super().__init__()
+        d = trunk.config.hidden_size
+        self.trunk = trunk
+        self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+
+    def forward(self, batch: dict[str, torch.Tensor], start: int, width: int) -> torch.Tensor:
+        out = self.trunk(**batch, output_hidden_states=True)
+        return self.head(_last_hidden(out)[:, start : start + width].float()).squeeze(-1)
+
+
+class PPOStopped(RuntimeError):
+    """Raised inside the engine when a guard trips; ``train_ppo`` turns it into ``stop_reason``."""
+
+
+@dataclass
+class PPOResult:
+    history: list[dict[str, float]]
+    steps: int  # completed rollouts
+    resumed_from: int
+    stop_reason: str | None
+    best_eval_reward: float | None
+    best_step: int | None
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds: generation, scoring, update
+
+
+def segment_positions(tokenizer, text: str, ends: list[int]) -> list[int]:
+    """[FG]: the token that ends a segment is len(tokenize(text[:end])) - 1 (clipped to the
+    response later by ``place_segment_rewards``)."""
+    if not ends:
+        return []
+    prefixes = tokenizer([text[:e] for e in ends], add_special_tokens=False)["input_ids"]
+    return [max(len(p) - 1, 0) for p in prefixes]
+
+
+def _model_inputs(buf: dict[str, torch.Tensor], idx, decoder_start: int | None) -> tuple[dict, int]:
+    """Inputs that score the response tokens of rows ``idx``, and where response token 0's logit sits.
+
+    Causal LM: prompt + response as one left-padded sequence, positions counting real tokens only.
+    Encoder-decoder: the prompt into the encoder, the response teacher-forced after the start token.
+    """
+    prompt_ids, prompt_mask, resp = buf["prompt_ids"][idx], buf["prompt_mask"][idx], buf["response_ids"][idx]
+    if decoder_start is not None:
+        start = torch.full_like(resp[:, :1], decoder_start)
+        return {"input_ids": prompt_ids, "attention_mask": prompt_mask,
+                "decoder_input_ids": torch.cat([start, resp[:, :-1]], dim=1)}, 0
+    ids = torch.cat([prompt_ids, resp], dim=1)
+    mask = torch.cat([prompt_mask, buf["mask"][idx].long()], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions}, prompt_ids.shape[1] - 1
+
+
+def _last_hidden(out) -> torch.Tensor:
+    states = getattr(out, "decoder_hidden_states", None)
+    return (states if states is not None else out.hidden_states)[-1]
+
+
+def _response_logp(model, batch: dict[str, torch.Tensor], start: int, targets: torch.Tensor,
+                   hidden: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log pi(y_t | ...) of the response tokens (the logit of token t sits at position start + t)."""
+    out = model(**batch, output_hidden_states=hidden)
+    width = targets.shape[1]
+    logits = out.logits[:, start : start + width].float()
+    logp = torch.gather(logits, 2, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return logp, _last_hidden(out)[:, start : start + width] if hidden else None
+
+
+class _Engine:
+    def __init__(self, policy, tokenizer, prompts: list[str], reward_fn: RewardFn, cfg: PPOConfig, work_dir: Path,
+                 eval_prompts: list[str] | None, value_model):
+        if not prompts:
+            raise ValueError("train_ppo needs at least one prompt")
+        if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
+            raise ValueError("the policy tokenizer needs pad and eos tokens")
+        self.policy, self.tok, self.prompts, self.reward_fn, self.cfg = policy, tokenizer, prompts, reward_fn, cfg
+        self.work, self.eval_prompts = Path(work_dir), eval_prompts or []
+        self.device = next(policy.parameters()).device
+        self.decoder_start = policy.config.decoder_start_token_id if policy.config.is_encoder_decoder else None
+        # A LoRA policy's reference is its base with the adapter disabled ([CRS] ref_model=None);
+        # any other policy gets a frozen copy.
+        self.lora = hasattr(policy, "disable_adapter")
+        self.ref = None if self.lora else frozen_copy(policy)
+        self.critic: nn.Module | None = None
+        if cfg.semantics not in CRITIC_FREE:
+            if cfg.critic == "separate":
+                if value_model is None:
+                    raise ValueError("critic: separate needs a value_model")
+                self.critic = ValueModel(value_model).to(self.device)
+            else:
+                self.critic = ValueHead(policy.config.hidden_size, cfg.value_dropout).to(self.device)
+        params = [p for p in policy.parameters() if p.requires_grad]
+        if self.critic is not None:
+            params += list(self.critic.parameters())
+        self.params = params
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        adaptive = cfg.adaptive_kl and cfg.semantics not in CRITIC_FREE  # GRPO/RLOO keep a fixed KL weight
+        self.kl_ctl = pm.AdaptiveKLController(cfg.kl_coef, cfg.kl_target if adaptive else None, cfg.kl_horizon)
+        self.running = pm.RunningMoments()
+        self.early = pm.KLEarlyStop(cfg.kl_stop_threshold or math.inf, cfg.kl_stop_count)
+        self.history: list[dict[str, float]] = []
+        self.timings = {"generation_s": 0.0, "scoring_s": 0.0, "update_s": 0.0}
+        self.best: tuple[float, int] | None = None
+        self.settings = SamplingSettings(cfg.max_new_tokens, True, cfg.temperature, cfg.top_k, cfg.top_p)
+
+    def _lr_factor(self, tick: int) -> float:
+        """Constant, or [FG]'s linear warmup then linear decay to 0, ticked per optimiser step."""
+        cfg = self.cfg
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        rows = cfg.prompts_per_rollout * cfg.samples_per_prompt
+        per_rollout = 1 if cfg.semantics == "fine_grained" else math.ceil(rows / (cfg.mini_batch_size * cfg.grad_accum))
+        total = cfg.steps * cfg.ppo_epochs * per_rollout
+        if tick < cfg.warmup_steps:
+            return (tick + 1) / cfg.warmup_steps
+        return max(0.0, (total - tick) / max(1, total - cfg.warmup_steps))
+
+    # ------------------------------------------------------------------ rollout
+
+    def _encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-truncated, left-padded prompt ids and mask."""
+        ids = [x[-self.cfg.max_prompt_length:] for x in self.tok(prompts, add_special_tokens=False)["input_ids"]]
+        if any(len(x) == 0 for x in ids):
+            raise ValueError("an empty prompt cannot be continued; drop it before PPO")
+        width = max(len(x) for x in ids)
+        out = torch.full((len(ids), width), self.tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros(len(ids), width, dtype=torch.long)
+        for i, x in enumerate(ids):
+            out[i, width - len(x):] = torch.tensor(x)
+            mask[i, width - len(x):] = 1
+        return out.to(self.device), mask.to(self.device)
+
+    def _generate(self, prompts: list[str], settings: SamplingSettings):
+        self.policy.eval()
+        p_ids, p_mask = self._encode_prompts(prompts)
+        resp = sample(self.policy, p_ids, p_mask, settings, self.tok.eos_token_id, self.tok.pad_token_id).clone()
+        is_eos = resp == self.tok.eos_token_id
+        # valid = up to and including the first EOS; rows without EOS use every generated token
+        after_eos = (is_eos.long().cumsum(-1) - is_eos.long()) > 0
+        mask = (~after_eos).float()
+        lengths = mask.sum(-1).long()
+        texts = [self.tok.decode(r[: int(n)][r[: int(n)] != self.tok.eos_token_id], skip_special_tokens=True)
+                 for r, n in zip(resp.cpu(), lengths.cpu())]
+        return p_ids, p_mask, resp, mask, texts
+
+    def _score(self, prompts: list[str], texts: list[str], lengths: list[int], width: int) -> torch.Tensor:
+        """Raw dense rewards (B, width) from the reward function's floats or segments."""
+        out = self.reward_fn(prompts, texts)
+        if len(out) != len(texts):
+            raise ValueError(f"reward function returned {len(out)} rewards for {len(texts)} completions")
+        positions, values = [], []
+        for i, (item, text, n) in enumerate(zip(out, texts, lengths)):
+            if isinstance(item, numbers.Real):
+                positions.append([n - 1])
+                values.append([float(item)])
+                continue
+            segs = list(item)
+            ends = [int(e) for e, _ in segs]
+            if any(e < 0 or e > len(text) for e in ends):
+                raise ValueError(f"completion {i}: segment end outside the text (length {len(text)}): {ends}")
+            positions.append(segment_positions(self.tok, text, ends))
+            values.append([float(r) for _, r in segs])
+        return pm.place_segment_rewards(positions, values, lengths, width).to(self.device)
+
+    @torch.no_grad()
+    def rollout(self, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        prompts = self._prompt_batch(step)
+        p_ids, p_mask, resp, mask, texts = self._generate(prompts, self.settings)
+        t1 = time.perf_counter()
+        lengths = mask.sum(-1).long().tolist()
+        raw = self._score(prompts, texts, lengths, resp.shape[1])
+        t2 = time.perf_counter()
+        buf = {"prompt_ids": p_ids, "prompt_mask": p_mask, "response_ids": resp, "mask": mask}
+        logp, values, ref_logp = self._score_tokens(buf)
+        logp, ref_logp = logp * mask, ref_logp * mask
+        kl = (logp - ref_logp) * mask
+        buf.update(logp=logp, ref_logp=ref_logp, raw_rewards=raw, kl=kl)
+        self._check_finite(step, "rollout", logp=logp, ref_logp=ref_logp, rewards=raw,
+                           **({} if values is None else {"values": values}))
+        rollout_kl = float(kl.sum(-1).mean())
+        if cfg.kl_limit is not None and rollout_kl > cfg.kl_limit:
+            raise PPOStopped(f"KL {rollout_kl:.4g} above the limit {cfg.kl_limit} at step {step}")
+        scores = raw.sum(-1)
+        if cfg.semantics == "fine_grained":
+            penalized, _ = pm.fine_grained_rewards(raw, logp, ref_logp, mask, self.kl_ctl.value)
+            adv, returns = pm.fine_grained_advantages(penalized, values * mask, mask, cfg.gamma, cfg.lam,
+                                                      cfg.whiten_rewards)
+            values = values * mask
+        elif cfg.semantics == "legacy_step":
+            shaped = pm.legacy_transform_scores(scores, self.running, cfg.use_score_scaling, cfg.use_score_norm,
+                                                cfg.score_clip)
+            rewards, _ = pm.legacy_rewards(shaped, logp, ref_logp, mask, self.kl_ctl.value)
+            values, adv, returns = pm.legacy_advantages(rewards, values, mask, cfg.gamma, cfg.lam, cfg.whiten_rewards)
+        else:
+            group = (pm.group_advantages(scores, cfg.samples_per_prompt) if cfg.semantics == "grpo"
+                     else pm.rloo_advantages(scores, cfg.samples_per_prompt))
+            adv, returns, values = group[:, None] * mask, torch.zeros_like(mask), torch.zeros_like(mask)
+        buf.update(values=values, advantages=adv, returns=returns)
+        stats = {"reward": float(scores.mean()), "kl": rollout_kl, "kl_coef": self.kl_ctl.value,
+                 "response_length": float(mask.sum(-1).mean()), "generation_s": t1 - t0, "scoring_s": t2 - t1}
+        self.timings["generation_s"] += t1 - t0
+        self.timings["scoring_s"] += t2 - t1
+        return buf, stats
+
+    def _score_tokens(self, buf) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Policy log-probs, values and reference log-probs of a rollout, a minibatch at a time."""
+        parts = []
+        for idx in torch.arange(buf["mask"].shape[0], device=self.device).split(self.cfg.mini_batch_size):
+            logp, values = self._forward(buf, idx)
+            batch, start = _model_inputs(buf, idx, self.decoder_start)
+            if self.lora:
+                with self.policy.disable_adapter():
+                    ref_logp, _ = _response_logp(self.policy, batch, start, buf["response_ids"][idx], False)
+            else:
+                ref_logp, _ = _response_logp(self.ref, batch, start, buf["response_ids"][idx], False)
+            parts.append((logp, values, ref_logp))
+        logp, values, ref_logp = zip(*parts)
+        return torch.cat(logp), None if values[0] is None else torch.cat(values), torch.cat(ref_logp)
+
+    def _prompt_batch(self, step: int) -> list[str]:
+        """Deterministic shuffled passes over the prompts; each prompt repeated samples_per_prompt times."""
+        n, per = len(self.prompts), self.cfg.prompts_per_rollout
+        perms: dict[int, torch.Tensor] = {}
+        picked = []
+        for k in range((step - 1) * per, step * per):
+            if k // n not in perms:
+                gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + k // n)
+                perms[k // n] = torch.randperm(n, generator=gen)
+            picked.append(self.prompts[int(perms[k // n][k % n])])
+        return [p for p in picked for _ in range(self.cfg.samples_per_prompt)]
+
+    def _forward(self, buf: dict[str, torch.Tensor], idx) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Policy log-probs and critic values of the buffer rows ``idx``."""
+        batch, start = _model_inputs(buf, idx, self.decoder_start)
+        targets = buf["response_ids"][idx]
+        shared = isinstance(self.critic, ValueHead)
+        logp, hidden = _response_logp(self.policy, batch, start, targets, shared)
+        if self.critic is None:
+            return logp, None
+        values = self.critic(hidden) if shared else self.critic(batch, start, targets.shape[1])
+        return logp, values
+
+    def _check_finite(self, step: int, where: str, **tensors: torch.Tensor) -> None:
+        for name, t in tensors.items():
+            if not bool(torch.isfinite(t).all()):
+                raise PPOStopped(f"non-finite {name} in the {where} at step {step}")
+
+    # ------------------------------------------------------------------ update
+
+    def _minibatch_loss(self, buf, idx, rollout_mask) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.cfg
+        mask = buf["mask"][idx]
+        logp, values = self._forward(buf, idx)
+        pg, ratio = pm.policy_loss(logp, buf["logp"][idx], buf["advantages"][idx], mask, cfg.cliprange)
+        if cfg.semantics in CRITIC_FREE:
+            kl = pm.masked_mean(pm.k3_kl(logp, buf["ref_logp"][idx]), mask)
+            return pg + self.kl_ctl.value * kl, {"loss_policy": float(pg.detach()), "loss_kl": float(kl.detach())}
+        if cfg.semantics == "fine_grained":
+            values = values * mask
+        vf = pm.value_loss(values, buf["values"][idx], buf["returns"][idx], mask, cfg.cliprange_value)
+        if cfg.semantics == "fine_grained":
+            loss = (cfg.pg_coef * pg + cfg.vf_coef * vf) * pm.length_weight(mask, rollout_mask)
+        else:
+            loss = pg + cfg.vf_coef * vf
+            if float(pm.masked_mean(ratio.detach(), mask)) > cfg.ratio_threshold:
+                loss = loss * 0.0  # TRL 0.7 skips a minibatch whose mean ratio is too large
+        return loss, {"loss_policy": float(pg.detach()), "loss_value": float(vf.detach())}
+
+    def update_epoch(self, buf, step: int, epoch: int) -> dict[str, float]:
+        cfg = self.cfg
+        self.policy.train()
+        if self.critic is not None:
+            self.critic.train()
+        n = buf["mask"].shape[0]
+        if cfg.semantics == "fine_grained":  # [FG]: rows in order, all minibatches -> one step
+            order, per_step = torch.arange(n), n
+        else:  # TRL 0.7: a fresh permutation per epoch, a step every grad_accum minibatches
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + epoch)
+            order, per_step = torch.randperm(n, generator=gen), cfg.mini_batch_size * cfg.grad_accum
+        stats: list[dict[str, float]] = []
+        for s in range(0, n, per_step):
+            self.optimizer.zero_grad(set_to_none=True)
+            chunk = order[s : s + per_step]
+            minibatches = chunk.split(cfg.mini_batch_size)
+            for idx in minibatches:
+                loss, st = self._minibatch_loss(buf, idx.to(self.device), buf["mask"])
+                if not bool(torch.isfinite(loss)):
+                    raise PPOStopped(f"non-finite loss at step {step}, PPO epoch {epoch + 1}")
+                # accelerate divides each minibatch loss by the accumulation steps (TRL 0.7)
+                scale = 1.0 if cfg.semantics == "fine_grained" else 1.0 / cfg.grad_accum
+                (loss * scale).backward()
+                stats.append({"loss": float(loss.detach()), **st})
+            if cfg.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+        return {k: sum(d[k] for d in stats) / len(stats) for k in stats[0]}
+
+    # ------------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean summed raw reward of greedy completions of the eval prompts ([FG] eval/rewards)."""
+        greedy = SamplingSettings(self.cfg.max_new_tokens, do_sample=False)
+        totals = []
+        for s in range(0, len(self.eval_prompts), EVAL_BATCH):
+            prompts = self.eval_prompts[s : s + EVAL_BATCH]
+            _, _, resp, mask, texts = self._generate(prompts, greedy)
+            totals.append(self._score(prompts, texts, mask.sum(-1).long().tolist(), resp.shape[1]).sum(-1))
+        return float(torch.cat(totals).mean())
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"policy": self.policy, **({"critic": self.critic} if self.critic is not None else {})}
+
+    def save(self, name: str, step: int, current: dict | None) -> None:
+        """Atomically write a checkpoint: temp folder, COMPLETE marker last, then swap it in."""
+        final, tmp, old = self.work / name, self.work / f"{name}.tmp", self.work / f"{name}.old"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for key, module in self._modules().items():
+            save_model(module, str(tmp / f"{key}.safetensors"))
+        state = {
+            "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "kl_ctl": self.kl_ctl.state_dict(),
+            "running": self.running.state_dict(), "early_count": self.early.count,
+            "history": json.dumps(self.history), "timings": json.dumps(self.timings),
+            "best": json.dumps(self.best), "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "current": current,
+        }
+        torch.save(state, tmp / "state.pt")
+        (tmp / "COMPLETE").write_text(json.dumps({"step": step}))
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _complete_dir(self, name: str) -> Path | None:
+        for cand in (name, f"{name}.tmp", f"{name}.old"):  # a crash mid-swap leaves one of these complete
+            if (self.work / cand / "COMPLETE").exists():
+                return self.work / cand
+        return None
+
+    def load(self, name: str = "checkpoint", weights_only: bool = False) -> dict | None:
+        path = self._complete_dir(name)
+        if path is None:
+            return None
+        for key, module in self._modules().items():
+            load_model(module, str(path / f"{key}.safetensors"))
+        if weights_only:
+            return None
+        state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")  # RNG states stay on CPU
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.kl_ctl.load_state_dict(state["kl_ctl"])
+        self.running.load_state_dict(state["running"])
+        self.early.count = state["early_count"]
+        self.history, self.timings = json.loads(state["history"]), json.loads(state["timings"])
+        best = json.loads(state["best"])
+        self.best = tuple(best) if best else None
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        return state
+
+    # ------------------------------------------------------------------ main loop
+
+    def _maybe_eval(self, step_done: int) -> None:
+        if not (self.cfg.eval_every and self.eval_prompts):
+            return
+        reward = self.evaluate()
+        self.history.append({"eval_step": step_done, "eval_reward": reward})
+        if self.best is None or reward > self.best[0]:
+            self.best = (reward, step_done)
+            self.save("best", step_done, None)
+
+    def run(self) -> PPOResult:
+        cfg = self.cfg
+        state = self.load()
+        if state is None:
+            self._maybe_eval(0)
+            self.save("checkpoint", 0, None)  # the first "last good" checkpoint
+            start, current = 0, None
+        else:
+            start, current = state["step"], state["current"]
+        stop_reason = None
+        try:
+            for step in range(start + 1, cfg.steps + 1):
+                keep = step % cfg.checkpoint_every == 0
+                if current is not None:  # resume inside this step, after `epochs_done` PPO epochs
+                    buf = {k: current[k].to(self.device) for k in BUFFER_KEYS}
+                    first, stats = current["epochs_done"], json.loads(current["stats"])
+                    current = None
+                else:
+                    buf, stats = self.rollout(step)
+                    first = 0
+                    if keep:
+                        self._save_mid(step, buf, 0, stats)
+                t0 = time.perf_counter()
+                for epoch in range(first, cfg.ppo_epochs):
+                    stats.update(self.update_epoch(buf, step, epoch))
+                    if keep and epoch + 1 < cfg.ppo_epochs:
+                        self.timings["update_s"] += time.perf_counter() - t0
+                        t0 = time.perf_counter()
+                        self._save_mid(step, buf, epoch + 1, stats)
+                self.timings["update_s"] += time.perf_counter() - t0
+                # TRL 0.7 updates beta with the rollout KL after the step (n_steps = batch size)
+                self.kl_ctl.update(stats["kl"], buf["mask"].shape[0])
+                self.history.append({"step": step, **stats})
+                early = cfg.semantics == "fine_grained" and self.early.update(stats["kl"])
+                if cfg.eval_every and step % cfg.eval_every == 0:
+                    self._maybe_eval(step)
+                if keep or early or step == cfg.steps:
+                    self.save("checkpoint", step, None)
+                if early:
+                    stop_reason = (f"KL above {cfg.kl_stop_threshold} on {cfg.kl_stop_count} rollouts; "
+                                   f"early stop after step {step}")
+                    break
+        except PPOStopped as err:
+            stop_reason = str(err)
+            self.load(weights_only=True)  # back to the last good weights
+        self.policy.eval()
+        done = max((h["step"] for h in self.history if "step" in h), default=0)
+        return PPOResult(self.history, done, start, stop_reason, self.best[0] if self.best else None,
+                         self.best[1] if self.best else None, dict(self.timings))
+
+    def _save_mid(self, step: int, buf, epochs_done: int, stats: dict[str, float]) -> None:
+        current = {k: buf[k].cpu() for k in BUFFER_KEYS}
+        current.update(epochs_done=epochs_done, stats=json.dumps(stats))
+        self.save("checkpoint", step - 1, current)
+
+
+def train_ppo(policy, tokenizer, prompts: list[str], reward_fn: RewardFn, cfg: PPOConfig, work_dir: Path,
+              eval_prompts: list[str] | None = None, value_model=None) -> PPOResult:
+    """Train ``policy`` in place by online RL; resumes from ``work_dir/checkpoint`` when present.
+
+    ``value_model`` (any HF model with ``hidden_size``) is the trunk of the critic when
+    ``cfg.critic == "separate"``; otherwise the critic is a value head on the policy trunk. A peft
+    (LoRA) policy trains only its adapter and is its own reference with the adapter disabled.
+    """
+    return _Engine(policy, tokenizer, prompts, reward_fn, cfg, work_dir, eval_prompts, value_model).run()

@@ -1,0 +1,127 @@
+"""Batched sampling for causal LMs with a KV cache: our own decode loop for PPO rollouts.
+
+It makes the same choices as ``transformers`` ``generate`` (greedy or multinomial sampling)
+so that, for the same seed and settings, it emits identical tokens:
+
+- prompts are left-padded; position ids are ``cumsum(mask) - 1`` (0 on padding) and grow by one
+  per step, and the attention mask grows by a column of ones;
+- only the last position's logits are computed (``logits_to_keep=1``), cast to float32;
+- temperature, then top-k, then top-p are applied with HF's own warpers, in HF's order;
+- one ``torch.multinomial`` over the whole batch per step (the same RNG draws);
+- finished rows emit ``pad_token_id``; decoding stops once every row has emitted EOS.
+
+Encoder-decoder models (T5, [FG]'s policy) run the encoder once and decode from
+``decoder_start_token_id`` with an encoder-decoder cache, as ``generate`` does.
+
+It is leaner than ``generate`` because it skips the per-step generic machinery (input
+preparation, stopping-criteria objects, logits-processor lists, output bookkeeping).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache, EncoderDecoderCache
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    max_new_tokens: int
+    do_sample: bool = True
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+    def hf_kwargs(self) -> dict:
+        """The same settings as ``generate`` keyword arguments (HF's top_k default 50 switched off)."""
+        return {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+                "temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
+
+
+def _warpers(s: SamplingSettings) -> list:
+    if not s.do_sample:
+        return []
+    warpers = []
+    if s.temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(s.temperature))
+    if s.top_k:
+        warpers.append(TopKLogitsWarper(top_k=s.top_k))
+    if s.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p=s.top_p))
+    return warpers
+
+
+class _CausalStep:
+    """One decode step of a causal LM: left-padded prompt, positions from the mask, growing mask."""
+
+    def __init__(self, model, input_ids, attention_mask, max_new_tokens):
+        self.model, self.width = model, input_ids.shape[1]
+        self.mask = torch.ones(input_ids.shape[0], self.width + max_new_tokens, dtype=attention_mask.dtype,
+                               device=input_ids.device)
+        self.mask[:, : self.width] = attention_mask
+        positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+        self.next_pos = positions[:, -1:] + 1
+        self.cache = DynamicCache(config=model.config)
+        self.first = dict(input_ids=input_ids, position_ids=positions)
+        # like generate: compute only the last position's logits when the model allows it
+        self.keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+
+    def __call__(self, tokens: torch.Tensor | None) -> torch.Tensor:
+        if tokens is None:
+            inputs = self.first
+        else:
+            inputs = dict(input_ids=tokens[:, None], position_ids=self.next_pos)
+            self.width += 1
+            self.next_pos = self.next_pos + 1
+        out = self.model(**inputs, attention_mask=self.mask[:, : self.width], cache=self.cache, use_cache=True,
+                         **self.keep)
+        return out.logits[:, -1]
+
+
+class _Seq2SeqStep:
+    """One decode step of an encoder-decoder: the encoder runs once, the decoder starts from its start token."""
+
+    def __init__(self, model, input_ids, attention_mask):
+        self.model, self.mask = model, attention_mask
+        self.encoded = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+        self.cache = EncoderDecoderCache(DynamicCache(config=model.config), DynamicCache(config=model.config))
+        self.start = torch.full((input_ids.shape[0], 1), model.config.decoder_start_token_id, dtype=torch.long,
+                                device=input_ids.device)
+
+    def __call__(self, tokens: torch.Tensor | None) -> torch.Tensor:
+        dec = self.start if tokens is None else tokens[:, None]
+        out = self.model(encoder_outputs=self.encoded, attention_mask=self.mask, decoder_input_ids=dec,
+                         cache=self.cache, use_cache=True)
+        return out.logits[:, -1]
+
+
+@torch.inference_mode()
+def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, settings: SamplingSettings,
+           eos_token_id: int, pad_token_id: int) -> torch.Tensor:
+    """Completion ids (B, T<=max_new_tokens) for the prompts (left-padded for causal LMs); rows end in
+    EOS then padding. Encoder-decoder completions exclude the decoder start token."""
+    warpers = _warpers(settings)
+    if model.config.is_encoder_decoder:
+        step = _Seq2SeqStep(model, input_ids, attention_mask)
+    else:
+        step = _CausalStep(model, input_ids, attention_mask, settings.max_new_tokens)
+    logits = step(None)
+    unfinished = torch.ones(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+    tokens = []
+    for i in range(settings.max_new_tokens):
+        scores = logits.to(dtype=torch.float32)
+        for warp in warpers:
+            scores = warp(None, scores)
+        if settings.do_sample:
+            nxt = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        else:
+            nxt = torch.argmax(scores, dim=-1)
+        nxt = nxt * unfinished + pad_token_id * (1 - unfinished)
+        tokens.append(nxt)
+        unfinished = unfinished & (nxt != eos_token_id).long()
+        if i + 1 == settings.max_new_tokens or not bool(unfinished.any()):
+            break
+        logits = step(nxt)
+    return torch.stack(tokens, dim=1)
