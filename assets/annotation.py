@@ -2,7 +2,7 @@
 
     reward_scorers        [scorer]           the component resolved: fitted state, weights hash
     annotated_responses   [scorer x shard]   the task's dataset, scored incrementally
-    rewards                                  sum_k weight_k * score_k per row
+    rewards                                  R = sum_k w_k * T_k(score_k) per row (offline RL's reward)
     annotated_incoming    [date x scorer]    files dropped into the incoming folder that day
     incoming_rewards      [date]             their final reward, as soon as every scorer is done
 
@@ -14,11 +14,11 @@ store, so re-launching after a failure redoes only what failed.
 """
 import dagster as dg
 
-from assets.common import asset_in, code_version, dimension, key, per_partition
+from assets.common import asset_in, data_key, dimension, key, per_partition
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
-from rlhf_core import stages
 from rlhf_core.config import TaskConfig
+from rlhf_core.stages import annotation as stages
 
 BY_SCORER = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="scorer")
 BY_DATE = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date")
@@ -56,58 +56,49 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
     if cfg is None:
         return {}
     group = f"{task.task}_annotation"
-    data_in = {"data": asset_in(task, f"raw_{cfg.data}" if cfg.data in task.sources else cfg.data)} if cfg.data else {}
-    world_in = _world_in(task)
+    data_in = {"data": asset_in(task, data_key(task, cfg.data))} if cfg.data else {}
+    tables = stages.scorer_tables(task)  # what the scorers are prepared from (a fitted state, the world's facts)
     model_names = sorted({s.model_asset for s in cfg.scorers.values() if s.model_asset})
-    identities = {name: [s.scorer, s.params, s.model_asset] for name, s in cfg.scorers.items()}  # not weights
 
     @dg.asset(key=key(task, "reward_scorers"), group_name=group, partitions_def=scorer_partitions(task),
-              ins={**data_in, **world_in, **{m: asset_in(task, m) for m in model_names}},
-              code_version=code_version(task, identities, task.gold), backfill_policy=dg.BackfillPolicy.single_run(),
+              ins={**{f"table_{t}": asset_in(task, data_key(task, d)) for t, d in tables.items()},
+                   **{m: asset_in(task, m) for m in model_names}},
+              code_version=stages.reward_scorer.version(task), backfill_policy=dg.BackfillPolicy.single_run(),
               description="Each reward component resolved into a scorer that loads: fitted state, parameters "
                           "and a hash of its weights.")
     def reward_scorers(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, **inputs):
         models = {m: inputs[m] for m in model_names}
         return per_partition(context, lambda component: stages.reward_scorer(
-            task, artifacts.store(), component, inputs.get("data"), inputs.get("world"), models))
+            task, artifacts.store(), component, {t: inputs[f"table_{t}"] for t in tables}, models))
 
     assets = {"reward_scorers": reward_scorers}
     if cfg.data:
         shards = shard_partitions(task)
 
         @dg.asset(key=key(task, "annotated_responses"), group_name=group, partitions_def=shards, pool=POOL,
-                  ins={**data_in, **_scorer_in(task), **world_in}, code_version=code_version(task, cfg.data, cfg.shards),
+                  ins={**data_in, **_scorer_in(task)}, code_version=stages.annotate_shard.version(task),
                   backfill_policy=dg.BackfillPolicy.single_run(),
                   description=f"'{cfg.data}' scored by each component, in {cfg.shards} shard(s); rows already "
                               "scored by the same scorer are reused, not scored again.")
-        def annotated_responses(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, data, scorer,
-                                **world):  # a "world" input only when the task has a gold judge
+        def annotated_responses(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, data, scorer):
             def build(partition: str):
                 name = dimension(shards, partition, "scorer")
                 return stages.annotate_shard(task, artifacts.store(), name, int(dimension(shards, partition, "shard")),
-                                             data, scorer[name], world.get("world"))
+                                             data, scorer[name])
 
             return per_partition(context, build)
 
         @dg.asset(key=key(task, "rewards"), group_name=group,
                   ins={**data_in, "annotated": asset_in(task, "annotated_responses")},
-                  code_version=_weights_version(task),
-                  description="The final reward of every row: the weighted sum of its component scores.")
+                  code_version=stages.combine_rewards.version(task),
+                  description="R of every row: the weighted sum of its (transformed) component scores; "
+                              "offline RL trains on it.")
         def rewards(artifacts: ArtifactStoreResource, data, annotated):
             return output(*stages.combine_rewards(task, artifacts.store(), "rewards", None,
                                                   by_component(shards, annotated), stages.annotation_rows(data)))
 
         assets.update(annotated_responses=annotated_responses, rewards=rewards)
     return assets
-
-
-def _world_in(task: TaskConfig) -> dict[str, dg.AssetIn]:
-    return {"world": asset_in(task, f"raw_{task.gold.source}")} if task.gold else {}
-
-
-def _weights_version(task: TaskConfig) -> str:
-    # The final reward changes with the weights alone; the scores it sums carry their own versions.
-    return code_version(task, {n: s.weight for n, s in task.annotation.scorers.items()})
 
 
 def _scorer_in(task: TaskConfig) -> dict[str, dg.AssetIn]:
@@ -122,21 +113,21 @@ def build_incoming(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
     group = f"{task.task}_incoming"
 
     @dg.asset(key=key(task, "annotated_incoming"), group_name=group, partitions_def=parts, pool=POOL,
-              ins={**_scorer_in(task), **_world_in(task)}, code_version=code_version(task, task.annotation.incoming),
+              ins=_scorer_in(task), code_version=stages.annotate_incoming.version(task),
               backfill_policy=dg.BackfillPolicy.single_run(),
               description=f"Responses dropped into {task.annotation.incoming.folder}/<date>/*.jsonl, scored by "
                           "each component; the sensor and the daily schedule launch it.")
-    def annotated_incoming(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, scorer, **world):
+    def annotated_incoming(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, scorer):
         def build(partition: str):
             name = dimension(parts, partition, "scorer")
             return stages.annotate_incoming(task, artifacts.store(), name, dimension(parts, partition, "date"),
-                                            scorer[name], world.get("world"))
+                                            scorer[name])
 
         return per_partition(context, build)
 
     @dg.asset(key=key(task, "incoming_rewards"), group_name=group, partitions_def=day_partitions(task),
               ins={"annotated": asset_in(task, "annotated_incoming", partition_mapping=BY_DATE)},
-              code_version=_weights_version(task),
+              code_version=stages.combine_rewards.version(task),
               automation_condition=dg.AutomationCondition.eager(),
               description="The final reward of a day's incoming rows, once every scorer has scored them.")
     def incoming_rewards(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, annotated):

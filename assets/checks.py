@@ -3,9 +3,9 @@
 import dagster as dg
 
 from assets.common import key
-from rlhf_core import stages
 from rlhf_core.config import TaskConfig
 from rlhf_core.data import validate
+from rlhf_core.stages.base import table
 
 
 def _result(passed_meta, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
@@ -20,7 +20,7 @@ def build(task: TaskConfig) -> list[dg.AssetChecksDefinition]:
         @dg.asset_check(asset=key(task, name), name="non_empty", blocking=True,
                         description="The table has rows; every input row was kept, dropped by rule or quarantined.")
         def non_empty(ref) -> dg.AssetCheckResult:
-            return _result(validate.non_empty_table(stages.table(ref), ref.path))
+            return _result(validate.non_empty_table(table(ref), ref.path))
 
         checks.append(non_empty)
     pairs = task.reward_model.data if task.reward_model else None
@@ -29,7 +29,7 @@ def build(task: TaskConfig) -> list[dg.AssetChecksDefinition]:
         @dg.asset_check(asset=key(task, pairs), name="pairs_valid", blocking=True,
                         description="No empty responses; chosen differs from rejected.")
         def pairs_valid(ref) -> dg.AssetCheckResult:
-            return _result(validate.preference_pairs_valid(stages.table(ref)))
+            return _result(validate.preference_pairs_valid(table(ref)))
 
         checks.append(pairs_valid)
     if task.reward_model is not None and task.gold is not None:

@@ -1,12 +1,12 @@
-"""Helpers shared by the asset factories: keys, code versions, partition-correct outputs."""
+"""Helpers shared by the asset factories: keys, partition-correct outputs."""
 
 from typing import Any, Callable
 
 import dagster as dg
 
 from resources.metadata import to_dagster
-from rlhf_core.config import TaskConfig, config_hash
-from rlhf_core.store import ArtifactRef
+from rlhf_core.config import TaskConfig
+from rlhf_core.store import ArtifactRef, hash_key
 
 
 def key(task: TaskConfig, name: str) -> dg.AssetKey:
@@ -17,9 +17,9 @@ def asset_in(task: TaskConfig, name: str, **kwargs: Any) -> dg.AssetIn:
     return dg.AssetIn(key=key(task, name), **kwargs)
 
 
-def code_version(task: TaskConfig, *sections: Any) -> str:
-    """Hash of the config that shapes an asset: change it and Dagster marks the asset stale."""
-    return config_hash(task.task, task.seed, *sections)
+def data_key(task: TaskConfig, name: str) -> str:
+    """The asset of a table named in the config: a raw source or a derived dataset."""
+    return f"raw_{name}" if name in task.sources else name
 
 
 def per_partition(context: dg.AssetExecutionContext,
@@ -37,7 +37,7 @@ def per_partition(context: dg.AssetExecutionContext,
         context.add_asset_metadata(to_dagster(meta), partition_key=partition)
         refs[str(partition)] = ref
     hashes = [refs[p].content_hash for p in sorted(refs)]
-    return dg.Output(refs, data_version=dg.DataVersion(hashes[0] if len(hashes) == 1 else config_hash(hashes)))
+    return dg.Output(refs, data_version=dg.DataVersion(hashes[0] if len(hashes) == 1 else hash_key(hashes)))
 
 
 def dimension(partitions: dg.PartitionsDefinition, partition: str, name: str) -> str:

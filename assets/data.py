@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from assets.common import asset_in, code_version, key
+from assets.common import asset_in, data_key, key
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
-from rlhf_core import stages
+from rlhf_core.stages import data as stages
 from rlhf_core.config import TaskConfig
 
 
@@ -19,7 +19,7 @@ def _source_asset(task: TaskConfig, name: str) -> dg.AssetsDefinition:
     src = task.sources[name]
 
     @dg.asset(key=key(task, f"raw_{name}"), group_name=f"{task.task}_data", kinds={"parquet"},
-              code_version=code_version(task, src, task.world),
+              code_version=stages.load_source.version(task, name),
               description=f"Raw source '{name}' ({src.hub_id or src.path or src.loader}), parsed; bad rows quarantined.")
     def _asset(artifacts: ArtifactStoreResource):
         return output(*stages.load_source(task, artifacts.store(), name))
@@ -29,11 +29,11 @@ def _source_asset(task: TaskConfig, name: str) -> dg.AssetsDefinition:
 
 def _dataset_asset(task: TaskConfig, name: str) -> dg.AssetsDefinition:
     spec = task.datasets[name]
-    parents = {i: f"raw_{i}" if i in task.sources else i for i in spec.inputs}
+    parents = {i: data_key(task, i) for i in spec.inputs}
 
     @dg.asset(key=key(task, name), group_name=f"{task.task}_data", kinds={"parquet"},
               ins={i: asset_in(task, asset) for i, asset in parents.items()},
-              code_version=code_version(task, spec), description=f"Built by '{spec.builder}' from {spec.inputs}.")
+              code_version=stages.build_dataset.version(task, name), description=f"Built by '{spec.builder}' from {spec.inputs}.")
     def _asset(artifacts: ArtifactStoreResource, **inputs):
         return output(*stages.build_dataset(task, artifacts.store(), name, inputs))
 

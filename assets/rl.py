@@ -1,15 +1,40 @@
-"""Policies per algorithm, their generations and evaluations, and the leaderboard."""
+"""The A-LoL reference value, policies per algorithm, their generations and evaluations, the leaderboard.
+
+R, the task's reward, reaches RL through ``rewards`` -> ``reference_value`` -> ``policy``; V_ref and
+the evaluation score samples with the same ``reward_scorers``.
+"""
 import dagster as dg
 
-from assets.common import asset_in, code_version, key, per_partition
+from assets.common import asset_in, data_key, key, per_partition
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
-from rlhf_core import stages
 from rlhf_core.config import TaskConfig
+from rlhf_core.stages import evaluation, rl
 
 
 def algorithm_partitions(task: TaskConfig) -> dg.StaticPartitionsDefinition:
-    return dg.StaticPartitionsDefinition(stages.policy_partitions(task))
+    return dg.StaticPartitionsDefinition(rl.policy_partitions(task))
+
+
+def _scorers_in(task: TaskConfig) -> dg.AssetIn:
+    # Every component's scorer (all partitions), as {component: ref}.
+    return asset_in(task, "reward_scorers", partition_mapping=dg.AllPartitionMapping())
+
+
+def build_reference_value(task: TaskConfig) -> list[dg.AssetsDefinition]:
+    if task.reference_value is None or task.policy is None:
+        return []
+
+    @dg.asset(key=key(task, "reference_value"), group_name=f"{task.task}_rl", kinds={"pytorch"},
+              ins={"sft": asset_in(task, "sft_model"), "prompts": asset_in(task, data_key(task, task.sft.data)),
+                   "rewards": asset_in(task, "rewards"), "scorers": _scorers_in(task)},
+              code_version=rl.reference_value.version(task),
+              description="A-LoL value head V_ref(x), fitted to the task's reward of the reference's own samples, "
+                          "and the advantages A = R - V_ref(x) of the training rows.")
+    def reference_value(artifacts: ArtifactStoreResource, sft, prompts, rewards, scorers):
+        return output(*rl.reference_value(task, artifacts.store(), sft, prompts, rewards, scorers))
+
+    return [reference_value]
 
 
 def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
@@ -17,42 +42,35 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
         return []
     group = f"{task.task}_rl"
     parts = algorithm_partitions(task)
-    world = task.gold.source if task.gold else None
-    pairs_key = f"raw_{task.policy.pairs}" if task.policy.pairs in task.sources else task.policy.pairs
-    prompts_key = f"raw_{task.sft.data}" if task.sft.data in task.sources else task.sft.data
 
     @dg.asset(key=key(task, "policy"), group_name=group, partitions_def=parts, kinds={"pytorch"},
               ins={"sft": asset_in(task, "sft_model"), "value": asset_in(task, "reference_value"),
-                   "pairs": asset_in(task, pairs_key)},
-              code_version=code_version(task, task.policy),
+                   "pairs": asset_in(task, data_key(task, task.policy.pairs))},
+              code_version=rl.policy.version(task),
               description="The SFT reference fine-tuned by one algorithm; partition 'sft' is the reference itself.")
     def policy(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, sft, value, pairs):
-        return per_partition(context, lambda algorithm: stages.policy(task, artifacts.store(), algorithm, sft, value,
-                                                                      pairs))
+        return per_partition(context, lambda algorithm: rl.policy(task, artifacts.store(), algorithm, sft, value, pairs))
 
     @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts,
-              ins={"policy": asset_in(task, "policy"), "prompts": asset_in(task, prompts_key)},
-              code_version=code_version(task, task.evaluation), description="Samples on the evaluation prompts.")
+              ins={"policy": asset_in(task, "policy"), "prompts": asset_in(task, data_key(task, task.sft.data))},
+              code_version=evaluation.generations.version(task), description="Samples on the evaluation prompts.")
     def generations(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, policy, prompts):
-        return per_partition(context, lambda algorithm: stages.generations(task, artifacts.store(), algorithm,
-                                                                           policy[algorithm], prompts))
+        return per_partition(context, lambda algorithm: evaluation.generations(task, artifacts.store(), algorithm,
+                                                                               policy[algorithm], prompts))
 
-    eval_ins = {"gen": asset_in(task, "generations"), "rm": asset_in(task, "reward_model")}
-    if world:
-        eval_ins["world"] = asset_in(task, f"raw_{world}")
-
-    @dg.asset(key=key(task, "evaluation"), group_name=group, partitions_def=parts, ins=eval_ins,
-              code_version=code_version(task, task.gold),
-              description="Gold reward and components, RM reward, length, distinct-1/2.")
-    def evaluation(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, gen, rm, world=None):
-        return per_partition(context, lambda algorithm: stages.evaluation(task, artifacts.store(), algorithm,
-                                                                          gen[algorithm], rm, world))
+    @dg.asset(key=key(task, "evaluation"), group_name=group, partitions_def=parts,
+              ins={"gen": asset_in(task, "generations"), "scorers": _scorers_in(task)},
+              code_version=evaluation.evaluation.version(task),
+              description="Every reward component (gold breakdown included), the task's reward R, distinct-1/2.")
+    def evaluation_(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, gen, scorers):
+        return per_partition(context, lambda algorithm: evaluation.evaluation(task, artifacts.store(), algorithm,
+                                                                              gen[algorithm], scorers))
 
     @dg.asset(key=key(task, "leaderboard"), group_name=group, ins={"evaluations": asset_in(task, "evaluation")},
-              code_version=code_version(task), kinds={"csv"},
+              code_version=evaluation.leaderboard.version(task), kinds={"csv"},
               description=f"One row per algorithm; exported to data/artifacts/{task.task}/leaderboard.csv.")
     def leaderboard(artifacts: ArtifactStoreResource, evaluations):
         store = artifacts.store()
-        return output(*stages.leaderboard(task, store, evaluations, store.root / task.task / "leaderboard.csv"))
+        return output(*evaluation.leaderboard(task, store, evaluations, store.root / task.task / "leaderboard.csv"))
 
-    return [policy, generations, evaluation, leaderboard]
+    return [policy, generations, evaluation_, leaderboard]

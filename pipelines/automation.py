@@ -11,9 +11,9 @@ import json
 
 import dagster as dg
 
-from rlhf_core import stages
 from rlhf_core.config import TaskConfig
 from rlhf_core.rewards.incoming import day_folders, fingerprint
+from rlhf_core.stages.annotation import incoming_folder
 
 
 def _requests(task: TaskConfig, date: str, run_key: str | None) -> list[dg.RunRequest]:
@@ -39,7 +39,7 @@ def daily_schedule(task: TaskConfig, job) -> dg.ScheduleDefinition:
 
 
 def incoming_sensor(task: TaskConfig, job, partitions: dg.DailyPartitionsDefinition) -> dg.SensorDefinition:
-    folder = stages.incoming_folder(task)
+    folder = incoming_folder(task)
 
     @dg.sensor(name=f"{task.task}_incoming_files", job=job, minimum_interval_seconds=60,
                description=f"Scores a day folder of {folder} when its files change (added or rewritten).")

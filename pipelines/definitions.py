@@ -14,7 +14,7 @@ import dagster as dg
 
 from pipelines.task_defs import build_task_definitions
 from resources import build_resources
-from rlhf_core.config import TASKS_DIR, load_config
+from rlhf_core.config import load_config, tasks_dir
 
 
 def build_definitions(tasks_dir: Path) -> dg.Definitions:
@@ -25,4 +25,4 @@ def build_definitions(tasks_dir: Path) -> dg.Definitions:
     return dg.Definitions.merge(*(build_task_definitions(t) for t in tasks), shell)
 
 
-defs = build_definitions(Path(os.environ.get("RLHF_TASKS_DIR", TASKS_DIR)))
+defs = build_definitions(Path(os.environ.get("RLHF_TASKS_DIR") or tasks_dir()))

@@ -2,7 +2,8 @@
 
 A Dagster run covers one partition key of one partitions definition, so a task's graph is run
 in steps (``run_plan``): unpartitioned data and models, the reward scorers, annotation per
-scorer x shard, the combined rewards, RL per algorithm, then the leaderboard over every algorithm.
+scorer x shard, the combined rewards, the reference value, RL per algorithm, then the
+leaderboard over every algorithm.
 Each step is also a job in the UI; incoming annotation has its own job, schedule and sensor.
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ def run_plan(task: TaskConfig) -> list[Step]:
         Step(f"{task.task}_scorers", [notes["reward_scorers"]] if notes else []),
         Step(f"{task.task}_annotation", [notes["annotated_responses"]] if "annotated_responses" in notes else []),
         Step(f"{task.task}_rewards", [notes["rewards"]] if "rewards" in notes else []),
+        Step(f"{task.task}_reference_value", rl.build_reference_value(task)),
         Step(f"{task.task}_rl", rl_assets[:-1]),
         Step(f"{task.task}_leaderboard", rl_assets[-1:]),
     ]

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 
-from rlhf_core.config import PROJECT_ROOT
+from rlhf_core.config import project_root
 from resources.artifacts import ArtifactStoreResource
 from resources.io_manager import RefIOManager
 
 
 def artifact_root() -> str:
-    return os.environ.get("RLHF_ARTIFACTS", str(PROJECT_ROOT / "data" / "artifacts"))
+    return os.environ.get("RLHF_ARTIFACTS", str(project_root() / "data" / "artifacts"))
 
 
 def build_resources(root: str | None = None) -> dict:

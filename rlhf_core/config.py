@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import logging
+import os
 import re
 import types
 import typing
@@ -22,8 +22,16 @@ from typing import Any, Literal
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TASKS_DIR = PROJECT_ROOT / "configs" / "tasks"
+
+
+def project_root() -> Path:
+    """Where relative paths (configs, fixtures, incoming folders) resolve: ``RLHF_PROJECT_ROOT``,
+    else the working directory. Never the package location, which is wrong once installed."""
+    return Path(os.environ.get("RLHF_PROJECT_ROOT") or os.getcwd()).resolve()
+
+
+def tasks_dir() -> Path:
+    return project_root() / "configs" / "tasks"
 
 
 class ConfigError(ValueError):
@@ -278,7 +286,7 @@ class PolicyConfig:
     pairs: str  # prompt/chosen/rejected rows for the preference algorithms (dpo)
     train: TrainConfig
     ppo_clip: float | None = None  # epsilon of the importance-weight clip; None: no clip
-    kl_beta: float = 0.0  # a_lol_kl
+    kl_beta: float = 0.0  # a_lol_kl; also r_lol and a_lol (with ppo_clip 0), the [LoL] --kl_beta
     dpo_beta: float = 0.1
     sampling: Literal["uniform", "priority"] = "uniform"
 
@@ -286,6 +294,7 @@ class PolicyConfig:
 @dataclass(frozen=True)
 class EvaluationConfig:
     split: str = "test"
+    rank_by: str = "reward"  # leaderboard order: "reward" (the task's R) or a reward component's column
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
 
@@ -297,6 +306,7 @@ class ScorerSpec:
     params: dict[str, Any] = field(default_factory=dict)  # constructor arguments: model, revision, ...
     model_asset: str | None = None  # score with a model this pipeline trains ("reward_model", "sft_model")
     weight: float = 1.0  # weight in the task's final reward; 0 = reported, not rewarded
+    transform: Literal["identity", "sigmoid"] = "identity"  # applied to the score before weighting
 
     def __post_init__(self) -> None:
         if self.model_asset not in (None, "reward_model", "sft_model"):
@@ -354,6 +364,11 @@ class TaskConfig:
     policy: PolicyConfig | None = None
     evaluation: EvaluationConfig | None = None
 
+    def __post_init__(self) -> None:
+        # Offline RL learns from R, the task's annotated reward of the policy's rows.
+        if self.policy is not None and (self.annotation is None or self.annotation.data != self.policy.data):
+            raise ConfigError(f"policy.data {self.policy.data!r} must be the annotated dataset (annotation.data): "
+                              "offline RL trains on its rewards")
 
 # ----------------------------------------------------------------------------- loading
 
@@ -374,6 +389,15 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"{path.name}: {err}") from None
 
 
+def load_resolved(path: str | Path) -> TaskConfig:
+    """A task config saved as JSON by ``to_dict`` (what the plain stage commands read)."""
+    path = Path(path)
+    try:
+        return _build(TaskConfig, json.loads(path.read_text()), "")
+    except ConfigError as err:
+        raise ConfigError(f"{path.name}: {err}") from None
+
+
 def warn_if_unpinned(hub_id: str, revision: str) -> None:
     """A branch or tag can move under a finished run; only a commit sha reproduces it."""
     if not re.fullmatch(r"[0-9a-f]{40}", revision):
@@ -382,7 +406,7 @@ def warn_if_unpinned(hub_id: str, revision: str) -> None:
 
 
 def task_config_path(task: str) -> Path:
-    return TASKS_DIR / f"{task}.yaml"
+    return tasks_dir() / f"{task}.yaml"
 
 
 def to_dict(cfg: Any) -> Any:
@@ -390,9 +414,9 @@ def to_dict(cfg: Any) -> Any:
     return json.loads(json.dumps(cfg, default=_as_json))
 
 
-def config_hash(*parts: Any) -> str:
-    """Stable short hash of config sections (and any JSON-able extra parts)."""
-    return hashlib.sha256(json.dumps(to_dict(list(parts)), sort_keys=True).encode()).hexdigest()[:16]
+def parse_section(tp: Any, value: Any, where: str = "") -> Any:
+    """Build a config dataclass (or any config type) from plain data, strictly: the inverse of ``to_dict``."""
+    return _build(tp, value, where)
 
 
 def _as_json(obj: Any) -> Any:

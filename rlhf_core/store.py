@@ -1,10 +1,11 @@
 """Content-addressed artifact store with atomic writes.
 
 Every artifact is a directory ``<root>/<task>/<asset>[/<partition>]/<key>/`` where ``key``
-hashes everything that determines its content (the stage config, the parents' content
-hashes, the code version). It is built in a temporary sibling directory and renamed into
-place, so a directory that exists is complete: a crash never leaves half an artifact that a
-later run trusts, and an unchanged re-run finds the artifact and recomputes nothing.
+hashes everything that determines its content (the stage's version: the config it declares
+and a hash of the code it runs; the parents' content hashes). It is built in a temporary
+sibling directory and renamed into place, so a directory that exists is complete: a crash
+never leaves half an artifact that a later run trusts, and an unchanged re-run finds the
+artifact and recomputes nothing. Temporary directories of killed runs are removed.
 
     store = ArtifactStore(root)
     ref = store.build("demo", "sft_model", None, key_parts, lambda out: train(out))
@@ -23,9 +24,9 @@ from typing import Any, Callable, Iterator
 
 import pandas as pd
 
+from rlhf_core.config import to_dict
+
 META_FILE = "meta.json"
-# Bump when a change in rlhf_core alters what an existing artifact key would produce.
-CODE_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,8 @@ class ArtifactRef:
 
 
 def hash_key(*parts: Any) -> str:
-    """Stable hash of JSON-able parts (configs, parent hashes, versions)."""
-    blob = json.dumps([CODE_VERSION, *parts], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """Stable short hash of JSON-able parts: config sections, parent hashes, versions."""
+    return hashlib.sha256(json.dumps(to_dict(list(parts)), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def hash_dir(path: Path) -> str:
@@ -76,7 +76,8 @@ def hash_dir(path: Path) -> str:
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a temporary directory that is renamed to ``final`` only if the block succeeds."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+    remove_abandoned(final)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         yield tmp
@@ -87,6 +88,28 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_abandoned(final: Path) -> None:
+    """Delete temporary directories of ``final`` whose process is gone (``kill -9``, power loss).
+
+    A temporary name carries the builder's pid; one whose pid is alive may be a concurrent
+    build of the same artifact and is left alone.
+    """
+    for tmp in final.parent.glob(f".tmp-{final.name}-*"):
+        pid = tmp.name.removeprefix(f".tmp-{final.name}-").split("-")[0]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _encode_table(obj: Any) -> Any:

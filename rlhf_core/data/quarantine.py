@@ -32,10 +32,12 @@ class CleanResult:
     quarantined: pd.DataFrame
     dropped: dict[str, int]  # rule name -> rows removed by that documented rule
     n_input: int
+    flagged: dict[str, int] = field(default_factory=dict)  # kept rows that look suspicious, by reason
 
     def counts(self) -> dict[str, int]:
         out = {"input_rows": self.n_input, "kept_rows": len(self.kept), "quarantined_rows": len(self.quarantined)}
         out.update({f"dropped_{rule}": n for rule, n in sorted(self.dropped.items())})
+        out.update({f"suspicious_{reason}": n for reason, n in sorted(self.flagged.items())})
         return out
 
     def check_accounted(self) -> None:
@@ -51,6 +53,7 @@ class Ledger:
     n_input: int = 0
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
+    flagged: Counter = field(default_factory=Counter)
 
     def quarantine_row(self, row: int, field_name: str, reason: str, raw: Any) -> None:
         raw_text = raw if isinstance(raw, str) else json.dumps(raw, default=str, ensure_ascii=False)
@@ -61,9 +64,14 @@ class Ledger:
     def drop(self, rule: str, n: int = 1) -> None:
         self.dropped[rule] += n
 
+    def flag(self, reason: str, n: int = 1) -> None:
+        """Count kept rows that look wrong but that the source keeps (reported, not removed)."""
+        self.flagged[reason] += n
+
     def result(self, kept: pd.DataFrame) -> CleanResult:
         quarantined = pd.DataFrame(self.quarantine, columns=QUARANTINE_COLUMNS)
-        res = CleanResult(kept.reset_index(drop=True), quarantined, dict(self.dropped), self.n_input)
+        res = CleanResult(kept.reset_index(drop=True), quarantined, dict(self.dropped), self.n_input,
+                          {k: n for k, n in self.flagged.items() if n})
         res.check_accounted()
         return res
 

@@ -8,13 +8,13 @@ Both account for every row (kept, dropped by a named rule, or quarantined with a
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 from typing import Callable
 
-from rlhf_core.config import PROJECT_ROOT, SourceConfig, warn_if_unpinned
+from rlhf_core.config import SourceConfig, project_root, warn_if_unpinned
+from rlhf_core.plugins import import_submodules
 
+DISCOVERS = "rlhf_core.data.loaders"  # every module of the package registers its loaders on import
 _LOADERS: dict[str, Callable] = {}
 _BUILDERS: dict[str, Callable] = {}
 
@@ -52,11 +52,11 @@ def get_builder(name: str) -> Callable:
 
 
 def source_root(source: SourceConfig) -> Path:
-    """The local directory or file of a source: ``path`` (relative to the repo root), else a
+    """The local directory or file of a source: ``path`` (relative to the project root), else a
     snapshot of the pinned hub dataset (this needs network access)."""
     if source.path is not None:
         path = Path(source.path)
-        path = path if path.is_absolute() else PROJECT_ROOT / path
+        path = path if path.is_absolute() else project_root() / path
         if not path.exists():
             raise FileNotFoundError(f"source path {path} does not exist")
         return path
@@ -71,8 +71,4 @@ def source_root(source: SourceConfig) -> Path:
 
 
 def _import_all() -> None:
-    # Every module of rlhf_core.data.loaders registers its loaders and builders on import.
-    import rlhf_core.data.loaders as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    import_submodules(DISCOVERS)

@@ -108,6 +108,7 @@ def absorb(into: Ledger, part: Ledger) -> None:
     into.n_input += part.n_input
     into.quarantine.extend(part.quarantine)
     into.dropped.update(part.dropped)
+    into.flagged.update(part.flagged)
 
 
 def parse_rows(

@@ -12,12 +12,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rlhf_core.config import PROJECT_ROOT, ModelSource
+from rlhf_core.config import ModelSource, project_root
 
 
 def source_option(option: Any, *, name: str, builder: str) -> ModelSource:
     """A builder option naming a model or tokenizer, as a ``ModelSource``; a relative ``path`` is
-    taken from the repo root. A bad option fails naming the builder and the option."""
+    taken from the project root. A bad option fails naming the builder and the option."""
     if not isinstance(option, dict):
         raise ValueError(f"builder {builder!r}: option {name!r} must be a mapping, got {option!r}")
     try:
@@ -25,7 +25,7 @@ def source_option(option: Any, *, name: str, builder: str) -> ModelSource:
     except (TypeError, ValueError) as err:
         raise ValueError(f"builder {builder!r}: option {name!r}: {err}") from None
     if src.path is not None and not Path(src.path).is_absolute():
-        src = dataclasses.replace(src, path=str(PROJECT_ROOT / src.path))
+        src = dataclasses.replace(src, path=str(project_root() / src.path))
     return src
 
 

@@ -13,14 +13,16 @@ gold = w_rel*relevance + w_fact*factuality + w_comp*completeness - w_tox*toxicit
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from rlhf_core.config import DemoWorldConfig, GoldConfig
-from rlhf_core.rewards.base import register
+from rlhf_core.config import DemoWorldConfig, GoldConfig, parse_section, to_dict
+from rlhf_core.rewards.base import Needs
 
 SENTENCE = re.compile(r"[^.!?]+(?:[.!?]|$)")
 _WORD = re.compile(r"[A-Za-z]+")
@@ -121,18 +123,41 @@ def gold_components(world: World, weights: GoldConfig, prompt: str, response: st
     return comps
 
 
-@register("gold")
 class GoldScorer:
-    """TRL-signature scorer for the demo's gold reward; ``components()`` gives the breakdown."""
+    """TRL-signature scorer for the demo's gold reward; ``components()`` gives the breakdown.
+
+    As a registered scorer (``rlhf_core.rewards.gold``) it is prepared from the ``world`` and
+    ``gold`` config and the world's facts table, which it copies into its own artifact.
+    """
 
     name = "gold"
     version = "1"
+    needs = Needs(config=("world", "gold"), tables=("world",))
+    FACTS, CONFIG = "world_facts.parquet", "judge.json"
 
     def __init__(self, world: World, weights: GoldConfig):
         self.world, self.weights = world, weights
+
+    @classmethod
+    def prepare(cls, state_dir: Path, config: dict[str, Any], tables: dict[str, pd.DataFrame]) -> None:
+        if config.get("world") is None or config.get("gold") is None:
+            raise ValueError("the gold scorer needs the task's 'world' and 'gold' sections")
+        tables["world"].to_parquet(state_dir / cls.FACTS, index=False)
+        (state_dir / cls.CONFIG).write_text(json.dumps(to_dict(config), sort_keys=True))
+
+    @classmethod
+    def from_state(cls, state_dir: Path) -> "GoldScorer":
+        config = json.loads((Path(state_dir) / cls.CONFIG).read_text())
+        return judge(pd.read_parquet(Path(state_dir) / cls.FACTS), parse_section(DemoWorldConfig, config["world"]),
+                     parse_section(GoldConfig, config["gold"]))
 
     def components(self, prompts: list[str], completions: list[str]) -> pd.DataFrame:
         return pd.DataFrame([gold_components(self.world, self.weights, p, c) for p, c in zip(prompts, completions)])
 
     def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
         return self.components(prompts, completions)["gold"].tolist()
+
+
+def judge(facts: pd.DataFrame, world: DemoWorldConfig, weights: GoldConfig) -> GoldScorer:
+    """The gold judge of a generated world."""
+    return GoldScorer(World(facts, world), weights)

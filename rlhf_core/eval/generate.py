@@ -5,6 +5,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rlhf_core.config import GenerationConfig
+from rlhf_core.models.load import max_positions
 
 
 @torch.inference_mode()
@@ -20,7 +21,7 @@ def generate(model, tokenizer, prompts: list[str], cfg: GenerationConfig, seed: 
         idx = order[start : start + cfg.batch_size]
         enc = tokenizer([prompts[i] for i in idx], add_special_tokens=False, padding=True,
                         return_tensors="pt", padding_side="left")
-        max_new = min(cfg.max_new_tokens, model.config.n_positions - enc["input_ids"].shape[1])
+        max_new = min(cfg.max_new_tokens, max_positions(model.config) - enc["input_ids"].shape[1])
         tokens = model.generate(**enc, max_new_tokens=max_new, num_beams=num_beams,
                                 repetition_penalty=repetition_penalty, pad_token_id=tokenizer.pad_token_id,
                                 eos_token_id=tokenizer.eos_token_id, **sampling)

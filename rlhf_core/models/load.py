@@ -17,8 +17,9 @@ from typing import Any
 
 from rlhf_core.config import ModelSource, TinyGPTConfig, warn_if_unpinned
 
-EOS = "<|endoftext|>"
+EOS = "<|endoftext|>"  # end of text / turn separator of GPT-2-family models, and of our tokenizer
 PAD = "<|pad|>"
+NO_POSITION_LIMIT = 1 << 20
 
 
 class OfflineHubError(RuntimeError):
@@ -96,3 +97,15 @@ def save_model(model, tokenizer, out_dir: Path) -> None:
     """``save_pretrained`` (safetensors) of model and tokenizer into ``out_dir``."""
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+
+
+def max_positions(config: Any) -> int:
+    """Longest input the model's position table allows, whatever the architecture calls it
+    (GPT-2 ``n_positions``, most ``max_position_embeddings``; RoBERTa offsets positions by
+    ``pad_token_id + 1``); a model without a position table (rotary, ALiBi) reports none: a large cap."""
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        return int(config.max_position_embeddings) - int(config.pad_token_id) - 1
+    for name in ("n_positions", "max_position_embeddings", "n_ctx", "max_sequence_length", "seq_length"):
+        if getattr(config, name, None):
+            return int(getattr(config, name))
+    return NO_POSITION_LIMIT

@@ -1,4 +1,4 @@
-"""One scorer signature, a registry by name, and weighted combination.
+"""One scorer signature and a registry by name that discovers its modules.
 
 A scorer is a TRL-compatible reward function ``scorer(prompts, completions, **kwargs) -> list[float]``
 with a ``name`` and a ``version`` (bump it when the scores it gives would change, so only its
@@ -7,10 +7,26 @@ annotation partitions go stale). Task YAMLs name scorers; they never hold Python
     @register("length")
     class LengthScorer: ...
     scorer = build_scorer("length")
+
+A scorer that needs more than its parameters says so, and no stage names it:
+
+- ``needs = Needs(config=("world", "gold"), tables=("world",))``: task-config paths and pipeline
+  tables (``data``: the annotated dataset; ``world``: the gold judge's source) it is prepared from;
+- ``prepare(state_dir, config, tables, **params)``: fit and write its state (a tf-idf vocabulary,
+  a copy of the facts it judges by) into the scorer artifact;
+- ``from_state(state_dir, **params)``: load it again from that artifact alone.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
+
+import pandas as pd
+
+from rlhf_core.plugins import import_submodules
+
+DISCOVERS = "rlhf_core.rewards"  # every module of the package registers its scorers on import
 
 
 @runtime_checkable
@@ -19,6 +35,12 @@ class Scorer(Protocol):
     version: str
 
     def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]: ...
+
+
+@dataclass(frozen=True)
+class Needs:
+    config: tuple[str, ...] = ()  # task-config paths, e.g. "gold"
+    tables: tuple[str, ...] = ()  # "data" (the annotated dataset) or "world" (the gold judge's source)
 
 
 class ScorerLoadError(RuntimeError):
@@ -38,38 +60,40 @@ def register(name: str) -> Callable[[Callable[..., Scorer]], Callable[..., Score
     return deco
 
 
-def build_scorer(name: str, **params: Any) -> Scorer:
-    _import_builtin_scorers()
+def _factory(name: str) -> Callable[..., Scorer]:
+    _import_all()
     if name not in _REGISTRY:
         raise KeyError(f"unknown scorer {name!r}; known: {sorted(_REGISTRY)}")
-    return _REGISTRY[name](**params)
+    return _REGISTRY[name]
+
+
+def build_scorer(name: str, **params: Any) -> Scorer:
+    return _factory(name)(**params)
 
 
 def registered_scorers() -> list[str]:
-    _import_builtin_scorers()
+    _import_all()
     return sorted(_REGISTRY)
 
 
-def weighted_sum(scores: dict[str, list[float]], weights: dict[str, float]) -> list[float]:
-    """Combine component scores row by row: sum_k w_k * s_k (docs/sources.md §3.2 uses all weights 1)."""
-    missing = sorted(set(weights) - set(scores))
-    if missing:
-        raise KeyError(f"weights name components that were not scored: {missing}")
-    n = {len(v) for v in scores.values()}
-    if len(n) > 1:
-        raise ValueError(f"component score lists differ in length: { {k: len(v) for k, v in scores.items()} }")
-    rows = n.pop() if n else 0
-    return [sum(w * scores[k][i] for k, w in weights.items()) for i in range(rows)]
+def scorer_needs(name: str) -> Needs:
+    return getattr(_factory(name), "needs", Needs())
 
 
-def _import_builtin_scorers() -> None:
-    # Registration happens on import; the model scorers import transformers only when they load.
-    from rlhf_core.rewards import (  # noqa: F401
-        classifiers,
-        combine,
-        comet_critic,
-        dialogrpt,
-        perspective,
-        simple,
-        toxichat,
-    )
+def prepare_scorer(name: str, params: dict[str, Any], state_dir: Path, config: dict[str, Any],
+                   tables: dict[str, pd.DataFrame]) -> None:
+    """Write what the scorer needs beyond its parameters into ``state_dir`` (nothing for most)."""
+    prepare = getattr(_factory(name), "prepare", None)
+    if prepare is not None:
+        prepare(state_dir, config, tables, **params)
+
+
+def open_scorer(name: str, params: dict[str, Any], state_dir: Path) -> Scorer:
+    """The scorer from its parameters and the state ``prepare_scorer`` wrote."""
+    factory = _factory(name)
+    from_state = getattr(factory, "from_state", None)
+    return from_state(state_dir, **params) if from_state is not None else factory(**params)
+
+
+def _import_all() -> None:
+    import_submodules(DISCOVERS)

@@ -1,91 +1,84 @@
-"""A task's final reward: the weighted sum of its component scorers (docs/sources.md §3.2 uses weight 1 for all).
+"""A task's reward function R: the weighted sum of its transformed components (docs/sources.md §3.2, §3.3).
 
-Components and weights come from the task config, e.g. Reddit (range [0, 5]):
+    R(x, y) = sum_k  w_k * T_k(s_k(x, y))
 
-    components = [
-        {"name": "fluency", "scorer": "fluency", "params": {"revision": "<sha>"}},
-        {"name": "depth", "scorer": "dialogrpt_depth", "params": {"revision": "<sha>"}},
-        {"name": "updown", "scorer": "dialogrpt_updown", "params": {"revision": "<sha>"}},
-        {"name": "safe", "scorer": "toxichat_safe", "params": {"model": "/models/toxichat"}},
-        {"name": "tfidf", "scorer": "diversity", "params": {"state_path": "tfidf.json"}},
-    ]
-    reward = CombinedReward(components)        # a scorer itself: reward(prompts, completions)
-    final = combine_annotations({"fluency": table_a, ...}, {"fluency": 1.0, ...})
-
-COMET uses {p_valid_model: comet_critic}; WoW/FaithDial {fluency, faithdial: faithcritic,
-depth: dialogrpt_depth with history_only, tfidf: diversity}.
+``s_k`` is component k's scorer, ``w_k`` its weight and ``T_k`` its transform, all from the task's
+``annotation.scorers`` (e.g. the demo's R is ``sigmoid`` of its trained reward model's logit, as
+HHA's is; Reddit sums five components with weight 1). The same function gives the ``rewards``
+asset from stored annotations (``reward_from_scores``) and scores fresh samples (``RewardFunction``),
+so the R that offline RL trains on, the one V_ref is fitted to and the one evaluated are one.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
+import numpy as np
 import pandas as pd
 
-from rlhf_core.rewards.base import Scorer, build_scorer, register, weighted_sum
+from rlhf_core.rewards.base import Scorer
+
+TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "identity": lambda s: s,
+    "sigmoid": lambda s: 1 / (1 + np.exp(-s)),
+}
 
 
 @dataclass(frozen=True)
-class Component:
-    name: str  # key of this component in the reward breakdown ("safe", "tfidf", ...)
-    scorer: str  # registered scorer name
-    weight: float = 1.0
-    params: dict[str, Any] = field(default_factory=dict)
+class Term:
+    weight: float
+    transform: str = "identity"
 
 
-@register("combined")
-class CombinedReward:
-    """Scores every component and returns ``sum_k weight_k * score_k`` per row."""
+def terms(scorers: Mapping[str, Any]) -> dict[str, Term]:
+    """The reward terms of a task's ``annotation.scorers`` (anything with weight and transform)."""
+    return {name: Term(float(spec.weight), spec.transform) for name, spec in scorers.items()}
 
-    name = "combined"
 
-    def __init__(self, components: list[Component | Mapping[str, Any]], scorers: Mapping[str, Scorer] | None = None):
-        """Build the component scorers.
+def weighted(terms_: Mapping[str, Term]) -> list[str]:
+    """The components R depends on (weight 0: reported, not rewarded)."""
+    return [name for name, t in terms_.items() if t.weight != 0]
 
-        Args:
-            components: ``Component``s or mappings with the same keys (as read from a config).
-            scorers: Already built scorers by component name (reused instead of built).
-        """
-        self.components = [c if isinstance(c, Component) else Component(**c) for c in components]
-        names = [c.name for c in self.components]
-        if len(set(names)) != len(names) or not names:
-            raise ValueError(f"component names must be unique and non-empty, got {names}")
-        given = dict(scorers or {})
-        self.scorers = {c.name: given.get(c.name) or build_scorer(c.scorer, **c.params) for c in self.components}
-        self.weights = {c.name: c.weight for c in self.components}
-        parts = [[c.name, self.scorers[c.name].name, self.scorers[c.name].version, c.weight] for c in self.components]
-        self.version = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
-    def score_components(self, prompts: list[str], completions: list[str]) -> dict[str, list[float]]:
-        """Every component's scores plus ``final_reward`` (the breakdown [LoL] stores per row)."""
-        scores = {name: list(scorer(prompts, completions)) for name, scorer in self.scorers.items()}
-        scores["final_reward"] = weighted_sum(scores, self.weights)
-        return scores
+def reward_from_scores(scores: pd.DataFrame, terms_: Mapping[str, Term]) -> pd.Series:
+    """R per row from one column of raw scores per weighted component."""
+    missing = sorted(set(weighted(terms_)) - set(scores.columns))
+    if missing:
+        raise KeyError(f"no scores for weighted component(s) {missing}")
+    total = pd.Series(0.0, index=scores.index)
+    for name in weighted(terms_):
+        t = terms_[name]
+        if t.transform not in TRANSFORMS:
+            raise ValueError(f"component {name!r}: unknown transform {t.transform!r}; known: {sorted(TRANSFORMS)}")
+        total = total + t.weight * TRANSFORMS[t.transform](scores[name].to_numpy(dtype=np.float64))
+    return total
+
+
+class RewardFunction:
+    """R over opened scorers, with the TRL reward-function signature; ``scores`` gives the breakdown."""
+
+    name = "reward"
+
+    def __init__(self, scorers: Mapping[str, Scorer], terms_: Mapping[str, Term]):
+        missing = sorted(set(weighted(terms_)) - set(scorers))
+        if missing:
+            raise KeyError(f"no scorer for weighted component(s) {missing}")
+        self.scorers, self.terms = dict(scorers), dict(terms_)
+
+    def scores(self, prompts: list[str], completions: list[str], weighted_only: bool = False) -> pd.DataFrame:
+        """One raw-score column per component (plus a scorer's own breakdown, if it has ``components``)
+        and ``reward``, R."""
+        names = weighted(self.terms) if weighted_only else list(self.scorers)
+        out = pd.DataFrame(index=range(len(prompts)))
+        for name in names:
+            scorer = self.scorers[name]
+            out[name] = np.asarray(scorer(prompts, completions), dtype=np.float64)
+            breakdown = getattr(scorer, "components", None)
+            if breakdown is not None and not weighted_only:
+                parts = breakdown(prompts, completions)
+                out = out.join(parts.drop(columns=[c for c in parts if c in out or c == scorer.name]))
+        out["reward"] = reward_from_scores(out, self.terms)
+        return out
 
     def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
-        return self.score_components(prompts, completions)["final_reward"]
-
-
-def combine_annotations(tables: Mapping[str, pd.DataFrame], weights: Mapping[str, float]) -> pd.DataFrame:
-    """Join per-component annotation tables on ``row_id`` and add their weighted sum.
-
-    Args:
-        tables: Component name -> ``annotate(...).scored`` table of that component's scorer.
-        weights: Component name -> weight; every weighted component must have a table.
-
-    Returns:
-        One row per ``row_id`` scored by every component: ``row_id``, one column per component,
-        ``final_reward``. Rows a component quarantined have no final reward.
-    """
-    joined: pd.DataFrame | None = None
-    for name in weights:
-        if name not in tables:
-            raise KeyError(f"no annotation table for weighted component {name!r}")
-        part = tables[name][["row_id", "score"]].rename(columns={"score": name})
-        joined = part if joined is None else joined.merge(part, on="row_id", how="inner")
-    if joined is None:
-        raise ValueError("no components to combine")
-    joined["final_reward"] = weighted_sum({k: joined[k].tolist() for k in weights}, dict(weights))
-    return joined.reset_index(drop=True)
+        return self.scores(prompts, completions, weighted_only=True)["reward"].tolist()

@@ -69,10 +69,3 @@ def load_extra_weights(source: str, revision: str | None, filename: str) -> dict
     name, kwargs = hub_kwargs(model_source(source, revision))
     path = cached_file(name, filename, revision=kwargs.get("revision"))
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def max_positions(config: Any) -> int:
-    """Longest input the model's position table allows (RoBERTa offsets positions by ``pad_token_id + 1``)."""
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        return int(config.max_position_embeddings) - int(config.pad_token_id) - 1
-    return int(getattr(config, "n_positions", None) or config.max_position_embeddings)

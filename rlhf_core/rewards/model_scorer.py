@@ -18,11 +18,11 @@ from typing import Any, ClassVar, Sequence
 import torch
 
 from rlhf_core.rewards.batching import encode, run_batched
-from rlhf_core.rewards.model_loading import load_model_and_tokenizer, max_positions
+from rlhf_core.models.load import EOS, max_positions  # EOS: the turn separator of the [LoL] prompts
+from rlhf_core.rewards.model_loading import load_model_and_tokenizer
 
 log = logging.getLogger(__name__)
 
-EOS = "<|endoftext|>"  # the GPT-2 / DialoGPT turn separator used in the [LoL] prompts
 
 
 @dataclass(frozen=True)

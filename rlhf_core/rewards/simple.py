@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_core.rewards.base import register
+from rlhf_core.rewards.base import Needs, register
+
+STATE_FILE = "tfidf_state.json"
 
 
 @register("length")
@@ -32,6 +34,7 @@ class TfidfDiversityScorer:
 
     name = "diversity"
     version = "1"
+    needs = Needs(tables=("data",))  # fitted on the train-split completions of the annotated dataset
 
     def __init__(self, vocabulary: dict[str, int] | None = None, idf: list[float] | None = None,
                  state_path: str | None = None):
@@ -54,6 +57,23 @@ class TfidfDiversityScorer:
         counts = counter.fit_transform(corpus)
         tfidf = TfidfTransformer(smooth_idf=True, use_idf=True).fit(counts)
         return cls({k: int(v) for k, v in counter.vocabulary_.items()}, tfidf.idf_.tolist())
+
+    @classmethod
+    def prepare(cls, state_dir: Path, config: dict[str, Any], tables: dict[str, Any],
+                state_path: str | None = None) -> None:
+        if state_path is not None:  # a state fitted elsewhere
+            return
+        if "data" not in tables:
+            raise ValueError("diversity needs annotation.data to fit on, or params.state_path")
+        data = tables["data"]
+        train = data[data["split"] == "train"]["completion"].tolist() if "split" in data else []
+        if not any(t.strip() for t in train):
+            raise ValueError("no train-split completions to fit the tf-idf vectoriser on")
+        cls.fit(train).save(state_dir / STATE_FILE)
+
+    @classmethod
+    def from_state(cls, state_dir: Path, state_path: str | None = None) -> "TfidfDiversityScorer":
+        return cls(state_path=state_path or str(Path(state_dir) / STATE_FILE))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({"vocabulary": self.vocabulary, "idf": self.idf.tolist()}))

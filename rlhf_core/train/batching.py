@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from rlhf_core.rewards.batching import pad_batch
+
 
 @dataclass
 class Encoded:
@@ -36,16 +38,12 @@ def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_leng
 
 
 def collate(ids: list[list[int]], n_prompt: list[int], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded batch with a mask over response tokens."""
-    width = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(ids), width), dtype=torch.long)
-    response = torch.zeros((len(ids), width), dtype=torch.bool)
-    for i, (x, n) in enumerate(zip(ids, n_prompt)):
-        input_ids[i, : len(x)] = torch.tensor(x)
-        attention[i, : len(x)] = 1
-        response[i, n : len(x)] = True
-    return {"input_ids": input_ids, "attention_mask": attention, "response_mask": response}
+    """Right-padded batch (``pad_batch``, shared with the reward scorers) plus a mask over response tokens."""
+    batch = pad_batch([{"input_ids": x} for x in ids], pad_id, "cpu")
+    positions = torch.arange(batch["input_ids"].shape[1])
+    lengths = batch["attention_mask"].sum(dim=1, keepdim=True)
+    batch["response_mask"] = (positions >= torch.tensor(n_prompt)[:, None]) & (positions < lengths)
+    return batch
 
 
 def token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,6 +9,7 @@ returns a (B,) tensor; the batch loss is its mean.
 - r_gold:         R * sum_t max(sg(p_t), u) * (-log p_t),          u = 0.1
 - r_lol:          R * w * NLL_th,          w = clip(exp(sg(NLL_ref - NLL_th)), 1-eps, 1+eps)
 - a_lol:          A+ * w * NLL_th,         A+ = max(A, 0)
+  (both take the [LoL] ``--kl_beta`` option: + beta * (NLL_ref - NLL_th), which needs eps = 0)
 - a_lol_ref_free: A+ * NLL_th
 - a_lol_seq:      A+ * sum_t w_t * (-log p_t),  w_t = clip(exp(sg(log p_t - log ref_t)), 1-eps, 1+eps)
 - a_lol_kl:       A+ * NLL_th + beta * (NLL_ref - NLL_th)
@@ -56,8 +57,10 @@ def offline_loss(
         raise ValueError(f"{algorithm} needs advantages")
     if algorithm in ("r_lol", "a_lol"):
         nll_ref = -(ref_logp * mask).sum(-1)
+        if kl_beta and eps != 0:
+            raise ValueError(f"{algorithm} with kl_beta > 0 needs ppo_clip 0, as the [LoL] code asserts")
         w = _clip(torch.exp((nll_ref - nll).detach()), eps)
-        return (reward if algorithm == "r_lol" else adv) * w * nll
+        return (reward if algorithm == "r_lol" else adv) * w * nll + kl_beta * (nll_ref - nll)
     if algorithm == "a_lol_ref_free":
         return adv * nll
     if algorithm == "a_lol_seq":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -34,25 +33,3 @@ def train_bradley_terry(model, tokenizer, pairs: pd.DataFrame, train: TrainConfi
         return bradley_terry_loss(rc, rr).mean(), {"accuracy": float((rc > rr).float().mean())}
 
     return run_loop(model, train, order, total_steps(train, len(pairs)), step_fn, work_dir, "reward_model")
-
-
-@torch.inference_mode()
-def score(model, tokenizer, prompts: list[str], completions: list[str], max_length: int,
-          batch_size: int = 64) -> np.ndarray:
-    """Raw reward-model logits, one per (prompt, completion), in input order."""
-    model.eval()
-    enc = encode_pairs(tokenizer, prompts, completions, max_length, add_eos=False)
-    order = np.argsort([len(x) for x in enc.ids], kind="stable")  # similar lengths share a batch
-    out = np.empty(len(enc.ids), dtype=np.float64)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        out[idx] = _scores(model, tokenizer, [enc.ids[i] for i in idx]).double().numpy()
-    return out
-
-
-def pairwise_accuracy(score_a: np.ndarray, score_b: np.ndarray, truth_a: np.ndarray, truth_b: np.ndarray) -> float:
-    """Share of pairs with distinct truth where the scores order them as the truth does."""
-    keep = truth_a != truth_b
-    if not keep.any():
-        raise ValueError("no pair has distinct true scores; accuracy is undefined")
-    return float(np.mean(np.sign(score_a[keep] - score_b[keep]) == np.sign(truth_a[keep] - truth_b[keep])))

@@ -1,11 +1,13 @@
 """Annotation stages on the store: shards, incremental incoming days, scorer identity, the final reward."""
 import json
+import math
 
 import pandas as pd
 import pytest
 import yaml
 
-from rlhf_core import stages
+from rlhf_core.stages import annotation as stages
+from rlhf_core.stages.base import table
 from rlhf_core.config import load_config
 from rlhf_core.rewards.base import ScorerLoadError
 from rlhf_core.store import ArtifactStore, write_table
@@ -37,7 +39,7 @@ def env(tmp_path):
 
 
 def scorer(task, store, data, name):
-    return stages.reward_scorer(task, store, name, data, None, {})[0]
+    return stages.reward_scorer(task, store, name, {"data": data}, {})[0]
 
 
 def test_shards_split_the_rows_exactly_once_and_a_rerun_scores_nothing(env):
@@ -45,8 +47,8 @@ def test_shards_split_the_rows_exactly_once_and_a_rerun_scores_nothing(env):
     length = scorer(task, store, data, "length")
     tables, metas = [], []
     for shard in (0, 1):
-        ref, meta = stages.annotate_shard(task, store, "length", shard, data, length, None)
-        tables.append(stages.table(ref))
+        ref, meta = stages.annotate_shard(task, store, "length", shard, data, length)
+        tables.append(table(ref))
         metas.append(meta)
     scored = pd.concat(tables)
     quarantined = sum(m["quarantined"] for m in metas)
@@ -55,7 +57,7 @@ def test_shards_split_the_rows_exactly_once_and_a_rerun_scores_nothing(env):
     assert dict(zip(scored["row_id"], scored["score"]))["r2"] == 3.0
     assert all(m["scored_this_run"] == m["scored"] for m in metas)
 
-    ref, again = stages.annotate_shard(task, store, "length", 0, data, length, None)
+    ref, again = stages.annotate_shard(task, store, "length", 0, data, length)
     assert again["cached"] and again["scored_this_run"] == 0
     assert again["reused_this_run"] == metas[0]["scored"]
 
@@ -67,16 +69,16 @@ def test_an_incoming_day_scores_only_rows_it_has_not_seen(env, tmp_path):
     day.mkdir(parents=True)
     lines = [{"prompt": "Q", "completion": " a b"}, {"prompt": "Q", "completion": " c"}, "{bad json"]
     (day / "batch.jsonl").write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines))
-    _, first = stages.annotate_incoming(task, store, "length", "2026-11-22", length, None)
+    _, first = stages.annotate_incoming(task, store, "length", "2026-11-22", length)
     assert (first["scored_this_run"], first["reused_this_run"], first["input_quarantined"]) == (2, 0, 1)
 
     with open(day / "batch.jsonl", "a") as fh:
         fh.write("\n" + json.dumps({"prompt": "Q", "completion": " d e f"}))
-    ref, second = stages.annotate_incoming(task, store, "length", "2026-11-22", length, None)
+    ref, second = stages.annotate_incoming(task, store, "length", "2026-11-22", length)
     assert (second["scored_this_run"], second["reused_this_run"]) == (1, 2)
-    assert sorted(stages.table(ref)["score"]) == [1.0, 2.0, 3.0]
+    assert sorted(table(ref)["score"]) == [1.0, 2.0, 3.0]
 
-    _, empty = stages.annotate_incoming(task, store, "length", "2026-11-23", length, None)
+    _, empty = stages.annotate_incoming(task, store, "length", "2026-11-23", length)
     assert (empty["input_rows"], empty["scored_this_run"]) == (0, 0)
 
 
@@ -95,7 +97,7 @@ def test_a_scorer_that_cannot_load_fails_naming_its_component(env, tmp_path):
     _, store, data = env
     task = task_config(tmp_path, fluent={"scorer": "fluency", "params": {"model": str(tmp_path / "nowhere")}})
     with pytest.raises(ScorerLoadError, match="'fluent': scorer 'fluency' failed to load"):
-        stages.reward_scorer(task, store, "fluent", data, None, {})
+        stages.reward_scorer(task, store, "fluent", {"data": data}, {})
 
 
 def test_the_reward_is_the_weighted_sum_and_rows_missing_a_score_are_quarantined(env):
@@ -103,11 +105,38 @@ def test_the_reward_is_the_weighted_sum_and_rows_missing_a_score_are_quarantined
     refs = {}
     for name in ("length", "div"):
         ref = scorer(task, store, data, name)
-        refs[name] = [stages.annotate_shard(task, store, name, s, data, ref, None)[0] for s in (0, 1)]
+        refs[name] = [stages.annotate_shard(task, store, name, s, data, ref)[0] for s in (0, 1)]
     ref, meta = stages.combine_rewards(task, store, "rewards", None, refs, stages.annotation_rows(data))
-    out = stages.table(ref).set_index("row_id")
+    out = table(ref).set_index("row_id")
     assert out.loc["r2", "reward"] == 2.0 * 3.0  # length weight 2, diversity weight 0
     assert (out["reward"] == 2.0 * out["length"]).all()
     assert meta["quarantined_rows"] == 1 and "r7" not in out.index
-    assert stages.table(ref).columns[:4].tolist() == ["row_id", "split", "prompt", "completion"]
+    assert out.loc["r2", "div"] > 0  # reported, not rewarded
+    assert table(ref).columns[:4].tolist() == ["row_id", "split", "prompt", "completion"]
     assert set(meta["correlations"]["component"]) == {"length", "div"}
+
+
+def test_a_component_transform_applies_before_its_weight(env, tmp_path):
+    _, store, data = env
+    task = task_config(tmp_path, length={"scorer": "length", "weight": 2.0, "transform": "sigmoid"})
+    ref = scorer(task, store, data, "length")
+    shards = [stages.annotate_shard(task, store, "length", s, data, ref)[0] for s in (0, 1)]
+    div = scorer(task, store, data, "div")
+    divs = [stages.annotate_shard(task, store, "div", s, data, div)[0] for s in (0, 1)]
+    out, _ = stages.combine_rewards(task, store, "rewards", None, {"length": shards, "div": divs},
+                                    stages.annotation_rows(data))
+    rewards = table(out).set_index("row_id")
+    assert rewards.loc["r2", "reward"] == pytest.approx(2.0 / (1.0 + math.exp(-3.0)))  # 2 * sigmoid(3 words)
+    assert rewards.loc["r2", "length"] == 3.0  # the raw score is kept
+
+
+def test_a_stage_reads_only_what_it_declares(env, tmp_path):
+    from rlhf_core.stages.base import ConfigView, UndeclaredConfigError
+
+    task, _, _ = env
+    view = ConfigView(task, frozenset({"annotation.scorers.length.weight"}), "probe")
+    assert view.annotation.scorers["length"].weight == 2.0
+    with pytest.raises(UndeclaredConfigError, match="annotation.scorers.length.scorer"):
+        view.annotation.scorers["length"].scorer
+    with pytest.raises(UndeclaredConfigError, match="'seed'"):
+        view.seed

@@ -51,6 +51,15 @@ def test_a_lol_ref_free_and_kl_variants():
     assert loss("a_lol_kl", kl_beta=0.1) == pytest.approx(0.4 * 3.0 + 0.1 * (4.0 - 3.0))
 
 
+def test_r_lol_and_a_lol_take_the_same_kl_option_with_the_clip_at_zero():
+    # eps = 0 clips w to 1; the KL term is beta * (NLL_ref - NLL) = 0.1 * (4 - 3).
+    assert loss("a_lol", eps=0.0, kl_beta=0.1) == pytest.approx(0.4 * 1.0 * 3.0 + 0.1 * 1.0)
+    assert loss("r_lol", eps=0.0, kl_beta=0.1) == pytest.approx(0.5 * 1.0 * 3.0 + 0.1 * 1.0)
+    assert loss("a_lol", eps=0.0, kl_beta=0.1) == pytest.approx(loss("a_lol_kl", kl_beta=0.1))
+    with pytest.raises(ValueError, match="ppo_clip 0"):
+        loss("a_lol", eps=0.9, kl_beta=0.1)
+
+
 def test_a_lol_seq_weights_each_token_by_its_own_ratio():
     assert loss("a_lol_seq", eps=0.9) == pytest.approx(0.4 * math.exp(0.5) * 3.0, rel=1e-6)
 

@@ -1,6 +1,11 @@
-"""The core library never imports Dagster (docs/architecture.md)."""
+"""The core library never imports Dagster or the Dagster shell, not even lazily (docs/architecture.md)."""
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+CORE = Path(__file__).resolve().parents[2] / "rlhf_core"
+SHELL = ("dagster", "pipelines", "assets", "resources")
 
 
 def test_core_modules_do_not_load_dagster():
@@ -13,3 +18,18 @@ def test_core_modules_do_not_load_dagster():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_core_source_imports_the_shell_anywhere():
+    found = []
+    for path in sorted(CORE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            found += [f"{path.relative_to(CORE)}:{node.lineno} {n}" for n in names
+                      if n.split(".")[0].startswith(SHELL)]
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+                    "import_module", "__import__"):
+                args = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+                found += [f"{path.relative_to(CORE)}:{node.lineno} {a}" for a in args if a.startswith(SHELL)]
+    assert not found, found

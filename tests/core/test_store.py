@@ -1,7 +1,7 @@
 """Artifacts are content-addressed and atomic: a failed build leaves nothing behind."""
 import pytest
 
-from rlhf_core.store import ArtifactStore
+from rlhf_core.store import ArtifactStore, hash_key
 
 
 def write(text):
@@ -50,3 +50,38 @@ def test_table_metadata_survives_a_reload(tmp_path):
 
     ref = ArtifactStore(tmp_path).build("t", "asset", None, {}, build)
     assert ref.meta()["metadata"]["preview"].equals(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
+
+
+KILLED_BUILD = """
+import sys, time
+from pathlib import Path
+from rlhf_core.store import ArtifactStore, hash_key
+
+def build(out, work):
+    (out / "half.bin").write_bytes(b"12")
+    Path(sys.argv[2]).write_text("started")
+    time.sleep(60)
+
+ArtifactStore(sys.argv[1]).build("t", "asset", None, {"x": 1}, build)
+"""
+
+
+def test_temporary_directories_of_a_killed_run_are_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    root, started = tmp_path / "store", tmp_path / "started"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_BUILD, str(root), str(started)],
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    while not started.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no cleanup runs in the child
+    proc.wait()
+    asset = root / "t" / "asset"
+    assert [p.name for p in asset.glob(".tmp-*")]  # what kill -9 leaves behind today
+    live = asset / f".tmp-{hash_key({'x': 1})}-{os.getpid()}-abcd1234"  # a live builder's directory stays
+    live.mkdir()
+    assert not ArtifactStore(root).build("t", "asset", None, {"x": 1}, write("ok")).cached
+    assert [p.name for p in asset.glob(".tmp-*")] == [live.name]

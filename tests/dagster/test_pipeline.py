@@ -1,5 +1,6 @@
 """End to end: the demo graph on a micro config, through Dagster, twice."""
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -44,7 +45,7 @@ def test_leaderboard_has_a_measured_row_per_algorithm(run):
     root, _ = run
     board = pd.read_csv(root / "artifacts" / "demo" / "leaderboard.csv")
     assert sorted(board["algorithm"]) == ["a_lol", "dpo", "nll", "sft"]
-    for col in ("gold_reward", "rm_reward", "length", "distinct_2"):
+    for col in ("gold", "reward", "rm", "relevance", "length", "distinct_2"):
         assert board[col].notna().all()
 
 
@@ -75,6 +76,31 @@ def test_rl_assets_under_a_backfill_range_write_and_read_one_ref_per_partition(r
 def test_changing_one_stage_rebuilds_only_it_and_its_descendants(run):
     _, resources = run
     changed = MICRO + ["reference_value.lr=0.01"]
-    assert run_task("demo", changed, ["models"], resources=resources) == 0
+    assert run_task("demo", changed, ["models", "reference_value"], resources=resources) == 0
     assert latest("sft_model")["cached"] is True
     assert latest("reference_value")["cached"] is False
+
+
+def test_a_plain_stage_command_writes_the_artifact_dagster_wrote(run, tmp_path):
+    """``python -m rlhf_core.cli.stage`` needs no Dagster: same inputs, same key, same content."""
+    import json
+    import subprocess
+    import sys
+
+    from rlhf_core.config import load_config, task_config_path, to_dict
+
+    root, _ = run
+    store = root / "artifacts" / "demo"
+    (policy,) = (store / "policy" / "nll").glob("[!.]*")
+    (dagster_made,) = (store / "generations" / "nll").glob("[!.]*")
+    resolved = tmp_path / "resolved.json"
+    resolved.write_text(json.dumps(to_dict(load_config(task_config_path("demo"), MICRO))))
+    out = subprocess.run(
+        [sys.executable, "-m", "rlhf_core.cli.stage", "generations", "--config", str(resolved),
+         "--out", str(tmp_path / "store"), "--arg", "algorithm=nll", "--input", f"policy={policy}",
+         "--input", f"prompts={latest('sft_data')['artifact']}"],
+        capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    made = json.loads(out.stdout.strip().splitlines()[-1])
+    assert made["cached"] is False and Path(made["artifact"]).name == dagster_made.name  # the same key
+    assert made["content_hash"] == json.loads((dagster_made / "meta.json").read_text())["content_hash"]

@@ -12,14 +12,14 @@ import pytest
 import yaml
 
 from pipelines.ui_client import UI, serve
-from rlhf_core.config import TASKS_DIR, apply_override
+from rlhf_core.config import apply_override, tasks_dir
 from tests.dagster.test_pipeline import MICRO
 
 
 def micro_demo_env(root: Path) -> dict[str, str]:
     tasks = root / "tasks"
     tasks.mkdir()
-    raw = yaml.safe_load((TASKS_DIR / "demo.yaml").read_text())
+    raw = yaml.safe_load((tasks_dir() / "demo.yaml").read_text())
     for item in MICRO + [f"annotation.incoming.folder={root / 'incoming'}"]:
         apply_override(raw, item, "demo.yaml")
     (tasks / "demo.yaml").write_text(yaml.safe_dump(raw))

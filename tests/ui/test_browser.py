@@ -51,7 +51,7 @@ def test_materialize_all_from_the_lineage_page_then_read_the_leaderboard(ui, pag
     assert result["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), result
 
     page.goto(f"{ui.url}/assets/demo/leaderboard")
-    table = page.locator("table:has(th:text-is('gold_reward'))")
+    table = page.locator("table:has(th:text-is('gold'))")
     sync_api.expect(table.first).to_be_visible()
     for algorithm in ("sft", "nll", "a_lol", "dpo"):
         sync_api.expect(table.first.locator(f"td:text-is('{algorithm}')")).to_have_count(1)

@@ -70,4 +70,4 @@ def test_the_leaderboard_is_written(backfill):
     _, artifacts, _, _ = backfill
     board = pd.read_csv(artifacts / "demo" / "leaderboard.csv")
     assert sorted(board["algorithm"]) == ["a_lol", "dpo", "nll", "sft"]
-    assert board["gold_reward"].notna().all()
+    assert board["gold"].notna().all()

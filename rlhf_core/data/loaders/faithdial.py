@@ -25,9 +25,9 @@ from rlhf_core.data.quarantine import CleanResult, Ledger, SourceError
 from rlhf_core.data.registry import builder, loader
 from rlhf_core.data.rows import RowError, absorb, check_str_list, get_list, get_str, load_json_document, source_file
 from rlhf_core.data.tokenizer import load_tokenizer, token_count
+from rlhf_core.models.load import EOS
 from rlhf_core.data.transforms import check_options, option
 
-EOS = "<|endoftext|>"
 NO_PASSAGE = "no_passages_used"
 COLUMNS = ["id", "split", "knowledge", "history", "response"]
 

@@ -37,8 +37,8 @@ from rlhf_core.data.rows import (
     source_file,
 )
 from rlhf_core.data.transforms import check_options, one_input, option
+from rlhf_core.models.load import EOS
 
-EOS = "<|endoftext|>"
 ASSISTANT, PROMPTER = "<|assistant|>", "<|prompter|>"
 COLUMNS = [
     "id", "split", "segment", "line", "prompt", "chosen", "rejected", "chosen_reward", "rejected_reward",
@@ -57,6 +57,8 @@ def load_pro_hh(source: SourceConfig, task: TaskConfig) -> CleanResult:
         part = Ledger(str(path))
         for rec in parse_rows(read_json_lines(path, part), _parse_line, part):
             records.append({**rec, "id": f"{key}-{rec['line']}", "split": split, "segment": segment or split})
+            # PRO's loader keeps an empty response (it trains on it); report such rows, drop none.
+            part.flag("empty_response", int(not rec["chosen"].strip() or not rec["rejected"].strip()))
         absorb(ledger, part)
     return ledger.result(pd.DataFrame(records, columns=COLUMNS))
 
@@ -76,7 +78,7 @@ def _parse_line(row_no: int, obj: dict) -> dict:
             raise RowError(f"prefix[{i}]", f"turn does not start with a role marker: {bad[0][:40]!r}")
         if cand != candidates[0]:
             raise RowError(f"prefix[{i}]", "candidates do not share one conversation prefix")
-    chosen, rejected = check_str_list(get_list(obj, "suffix", length=2), "suffix")
+    chosen, rejected = check_str_list(get_list(obj, "suffix", length=2), "suffix", allow_empty=True)
     r_chosen, r_rejected = (check_number(r, f"reward[{i}]") for i, r in enumerate(get_list(obj, "reward", length=2)))
     prefix = candidates[0]
     return {

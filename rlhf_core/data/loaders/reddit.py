@@ -25,9 +25,9 @@ from rlhf_core.data.quarantine import CleanResult, Ledger
 from rlhf_core.data.registry import builder, loader
 from rlhf_core.data.rows import RowError, absorb, check_number, count_rows, parse_rows, source_file
 from rlhf_core.data.tokenizer import load_tokenizer, token_count
+from rlhf_core.models.load import EOS
 from rlhf_core.data.transforms import check_options, normalize_ws, one_input, option
 
-EOS = "<|endoftext|>"
 URL = re.compile(r"(?:https?://|www\.)\S+")
 COLUMNS = ["id", "polarity", "parent", "text", "score", "parent_score"]
 

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from rlhf_core.config import PROJECT_ROOT, TaskConfig, load_config
+from rlhf_core.config import TaskConfig, load_config, project_root
 from rlhf_core.data.quarantine import CleanResult
 from rlhf_core.data.registry import get_builder, get_loader
 
-FIXTURES = PROJECT_ROOT / "data" / "fixtures"
+FIXTURES = project_root() / "data" / "fixtures"
 EOS = "<|endoftext|>"
 
 
 def load_task(task: str, overrides: list[str] = ()) -> TaskConfig:
     """A task config pointed at its fixtures through ``--set``-style overrides."""
-    return load_config(PROJECT_ROOT / "configs" / "tasks" / f"{task}.yaml", list(overrides))
+    return load_config(project_root() / "configs" / "tasks" / f"{task}.yaml", list(overrides))
 
 
 def roundtrip(df: pd.DataFrame) -> pd.DataFrame:

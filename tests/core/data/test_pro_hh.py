@@ -26,12 +26,13 @@ def res():
 
 def test_loader_rows_and_quarantine(res):
     raw = res["hh_pro"]
-    assert raw.counts() == {"input_rows": 18, "kept_rows": 11, "quarantined_rows": 7}
+    # An empty response is kept, as PRO keeps it, and counted as suspicious.
+    assert raw.counts() == {"input_rows": 18, "kept_rows": 12, "quarantined_rows": 6, "suspicious_empty_response": 1}
+    assert raw.kept.set_index("id").loc["train-9", "rejected"] == ""
     assert quarantine_reasons(raw) == [
         ("hh_train_len2/train.json", 6, "<line>", "invalid JSON: Expecting ',' delimiter"),
         ("hh_train_len2/train.json", 7, "suffix", "missing field"),
         ("hh_train_len2/train.json", 8, "reward[0]", "expected a number, got str"),
-        ("hh_train_len2/train.json", 9, "suffix[1]", "empty text"),
         ("hh_train_len2/train.json", 10, "prefix[0]", "last element must be exactly '<|assistant|>', got '<|prompter|>Where is Rome?'"),
         ("hh_train_len2/train.json", 11, "prefix[1]", "candidates do not share one conversation prefix"),
         ("hh_test/harmless_base.json", 2, "<line>", "invalid JSON: Expecting ',' delimiter"),
@@ -46,11 +47,11 @@ def test_loader_rows_and_quarantine(res):
 
 def test_colon_endings_dropped_from_train_only(res):
     pairs = res["hh_pairs"]
-    assert pairs.counts() == {"input_rows": 11, "kept_rows": 9, "quarantined_rows": 0, "dropped_response_ends_with_colon": 2}
+    assert pairs.counts() == {"input_rows": 12, "kept_rows": 10, "quarantined_rows": 0, "dropped_response_ends_with_colon": 2}
     # train-3 (chosen ends ':') and train-4 (rejected ends ':') go; train-5 ends ': ' (no strip) stays;
     # val-1 and the harmless test row end with ':' but are not training rows.
     assert list(pairs.kept["id"]) == [
-        "train-1", "train-2", "train-5", "val-1", "val-2",
+        "train-1", "train-2", "train-5", "train-9", "val-1", "val-2",
         "test/harmless_base-1", "test/harmless_base-3", "test/harmless_base-4", "test/helpful_base-1",
     ]  # fmt: skip
 
@@ -79,7 +80,7 @@ def test_gpt4_eval_prompts_skip_bad_test_indices(res):
     # helpful_base index 0 are excluded. Index 2 names line 3 although the broken line 2 is
     # quarantined: indices count file lines, not kept rows. harmless_base 40 matches no row.
     assert ev.counts() == {
-        "input_rows": 11, "kept_rows": 2, "quarantined_rows": 0, "dropped_bad_test_index": 2, "dropped_not_test": 7,
+        "input_rows": 12, "kept_rows": 2, "quarantined_rows": 0, "dropped_bad_test_index": 2, "dropped_not_test": 8,
     }  # fmt: skip
     require_columns(ev.kept, PROMPT_ONLY, "gpt4_eval_prompts")
     assert list(zip(ev.kept["id"], ev.kept["segment"], ev.kept["test_index"])) == [

@@ -184,15 +184,6 @@ def test_rm_logit_reads_prompt_plus_response_and_returns_the_raw_logit(dialogrpt
     assert batched == pytest.approx([scorer(["Q: where? A:"], [c])[0] for c in completions], abs=1e-5)
 
 
-def test_rm_logit_agrees_with_how_the_pipeline_scores_with_its_own_reward_model(dialogrpt_dir):
-    from rlhf_core.train.reward_model import score
-
-    scorer = build_scorer("rm_logit", model=dialogrpt_dir)
-    prompts, completions = ["Q: where is it? A:", "Q: who? A:"], [" in the river", " the man"]
-    expected = score(scorer.model, scorer.tokenizer, prompts, completions, max_length=128)
-    assert scorer(prompts, completions) == pytest.approx(expected.tolist(), abs=1e-5)
-
-
 def test_rm_logit_needs_a_model():
     with pytest.raises(ValueError, match="no model given"):
         build_scorer("rm_logit")

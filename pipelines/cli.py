@@ -4,8 +4,10 @@
     rlhf run demo --select rl --set policy.train.lr=1e-3
     rlhf leaderboard demo                           # print data/artifacts/demo/leaderboard.csv
 
-``run`` goes through Dagster (the same assets and instance storage the UI sees), so it imports
-the repo's ``pipelines`` package lazily; the rest of rlhf_core never imports dagster.
+``run`` goes through Dagster (the same assets and instance storage the UI sees); it belongs to
+this shell, not to ``rlhf_core``. Paths resolve from the working directory (or
+``RLHF_PROJECT_ROOT``); the Dagster instance lives in ``$DAGSTER_HOME``, by default
+``./.dagster_home``. A single stage without Dagster: ``python -m rlhf_core.cli.stage --help``.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import argparse
 import os
 import sys
 
-from rlhf_core.config import PROJECT_ROOT
+from rlhf_core.config import project_root
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,14 +34,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
-    sys.path.insert(0, str(PROJECT_ROOT))  # pipelines/, assets/, resources/ are app folders, not installed
+    os.environ.setdefault("DAGSTER_HOME", str(project_root() / ".dagster_home"))
+    from pipelines.runner import print_leaderboard, run_task
+
     if args.command == "run":
-        from pipelines.runner import run_task
-
         return run_task(args.task, args.overrides, args.select)
-    from pipelines.runner import print_leaderboard
-
     return print_leaderboard(args.task)
 
 

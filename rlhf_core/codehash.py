@@ -1,0 +1,200 @@
+"""The code a function runs, as a hash: its source and everything in ``rlhf_core`` it reaches.
+
+Stage versions include this hash, so editing a loss changes the version of every stage that
+calls it, through any chain of calls, and of no other stage. Nothing is bumped by hand.
+
+The walk is static (``ast``, nothing is executed): from a function it follows the names the
+function uses to their definitions, in its own module or in an ``rlhf_core`` module it imports,
+and hashes the source of every definition reached plus each touched module's top-level
+statements (constants, imports). A registry that imports its plug-ins at run time says so with
+a module-level ``DISCOVERS = "<package>"``; every module of that package is then included whole.
+
+    code_hash(sft_model)   # 16 hex digits
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import inspect
+import pkgutil
+from functools import lru_cache
+from pathlib import Path
+
+ROOT_PACKAGE = "rlhf_core"
+Definition = tuple[str, str]  # (module, top-level name)
+
+
+@lru_cache(maxsize=None)
+def _module(name: str) -> tuple[ast.Module, str] | None:
+    """The parsed source of an ``rlhf_core`` module (None for packages without one, or others)."""
+    if name != ROOT_PACKAGE and not name.startswith(ROOT_PACKAGE + "."):
+        return None
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    source = Path(spec.origin).read_text()
+    return ast.parse(source), source
+
+
+@lru_cache(maxsize=None)
+def _is_module(name: str) -> bool:
+    if not name.startswith(ROOT_PACKAGE + "."):
+        return False  # only our own modules are walked (and finding others would import them)
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _absolute(module: str, node: ast.ImportFrom) -> str:
+    """The absolute module of a (possibly relative) ``from ... import``."""
+    if not node.level:
+        return node.module or ""
+    origin = importlib.util.find_spec(module).origin or ""
+    package = module if origin.endswith("__init__.py") else module.rpartition(".")[0]
+    parts = package.split(".")
+    parts = parts[: len(parts) - node.level + 1]
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+@lru_cache(maxsize=None)
+def _scope(module: str) -> tuple[dict[str, ast.AST], dict[str, Definition | str], list[ast.stmt], list[str]]:
+    """A module's top-level definitions, imported names, other statements and discovered packages."""
+    parsed = _module(module)
+    if parsed is None:
+        return {}, {}, [], []
+    tree, _ = parsed
+    defs: dict[str, ast.AST] = {}
+    imports: dict[str, Definition | str] = {}  # local name -> (module, name) or a module name
+    rest: list[ast.stmt] = []
+    discovers: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defs[node.name] = node
+            continue
+        rest.append(node)
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:  # ``import a.b as c``; a bare ``import a.b`` is followed as a whole module
+                    imports[alias.asname] = alias.name
+        elif isinstance(node, ast.ImportFrom):
+            source = _absolute(module, node)
+            for alias in node.names:
+                sub = f"{source}.{alias.name}"
+                imports[alias.asname or alias.name] = sub if _is_module(sub) else (source, alias.name)
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "DISCOVERS" for t in node.targets):
+            discovers.append(ast.literal_eval(node.value))
+    return defs, imports, rest, discovers
+
+
+def _locals(node: ast.AST) -> set[str]:
+    """Names a function (or class) binds itself: arguments and assignments inside it."""
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        return set()
+    names = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            names.add(sub.id)
+        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)) and sub is not node:
+            names.add(sub.name)
+    return names
+
+
+def _references(module: str, node: ast.AST) -> set[Definition | str]:
+    """What a definition uses: local definitions, imported names and modules (also lazy imports)."""
+    defs, imports, _, _ = _scope(module)
+    found: set[Definition | str] = set()
+    local = _locals(node)
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id in local:
+            continue  # a variable of the function that shadows a module-level name
+        if isinstance(sub, ast.Name):
+            if sub.id in defs:
+                found.add((module, sub.id))
+            elif sub.id in imports:
+                found.add(imports[sub.id])
+        elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name):
+            target = imports.get(sub.value.id)
+            if isinstance(target, str):  # ``module.name``
+                found.add((target, sub.attr) if not _is_module(f"{target}.{sub.attr}") else f"{target}.{sub.attr}")
+        elif isinstance(sub, ast.Import):
+            found |= {alias.name for alias in sub.names}
+        elif isinstance(sub, ast.ImportFrom):
+            source = _absolute(module, sub)
+            for alias in sub.names:
+                name = f"{source}.{alias.name}"
+                found.add(name if _is_module(name) else (source, alias.name))
+    return found
+
+
+def _walk(start: Definition) -> tuple[set[Definition], set[str]]:
+    """Every definition reachable from ``start`` and every module they touch."""
+    seen: set[Definition] = set()
+    modules: set[str] = set()
+    whole: set[str] = set()
+    todo: list[Definition | str] = [start]
+
+    def touch(module: str) -> None:  # a module's top-level statements and plug-ins come with it
+        if module not in modules:
+            modules.add(module)
+            _, _, rest, discovers = _scope(module)
+            # Constants may use other definitions; imported names count only where a definition uses them.
+            todo.extend(ref for stmt in rest if not isinstance(stmt, (ast.Import, ast.ImportFrom))
+                        for ref in _references(module, stmt))
+            todo.extend(m.name for pkg in discovers for m in _package_modules(pkg))
+
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):  # a whole module is used (``import x``, or a plug-in)
+            if item not in whole and _module(item) is not None:
+                whole.add(item)
+                touch(item)
+                todo.extend((item, name) for name in _scope(item)[0])
+            continue
+        if item in seen:
+            continue
+        module, name = item
+        defs, imports, _, _ = _scope(module)
+        if name not in defs:
+            if name in imports:  # re-exported
+                todo.append(imports[name])
+            elif _module(module) is not None:
+                touch(module)  # a constant: part of the module's top-level statements
+            continue
+        seen.add(item)
+        touch(module)
+        todo.extend(_references(module, defs[name]))
+    return seen, modules
+
+
+def _package_modules(package: str) -> list[pkgutil.ModuleInfo]:
+    spec = importlib.util.find_spec(package)
+    return [] if spec is None else list(pkgutil.iter_modules(spec.submodule_search_locations, package + "."))
+
+
+@lru_cache(maxsize=None)
+def _hash_from(start: Definition) -> str:
+    seen, modules = _walk(start)
+    digest = hashlib.sha256()
+    for module in sorted(modules):
+        tree, source = _module(module)
+        defs, _, rest, _ = _scope(module)
+        digest.update(module.encode())
+        for stmt in rest:  # constants and imports of every touched module
+            digest.update((ast.get_source_segment(source, stmt) or "").encode())
+        for name in sorted(n for m, n in seen if m == module):
+            digest.update(name.encode() + (ast.get_source_segment(source, defs[name]) or "").encode())
+    return digest.hexdigest()[:16]
+
+
+def code_hash(fn) -> str:
+    """Hash of the source ``fn`` runs within ``rlhf_core`` (see the module docstring)."""
+    fn = inspect.unwrap(fn)
+    return _hash_from((fn.__module__, fn.__name__))
+
+
+def code_files(fn) -> list[str]:
+    """The modules whose source ``code_hash(fn)`` covers (for reports and tests)."""
+    fn = inspect.unwrap(fn)
+    return sorted(_walk((fn.__module__, fn.__name__))[1])

@@ -1,0 +1,79 @@
+"""Evaluation stages: samples of each policy, their scores under the task's reward, the leaderboard."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rlhf_core.config import ModelSource
+from rlhf_core.stages.annotation import reward_function, reward_terms
+from rlhf_core.stages.base import TABLE, Context, Result, load_tok, stage, table
+from rlhf_core.store import ArtifactRef, write_table
+
+
+@stage(lambda task: ["evaluation.split", "evaluation.generation", "seed"])
+def generations(ctx: Context, algorithm: str, policy_ref: ArtifactRef, prompts_ref: ArtifactRef) -> Result:
+    """One policy's samples on the evaluation prompts."""
+    from rlhf_core.eval.generate import generate
+    from rlhf_core.models.load import load_causal_lm
+
+    cfg = ctx.cfg.evaluation
+
+    def build(out: Path, _: Path) -> dict[str, Any]:
+        rows = table(prompts_ref)
+        rows = rows[rows["split"] == cfg.split][["id", "prompt"]].reset_index(drop=True)
+        model = load_causal_lm(ModelSource(path=policy_ref.path))
+        rows["completion"] = generate(model, load_tok(policy_ref), rows["prompt"].tolist(), cfg.generation,
+                                      ctx.cfg.seed)
+        write_table(rows, out / TABLE)
+        return {"rows": len(rows), "empty_completions": int((rows["completion"].str.strip() == "").sum()),
+                "preview": rows.head(8)}
+
+    return ctx.build("generations", algorithm, {"policy": policy_ref, "prompts": prompts_ref}, build)
+
+
+@stage(reward_terms)
+def evaluation(ctx: Context, algorithm: str, gen_ref: ArtifactRef, scorer_refs: dict[str, ArtifactRef]) -> Result:
+    """Every reward component (and its breakdown), R, and distinct-1/2 of one algorithm's samples."""
+    from rlhf_core.eval.metrics import distinct_n
+
+    def build(out: Path, _: Path) -> dict[str, Any]:
+        rows = table(gen_ref)
+        prompts, completions = rows["prompt"].tolist(), rows["completion"].tolist()
+        rows = pd.concat([rows, reward_function(ctx.cfg, scorer_refs).scores(prompts, completions)], axis=1)
+        write_table(rows, out / TABLE)
+        numeric = rows.select_dtypes("number").mean().to_dict()
+        summary = {"algorithm": algorithm, **{k: float(v) for k, v in numeric.items()},
+                   "distinct_1": distinct_n(completions, 1), "distinct_2": distinct_n(completions, 2), "n": len(rows)}
+        return {**summary, "summary": summary}
+
+    parents = {"generations": gen_ref, **{f"scorer/{c}": r for c, r in scorer_refs.items()}}
+    return ctx.build("evaluation", algorithm, parents, build)
+
+
+@stage(lambda task: ["evaluation.rank_by"])
+def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path) -> Result:
+    """One row per algorithm, best first by ``evaluation.rank_by``; also exported as CSV to ``export``."""
+    from rlhf_core.eval.plots import bar_chart
+
+    rank_by = ctx.cfg.evaluation.rank_by
+    rows = pd.DataFrame([ref.meta()["metadata"]["summary"] for ref in evaluations.values()])
+    if rank_by not in rows:
+        raise ValueError(f"evaluation.rank_by {rank_by!r} is not an evaluated column; have {sorted(rows.columns)}")
+    first = ["algorithm", rank_by, *(["reward"] if rank_by != "reward" else [])]
+    rows = rows[first + [c for c in rows if c not in first]]
+    rows = rows.sort_values(rank_by, ascending=False).reset_index(drop=True)
+
+    def build(out: Path, _: Path) -> dict[str, Any]:
+        write_table(rows, out / TABLE)
+        rows.to_csv(out / "leaderboard.csv", index=False, float_format="%.4f")
+        bar_chart(rows, "algorithm", list(dict.fromkeys([rank_by, "reward"])), out / "leaderboard.png")
+        return {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "table": rows, "plot": "leaderboard.png"}
+
+    ref, meta = ctx.build("leaderboard", None, evaluations, build)
+    export.parent.mkdir(parents=True, exist_ok=True)
+    tmp = export.with_name(f".tmp-{export.name}")
+    tmp.write_bytes(ref.file("leaderboard.csv").read_bytes())
+    tmp.replace(export)
+    return ref, {**meta, "exported_to": str(export)}
