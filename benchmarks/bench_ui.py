@@ -24,7 +24,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # pipelines/ is an app folder, not installed
 from pipelines.ui_client import REPO, serve  # noqa: E402
-from rlhf_core.config import TASKS_DIR, apply_override  # noqa: E402
+from rlhf_core.config import apply_override, tasks_dir  # noqa: E402
 
 
 def env_for(root: Path, tasks: Path) -> dict[str, str]:
@@ -58,7 +58,7 @@ def main() -> None:
         tmp = Path(tmp)
         tasks = tmp / "tasks"
         tasks.mkdir()
-        raw = yaml.safe_load((TASKS_DIR / f"{args.task}.yaml").read_text())
+        raw = yaml.safe_load((tasks_dir() / f"{args.task}.yaml").read_text())
         for item in args.overrides:
             apply_override(raw, item, f"{args.task}.yaml")
         (tasks / f"{args.task}.yaml").write_text(yaml.safe_dump(raw))
