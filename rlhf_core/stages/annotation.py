@@ -196,7 +196,7 @@ def _annotate(ctx: Context, asset: str, partition: str, rows: pd.DataFrame, inpu
 @stage(reward_terms)
 def combine_rewards(ctx: Context, asset: str, partition: str | None, annotations: dict[str, list[ArtifactRef]],
                     rows: pd.DataFrame) -> Result:
-    """R per row: ``sum_k w_k * T_k(score_k)`` over the task's components (SPEC 3.2, 3.3).
+    """R per row: ``sum_k w_k * T_k(score_k)`` over the task's components (docs/sources.md §3.2, §3.3).
 
     Args:
         annotations: Component name -> its annotation artifacts (one per shard or day).

@@ -24,7 +24,7 @@ def policy_partitions(task: TaskConfig) -> list[str]:
 @stage(lambda task: ["reference_value", "seed", *reward_terms(task)])
 def reference_value(ctx: Context, sft_ref: ArtifactRef, prompts_ref: ArtifactRef, rewards_ref: ArtifactRef,
                     scorer_refs: dict[str, ArtifactRef]) -> Result:
-    """V_ref(x) and the advantage A = R - V_ref(x) of every offline training row (SPEC 6.2).
+    """V_ref(x) and the advantage A = R - V_ref(x) of every offline training row (docs/sources.md §6.2).
 
     R is the task's reward function: the training rows' R comes from the ``rewards`` asset, and
     V_ref is fitted on the same function applied, through the same scorers, to the reference
