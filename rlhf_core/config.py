@@ -8,19 +8,18 @@ optional: a task that lacks one simply does not build that stage.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import json
 import logging
 import os
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+# The strict reader lives beside this module; its public names are part of this one's.
+from rlhf_core.config_parse import ConfigError, apply_override, parse_section, to_dict
 
 
 
@@ -32,10 +31,6 @@ def project_root() -> Path:
 
 def tasks_dir() -> Path:
     return project_root() / "configs" / "tasks"
-
-
-class ConfigError(ValueError):
-    """A task config is invalid; the message names the file and the key path."""
 
 
 # ----------------------------------------------------------------------------- models
@@ -374,7 +369,8 @@ class TaskConfig:
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TaskConfig:
-    """Read a task YAML, apply ``key.path=value`` overrides, and validate strictly."""
+    """Read a task YAML (or a resolved JSON, which YAML reads too), apply ``key.path=value``
+    overrides, and validate strictly."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: no such task config")
@@ -384,16 +380,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     for item in overrides:
         apply_override(raw, item, path.name)
     try:
-        return _build(TaskConfig, raw, "")
-    except ConfigError as err:
-        raise ConfigError(f"{path.name}: {err}") from None
-
-
-def load_resolved(path: str | Path) -> TaskConfig:
-    """A task config saved as JSON by ``to_dict`` (what the plain stage commands read)."""
-    path = Path(path)
-    try:
-        return _build(TaskConfig, json.loads(path.read_text()), "")
+        return parse_section(TaskConfig, raw)
     except ConfigError as err:
         raise ConfigError(f"{path.name}: {err}") from None
 
@@ -407,88 +394,3 @@ def warn_if_unpinned(hub_id: str, revision: str) -> None:
 
 def task_config_path(task: str) -> Path:
     return tasks_dir() / f"{task}.yaml"
-
-
-def to_dict(cfg: Any) -> Any:
-    """A config (or section) as plain JSON-able data, for snapshots and hashing."""
-    return json.loads(json.dumps(cfg, default=_as_json))
-
-
-def parse_section(tp: Any, value: Any, where: str = "") -> Any:
-    """Build a config dataclass (or any config type) from plain data, strictly: the inverse of ``to_dict``."""
-    return _build(tp, value, where)
-
-
-def _as_json(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return dataclasses.asdict(obj)
-    raise TypeError(f"{type(obj).__name__} is not part of a config")
-
-
-def apply_override(raw: dict, item: str, fname: str) -> None:
-    """Set one ``key.path=value`` (the value parsed as YAML) in raw config data, creating sections."""
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"{fname}: override {item!r} must look like key.path=value")
-    node = raw
-    *parents, leaf = key.split(".")
-    for i, part in enumerate(parents):
-        if not isinstance(node.get(part), dict):
-            node[part] = {} if part not in node else node[part]
-            if not isinstance(node[part], dict):
-                raise ConfigError(f"{fname}: override {key}: {'.'.join(parents[: i + 1])} is not a section")
-        node = node[part]
-    node[leaf] = yaml.safe_load(value)
-
-
-def _build(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    label = where or "<root>"
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _build(inner, value, where)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{label}: expected a mapping, got {value!r}")
-        hints = typing.get_type_hints(tp)
-        fields = {f.name: f for f in dataclasses.fields(tp)}
-        unknown = sorted(set(value) - set(fields))
-        if unknown:
-            raise ConfigError(f"{label}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
-        kwargs = {}
-        for name, f in fields.items():
-            sub = f"{where}.{name}" if where else name
-            if name in value:
-                kwargs[name] = _build(hints[name], value[name], sub)
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{sub}: required key is missing")
-        try:
-            return tp(**kwargs)
-        except ConfigError as err:
-            raise ConfigError(f"{label}: {err}") from None
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{label}: expected one of {list(args)}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{label}: expected a list, got {value!r}")
-        return [_build(args[0], v, f"{label}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{label}: expected a mapping, got {value!r}")
-        return {_build(args[0], k, label): _build(args[1], v, f"{label}.{k}") for k, v in value.items()}
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{label}: expected a number, got {value!r}")
-        return float(value)
-    if tp in (int, str, bool):
-        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-            raise ConfigError(f"{label}: expected {tp.__name__}, got {value!r}")
-        return value
-    if tp is Any:
-        return value
-    raise ConfigError(f"{label}: unsupported config type {tp!r}")

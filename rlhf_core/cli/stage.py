@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rlhf_core.config import load_config, load_resolved
+from rlhf_core.config import load_config
 from rlhf_core.stages import annotation, evaluation, models, rl
 from rlhf_core.stages.base import Stage
 from rlhf_core.store import META_FILE, ArtifactRef, ArtifactStore
@@ -91,8 +91,7 @@ def call_args(params: list[str], inputs: dict[str, str], args: dict[str, str]) -
 
 def main(argv: list[str] | None = None) -> int:
     opts = _parser().parse_args(argv)
-    path = Path(opts.config)
-    task = load_resolved(path) if path.suffix == ".json" else load_config(path, opts.overrides)
+    task = load_config(opts.config, opts.overrides)
     stage, params = COMMANDS[opts.stage]
     ref, meta = stage(task, ArtifactStore(opts.out), *call_args(params, _pairs(opts.input, "--input"),
                                                                  _pairs(opts.arg, "--arg")))

@@ -16,7 +16,7 @@ import pandas as pd
 from rlhf_core.config import TaskConfig, project_root
 from rlhf_core.data.quarantine import QUARANTINE_COLUMNS, CleanResult, Ledger
 from rlhf_core.stages.base import QUARANTINE, TABLE, Context, Result, stage, table
-from rlhf_core.store import ArtifactRef, ArtifactStore, hash_dir, write_json_atomic, write_table
+from rlhf_core.store import ArtifactRef, hash_dir, write_json_atomic, write_table
 
 SCORER_SPEC = "scorer.json"
 IDENTITY = ("scorer", "params", "model_asset")  # what makes a component's scores; not its weight
