@@ -24,6 +24,8 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TASKS_DIR = PROJECT_ROOT / "configs" / "tasks"
+PROFILES_DIR = PROJECT_ROOT / "configs" / "profiles"
+ACCELERATE_DIR = PROJECT_ROOT / "configs" / "accelerate"
 
 
 class ConfigError(ValueError):
@@ -165,6 +167,43 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class LoraConfig:
+    """Low-rank adapters (peft) on a frozen base; the [LoL] seeds' settings are the defaults."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])  # ["all-linear"]: every Linear but the head
+    merge: bool = True  # fold the adapters into the base after training; False: the result keeps them separate
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """How training runs (not what it computes): precision, micro-batches, adapters, launcher config.
+
+    ``train.batch_size`` stays the global batch of one optimiser step; ``micro_batch_size`` rows per
+    forward on one process set the gradient accumulation (None: the global batch split over processes).
+    """
+
+    precision: Literal["no", "bf16", "fp16"] = "no"
+    micro_batch_size: int | None = None
+    gradient_checkpointing: bool = False
+    compile: bool | None = None  # torch.compile; None: on where CUDA is available
+    lora: LoraConfig | None = None
+    quantization: Literal["4bit", "8bit"] | None = None  # QLoRA base weights (bitsandbytes, CUDA only)
+    accelerate_config: str | None = None  # configs/accelerate/<name>.yaml used by launchers
+
+    def __post_init__(self) -> None:
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise ConfigError(f"micro_batch_size must be >= 1, got {self.micro_batch_size}")
+        if self.quantization is not None and self.lora is None:
+            raise ConfigError("quantization trains adapters only: set lora as well")
+        if self.accelerate_config is not None and not (ACCELERATE_DIR / f"{self.accelerate_config}.yaml").exists():
+            known = sorted(p.stem for p in ACCELERATE_DIR.glob("*.yaml"))
+            raise ConfigError(f"accelerate_config {self.accelerate_config!r} is not in configs/accelerate/; known: {known}")
+
+
+@dataclass(frozen=True)
 class SFTConfig:
     data: str  # dataset name with prompt/completion columns
     model: ModelSource
@@ -287,25 +326,46 @@ class TaskConfig:
     reference_value: ReferenceValueConfig | None = None
     policy: PolicyConfig | None = None
     evaluation: EvaluationConfig | None = None
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
 
 # ----------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TaskConfig:
-    """Read a task YAML, apply ``key.path=value`` overrides, and validate strictly."""
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), profile: str | None = None) -> TaskConfig:
+    """Read a task YAML, overlay ``configs/profiles/<profile>.yaml``, apply ``key.path=value``
+    overrides (they win over the profile), and validate strictly."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such task config")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path.name}: top level must be a mapping")
+    raw = _read_mapping(path, "task config")
+    label = path.name
+    if profile is not None:
+        _overlay(raw, _read_mapping(PROFILES_DIR / f"{profile}.yaml", "profile"))
+        label = f"{path.name} with profile {profile}"
     for item in overrides:
         _apply_override(raw, item, path.name)
     try:
         return _build(TaskConfig, raw, "")
     except ConfigError as err:
-        raise ConfigError(f"{path.name}: {err}") from None
+        raise ConfigError(f"{label}: {err}") from None
+
+
+def _read_mapping(path: Path, kind: str) -> dict:
+    if not path.exists():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"{path}: no such {kind}; known: {known}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: top level must be a mapping")
+    return raw
+
+
+def _overlay(base: dict, top: dict) -> None:
+    """Merge ``top`` into ``base`` in place: mappings recursively, anything else replaced."""
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _overlay(base[key], value)
+        else:
+            base[key] = value
 
 
 def warn_if_unpinned(hub_id: str, revision: str) -> None:

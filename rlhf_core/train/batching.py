@@ -48,11 +48,18 @@ def collate(ids: list[list[int]], n_prompt: list[int], pad_id: int) -> dict[str,
     return {"input_ids": input_ids, "attention_mask": attention, "response_mask": response}
 
 
+def to_device(batch: dict[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
+    """The batch on the device of the model's first parameter (a no-op on CPU)."""
+    device = next(model.parameters()).device
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
 def token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """log pi(y_t | x, y_<t) at every response position: ``(logp (B, T-1), mask (B, T-1))``.
 
     The logit for token t sits at position t-1, so targets are the inputs shifted by one.
     """
+    batch = to_device(batch, model)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     targets = batch["input_ids"][:, 1:]
     logp = torch.gather(F.log_softmax(logits.float(), dim=-1), 2, targets.unsqueeze(-1)).squeeze(-1)

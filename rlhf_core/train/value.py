@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from rlhf_core.config import ReferenceValueConfig
+from rlhf_core.train.batching import to_device
 
 
 class ValueHeadAttention(nn.Module):
@@ -41,7 +42,7 @@ def prompt_states(model, tokenizer, prompts: list[str], batch_size: int = 64) ->
     for start in range(0, len(prompts), batch_size):
         enc = tokenizer(prompts[start : start + batch_size], add_special_tokens=False, padding=True,
                         return_tensors="pt", padding_side="left")
-        hidden = model(**enc, output_hidden_states=True).hidden_states[-1]
+        hidden = model(**to_device(dict(enc), model), output_hidden_states=True).hidden_states[-1].float().cpu()
         out += [h[m.bool()].clone() for h, m in zip(hidden, enc["attention_mask"])]
     return out
 
