@@ -1,0 +1,100 @@
+"""A training process for the engine tests: A-LoL on a tiny GPT-2, run by plain python or torchrun.
+
+    python tests/core/engine_worker.py OUT WORK                      # one process
+    ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 tests/core/engine_worker.py OUT WORK
+    python tests/core/engine_worker.py OUT WORK --kill step:4        # SIGKILL itself inside step 4
+    python tests/core/engine_worker.py OUT WORK --kill save:4        # SIGKILL itself inside the step-4 save
+    python tests/core/engine_worker.py OUT WORK --dropout 0.1        # dropout: RNG state matters on resume
+
+The main process writes ``OUT/weights.safetensors`` and ``OUT/run.json``. A kill is a real
+SIGKILL of this process at a chosen point, so nothing after it (no cleanup, no marker) runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for conftest's tiny models
+from conftest import _gpt2_config, gpt2_tokenizer  # noqa: E402
+from transformers import GPT2LMHeadModel  # noqa: E402
+
+from rlhf_core.config import PolicyConfig, TrainConfig  # noqa: E402
+from rlhf_core.train import offline  # noqa: E402
+
+TRAIN = TrainConfig(epochs=2, batch_size=4, lr=3e-3, warmup_ratio=0.2, max_length=48, checkpoint_every=2, seed=3)
+POLICY = PolicyConfig(algorithms=["a_lol"], data="rows", pairs="pairs", train=TRAIN, ppo_clip=0.9)
+ROWS = pd.DataFrame({
+    "prompt": [f"Question {i}: what is the {w}?" for i, w in enumerate("abcdefghijkl")],
+    "completion": [f" the {w} is {i % 3} and then {w * (i % 4 + 1)}" for i, w in enumerate("abcdefghijkl")],
+    "advantage": [0.9, -0.2, 0.5, 0.1, 0.7, 0.3, -0.5, 0.8, 0.2, 0.6, 0.4, 1.0],
+})
+
+
+def kill_at(point: str) -> None:
+    """Arrange a SIGKILL of this process inside step N (``step:N``) or inside the save at step N (``save:N``)."""
+    kind, n = point.split(":")
+    n = int(n)
+    if kind == "step":
+        forward, calls = offline.token_logprobs, {"n": 0}
+
+        def dying_forward(model, batch):
+            calls["n"] += 1
+            if calls["n"] == 2 * (n - 1) + 1:  # two forwards (policy, reference) per earlier step
+                os.kill(os.getpid(), signal.SIGKILL)
+            return forward(model, batch)
+
+        offline.token_logprobs = dying_forward
+    else:
+        from accelerate import Accelerator
+
+        save = Accelerator.save_state
+
+        def dying_save(self, output_dir=None, **kw):
+            out = save(self, output_dir, **kw)  # model, optimiser and RNG are on disk, the marker is not
+            if Path(output_dir).name.startswith(f"step-{n:08d}"):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return out
+
+        Accelerator.save_state = dying_save
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("work")
+    parser.add_argument("--kill")
+    parser.add_argument("--dropout", type=float, default=0.0)  # > 0 makes the RNG state part of what resumes
+    args = parser.parse_args()
+    if args.kill:
+        kill_at(args.kill)
+    tok = gpt2_tokenizer()
+    tok.pad_token = tok.eos_token
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(_gpt2_config(tok, resid_pdrop=args.dropout, embd_pdrop=args.dropout,
+                                         attn_pdrop=args.dropout))
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    result = offline.train_offline(model, tok, ROWS, "a_lol", TRAIN, Path(args.work), POLICY)
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.is_main_process:
+        from safetensors.torch import save_file
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.clone() for k, v in result.model.state_dict().items()}, out / "weights.safetensors")
+        (out / "run.json").write_text(json.dumps({"processes": state.num_processes, "resumed_from": result.resumed_from,
+                                                  "losses": [h["loss"] for h in result.history],
+                                                  "moved": max(float((v - initial[k]).abs().max())
+                                                               for k, v in result.model.state_dict().items())}))
+
+
+if __name__ == "__main__":
+    main()
