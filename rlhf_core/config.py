@@ -173,7 +173,8 @@ class LoraConfig:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])  # ["all-linear"]: every Linear but the head
+    # ["all-linear"]: every Linear (and GPT-2 Conv1D) layer but the output head
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
     merge: bool = True  # fold the adapters into the base after training; False: the result keeps them separate
 
 
@@ -200,7 +201,8 @@ class ComputeConfig:
             raise ConfigError("quantization trains adapters only: set lora as well")
         if self.accelerate_config is not None and not (ACCELERATE_DIR / f"{self.accelerate_config}.yaml").exists():
             known = sorted(p.stem for p in ACCELERATE_DIR.glob("*.yaml"))
-            raise ConfigError(f"accelerate_config {self.accelerate_config!r} is not in configs/accelerate/; known: {known}")
+            raise ConfigError(f"accelerate_config {self.accelerate_config!r} is not in configs/accelerate/; "
+                              f"known: {known}")
 
 
 @dataclass(frozen=True)
@@ -332,7 +334,8 @@ class TaskConfig:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), profile: str | None = None) -> TaskConfig:
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                profile: str | None = None) -> TaskConfig:
     """Read a task YAML, overlay ``configs/profiles/<profile>.yaml``, apply ``key.path=value``
     overrides (they win over the profile), and validate strictly."""
     path = Path(path)

@@ -26,6 +26,11 @@ def _key(stage: str, section: Any, parents: dict[str, ArtifactRef], task: TaskCo
             "parents": {k: v.content_hash for k, v in sorted(parents.items())}, **extra}
 
 
+def _train_key(stage: str, section: Any, parents: dict[str, ArtifactRef], task: TaskConfig) -> dict:
+    """A trained model also depends on how it was computed (precision, LoRA, micro-batches)."""
+    return _key(stage, section, parents, task, compute=to_dict(task.compute))
+
+
 def _done(ref: ArtifactRef) -> Result:
     return ref, {**ref.meta()["metadata"], "artifact": ref.path, "content_hash": ref.content_hash,
                  "cached": ref.cached}
@@ -103,14 +108,15 @@ def sft_model(task: TaskConfig, store: ArtifactStore, tok_ref: ArtifactRef, data
         tok, rows = _load_tok(tok_ref), table(data_ref)
         model = build_causal_lm(cfg.model.init, tok, task.seed) if cfg.model.init else load_causal_lm(cfg.model)
         train_rows = rows[rows["split"] == "train"]
-        result = train_offline(model, tok, train_rows, "nll", cfg.train, work)
+        result = train_offline(model, tok, train_rows, "nll", cfg.train, work, compute=task.compute)
+        model = result.model
         save_model(model, tok, out)
         loss_curve(result.history, out / "loss_curve.png", "SFT loss (summed NLL per response)")
         return {"train_rows": len(train_rows), "steps": result.steps, "final_loss": result.history[-1]["loss"],
                 "val_nll_per_token": mean_token_nll(model, tok, rows[rows["split"] == "val"], cfg.train.max_length),
                 "loss_curve": "loss_curve.png"}
 
-    return _done(store.build(task.task, "sft_model", None, _key("sft", cfg, parents, task), build))
+    return _done(store.build(task.task, "sft_model", None, _train_key("sft", cfg, parents, task), build))
 
 
 def mean_token_nll(model, tok, rows: pd.DataFrame, max_length: int) -> float:
@@ -155,7 +161,8 @@ def reward_model(task: TaskConfig, store: ArtifactStore, tok_ref: ArtifactRef, p
             model = GPT2ForSequenceClassification(lm.config)
         model.config.pad_token_id = tok.pad_token_id
         train_pairs = pairs[pairs["split"] == "train"]
-        result = train_bradley_terry(model, tok, train_pairs, cfg.train, work)
+        result = train_bradley_terry(model, tok, train_pairs, cfg.train, work, compute=task.compute)
+        model = result.model
         save_model(model, tok, out)
         loss_curve(result.history, out / "loss_curve.png", "Bradley-Terry loss")
         held = pairs[pairs["split"] == "test"]
@@ -172,7 +179,7 @@ def reward_model(task: TaskConfig, store: ArtifactStore, tok_ref: ArtifactRef, p
             meta["label_agreement_with_gold"] = pairwise_accuracy(np.ones(len(held)), np.zeros(len(held)), g_c, g_r)
         return meta
 
-    return _done(store.build(task.task, "reward_model", None, _key("reward_model", cfg, parents, task), build))
+    return _done(store.build(task.task, "reward_model", None, _train_key("reward_model", cfg, parents, task), build))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -257,10 +264,11 @@ def policy(task: TaskConfig, store: ArtifactStore, algorithm: str, sft_ref: Arti
         rows = table(parents["data"])
         rows = rows[rows["split"] == "train"].reset_index(drop=True) if "split" in rows else rows
         if preference:
-            result = train_dpo(model, tok, rows, cfg, work, reference_free=algorithm == "dpo_ref_free")
+            result = train_dpo(model, tok, rows, cfg, work, reference_free=algorithm == "dpo_ref_free",
+                               compute=task.compute)
         else:
-            result = train_offline(model, tok, rows, algorithm, cfg.train, work, cfg)
-        save_model(model, tok, out)
+            result = train_offline(model, tok, rows, algorithm, cfg.train, work, cfg, compute=task.compute)
+        save_model(result.model, tok, out)
         loss_curve(result.history, out / "loss_curve.png", f"{algorithm} loss")
         last = result.history[-1]
         return {"algorithm": algorithm, "train_rows": len(rows), "steps": result.steps,
@@ -268,7 +276,7 @@ def policy(task: TaskConfig, store: ArtifactStore, algorithm: str, sft_ref: Arti
                 **{k: v for k, v in last.items() if k not in ("step", "loss", "lr")}}
 
     section = {"policy": cfg, "algorithm": algorithm}
-    return _done(store.build(task.task, "policy", algorithm, _key("policy", section, parents, task), build))
+    return _done(store.build(task.task, "policy", algorithm, _train_key("policy", section, parents, task), build))
 
 
 def generations(task: TaskConfig, store: ArtifactStore, algorithm: str, policy_ref: ArtifactRef,

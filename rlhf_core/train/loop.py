@@ -113,7 +113,7 @@ class Engine:
         if self.lora:
             model = add_lora(model, self.compute.lora)
         if self.compute.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             model.config.use_cache = False
         self._configure_deepspeed()
         params = [p for p in model.parameters() if p.requires_grad]
@@ -132,8 +132,9 @@ class Engine:
         if plugin is None:
             return
         acc = self.accelerator
+        micro = self.train.batch_size // (acc.num_processes * acc.gradient_accumulation_steps)
         plugin.deepspeed_config.update({
-            "train_micro_batch_size_per_gpu": self.train.batch_size // (acc.num_processes * acc.gradient_accumulation_steps),
+            "train_micro_batch_size_per_gpu": micro,
             "train_batch_size": self.train.batch_size,
             "gradient_accumulation_steps": acc.gradient_accumulation_steps,
             "gradient_clipping": self.train.max_grad_norm,
