@@ -117,7 +117,9 @@ class Engine:
             model.config.use_cache = False
         self._configure_deepspeed()
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+        # Measured: the fused kernel on CUDA; on CPU the per-tensor loop beats the default multi-tensor one.
+        kernel = {"fused": True} if acc.device.type == "cuda" else {"foreach": False}
+        optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay, **kernel)
         warmup = int(train.warmup_ratio * steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer,
