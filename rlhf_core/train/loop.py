@@ -75,18 +75,21 @@ def total_steps(cfg: TrainConfig, n_rows: int, scale: float = 1.0) -> int:
 
 
 def make_accelerator(compute: ComputeConfig):
-    """The process's Accelerator. Precision is process-wide state in accelerate, so a single
-    process that trains at another precision than the previous run starts that state afresh."""
+    """The process's Accelerator. Precision and compilation are process-wide state in accelerate,
+    so a single process that trains with other settings than its previous run starts it afresh."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, PartialState
     from accelerate.utils import DataLoaderConfiguration
 
-    state = AcceleratorState._shared_state
-    if state and state.get("_mixed_precision") != compute.precision and PartialState().num_processes == 1:
-        AcceleratorState._reset_state()
     compile_ = torch.cuda.is_available() if compute.compile is None else compute.compile
+    backend = "INDUCTOR" if compile_ else "NO"
+    state = AcceleratorState._shared_state
+    dynamo = getattr(state.get("dynamo_plugin"), "backend", None)
+    current = (state.get("_mixed_precision"), getattr(dynamo, "value", "NO"))
+    if state and current != (compute.precision, backend) and PartialState().num_processes == 1:
+        AcceleratorState._reset_state()
     # split_batches: the scheduler steps once per optimiser step, not once per process.
-    return Accelerator(mixed_precision=compute.precision, dynamo_backend="inductor" if compile_ else "no",
+    return Accelerator(mixed_precision=compute.precision, dynamo_backend=backend,
                        dataloader_config=DataLoaderConfiguration(split_batches=True))
 
 
@@ -150,11 +153,16 @@ class Engine:
     def reference(self):
         """Forward passes of the frozen reference: with LoRA it is the base with adapters off."""
         with torch.inference_mode(), self.accelerator.autocast():
-            if self.lora:
-                with self.unwrapped.disable_adapter():
-                    yield
-            else:
+            if not self.lora:
                 yield
+                return
+            model = self.unwrapped
+            model.eval()  # a reference has no dropout, as the frozen copy it replaces
+            try:
+                with model.disable_adapter():
+                    yield
+            finally:
+                model.train()
 
     def run(self, order: BatchOrder, step_fn: StepFn, work_dir: Path, desc: str) -> LoopResult:
         acc = self.accelerator
