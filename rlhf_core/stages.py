@@ -106,7 +106,8 @@ def sft_model(task: TaskConfig, store: ArtifactStore, tok_ref: ArtifactRef, data
 
     def build(out: Path, work: Path) -> dict[str, Any]:
         tok, rows = _load_tok(tok_ref), table(data_ref)
-        model = build_causal_lm(cfg.model.init, tok, task.seed) if cfg.model.init else load_causal_lm(cfg.model)
+        model = (build_causal_lm(cfg.model.init, tok, task.seed) if cfg.model.init
+                 else load_causal_lm(cfg.model, task.compute.quantization))
         train_rows = rows[rows["split"] == "train"]
         result = train_offline(model, tok, train_rows, "nll", cfg.train, work, compute=task.compute)
         model = result.model
@@ -260,7 +261,7 @@ def policy(task: TaskConfig, store: ArtifactStore, algorithm: str, sft_ref: Arti
 
     def build(out: Path, work: Path) -> dict[str, Any]:
         tok = _load_tok(sft_ref)
-        model = load_causal_lm(ModelSource(path=sft_ref.path))
+        model = load_causal_lm(ModelSource(path=sft_ref.path), task.compute.quantization)
         rows = table(parents["data"])
         rows = rows[rows["split"] == "train"].reset_index(drop=True) if "split" in rows else rows
         if preference:
