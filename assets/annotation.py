@@ -7,18 +7,19 @@
     incoming_rewards      [date]             their final reward, as soon as every scorer is done
 
 A scorer's partitions read only its own ``reward_scorers`` partition, so changing one scorer
-makes only its annotations stale. One partition per run (``BackfillPolicy.multi_run(1)``):
-a GPU job per shard, and a failing shard fails alone.
+makes only its annotations stale. Every asset builds each partition its run targets: one key (a
+job run, the sensor, the schedule) or a range. A backfill scores all partitions in one run
+(``BackfillPolicy.single_run``): a run costs a process start, and finished partitions are in the
+store, so re-launching after a failure redoes only what failed.
 """
 import dagster as dg
 
-from assets.common import asset_in, code_version, key
+from assets.common import asset_in, code_version, dimension, key, per_partition
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
 from rlhf_core import stages
 from rlhf_core.config import TaskConfig
 
-ONE_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 BY_SCORER = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="scorer")
 BY_DATE = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date")
 POOL = "reward_scoring"  # cap concurrent scoring runs (GPUs) with a pool limit on the instance
@@ -45,7 +46,7 @@ def incoming_partitions(task: TaskConfig) -> dg.MultiPartitionsDefinition:
 def by_component(parts: dg.MultiPartitionsDefinition, refs: dict) -> dict[str, list]:
     out: dict[str, list] = {}
     for partition, ref in sorted(refs.items()):
-        out.setdefault(parts.get_partition_key_from_str(partition).keys_by_dimension["scorer"], []).append(ref)
+        out.setdefault(dimension(parts, partition, "scorer"), []).append(ref)
     return out
 
 
@@ -62,13 +63,13 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
 
     @dg.asset(key=key(task, "reward_scorers"), group_name=group, partitions_def=scorer_partitions(task),
               ins={**data_in, **world_in, **{m: asset_in(task, m) for m in model_names}},
-              code_version=code_version(task, identities, task.gold), backfill_policy=ONE_PER_RUN,
+              code_version=code_version(task, identities, task.gold), backfill_policy=dg.BackfillPolicy.single_run(),
               description="Each reward component resolved into a scorer that loads: fitted state, parameters "
                           "and a hash of its weights.")
     def reward_scorers(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, **inputs):
         models = {m: inputs[m] for m in model_names}
-        return output(*stages.reward_scorer(task, artifacts.store(), context.partition_key, inputs.get("data"),
-                                            inputs.get("world"), models))
+        return per_partition(context, lambda component: stages.reward_scorer(
+            task, artifacts.store(), component, inputs.get("data"), inputs.get("world"), models))
 
     assets = {"reward_scorers": reward_scorers}
     if cfg.data:
@@ -76,14 +77,17 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
 
         @dg.asset(key=key(task, "annotated_responses"), group_name=group, partitions_def=shards, pool=POOL,
                   ins={**data_in, **_scorer_in(task), **world_in}, code_version=code_version(task, cfg.data, cfg.shards),
-                  backfill_policy=ONE_PER_RUN,
+                  backfill_policy=dg.BackfillPolicy.single_run(),
                   description=f"'{cfg.data}' scored by each component, in {cfg.shards} shard(s); rows already "
                               "scored by the same scorer are reused, not scored again.")
         def annotated_responses(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, data, scorer,
                                 **world):  # a "world" input only when the task has a gold judge
-            part = context.partition_key.keys_by_dimension
-            return output(*stages.annotate_shard(task, artifacts.store(), part["scorer"], int(part["shard"]), data,
-                                                 scorer, world.get("world")))
+            def build(partition: str):
+                name = dimension(shards, partition, "scorer")
+                return stages.annotate_shard(task, artifacts.store(), name, int(dimension(shards, partition, "shard")),
+                                             data, scorer[name], world.get("world"))
+
+            return per_partition(context, build)
 
         @dg.asset(key=key(task, "rewards"), group_name=group,
                   ins={**data_in, "annotated": asset_in(task, "annotated_responses")},
@@ -119,23 +123,28 @@ def build_incoming(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
 
     @dg.asset(key=key(task, "annotated_incoming"), group_name=group, partitions_def=parts, pool=POOL,
               ins={**_scorer_in(task), **_world_in(task)}, code_version=code_version(task, task.annotation.incoming),
-              backfill_policy=ONE_PER_RUN,
+              backfill_policy=dg.BackfillPolicy.single_run(),
               description=f"Responses dropped into {task.annotation.incoming.folder}/<date>/*.jsonl, scored by "
                           "each component; the sensor and the daily schedule launch it.")
     def annotated_incoming(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, scorer, **world):
-        part = context.partition_key.keys_by_dimension
-        return output(*stages.annotate_incoming(task, artifacts.store(), part["scorer"], part["date"], scorer,
-                                                world.get("world")))
+        def build(partition: str):
+            name = dimension(parts, partition, "scorer")
+            return stages.annotate_incoming(task, artifacts.store(), name, dimension(parts, partition, "date"),
+                                            scorer[name], world.get("world"))
+
+        return per_partition(context, build)
 
     @dg.asset(key=key(task, "incoming_rewards"), group_name=group, partitions_def=day_partitions(task),
-              ins={"annotated": asset_in(task, "annotated_incoming", partition_mapping=BY_DATE,
-                                         metadata={"as_dict": True})},
+              ins={"annotated": asset_in(task, "annotated_incoming", partition_mapping=BY_DATE)},
               code_version=_weights_version(task),
               automation_condition=dg.AutomationCondition.eager(),
               description="The final reward of a day's incoming rows, once every scorer has scored them.")
     def incoming_rewards(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, annotated):
-        date = context.partition_key
-        return output(*stages.combine_rewards(task, artifacts.store(), "incoming_rewards", date,
-                                              by_component(parts, annotated), stages.incoming_rows(task, date)))
+        def build(date: str):
+            day = {p: ref for p, ref in annotated.items() if dimension(parts, p, "date") == date}
+            return stages.combine_rewards(task, artifacts.store(), "incoming_rewards", date,
+                                          by_component(parts, day), stages.incoming_rows(task, date))
+
+        return per_partition(context, build)
 
     return {"annotated_incoming": annotated_incoming, "incoming_rewards": incoming_rewards}

@@ -1,10 +1,12 @@
-"""Helpers shared by the asset factories: keys, code versions, the ref output."""
+"""Helpers shared by the asset factories: keys, code versions, partition-correct outputs."""
 
-from typing import Any
+from typing import Any, Callable
 
 import dagster as dg
 
+from resources.metadata import to_dagster
 from rlhf_core.config import TaskConfig, config_hash
+from rlhf_core.store import ArtifactRef
 
 
 def key(task: TaskConfig, name: str) -> dg.AssetKey:
@@ -18,3 +20,26 @@ def asset_in(task: TaskConfig, name: str, **kwargs: Any) -> dg.AssetIn:
 def code_version(task: TaskConfig, *sections: Any) -> str:
     """Hash of the config that shapes an asset: change it and Dagster marks the asset stale."""
     return config_hash(task.task, task.seed, *sections)
+
+
+def per_partition(context: dg.AssetExecutionContext,
+                  build: Callable[[str], tuple[ArtifactRef, dict[str, Any]]]) -> dg.Output:
+    """Build every partition the run targets and return ``{partition_key: ref}``.
+
+    A run targets one key (``materialize(partition_key=...)``, a job run) or a range (a backfill
+    run carries range tags instead of a partition key), so a partitioned asset never assumes one.
+    Each partition gets its own metadata; the data version is the content hash of a single
+    partition, or a hash over the range's content hashes.
+    """
+    refs: dict[str, ArtifactRef] = {}
+    for partition in context.partition_keys:
+        ref, meta = build(partition)
+        context.add_asset_metadata(to_dagster(meta), partition_key=partition)
+        refs[str(partition)] = ref
+    hashes = [refs[p].content_hash for p in sorted(refs)]
+    return dg.Output(refs, data_version=dg.DataVersion(hashes[0] if len(hashes) == 1 else config_hash(hashes)))
+
+
+def dimension(partitions: dg.PartitionsDefinition, partition: str, name: str) -> str:
+    """One dimension of a multi-partition key given as a string (``"rm|0"`` -> scorer ``"rm"``)."""
+    return partitions.get_partition_key_from_str(str(partition)).keys_by_dimension[name]

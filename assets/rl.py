@@ -1,7 +1,7 @@
 """Policies per algorithm, their generations and evaluations, and the leaderboard."""
 import dagster as dg
 
-from assets.common import asset_in, code_version, key
+from assets.common import asset_in, code_version, key, per_partition
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
 from rlhf_core import stages
@@ -27,13 +27,15 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
               code_version=code_version(task, task.policy),
               description="The SFT reference fine-tuned by one algorithm; partition 'sft' is the reference itself.")
     def policy(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, sft, value, pairs):
-        return output(*stages.policy(task, artifacts.store(), context.partition_key, sft, value, pairs))
+        return per_partition(context, lambda algorithm: stages.policy(task, artifacts.store(), algorithm, sft, value,
+                                                                      pairs))
 
     @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts,
               ins={"policy": asset_in(task, "policy"), "prompts": asset_in(task, prompts_key)},
               code_version=code_version(task, task.evaluation), description="Samples on the evaluation prompts.")
     def generations(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, policy, prompts):
-        return output(*stages.generations(task, artifacts.store(), context.partition_key, policy, prompts))
+        return per_partition(context, lambda algorithm: stages.generations(task, artifacts.store(), algorithm,
+                                                                           policy[algorithm], prompts))
 
     eval_ins = {"gen": asset_in(task, "generations"), "rm": asset_in(task, "reward_model")}
     if world:
@@ -43,7 +45,8 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
               code_version=code_version(task, task.gold),
               description="Gold reward and components, RM reward, length, distinct-1/2.")
     def evaluation(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, gen, rm, world=None):
-        return output(*stages.evaluation(task, artifacts.store(), context.partition_key, gen, rm, world))
+        return per_partition(context, lambda algorithm: stages.evaluation(task, artifacts.store(), algorithm,
+                                                                          gen[algorithm], rm, world))
 
     @dg.asset(key=key(task, "leaderboard"), group_name=group, ins={"evaluations": asset_in(task, "evaluation")},
               code_version=code_version(task), kinds={"csv"},

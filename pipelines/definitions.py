@@ -1,11 +1,15 @@
-"""The code location the UI loads (workspace.yaml): every task config under configs/tasks/.
+"""The code location the UI loads (workspace.yaml): every task config in one folder.
 
-    dagster-webserver -w workspace.yaml -h 127.0.0.1
-    RLHF_PROFILE=gpu make ui          # every task with configs/profiles/gpu.yaml overlaid
+    dg dev -w workspace.yaml -h 127.0.0.1          # what `make ui` runs
+    RLHF_PROFILE=gpu make ui                       # every task with configs/profiles/gpu.yaml overlaid
+
+The folder is ``configs/tasks/``, or ``$RLHF_TASKS_DIR`` (for example a folder holding a smaller
+copy of a task, as the UI tests use).
 """
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 
@@ -14,10 +18,13 @@ from resources import build_resources
 from rlhf_core.config import TASKS_DIR, load_config
 
 
-def build_definitions() -> dg.Definitions:
+def build_definitions(tasks_dir: Path) -> dg.Definitions:
     profile = os.environ.get("RLHF_PROFILE") or None
-    tasks = [load_config(path, profile=profile) for path in sorted(TASKS_DIR.glob("*.yaml"))]
-    return dg.Definitions.merge(*(build_task_definitions(t) for t in tasks), dg.Definitions(resources=build_resources()))
+    tasks = [load_config(path, profile=profile) for path in sorted(tasks_dir.glob("*.yaml"))]
+    # In-process steps: a step costs milliseconds instead of a process start (seconds); each run is
+    # already its own process, started by the instance's run launcher.
+    shell = dg.Definitions(resources=build_resources(), executor=dg.in_process_executor)
+    return dg.Definitions.merge(*(build_task_definitions(t) for t in tasks), shell)
 
 
-defs = build_definitions()
+defs = build_definitions(Path(os.environ.get("RLHF_TASKS_DIR", TASKS_DIR)))

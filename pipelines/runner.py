@@ -1,26 +1,18 @@
 """Headless materialization of a task's graph on the persistent Dagster instance (``rlhf run``)."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
+from pipelines.instance import instance
 from pipelines.task_defs import run_plan
 from resources import artifact_root, build_resources
 from rlhf_core.config import ConfigError, load_config, task_config_path
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def instance() -> dg.DagsterInstance:
-    home = Path(os.environ["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    return dg.DagsterInstance.get()
 
 
 def resolve_selection(task: str, steps, select: list[str]) -> set[dg.AssetKey]:

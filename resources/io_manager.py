@@ -1,7 +1,11 @@
 """IO manager for ``ArtifactRef``s: small JSON files, never pickles, never weights.
 
-Assets return refs to content-addressed artifacts; downstream assets receive the ref (or a
-``{partition: ref}`` dict when they read several partitions of a partitioned parent).
+Assets return refs to content-addressed artifacts. A partitioned asset returns one ref per
+partition key its run targets, as ``{partition_key: ref}``: one key for a single-partition run,
+every key of the range for a backfill run (which carries range tags, not a partition key). Each
+ref is written to its own file, so a run can never write or read a ref for the wrong partition.
+A downstream asset receives the ref of an unpartitioned parent, and ``{partition_key: ref}`` for
+a partitioned parent, holding exactly the parent partitions its own partitions map to.
 """
 from __future__ import annotations
 
@@ -11,34 +15,40 @@ import dagster as dg
 
 from rlhf_core.store import ArtifactRef, write_json_atomic
 
+UNPARTITIONED = "__all__"
+
 
 class RefIOManager(dg.ConfigurableIOManager):
     root: str
 
     def _path(self, key: dg.AssetKey, partition: str | None) -> Path:
-        return Path(self.root).joinpath("_refs", *key.path, f"{partition or '__all__'}.json")
+        return Path(self.root).joinpath("_refs", *key.path, f"{UNPARTITIONED if partition is None else partition}.json")
 
-    def handle_output(self, context: dg.OutputContext, obj: ArtifactRef) -> None:
-        if not isinstance(obj, ArtifactRef):
-            raise TypeError(f"{context.asset_key.to_user_string()}: assets must return an ArtifactRef, got {type(obj).__name__}")
-        partition = context.partition_key if context.has_partition_key else None
-        write_json_atomic(self._path(context.asset_key, partition), {**obj.__dict__, "cached": False})
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        name = context.asset_key.to_user_string()
+        if not context.has_asset_partitions:
+            if not isinstance(obj, ArtifactRef):
+                raise TypeError(f"{name}: an unpartitioned asset must return an ArtifactRef, got {type(obj).__name__}")
+            write_json_atomic(self._path(context.asset_key, None), {**obj.__dict__, "cached": False})
+            return
+        targeted = sorted(str(p) for p in context.asset_partition_keys)
+        if not isinstance(obj, dict) or sorted(map(str, obj)) != targeted:
+            got = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+            raise ValueError(f"{name}: the run targets partitions {targeted}; the asset must return a "
+                             f"{{partition: ArtifactRef}} dict with exactly those keys, got {got}")
+        for partition, ref in obj.items():
+            if not isinstance(ref, ArtifactRef):
+                raise TypeError(f"{name} [{partition}]: expected an ArtifactRef, got {type(ref).__name__}")
+            write_json_atomic(self._path(context.asset_key, str(partition)), {**ref.__dict__, "cached": False})
 
     def _load(self, key: dg.AssetKey, partition: str | None) -> ArtifactRef:
         path = self._path(key, partition)
         if not path.exists():
-            where = f"{key.to_user_string()}" + (f" [{partition}]" if partition else "")
+            where = key.to_user_string() + ("" if partition is None else f" [{partition}]")
             raise FileNotFoundError(f"{where} has not been materialized (no {path})")
         return ArtifactRef.from_json(path.read_text())
 
     def load_input(self, context: dg.InputContext):
-        key = context.asset_key
-        if context.has_asset_partitions and not context.has_partition_key:
-            return {p: self._load(key, p) for p in context.asset_partition_keys}
         if context.has_asset_partitions:
-            keys = context.asset_partition_keys
-            # AssetIn(metadata={"as_dict": True}): a mapping that may yield one key still gives a dict.
-            if len(keys) > 1 or (context.definition_metadata or {}).get("as_dict"):
-                return {p: self._load(key, p) for p in keys}
-            return self._load(key, keys[0])
-        return self._load(key, None)
+            return {str(p): self._load(context.asset_key, str(p)) for p in context.asset_partition_keys}
+        return self._load(context.asset_key, None)

@@ -231,7 +231,7 @@ class GenerationConfig:
 
 @dataclass(frozen=True)
 class ReferenceValueConfig:
-    """A-LoL value estimate V_ref(x) (SPEC 6.2)."""
+    """A-LoL value estimate V_ref(x) (docs/sources.md §6.2)."""
 
     num_heads: int = 8
     max_value: float = 1.0
@@ -240,7 +240,7 @@ class ReferenceValueConfig:
     batch_size: int = 32
     dropout: float = 0.1
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128))
-    num_beams: int = 2  # SPEC 6.2 generation-task settings
+    num_beams: int = 2  # docs/sources.md §6.2 generation-task settings
     repetition_penalty: float = 2.5
 
 
@@ -345,7 +345,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
         _overlay(raw, _read_mapping(PROFILES_DIR / f"{profile}.yaml", "profile"))
         label = f"{path.name} with profile {profile}"
     for item in overrides:
-        _apply_override(raw, item, path.name)
+        apply_override(raw, item, path.name)
     try:
         return _build(TaskConfig, raw, "")
     except ConfigError as err:
@@ -398,7 +398,8 @@ def _as_json(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not part of a config")
 
 
-def _apply_override(raw: dict, item: str, fname: str) -> None:
+def apply_override(raw: dict, item: str, fname: str) -> None:
+    """Set one ``key.path=value`` (the value parsed as YAML) in raw config data, creating sections."""
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"{fname}: override {item!r} must look like key.path=value")

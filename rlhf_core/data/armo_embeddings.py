@@ -1,4 +1,4 @@
-"""[RF] ArmoRM embeddings (SPEC 2.5): backbone hidden states at chosen token positions.
+"""[RF] ArmoRM embeddings (docs/sources.md §2.5): backbone hidden states at chosen token positions.
 
 Each conversation is rendered with the tokenizer's chat template and run through ``AutoModel``
 (the backbone without its head). Stage 1 keeps the final token's last-layer hidden state; stage 2

@@ -1,4 +1,4 @@
-"""Sentence and sub-sentence segmentation of answers (SPEC 2.1 step 1, 2.2 step 3).
+"""Sentence and sub-sentence segmentation of answers (docs/sources.md §2.1 step 1, §2.2 step 3).
 
 Deviation from the seed: [FG] splits sentences with spaCy ``en_core_web_sm``, which cannot be
 installed here. ``split_sentences`` is a rule-based stand-in in the spirit of spaCy's

@@ -1,4 +1,4 @@
-"""Evaluation metrics (SPEC 7.2)."""
+"""Evaluation metrics (docs/sources.md §7.2)."""
 from __future__ import annotations
 
 

@@ -1,4 +1,4 @@
-"""[RF] RewardBench scoring (SPEC 7.5): example correctness -> subset accuracy -> section score -> overall.
+"""[RF] RewardBench scoring (docs/sources.md §7.5): example correctness -> subset accuracy -> section score -> overall.
 
     correct = pairwise_correct(r_chosen, r_rejected)      # BT rewards
     correct = pairwise_correct(p_chosen, 0.5)             # pair-PM: P(chosen) averaged over both orders
@@ -7,7 +7,7 @@
 
 Section scores weight each subset's accuracy by the fixed ``EXAMPLE_COUNTS`` (math-prm is
 up-weighted to the code total). The xstest weights are the filtered split's real sizes, 154
-should-refuse / 250 should-respond. The seed's BT script and ArmoRM stage 2 swap them (SPEC 10.10),
+should-refuse / 250 should-respond. The seed's BT script and ArmoRM stage 2 swap them (docs/sources.md §10.10),
 and so do the copies of the PM script and of RewardBench's ``constants.py`` that we could read;
 ``SEED_EXAMPLE_COUNTS`` reproduces those numbers for comparison.
 """
@@ -78,7 +78,7 @@ def overall_score(sections: Mapping[str, float]) -> float:
     """Unweighted mean of the four sections (ArmoRM stage 2's ``Score``).
 
     The README leaderboard also folds in "Prior Sets" at 0.5 weight; those are not in the
-    ``filtered`` split and the exact formula is unverified (SPEC 7.5), so they are not included.
+    ``filtered`` split and the exact formula is unverified (docs/sources.md §7.5), so they are not included.
 
     Raises:
         ValueError: a section has no score.

@@ -51,7 +51,7 @@ def registered_scorers() -> list[str]:
 
 
 def weighted_sum(scores: dict[str, list[float]], weights: dict[str, float]) -> list[float]:
-    """Combine component scores row by row: sum_k w_k * s_k (SPEC 3.2 uses all weights 1)."""
+    """Combine component scores row by row: sum_k w_k * s_k (docs/sources.md §3.2 uses all weights 1)."""
     missing = sorted(set(weights) - set(scores))
     if missing:
         raise KeyError(f"weights name components that were not scored: {missing}")

@@ -1,4 +1,5 @@
-"""Sequence classifiers: the [LoL] RoBERTa rewards (SPEC 3.2) and a reward model's raw logit (SPEC 3.4).
+"""Sequence classifiers: the [LoL] RoBERTa rewards (docs/sources.md §3.2) and a reward model's raw
+logit (docs/sources.md §3.4).
 
     fluency = build_scorer("fluency", revision="<sha>")        # textattack/roberta-base-CoLA
     faithful = build_scorer("faithcritic", revision="<sha>")   # McGill-NLP/roberta-large-faithcritic
@@ -56,7 +57,7 @@ class FaithCriticScorer(BatchedModelScorer):
 
 @register("rm_logit")
 class RewardModelLogitScorer(BatchedModelScorer):
-    """The raw logit of a one-output reward model on ``prompt + completion`` ([WA], SPEC 3.4).
+    """The raw logit of a one-output reward model on ``prompt + completion`` ([WA], docs/sources.md §3.4).
 
     Input: the prompt and response joined as one text with the tokenizer's own special tokens,
     truncated on the left so the response is kept. Value: logits[:, 0], no squashing. This is

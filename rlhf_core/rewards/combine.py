@@ -1,4 +1,4 @@
-"""A task's final reward: the weighted sum of its component scorers (SPEC 3.2 uses weight 1 for all).
+"""A task's final reward: the weighted sum of its component scorers (docs/sources.md §3.2 uses weight 1 for all).
 
 Components and weights come from the task config, e.g. Reddit (range [0, 5]):
 

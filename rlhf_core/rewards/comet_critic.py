@@ -1,4 +1,4 @@
-"""COMET critic (``p_valid_model``, SPEC 3.2): P(valid) of a generated ATOMIC tail.
+"""COMET critic (``p_valid_model``, docs/sources.md §3.2): P(valid) of a generated ATOMIC tail.
 
 A ``RobertaModel`` converted from the Keras critic of Symbolic Knowledge Distillation, read at its
 ``pooler_output``, followed by the head in ``custom_roberta_classification_head.pt`` beside the

@@ -1,4 +1,4 @@
-"""DialogRPT rankers (GPT-2 sequence classifiers) of the Reddit and WoW rewards (SPEC 3.2).
+"""DialogRPT rankers (GPT-2 sequence classifiers) of the Reddit and WoW rewards (docs/sources.md §3.2).
 
     updown = build_scorer("dialogrpt_updown", revision="<sha>")
     depth_wow = build_scorer("dialogrpt_depth", revision="<sha>", history_only=True)

@@ -1,4 +1,4 @@
-"""Perspective API toxicity as the detoxification reward ``1 - TOXICITY`` ([FG] detox, SPEC 1.1).
+"""Perspective API toxicity as the detoxification reward ``1 - TOXICITY`` ([FG] detox, docs/sources.md §1.1).
 
 Optional: it needs an API key and network access. The key is read from an environment variable
 (``PERSPECTIVE_API_KEY`` unless told otherwise), sent in the ``x-goog-api-key`` header (never in a

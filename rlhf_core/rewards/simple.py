@@ -1,4 +1,4 @@
-"""Model-free scorers: response length and tf-idf diversity (SPEC 3.2 "tfidf")."""
+"""Model-free scorers: response length and tf-idf diversity (docs/sources.md §3.2 "tfidf")."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from rlhf_core.rewards.base import register
 
 @register("length")
 class LengthScorer:
-    """Number of whitespace words of the completion (SPEC 7.2 avg_response_len)."""
+    """Number of whitespace words of the completion (docs/sources.md §7.2 avg_response_len)."""
 
     name = "length"
     version = "1"

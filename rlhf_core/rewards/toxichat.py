@@ -1,4 +1,4 @@
-"""ToxiChat offensive classifier as the Reddit ``safe`` reward (SPEC 3.2).
+"""ToxiChat offensive classifier as the Reddit ``safe`` reward (docs/sources.md §3.2).
 
 The checkpoint is a ``GPT2ForOC_S_offensive`` (ToxiChat); ``toxichat_model.OffensiveClassifier``
 loads it with ``from_pretrained`` from a local directory.

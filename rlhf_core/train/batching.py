@@ -1,7 +1,7 @@
 """Tokenise prompt/response pairs for causal LMs and compute per-token log-probs.
 
 A sequence is ``prompt tokens + response tokens + EOS``. When it is too long the prompt is
-truncated on the left and the response on the right (SPEC 6.2); truncations are counted.
+truncated on the left and the response on the right (docs/sources.md §6.2); truncations are counted.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-example losses of the offline RL family (SPEC 6.2-6.3) and the Bradley-Terry RM (5.2/5.5).
+"""Per-example losses of the offline RL family (docs/sources.md §6.2-6.3) and the Bradley-Terry RM (§5.2, §5.5).
 
 Inputs are per-token log-probs already masked to response tokens: ``logp`` and ``ref_logp``
 of shape (B, T) with ``mask`` (B, T). ``sg`` is stop-gradient (``.detach()``). Each function

@@ -45,7 +45,7 @@ def train_offline(policy, tokenizer, rows: pd.DataFrame, algorithm: str, train: 
 
     weights, scale = None, 1.0
     if policy_cfg is not None and policy_cfg.sampling == "priority":
-        # SPEC 6.2: sample with replacement ~ max(A, 0) (A-LoL) or R (wbc, r_gold, r_lol);
+        # docs/sources.md §6.2: sample with replacement ~ max(A, 0) (A-LoL) or R (wbc, r_gold, r_lol);
         # A-LoL step counts shrink by the share of rows with positive advantage.
         weights = (advantage if algorithm in NEEDS_ADVANTAGE else reward).clamp(min=0)
         scale = float((weights > 0).float().mean()) if algorithm in NEEDS_ADVANTAGE else 1.0

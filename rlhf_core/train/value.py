@@ -1,10 +1,10 @@
-"""A-LoL reference value V_ref(x) (SPEC 6.2): attention pooling over the reference's prompt states.
+"""A-LoL reference value V_ref(x) (docs/sources.md §6.2): attention pooling over the reference's prompt states.
 
 dropout -> MultiheadAttention(query = one learned vector, keys/values = last-layer hidden states of
 the prompt) -> dropout -> Linear(h, 1) -> sigmoid * max_value, fitted by MSE to the task reward of
 the reference policy's own responses on the validation prompts; the epoch with the lowest mean
 training MSE is kept. Deviation: we pass a key-padding mask, so left padding is not attended
-(the seed attends it, SPEC 10.4).
+(the seed attends it, docs/sources.md §10.4).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The offline-RL, DPO and Bradley-Terry losses against numbers computed by hand (SPEC 6.2, 6.3, 5.5)."""
+"""The offline-RL, DPO and Bradley-Terry losses against numbers computed by hand
+(docs/sources.md §6.2, §6.3, §5.5)."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""The core library never imports Dagster (DESIGN.md §1)."""
+"""The core library never imports Dagster (docs/architecture.md)."""
 import subprocess
 import sys
 

@@ -1,4 +1,4 @@
-"""[RF] RewardBench scoring against hand-computed values (SPEC 7.5)."""
+"""[RF] RewardBench scoring against hand-computed values (docs/sources.md §7.5)."""
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ Runs the demo on the micro config of test_pipeline, then works on its annotation
 """
 import datetime
 import json
+import shutil
 
 import dagster as dg
 import pytest
@@ -15,6 +16,7 @@ from pipelines.runner import run_task
 from pipelines.task_defs import build_task_definitions
 from resources import build_resources
 from rlhf_core.config import load_config, task_config_path
+from tests.dagster.ranges import materialize_range, refs
 from tests.dagster.test_pipeline import MICRO
 
 DAY = "2026-11-22"
@@ -66,6 +68,20 @@ def test_every_scorer_and_shard_is_a_partition_with_counts_and_a_histogram(env):
     total = sum(latest("annotated_responses", f"gold|{s}")["input_rows"] for s in "01")
     rewards = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(["demo", "rewards"]))
     assert rewards.asset_materialization.metadata["input_rows"].value == total
+
+
+def test_scorers_and_annotation_under_a_backfill_range_write_one_ref_per_partition(env):
+    root, overrides, resources = env
+    assets = definitions(overrides, resources).assets
+    for name, (start, end) in {"reward_scorers": ("rm", "diversity"),
+                               "annotated_responses": ("rm|0", "diversity|1")}.items():
+        folder = root / "artifacts" / "_refs" / "demo" / name
+        single_key_refs = refs(folder)
+        shutil.rmtree(folder)
+        assert materialize_range(assets, dg.AssetKey(["demo", name]), start, end, resources).success
+        assert refs(folder) == single_key_refs
+    for scorer in SCORERS:  # each partition keeps its own metadata
+        assert latest("annotated_responses", f"{scorer}|1")["scorer"] == ("rm_logit" if scorer == "rm" else scorer)
 
 
 def test_a_second_run_over_unchanged_rows_scores_nothing(env):
@@ -152,3 +168,16 @@ def test_incoming_days_are_scored_incrementally_then_rewarded(env):
     assert dg.materialize(list(defs.assets), selection=[rewards], partition_key=today, resources=resources,
                           instance=dg.DagsterInstance.get()).success
     assert latest("incoming_rewards", today)["kept_rows"] == 4
+
+
+def test_a_backfill_range_of_incoming_partitions_scores_each_day_and_scorer(env):
+    root, overrides, resources = env
+    defs = definitions(overrides, resources)
+    write_day(root, DAY, [{"prompt": "Question: Where? Answer:", "completion": " In a range."}])
+    incoming = dg.AssetKey(["demo", "annotated_incoming"])
+    assert materialize_range(defs.assets, incoming, f"{DAY}|rm", f"{DAY}|diversity", resources).success
+    written = refs(root / "artifacts" / "_refs" / "demo" / "annotated_incoming")
+    assert {f"{DAY}|{s}" for s in SCORERS} <= set(written)
+    for scorer in SCORERS:
+        assert f"/annotated_incoming/{scorer}/{DAY}/" in json.loads(written[f"{DAY}|{scorer}"])["path"]
+        assert latest("annotated_incoming", f"{DAY}|{scorer}")["input_rows"] >= 1

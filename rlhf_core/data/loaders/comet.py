@@ -1,4 +1,4 @@
-"""[LoL] COMET: ATOMIC-10x train/val and ATOMIC-2020 test -> commonsense generation data (SPEC 1.2).
+"""[LoL] COMET: ATOMIC-10x train/val and ATOMIC-2020 test -> commonsense generation data (docs/sources.md §1.2).
 
 - loader ``atomic10x``: ``ATOMIC10X.jsonl`` (head, relation, tail, split, p_valid_model). Rows of
   splits other than ``train`` / ``val`` are dropped (rule ``other_split``).

@@ -1,4 +1,4 @@
-"""[LoL] Knowledge-grounded dialogue: Wizard of Wikipedia and FaithDial (SPEC 1.2 "WoW / FaithDial").
+"""[LoL] Knowledge-grounded dialogue: Wizard of Wikipedia and FaithDial (docs/sources.md §1.2 "WoW / FaithDial").
 
 - loader ``wow_dialogs``: WoW episode files (JSON lists), one ``files`` key per split. Every
   Wizard turn with a ``checked_sentence`` other than ``no_passages_used`` and a non-empty history

@@ -1,4 +1,4 @@
-"""[WA] Anthropic/hh-rlhf reward-model pairs and first-turn PPO prompts (SPEC 1.4).
+"""[WA] Anthropic/hh-rlhf reward-model pairs and first-turn PPO prompts (docs/sources.md §1.4).
 
 - loader ``hh_rlhf``: ``{chosen, rejected}`` JSON lines (gzip) of every file matched by
   ``files.<split>``. Each raw transcript is split before its last ``\\n\\nAssistant:`` reply, so

@@ -3,29 +3,29 @@
 - loader ``oasst_trees``: the trees export (``*.trees.jsonl.gz``). Keeps a tree when it is
   ``ready_for_export``, its prompt has a positive review result and its language is in option
   ``langs``; then splits the kept trees 95/5 with ``torch.utils.data.random_split`` and generator
-  seed 90 (SPEC 1.3), so messages of one tree never cross splits.
+  seed 90 (docs/sources.md §1.3), so messages of one tree never cross splits.
 - builder ``crs_ranking``: thread prefixes ending on a prompter message with >= 2 ranked
-  assistant replies; replies sorted by rank (best first), at most ``max_replies`` (SPEC 2.3).
+  assistant replies; replies sorted by rank (best first), at most ``max_replies`` (docs/sources.md §2.3).
 - loader ``crs_augmented``: ``rm_data_augment/rm_augmented.csv`` (message, reply, score).
 - builder ``crs_absolute``: one row per (prefix, ranked reply) whose reply has every label;
   score = sum(label value x weight); negative scores dropped; the train split is rebalanced and
-  the augmented rows appended (SPEC 2.3).
+  the augmented rows appended (docs/sources.md §2.3).
 - builder ``crs_rl_prompts``: every prefix ending on a prompter message, as a ChatML query that
   ends with ``<|im_start|>assistant\\n``; queries over ``max_query_tokens`` dropped; the train
-  split shuffled (seed 90) and cut to ``train_fraction`` = 37.5% (SPEC 1.3).
+  split shuffled (seed 90) and cut to ``train_fraction`` = 37.5% (docs/sources.md §1.3).
 - builder ``crs_sft_threads``: every thread that ends at a leaf, a trailing prompter leaf popped
-  (SPEC 1.3 "SFT", 4). Its trees come from a second ``oasst_trees`` source with the SFT config's
+  (docs/sources.md §1.3 "SFT", §4). Its trees come from a second ``oasst_trees`` source with the SFT config's
   20 languages, since the tree-level split is drawn over the kept trees.
-- loader ``crs_eval_prompts``: the committed evaluation prompt files ``data/eval_*.json`` (SPEC 7.4).
+- loader ``crs_eval_prompts``: the committed evaluation prompt files ``data/eval_*.json`` (docs/sources.md §7.4).
 
 A thread that contains a deleted or synthetic message is never used.
 
 Deviations from the seed: the augmented CSV's ``message`` column is a stringified Python list;
-the seed never parses it (its formatter iterates over characters, SPEC 10.9), here it is parsed
+the seed never parses it (its formatter iterates over characters, docs/sources.md §10.9), here it is parsed
 with ``ast.literal_eval``. The RL shuffle is ``numpy.random.default_rng(90).permutation`` (what a
 Hugging Face ``Dataset.shuffle(seed=90)`` draws). A rebalancing bin smaller than its draw count is
 kept whole (the seed's ``sample`` would raise). A non-alternating SFT thread is quarantined (the
-seed ``assert``s and stops). SFT rows use the ChatML of SPEC 1.3, like every other table here and
+seed ``assert``s and stops). SFT rows use the ChatML of docs/sources.md §1.3, like every other table here and
 the baseline the final runs start from; the repo's own ``sft_dataset.py`` wrote
 ``<|prompter|>``/``<|assistant|>`` + EOS turns (``messages`` keeps the turns format-free).
 """
@@ -408,7 +408,7 @@ def load_eval_prompts(source: SourceConfig, task: TaskConfig) -> CleanResult:
     Each file is a JSON list of ``{"instruction": ChatML query, "dataset": its source}``. ``split``
     is the ``files`` key (``final``, ``hp_tuning``, ``humaneval``), so an evaluation picks a file by
     its split; ``id`` is ``<split>-<0-based index>``. The files are used as committed, the prompts
-    the study used (SPEC 1.3); they are not re-sampled from alpaca_eval.
+    the study used (docs/sources.md §1.3); they are not re-sampled from alpaca_eval.
     """
     ledger = Ledger(source.hub_id or source.path or "crs_eval_prompts")
     records = []

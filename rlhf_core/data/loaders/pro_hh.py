@@ -1,15 +1,15 @@
-"""[LoL] HHA: the PRO copy of Anthropic HH (``data.zip``), and its cleaning (SPEC 1.2 "HHA").
+"""[LoL] HHA: the PRO copy of Anthropic HH (``data.zip``), and its cleaning (docs/sources.md §1.2 "HHA").
 
 - loader ``pro_hh``: JSON-lines files named in ``files`` under keys ``<split>`` or
   ``<split>/<segment>`` (``train``, ``val``, ``test/harmless_base``, ...). One row per line with
   ``prompt`` (the turns each followed by EOS, ending in ``<|assistant|>``, the OASST-RM input of
-  SPEC 3.2), ``chosen`` / ``rejected`` (``suffix``), their stored raw RM logits, and ``prefix``.
+  docs/sources.md §3.2), ``chosen`` / ``rejected`` (``suffix``), their stored raw RM logits, and ``prefix``.
 - builder ``pro_drop_colon_endings``: drops an example of the given splits (default train)
   when either response ends with ``:`` (checked without stripping), as ``data_cleaning.py``.
 - loader ``pro_hh_bad_test_indices``: LoL-RL's ``bad_test_indices.json``, the per-segment test
-  indices the GPT-4 evaluation skips (SPEC 1.2, 7.3).
+  indices the GPT-4 evaluation skips (docs/sources.md §1.2, §7.3).
 - builder ``pro_gpt4_eval_prompts``: the test rows the GPT-4 pairwise evaluation compares, i.e.
-  every test row whose index is not in ``bad_test_indices.json`` (SPEC 7.3). The reward, length
+  every test row whose index is not in ``bad_test_indices.json`` (docs/sources.md §7.3). The reward, length
   and distinct-n evaluation uses every test row (the loader's ``test`` split).
 
 A row's index in its segment is its 0-based line (``line - 1``), the position the seed's samples

@@ -1,14 +1,14 @@
 """[FG] qa-feedback: the feedback files and the three RM training files built from them.
 
-- loader ``qa_feedback``: ``train_feedback.json`` / ``dev_feedback.json`` (SPEC 1.1), one row per
+- loader ``qa_feedback``: ``train_feedback.json`` / ``dev_feedback.json`` (docs/sources.md §1.1), one row per
   example; ``id`` is the example's 0-based index in its file, as in the seed.
 - builder ``fg_token_labels``: R1 (NF-ERR, sub-sentence) and R2 (F-ERR, sentence) token-label
-  files (SPEC 2.1).
+  files (docs/sources.md §2.1).
 - builder ``fg_preference_pairs``: (chosen, rejected) pairs of the holistic / R3 preference RMs
-  (SPEC 2.2). ``prompt + chosen`` is exactly the seed's RM input ``prompt + ' ' + prediction``.
-- builder ``fg_completeness_preferences``: R3 preferences by passage coverage (SPEC 2.2).
+  (docs/sources.md §2.2). ``prompt + chosen`` is exactly the seed's RM input ``prompt + ' ' + prediction``.
+- builder ``fg_completeness_preferences``: R3 preferences by passage coverage (docs/sources.md §2.2).
 - loader ``qa_sft``: ``train_1k.json`` (and ``dev.json``, the seed's validation file) as the
-  t5-large SFT rows (SPEC 1.1, 4): ``prompt`` = ``text``, ``completion`` = ``answer[0]``.
+  t5-large SFT rows (docs/sources.md §1.1, §4): ``prompt`` = ``text``, ``completion`` = ``answer[0]``.
 
 Deviations from the seed: the seed ``assert``s that error spans sit on word boundaries and that a
 word carries at most one error category, stopping the whole run; here such an example is
@@ -166,7 +166,7 @@ def _parse_sft_item(ledger: Ledger, row_no: int, ex: dict) -> dict | None:
 
 @builder("fg_token_labels")
 def build_token_labels(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskConfig) -> CleanResult:
-    """Token-label rows ``{id, split, text, feedback_tags}`` (SPEC 2.1).
+    """Token-label rows ``{id, split, text, feedback_tags}`` (docs/sources.md §2.1).
 
     Options: ``feedback_level`` (sentence | subsentence), ``error_category`` (NF-ERR | F-ERR),
     ``ignore_context`` (bool, default False), ``min_span_len`` (default 5).
@@ -295,7 +295,7 @@ def _holistic_prompt(question: str, passages: list[list[str]]) -> str:
 def build_completeness_preferences(
     inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskConfig
 ) -> CleanResult:
-    """Feedback rows whose ``preference`` is replaced by passage-coverage comparisons (SPEC 2.2 R3).
+    """Feedback rows whose ``preference`` is replaced by passage-coverage comparisons (docs/sources.md §2.2 R3).
 
     Examples whose corrected answer grounds no passage sentence are dropped by rule
     ``no_relevant_info``.

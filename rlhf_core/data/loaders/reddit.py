@@ -1,4 +1,4 @@
-"""[LoL] Reddit comment scores (Kaggle) -> reddit_pos / reddit_neg generation data (SPEC 1.2).
+"""[LoL] Reddit comment scores (Kaggle) -> reddit_pos / reddit_neg generation data (docs/sources.md §1.2).
 
 - loader ``reddit_comments``: ``comments_positive.csv`` and ``comments_negative.csv`` (``files``
   keys ``positive`` / ``negative``). Rows whose ``parent_text`` or ``text`` is NaN are dropped
@@ -11,7 +11,7 @@
   ``references``), ``meta`` = {score, parent_score}.
 
 The URL pattern (``http(s)://`` or ``www.`` up to whitespace) is this port's choice: the exact
-regex of the seed is not in the SPEC.
+regex of the seed was not recorded (docs/sources.md §1.2).
 """
 from __future__ import annotations
 

@@ -2,16 +2,16 @@
 embeddings, RewardBench evaluation pairs.
 
 - loader ``rlhflow_pairs``: Parquet files with ``chosen`` / ``rejected`` conversations (lists of
-  ``{role, content}``), stored as JSON strings (SPEC 1.5).
+  ``{role, content}``), stored as JSON strings (docs/sources.md §1.5).
 - builder ``pair_pm``: the pairwise-preference-model SFT rows of ``process_pair_data.py``
-  (SPEC 2.4): filters, plain-template context, the chosen answer at a random position, then all
+  (docs/sources.md §2.4): filters, plain-template context, the chosen answer at a random position, then all
   inputs concatenated and shuffled with seed 42.
 - loader ``armorm_multi_objective``: ``messages`` plus the 19 attribute columns, NaN where an
-  attribute is missing (SPEC 1.5, 2.5 stage 1 labels).
+  attribute is missing (docs/sources.md §1.5, §2.5 stage 1 labels).
 - builders ``armorm_objective_embeddings`` / ``armorm_pair_embeddings``: ArmoRM stage-1 and
-  stage-2 backbone embeddings (SPEC 2.5); the model code is in ``rlhf_core.data.armo_embeddings``.
+  stage-2 backbone embeddings (docs/sources.md §2.5); the model code is in ``rlhf_core.data.armo_embeddings``.
 - loader ``reward_bench``: the RewardBench ``filtered`` split as prompt/chosen/rejected pairs with
-  their ``subset`` and scoring ``section`` (SPEC 7.5; scoring in ``rlhf_core.eval.reward_bench``).
+  their ``subset`` and scoring ``section`` (docs/sources.md §7.5; scoring in ``rlhf_core.eval.reward_bench``).
 
 Deviation from the seed: the position of the chosen answer is drawn from numpy's unseeded global
 RNG in the seed; here from ``numpy.random.default_rng(task.seed)``, so a run is reproducible. The

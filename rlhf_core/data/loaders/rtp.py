@@ -1,12 +1,13 @@
-"""[FG] detoxification prompts: RealToxicityPrompts (SPEC 1.1, "Detoxification").
+"""[FG] detoxification prompts: RealToxicityPrompts (docs/sources.md §1.1, "Detoxification").
 
 - loader ``rtp_prompts``: ``prompts.jsonl`` of ``allenai/real-toxicity-prompts``; one row per
   line with the prompt text and its Perspective toxicity (NaN when the dataset has none).
 - builder ``detox_prompts``: prompt-only rows split by a seeded permutation into test / val /
   train (``test_size``, ``val_size``; the rest is train).
 
-The [FG] repo ships no detox code (SPEC: "will add"); which prompts and split sizes the paper
-used is UNVERIFIED, so both sizes are options and there is no filter by toxicity.
+The [FG] repo ships no detox code (its README says "will add", docs/sources.md §1.1); which
+prompts and split sizes the paper used is UNVERIFIED, so both sizes are options and there is no
+filter by toxicity.
 """
 from __future__ import annotations
 

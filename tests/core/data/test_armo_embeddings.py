@@ -1,4 +1,4 @@
-"""[RF] ArmoRM stage-1 / stage-2 embeddings with a tiny llama3-style backbone (SPEC 2.5).
+"""[RF] ArmoRM stage-1 / stage-2 embeddings with a tiny llama3-style backbone (docs/sources.md §2.5).
 
 The tokenizer is character level plus llama3's header and turn special tokens, ``\\n\\n`` and the
 role words, with llama3's chat template, so every position in a rendered conversation can be

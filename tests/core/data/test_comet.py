@@ -1,4 +1,4 @@
-"""[LoL] COMET data: ATOMIC-10x train/val and best-tail ATOMIC-2020 test (SPEC 1.2)."""
+"""[LoL] COMET data: ATOMIC-10x train/val and best-tail ATOMIC-2020 test (docs/sources.md §1.2)."""
 from __future__ import annotations
 
 import pytest

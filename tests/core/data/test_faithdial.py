@@ -1,4 +1,4 @@
-"""[LoL] WoW / FaithDial knowledge-grounded dialogue records (SPEC 1.2)."""
+"""[LoL] WoW / FaithDial knowledge-grounded dialogue records (docs/sources.md §1.2)."""
 from __future__ import annotations
 
 import json

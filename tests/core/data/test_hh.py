@@ -1,4 +1,4 @@
-"""[WA] Anthropic/hh-rlhf RM pairs and first-turn PPO prompts (SPEC 1.4)."""
+"""[WA] Anthropic/hh-rlhf RM pairs and first-turn PPO prompts (docs/sources.md §1.4)."""
 from __future__ import annotations
 
 import numpy as np

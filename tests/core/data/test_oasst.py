@@ -1,5 +1,5 @@
 """[CRS] oasst1 trees -> SFT threads, ranking RM, absolute RM (rebalanced, augmented) and RL prompts
-(SPEC 1.3, 2.3, 4); the committed evaluation prompt files (SPEC 7.4)."""
+(docs/sources.md §1.3, §2.3, §4); the committed evaluation prompt files (docs/sources.md §7.4)."""
 from __future__ import annotations
 
 import pandas as pd

@@ -1,5 +1,5 @@
-"""[LoL] HHA from PRO's data.zip: loader validation, the ':'-ending cleaning rule (SPEC 1.2) and the
-GPT-4 evaluation prompts without ``bad_test_indices.json`` (SPEC 7.3)."""
+"""[LoL] HHA from PRO's data.zip: loader validation, the ':'-ending cleaning rule (docs/sources.md §1.2) and the
+GPT-4 evaluation prompts without ``bad_test_indices.json`` (docs/sources.md §7.3)."""
 from __future__ import annotations
 
 import pytest

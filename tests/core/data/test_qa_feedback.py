@@ -1,5 +1,5 @@
 """[FG] qa-feedback: loader validation, the R1 / R2 / holistic / R3 RM files and the train_1k SFT
-rows (SPEC 1.1, 2.1, 2.2, 4)."""
+rows (docs/sources.md §1.1, §2.1, §2.2, §4)."""
 from __future__ import annotations
 
 import pytest

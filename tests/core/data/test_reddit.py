@@ -1,4 +1,4 @@
-"""[LoL] Reddit comment scores -> reddit_pos / reddit_neg records (SPEC 1.2)."""
+"""[LoL] Reddit comment scores -> reddit_pos / reddit_neg records (docs/sources.md §1.2)."""
 from __future__ import annotations
 
 import json

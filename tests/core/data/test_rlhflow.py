@@ -1,5 +1,5 @@
 """[RF] standard-format pairs -> pair-PM rows; ArmoRM multi-objective rows and embeddings;
-RewardBench pairs (SPEC 1.5, 2.4, 2.5, 7.5). The embedding datasets run the shipped tiny model
+RewardBench pairs (docs/sources.md §1.5, §2.4, §2.5, §7.5). The embedding datasets run the shipped tiny model
 (its exact positions and states are tested in ``test_armo_embeddings``)."""
 from __future__ import annotations
 

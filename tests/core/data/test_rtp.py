@@ -1,4 +1,4 @@
-"""[FG] detox prompts from RealToxicityPrompts (SPEC 1.1)."""
+"""[FG] detox prompts from RealToxicityPrompts (docs/sources.md §1.1)."""
 from __future__ import annotations
 
 import json

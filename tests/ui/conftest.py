@@ -1,0 +1,35 @@
+"""A real Dagster UI (`dg dev`: webserver and daemon, as `make ui` starts it) over a micro demo.
+
+The demo config is the one of tests/dagster/test_pipeline.py, written to a temporary tasks folder
+(``RLHF_TASKS_DIR``); runs, events and artifacts go to temporary folders too.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.ui_client import UI, serve
+from rlhf_core.config import TASKS_DIR, apply_override
+from tests.dagster.test_pipeline import MICRO
+
+
+def micro_demo_env(root: Path) -> dict[str, str]:
+    tasks = root / "tasks"
+    tasks.mkdir()
+    raw = yaml.safe_load((TASKS_DIR / "demo.yaml").read_text())
+    for item in MICRO + [f"annotation.incoming.folder={root / 'incoming'}"]:
+        apply_override(raw, item, "demo.yaml")
+    (tasks / "demo.yaml").write_text(yaml.safe_dump(raw))
+    return {**os.environ, "DAGSTER_HOME": str(root / "dagster_home"), "RLHF_ARTIFACTS": str(root / "artifacts"),
+            "RLHF_TASKS_DIR": str(tasks)}
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory) -> tuple[UI, Path]:
+    """The running UI and the folder holding its artifacts/, dagster_home/ and ui.log."""
+    root = tmp_path_factory.mktemp("ui")
+    with serve(micro_demo_env(root), root / "ui.log") as ui:
+        yield ui, root
