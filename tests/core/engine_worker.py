@@ -12,21 +12,31 @@ SIGKILL of this process at a chosen point, so nothing after it (no cleanup, no m
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
-import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for conftest's tiny models
-from conftest import _gpt2_config, gpt2_tokenizer  # noqa: E402
-from transformers import GPT2LMHeadModel  # noqa: E402
+from transformers import GPT2LMHeadModel
 
-from rlhf_core.config import PolicyConfig, TrainConfig  # noqa: E402
-from rlhf_core.train import offline  # noqa: E402
+from rlhf_core.config import PolicyConfig, TrainConfig
+from rlhf_core.train import offline
+
+
+def _tests_conftest():
+    """tests/conftest.py (its tiny GPT-2 and tokenizer), loaded by path: other folders have a conftest too."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("rlhf_tests_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fixtures = _tests_conftest()
 
 TRAIN = TrainConfig(epochs=2, batch_size=4, lr=3e-3, warmup_ratio=0.2, max_length=48, checkpoint_every=2, seed=3)
 POLICY = PolicyConfig(algorithms=["a_lol"], data="rows", pairs="pairs", train=TRAIN, ppo_clip=0.9)
@@ -39,10 +49,10 @@ ROWS = pd.DataFrame({
 
 def tiny_lm(dropout: float = 0.0):
     """A 2-layer, 32-wide GPT-2 and its byte-level tokenizer (pad = EOS), the same on every call."""
-    tok = gpt2_tokenizer()
+    tok = fixtures.gpt2_tokenizer()
     tok.pad_token = tok.eos_token
     torch.manual_seed(0)
-    return GPT2LMHeadModel(_gpt2_config(tok, resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)), tok
+    return GPT2LMHeadModel(fixtures._gpt2_config(tok, resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)), tok
 
 
 def assert_same_weights(expected: dict, got: dict, atol: float) -> None:

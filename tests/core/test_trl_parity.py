@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from datasets import Dataset
-from engine_worker import ROWS, tiny_lm
+from engine_worker import ROWS, fixtures, tiny_lm
 
 from rlhf_core.train.batching import collate, encode_pairs, token_logprobs
 from rlhf_core.train.losses import bradley_terry_loss, dpo_loss, offline_loss
@@ -99,11 +99,9 @@ def test_bradley_terry_loss_equals_trl_reward_trainer(tmp_path):
     from transformers import GPT2ForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
-    from conftest import _gpt2_config
-
     _, tok = tiny_lm()
     torch.manual_seed(0)
-    model = GPT2ForSequenceClassification(_gpt2_config(tok, num_labels=1, pad_token_id=tok.pad_token_id,
+    model = GPT2ForSequenceClassification(fixtures._gpt2_config(tok, num_labels=1, pad_token_id=tok.pad_token_id,
                                                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
     chosen, rejected = (encode_pairs(tok, PAIRS["prompt"].tolist(), PAIRS[c].tolist(), 48, add_eos=False)
                         for c in ("chosen", "rejected"))
