@@ -36,4 +36,4 @@ gpu-check: setup  ## on a CUDA box: the gpu tests, then ours vs TRL/HF at GPT-2-
 	-$(PY) -m pip install -q $(PIP_FLAGS) --no-build-isolation -e '.[gpu]'  # DeepSpeed, bitsandbytes: their tests skip without them
 	$(PY) -m pytest -q -m gpu tests/gpu
 	$(PY) benchmarks/bench_train.py --size gpt2 --batch 16 --sft-len 1024 --dpo-len 512 --precision bf16 \
-		--steps 25 --warmup 5
+		--steps 25 --warmup 5 --rounds 2

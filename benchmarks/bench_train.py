@@ -4,9 +4,11 @@ Each comparison trains the same randomly initialised GPT-2 (a fresh copy per run
 with the same global batch, precision, optimiser (AdamW, linear decay, clipping at 1.0) and number
 of steps, in one process. Throughput is the median time between optimiser steps (a global hook on
 ``Optimizer.step``) after ``--warmup`` steps, so start-up, tokenisation and compilation are left out
-on both sides. The loss check runs both sides' losses on one identical batch before training.
+on both sides; the sides take turns for ``--rounds`` rounds and each keeps its median, so bursts of
+load from other processes on a shared machine hit every side alike. The loss check runs both
+sides' losses on one identical batch before training.
 
-    python benchmarks/bench_train.py                                  # CPU size, ~2-3 minutes
+    python benchmarks/bench_train.py                                  # CPU size, ~3-5 minutes
     python benchmarks/bench_train.py --size gpt2 --batch 16 --sft-len 1024 --dpo-len 512 \
         --precision bf16 --steps 30 --warmup 5                         # GPT-2-124M on a GPU (make gpu-check)
 
@@ -95,6 +97,18 @@ class StepClock:
         return 1.0 / statistics.median(b - a for a, b in zip(self.times[warmup - 1:], self.times[warmup:]))
 
 
+def rates(runs: dict, args) -> dict[str, float]:
+    """Sequences (or pairs) per second of each run: the sides take turns for ``--rounds`` rounds and
+    each keeps its median, so load from other processes hits every side alike."""
+    seen: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.rounds):
+        for name, train in runs.items():
+            with StepClock() as clock:
+                train()
+            seen[name].append(clock.rate(args.warmup) * args.batch)
+    return {name: statistics.median(values) for name, values in seen.items()}
+
+
 def hf_args(out: str, args, **extra) -> dict:
     return dict(output_dir=out, per_device_train_batch_size=args.batch, max_steps=args.steps, learning_rate=args.lr,
                 lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, logging_steps=10**6,
@@ -150,42 +164,32 @@ def bench_sft(args, tok, words) -> None:
                          "completion": texts(words, n, args.sft_len - prompt_len - 1, rng, lead=" ")})
     base = build_model(args.size, len(tok), args.sft_len, tok)
     first = rows.iloc[: args.batch]
-    rate = {}
+    enc = encode_pairs(tok, rows["prompt"].tolist(), rows["completion"].tolist(), args.sft_len)
+    labelled = Dataset.from_dict({"ids": enc.ids, "n_prompt": enc.n_prompt})
+
+    def collate_labels(examples):
+        batch = collate([e["ids"] for e in examples], [e["n_prompt"] for e in examples], tok.pad_token_id)
+        labels = batch["input_ids"].masked_fill(~batch.pop("response_mask"), -100)
+        return {**batch, "labels": labels}
+
+    def trl_trainer(data, out):
+        return SFTTrainer(model=copy.deepcopy(base), processing_class=tok, train_dataset=Dataset.from_pandas(data),
+                          args=SFTConfig(**hf_args(out, args), max_length=args.sft_len, completion_only_loss=True))
+
     with tempfile.TemporaryDirectory() as tmp:
-        with StepClock() as clock:
-            train_offline(copy.deepcopy(base), tok, rows, "nll", our_train(args), Path(tmp) / "ours",
-                          compute=compute(args))
-        rate["ours"] = clock.rate(args.warmup) * args.batch
         ours_loss = token_mean_nll(base, tok, first, args.sft_len)
-
-        model = copy.deepcopy(base)
-        trl = SFTTrainer(model=model, processing_class=tok, train_dataset=Dataset.from_pandas(rows),
-                         args=SFTConfig(**hf_args(f"{tmp}/trl", args), max_length=args.sft_len,
-                                        completion_only_loss=True))
-        first_trl = SFTTrainer(model=copy.deepcopy(base), processing_class=tok, train_dataset=Dataset.from_pandas(first),
-                               args=SFTConfig(**hf_args(f"{tmp}/trl1", args), max_length=args.sft_len,
-                                              completion_only_loss=True))
+        probe = trl_trainer(first, f"{tmp}/probe")
         with torch.no_grad():
-            trl_loss = first_trl.compute_loss(first_trl.model, next(iter(first_trl.get_train_dataloader()))).item()
-        with StepClock() as clock:
-            trl.train()
-        rate["trl"] = clock.rate(args.warmup) * args.batch
-
-        enc = encode_pairs(tok, rows["prompt"].tolist(), rows["completion"].tolist(), args.sft_len)
-        labelled = Dataset.from_dict({"ids": enc.ids, "n_prompt": enc.n_prompt})
-
-        def collate_labels(examples):
-            batch = collate([e["ids"] for e in examples], [e["n_prompt"] for e in examples], tok.pad_token_id)
-            labels = batch["input_ids"].masked_fill(~batch.pop("response_mask"), -100)
-            return {**batch, "labels": labels}
-
-        hf = Trainer(model=copy.deepcopy(base), train_dataset=labelled, data_collator=collate_labels,
-                     args=TrainingArguments(**hf_args(f"{tmp}/hf", args), remove_unused_columns=False))
-        with torch.no_grad():
+            trl_loss = probe.compute_loss(probe.model, next(iter(probe.get_train_dataloader()))).item()
             hf_loss = base(**collate_labels([labelled[i] for i in range(args.batch)])).loss.item()
-        with StepClock() as clock:
-            hf.train()
-        rate["hf"] = clock.rate(args.warmup) * args.batch
+        rate = rates({
+            "ours": lambda: train_offline(copy.deepcopy(base), tok, rows, "nll", our_train(args),
+                                          Path(tempfile.mkdtemp(dir=tmp)), compute=compute(args)),
+            "trl": lambda: trl_trainer(rows, f"{tmp}/trl").train(),
+            "hf": lambda: Trainer(model=copy.deepcopy(base), train_dataset=labelled, data_collator=collate_labels,
+                                  args=TrainingArguments(**hf_args(f"{tmp}/hf", args),
+                                                         remove_unused_columns=False)).train(),
+        }, args)
     report("sft", "TRL SFTTrainer", rate["ours"], rate["trl"], args.sft_len, abs(ours_loss - trl_loss))
     report("sft", "HF Trainer", rate["ours"], rate["hf"], args.sft_len, abs(ours_loss - hf_loss))
     print_mfu(base, rate["ours"], args.sft_len, args.peak_tflops)
@@ -210,33 +214,32 @@ def bench_dpo(args, tok, words) -> None:
             p.add_(0.02 * torch.randn_like(p))
     policy_cfg = PolicyConfig(algorithms=["dpo"], data="-", pairs="-", train=our_train(args), dpo_beta=0.1)
     first = pairs.iloc[: args.batch]
-    rate = {}
+
+    def seq_logp(model, column):
+        enc = encode_pairs(tok, first["prompt"].tolist(), first[column].tolist(), args.dpo_len)
+        with torch.no_grad():
+            logp, _ = token_logprobs(model, collate(enc.ids, enc.n_prompt, tok.pad_token_id))
+        return logp.sum(-1)
+
+    def trl_trainer(data, reference, out):
+        # TRL 1.16 loads a reference by the model's (empty) name unless it is given one.
+        return DPOTrainer(model=copy.deepcopy(base), ref_model=copy.deepcopy(reference).eval(), processing_class=tok,
+                          train_dataset=Dataset.from_pandas(data),
+                          args=DPOConfig(**hf_args(out, args), max_length=None, beta=0.1))
+
     with tempfile.TemporaryDirectory() as tmp:
-        # Ours copies the policy as its reference, as in the pipeline; TRL gets the same starting point.
-        with StepClock() as clock:
-            train_dpo(copy.deepcopy(base), tok, pairs, policy_cfg, Path(tmp) / "ours", compute=compute(args))
-        rate["ours"] = clock.rate(args.warmup) * args.batch
-
-        def seq_logp(model, column):
-            enc = encode_pairs(tok, first["prompt"].tolist(), first[column].tolist(), args.dpo_len)
-            with torch.no_grad():
-                logp, _ = token_logprobs(model, collate(enc.ids, enc.n_prompt, tok.pad_token_id))
-            return logp.sum(-1)
-
         ours_loss = dpo_loss(seq_logp(base, "chosen"), seq_logp(base, "rejected"), seq_logp(reference, "chosen"),
                              seq_logp(reference, "rejected"), 0.1).mean().item()
-        config = dict(max_length=None, beta=0.1)
-        probe = DPOTrainer(model=copy.deepcopy(base), ref_model=copy.deepcopy(reference), processing_class=tok,
-                           train_dataset=Dataset.from_pandas(first),
-                           args=DPOConfig(**hf_args(f"{tmp}/probe", args), **config))
+        probe = trl_trainer(first, reference, f"{tmp}/probe")
         with torch.no_grad():
             trl_loss = probe.compute_loss(probe.model, next(iter(probe.get_train_dataloader()))).item()
-        model = copy.deepcopy(base)
-        trl = DPOTrainer(model=model, ref_model=copy.deepcopy(model).eval(), processing_class=tok,
-                         train_dataset=Dataset.from_pandas(pairs), args=DPOConfig(**hf_args(f"{tmp}/trl", args), **config))
-        with StepClock() as clock:
-            trl.train()
-        rate["trl"] = clock.rate(args.warmup) * args.batch
+        # In training both sides start from the policy and use a frozen copy of it as the reference,
+        # as the pipeline does.
+        rate = rates({
+            "ours": lambda: train_dpo(copy.deepcopy(base), tok, pairs, policy_cfg, Path(tempfile.mkdtemp(dir=tmp)),
+                                      compute=compute(args)),
+            "trl": lambda: trl_trainer(pairs, base, f"{tmp}/trl").train(),
+        }, args)
     report("dpo", "TRL DPOTrainer", rate["ours"], rate["trl"], 2 * args.dpo_len, abs(ours_loss - trl_loss))
     print_mfu(base, 2 * rate["ours"], args.dpo_len, args.peak_tflops)
 
@@ -250,6 +253,7 @@ def main() -> None:
     parser.add_argument("--dpo-len", type=int, default=64, help="tokens of prompt + response per sequence")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2, help="steps left out of the timing")
+    parser.add_argument("--rounds", type=int, default=3, help="turns each side takes; its median counts")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--precision", choices=["no", "bf16"], default="no")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
