@@ -149,7 +149,8 @@ def print_mfu(model, sequences_per_s: float, seq_len: int, peak_tflops: float | 
     cfg = model.config
     n_params = sum(p.numel() for p in model.parameters())
     flops_per_token = 6 * n_params + 12 * cfg.n_layer * cfg.n_embd * seq_len
-    print(f"  ours: MFU {flops_per_token * sequences_per_s * seq_len / (peak * 1e12):.1%} of {peak:.0f} TFLOP/s ({name})")
+    utilisation = flops_per_token * sequences_per_s * seq_len / (peak * 1e12)
+    print(f"  ours: MFU {utilisation:.1%} of {peak:.0f} TFLOP/s ({name})")
 
 
 def bench_sft(args, tok, words) -> None:

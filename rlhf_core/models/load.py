@@ -61,7 +61,9 @@ def load_causal_lm(source: ModelSource, quantization: str | None = None):
 
     # A quantized base is placed at load time, on this process's GPU (LOCAL_RANK under a launcher).
     device = {"": int(os.environ.get("LOCAL_RANK", 0))}
-    extra = {"quantization_config": quantization_config(quantization), "device_map": device} if quantization else {}
+    extra = {}
+    if quantization:
+        extra = {"quantization_config": quantization_config(quantization), "device_map": device}
     return from_pretrained_source(AutoModelForCausalLM, source, use_safetensors=True, **extra)
 
 
