@@ -34,6 +34,14 @@ def tasks_dir() -> Path:
     return project_root() / "configs" / "tasks"
 
 
+def profiles_dir() -> Path:
+    return project_root() / "configs" / "profiles"
+
+
+def accelerate_dir() -> Path:
+    return project_root() / "configs" / "accelerate"
+
+
 class ConfigError(ValueError):
     """A task config is invalid; the message names the file and the key path."""
 
@@ -170,6 +178,45 @@ class TrainConfig:
     max_length: int = 128
     checkpoint_every: int = 200  # optimizer steps between resumable checkpoints
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """Low-rank adapters (peft) on a frozen base; the [LoL] seeds' settings are the defaults."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    # ["all-linear"]: every Linear (and GPT-2 Conv1D) layer but the output head
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    merge: bool = True  # fold the adapters into the base after training; False: the result keeps them separate
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """How training runs (not what it computes): precision, micro-batches, adapters, launcher config.
+
+    ``train.batch_size`` stays the global batch of one optimiser step; ``micro_batch_size`` rows per
+    forward on one process set the gradient accumulation (None: the global batch split over processes).
+    """
+
+    precision: Literal["no", "bf16", "fp16"] = "no"
+    micro_batch_size: int | None = None
+    gradient_checkpointing: bool = False
+    compile: bool | None = None  # torch.compile; None: on where CUDA is available
+    lora: LoraConfig | None = None
+    quantization: Literal["4bit", "8bit"] | None = None  # QLoRA base weights (bitsandbytes, CUDA only)
+    accelerate_config: str | None = None  # configs/accelerate/<name>.yaml used by launchers
+
+    def __post_init__(self) -> None:
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise ConfigError(f"micro_batch_size must be >= 1, got {self.micro_batch_size}")
+        if self.quantization is not None and self.lora is None:
+            raise ConfigError("quantization trains adapters only: set lora as well")
+        if self.accelerate_config is not None and not (accelerate_dir() / f"{self.accelerate_config}.yaml").exists():
+            known = sorted(p.stem for p in accelerate_dir().glob("*.yaml"))
+            raise ConfigError(f"accelerate_config {self.accelerate_config!r} is not in configs/accelerate/; "
+                              f"known: {known}")
 
 
 @dataclass(frozen=True)
@@ -363,6 +410,7 @@ class TaskConfig:
     reference_value: ReferenceValueConfig | None = None
     policy: PolicyConfig | None = None
     evaluation: EvaluationConfig | None = None
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
     def __post_init__(self) -> None:
         # Offline RL learns from R, the task's annotated reward of the policy's rows.
@@ -373,20 +421,41 @@ class TaskConfig:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TaskConfig:
-    """Read a task YAML, apply ``key.path=value`` overrides, and validate strictly."""
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                profile: str | None = None) -> TaskConfig:
+    """Read a task YAML, overlay ``configs/profiles/<profile>.yaml``, apply ``key.path=value``
+    overrides (they win over the profile), and validate strictly."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such task config")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path.name}: top level must be a mapping")
+    raw = _read_mapping(path, "task config")
+    label = path.name
+    if profile is not None:
+        _overlay(raw, _read_mapping(profiles_dir() / f"{profile}.yaml", "profile"))
+        label = f"{path.name} with profile {profile}"
     for item in overrides:
         apply_override(raw, item, path.name)
     try:
         return _build(TaskConfig, raw, "")
     except ConfigError as err:
-        raise ConfigError(f"{path.name}: {err}") from None
+        raise ConfigError(f"{label}: {err}") from None
+
+
+def _read_mapping(path: Path, kind: str) -> dict:
+    if not path.exists():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"{path}: no such {kind}; known: {known}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: top level must be a mapping")
+    return raw
+
+
+def _overlay(base: dict, top: dict) -> None:
+    """Merge ``top`` into ``base`` in place: mappings recursively, anything else replaced."""
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _overlay(base[key], value)
+        else:
+            base[key] = value
 
 
 def load_resolved(path: str | Path) -> TaskConfig:
