@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui ui-check bench setup
+.PHONY: demo test ui ui-check bench setup gpu-check
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -30,3 +30,10 @@ ui-check: setup  ## drive the UI in Chromium: one "Materialize all" over the dem
 
 bench: setup  ## performance comparisons against the stock stack
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+gpu-check: setup  ## on a CUDA box: the gpu tests, then ours vs TRL/HF at GPT-2-124M (docs/gpu.md)
+	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs CUDA')"
+	-$(PY) -m pip install -q $(PIP_FLAGS) --no-build-isolation -e '.[gpu]'  # DeepSpeed, bitsandbytes: their tests skip without them
+	$(PY) -m pytest -q -m gpu tests/gpu
+	$(PY) benchmarks/bench_train.py --size gpt2 --batch 16 --sft-len 1024 --dpo-len 512 --precision bf16 \
+		--steps 25 --warmup 5 --rounds 2

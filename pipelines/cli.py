@@ -2,6 +2,7 @@
 
     rlhf run demo                                   # materialize the demo graph headless
     rlhf run demo --select rl --set policy.train.lr=1e-3
+    rlhf run hh_rlhf --profile gpu                  # overlay configs/profiles/gpu.yaml
     rlhf leaderboard demo                           # print data/artifacts/demo/leaderboard.csv
 
 ``run`` goes through Dagster (the same assets and instance storage the UI sees); it belongs to
@@ -25,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("task", help="a config name under configs/tasks/ (e.g. demo)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a task-config key (strict: unknown keys fail)")
+    run.add_argument("--profile", metavar="NAME",
+                     help="overlay configs/profiles/NAME.yaml (cpu, gpu, multi_gpu_zero3) before --set")
     run.add_argument("--select", action="append", default=[], metavar="ASSET_OR_GROUP",
                      help="an asset name (sft_model) or stage group (data, annotation, models, rl); default: all")
     board = sub.add_parser("leaderboard", help="print a task's exported leaderboard")
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.runner import print_leaderboard, run_task
 
     if args.command == "run":
-        return run_task(args.task, args.overrides, args.select)
+        return run_task(args.task, args.overrides, args.select, profile=args.profile)
     return print_leaderboard(args.task)
 
 

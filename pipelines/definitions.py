@@ -1,6 +1,7 @@
 """The code location the UI loads (workspace.yaml): every task config in one folder.
 
     dg dev -w workspace.yaml -h 127.0.0.1          # what `make ui` runs
+    RLHF_PROFILE=gpu make ui                       # every task with configs/profiles/gpu.yaml overlaid
 
 The folder is ``configs/tasks/``, or ``$RLHF_TASKS_DIR`` (for example a folder holding a smaller
 copy of a task, as the UI tests use).
@@ -18,7 +19,8 @@ from rlhf_core.config import load_config, tasks_dir
 
 
 def build_definitions(tasks_dir: Path) -> dg.Definitions:
-    tasks = [load_config(path) for path in sorted(tasks_dir.glob("*.yaml"))]
+    profile = os.environ.get("RLHF_PROFILE") or None
+    tasks = [load_config(path, profile=profile) for path in sorted(tasks_dir.glob("*.yaml"))]
     # In-process steps: a step costs milliseconds instead of a process start (seconds); each run is
     # already its own process, started by the instance's run launcher.
     shell = dg.Definitions(resources=build_resources(), executor=dg.in_process_executor)

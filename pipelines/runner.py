@@ -36,8 +36,9 @@ def resolve_selection(task: str, steps, select: list[str]) -> set[dg.AssetKey]:
     return chosen
 
 
-def run_task(task_name: str, overrides: list[str], select: list[str], resources: dict | None = None) -> int:
-    task = load_config(task_config_path(task_name), overrides)
+def run_task(task_name: str, overrides: list[str], select: list[str], resources: dict | None = None,
+             profile: str | None = None) -> int:
+    task = load_config(task_config_path(task_name), overrides, profile=profile)
     steps = run_plan(task)
     every_asset = [a for s in steps for a in s.assets]
     chosen = resolve_selection(task_name, steps, select)

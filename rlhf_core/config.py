@@ -33,6 +33,14 @@ def tasks_dir() -> Path:
     return project_root() / "configs" / "tasks"
 
 
+def profiles_dir() -> Path:
+    return project_root() / "configs" / "profiles"
+
+
+def accelerate_dir() -> Path:
+    return project_root() / "configs" / "accelerate"
+
+
 # ----------------------------------------------------------------------------- models
 
 
@@ -168,6 +176,45 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class LoraConfig:
+    """Low-rank adapters (peft) on a frozen base; the [LoL] seeds' settings are the defaults."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    # ["all-linear"]: every Linear (and GPT-2 Conv1D) layer but the output head
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    merge: bool = True  # fold the adapters into the base after training; False: the result keeps them separate
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """How training runs (not what it computes): precision, micro-batches, adapters, launcher config.
+
+    ``train.batch_size`` stays the global batch of one optimiser step; ``micro_batch_size`` rows per
+    forward on one process set the gradient accumulation (None: the global batch split over processes).
+    """
+
+    precision: Literal["no", "bf16", "fp16"] = "no"
+    micro_batch_size: int | None = None
+    gradient_checkpointing: bool = False
+    compile: bool | None = None  # torch.compile; None: on where CUDA is available
+    lora: LoraConfig | None = None
+    quantization: Literal["4bit", "8bit"] | None = None  # QLoRA base weights (bitsandbytes, CUDA only)
+    accelerate_config: str | None = None  # configs/accelerate/<name>.yaml used by launchers
+
+    def __post_init__(self) -> None:
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise ConfigError(f"micro_batch_size must be >= 1, got {self.micro_batch_size}")
+        if self.quantization is not None and self.lora is None:
+            raise ConfigError("quantization trains adapters only: set lora as well")
+        if self.accelerate_config is not None and not (accelerate_dir() / f"{self.accelerate_config}.yaml").exists():
+            known = sorted(p.stem for p in accelerate_dir().glob("*.yaml"))
+            raise ConfigError(f"accelerate_config {self.accelerate_config!r} is not in configs/accelerate/; "
+                              f"known: {known}")
+
+
+@dataclass(frozen=True)
 class SFTConfig:
     data: str  # dataset name with prompt/completion columns
     model: ModelSource
@@ -204,72 +251,6 @@ class ReferenceValueConfig:
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128))
     num_beams: int = 2  # docs/sources.md §6.2 generation-task settings
     repetition_penalty: float = 2.5
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    """Online RL on the rollout engine (docs/sources.md §6.1, §6.5-6.8).
-
-    ``semantics`` picks the exact update rule: ``fine_grained`` ([FG]), ``legacy_step`` (TRL 0.7
-    step-PPO: [LoL] baseline, [CRS], [WA]), or the critic-free ``grpo`` / ``rloo``. Defaults are
-    TRL 0.7's PPOConfig defaults; the [FG] settings are kl_coef 0.3, lam 0.95, vf_coef 1.0,
-    whiten_rewards true, adaptive_kl false, kl_stop_threshold 10.
-    """
-
-    semantics: Literal["fine_grained", "legacy_step", "grpo", "rloo"] = "legacy_step"
-    steps: int = 20  # rollouts
-    prompts_per_rollout: int = 16
-    samples_per_prompt: int = 1  # [FG] 4; the group size of grpo / rloo
-    mini_batch_size: int = 4
-    grad_accum: int = 1  # legacy_step: minibatches per optimiser step
-    ppo_epochs: int = 4
-    lr: float = 1.41e-5
-    adam_eps: float = 1e-8
-    lr_schedule: Literal["constant", "linear"] = "constant"  # linear: [FG] warmup then decay to 0
-    warmup_steps: int = 0  # optimiser steps
-    max_grad_norm: float | None = None
-    gamma: float = 1.0
-    lam: float = 0.95
-    cliprange: float = 0.2
-    cliprange_value: float = 0.2
-    vf_coef: float = 0.1
-    pg_coef: float = 1.0
-    kl_coef: float = 0.2  # init_kl_coef (legacy), kl_coef ([FG]), beta of the k3 KL term (grpo/rloo)
-    adaptive_kl: bool = True
-    kl_target: float = 6.0
-    kl_horizon: float = 10000.0
-    whiten_rewards: bool = False
-    use_score_scaling: bool = False
-    use_score_norm: bool = False
-    score_clip: float | None = None
-    ratio_threshold: float = 10.0  # legacy_step skips a minibatch whose mean ratio exceeds this
-    kl_stop_threshold: float | None = None  # [FG] early stop: rollout KL above this on kl_stop_count rollouts
-    kl_stop_count: int = 5
-    kl_limit: float | None = None  # guard: stop (keeping the last good checkpoint) past this rollout KL
-    critic: Literal["shared", "separate"] = "shared"  # value head on the policy trunk, or a value model
-    value_dropout: float = 0.1
-    max_new_tokens: int = 32
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    max_prompt_length: int = 128
-    eval_every: int = 0  # rollouts between greedy evaluations that select the best checkpoint; 0: never
-    checkpoint_every: int = 1  # rollouts between resumable checkpoints (each also saved after every PPO epoch)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.semantics in ("grpo", "rloo") and self.samples_per_prompt < 2:
-            raise ConfigError(f"{self.semantics} needs samples_per_prompt >= 2, got {self.samples_per_prompt}")
-        if self.mini_batch_size < 1 or self.ppo_epochs < 1 or self.steps < 1:
-            raise ConfigError("mini_batch_size, ppo_epochs and steps must be >= 1")
-
-
-@dataclass(frozen=True)
-class PROConfig:
-    """PRO (docs/sources.md §6.4): ranking loss over candidates plus a weighted SFT term."""
-
-    train: TrainConfig
-    sft_weight: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -358,6 +339,7 @@ class TaskConfig:
     reference_value: ReferenceValueConfig | None = None
     policy: PolicyConfig | None = None
     evaluation: EvaluationConfig | None = None
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
     def __post_init__(self) -> None:
         # Offline RL learns from R, the task's annotated reward of the policy's rows.
@@ -368,21 +350,42 @@ class TaskConfig:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TaskConfig:
-    """Read a task YAML (or a resolved JSON, which YAML reads too), apply ``key.path=value``
-    overrides, and validate strictly."""
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                profile: str | None = None) -> TaskConfig:
+    """Read a task YAML (or a resolved JSON, which YAML reads too), overlay
+    ``configs/profiles/<profile>.yaml``, apply ``key.path=value`` overrides (they win over the
+    profile), and validate strictly."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such task config")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path.name}: top level must be a mapping")
+    raw = _read_mapping(path, "task config")
+    label = path.name
+    if profile is not None:
+        _overlay(raw, _read_mapping(profiles_dir() / f"{profile}.yaml", "profile"))
+        label = f"{path.name} with profile {profile}"
     for item in overrides:
         apply_override(raw, item, path.name)
     try:
         return parse_section(TaskConfig, raw)
     except ConfigError as err:
-        raise ConfigError(f"{path.name}: {err}") from None
+        raise ConfigError(f"{label}: {err}") from None
+
+
+def _read_mapping(path: Path, kind: str) -> dict:
+    if not path.exists():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"{path}: no such {kind}; known: {known}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: top level must be a mapping")
+    return raw
+
+
+def _overlay(base: dict, top: dict) -> None:
+    """Merge ``top`` into ``base`` in place: mappings recursively, anything else replaced."""
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _overlay(base[key], value)
+        else:
+            base[key] = value
 
 
 def warn_if_unpinned(hub_id: str, revision: str) -> None:

@@ -35,6 +35,16 @@ MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("Ġ", "a"), ("i", "n"), ("e",
 MAX_POSITIONS = 128  # so truncation is easy to reach in tests
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need CUDA: without it they are skipped, not failed."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 def _bpe(specials: list[str], tail_specials: list[str] = ()) -> tuple[dict[str, int], list[tuple[str, str]]]:
     symbols = specials + sorted(ByteLevel.alphabet()) + ["".join(m) for m in MERGES] + list(tail_specials)
     return {s: i for i, s in enumerate(symbols)}, list(MERGES)

@@ -1,4 +1,5 @@
-"""Batched generation from a causal LM: left-padded prompts, stop at EOS, new text only."""
+"""Batched generation from any causal LM on its own device: left-padded prompts, KV cache, stop at
+EOS, new text only."""
 from __future__ import annotations
 
 import torch
@@ -6,6 +7,7 @@ from tqdm.auto import tqdm
 
 from rlhf_core.config import GenerationConfig
 from rlhf_core.models.load import max_positions
+from rlhf_core.train.batching import to_device
 
 
 @torch.inference_mode()
@@ -21,8 +23,9 @@ def generate(model, tokenizer, prompts: list[str], cfg: GenerationConfig, seed: 
         idx = order[start : start + cfg.batch_size]
         enc = tokenizer([prompts[i] for i in idx], add_special_tokens=False, padding=True,
                         return_tensors="pt", padding_side="left")
+        enc = to_device(dict(enc), model)
         max_new = min(cfg.max_new_tokens, max_positions(model.config) - enc["input_ids"].shape[1])
-        tokens = model.generate(**enc, max_new_tokens=max_new, num_beams=num_beams,
+        tokens = model.generate(**enc, use_cache=True, max_new_tokens=max_new, num_beams=num_beams,
                                 repetition_penalty=repetition_penalty, pad_token_id=tokenizer.pad_token_id,
                                 eos_token_id=tokenizer.eos_token_id, **sampling)
         texts = tokenizer.batch_decode(tokens[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)

@@ -54,10 +54,18 @@ def load_tokenizer(source: ModelSource):
     return tok
 
 
-def load_causal_lm(source: ModelSource):
+def load_causal_lm(source: ModelSource, quantization: str | None = None):
+    """A causal LM; ``quantization`` ("4bit" or "8bit", CUDA only) loads a QLoRA base."""
     from transformers import AutoModelForCausalLM
 
-    return from_pretrained_source(AutoModelForCausalLM, source, use_safetensors=True)
+    from rlhf_core.train.lora import quantization_config
+
+    # A quantized base is placed at load time, on this process's GPU (LOCAL_RANK under a launcher).
+    device = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    extra = {}
+    if quantization:
+        extra = {"quantization_config": quantization_config(quantization), "device_map": device}
+    return from_pretrained_source(AutoModelForCausalLM, source, use_safetensors=True, **extra)
 
 
 def load_sequence_classifier(source: ModelSource, num_labels: int = 1):

@@ -33,7 +33,7 @@ def tokenizer(ctx: Context, corpora: dict[str, ArtifactRef]) -> Result:
     return ctx.build("tokenizer", None, corpora, build)
 
 
-@stage(lambda task: ["sft", "seed"])
+@stage(lambda task: ["sft", "seed", "compute"])
 def sft_model(ctx: Context, tok_ref: ArtifactRef, data_ref: ArtifactRef) -> Result:
     """Supervised fine-tuning (summed NLL per response) on the demonstrations' train split."""
     from rlhf_core.eval.metrics import mean_token_nll
@@ -45,9 +45,11 @@ def sft_model(ctx: Context, tok_ref: ArtifactRef, data_ref: ArtifactRef) -> Resu
 
     def build(out: Path, work: Path) -> dict[str, Any]:
         tok, rows = load_tok(tok_ref), table(data_ref)
-        model = build_causal_lm(cfg.model.init, tok, ctx.cfg.seed) if cfg.model.init else load_causal_lm(cfg.model)
+        model = (build_causal_lm(cfg.model.init, tok, ctx.cfg.seed) if cfg.model.init
+                 else load_causal_lm(cfg.model, ctx.cfg.compute.quantization))
         train_rows = rows[rows["split"] == "train"]
-        result = train_offline(model, tok, train_rows, "nll", cfg.train, work)
+        result = train_offline(model, tok, train_rows, "nll", cfg.train, work, compute=ctx.cfg.compute)
+        model = result.model  # unwrapped (and LoRA-merged) by the engine
         save_model(model, tok, out)
         loss_curve(result.history, out / "loss_curve.png", "SFT loss (summed NLL per response)")
         return {"train_rows": len(train_rows), "steps": result.steps, "final_loss": result.history[-1]["loss"],
@@ -59,7 +61,7 @@ def sft_model(ctx: Context, tok_ref: ArtifactRef, data_ref: ArtifactRef) -> Resu
 
 def _reward_model_reads(task) -> list[str]:
     # A scratch RM is built with the SFT network's sizes; the gold judge grades the held-out pairs.
-    return ["reward_model", "seed", *(["sft.model.init"] if task.reward_model.init == "scratch" else []),
+    return ["reward_model", "seed", "compute", *(["sft.model.init"] if task.reward_model.init == "scratch" else []),
             *(["gold", "world"] if task.gold else [])]
 
 
@@ -85,7 +87,8 @@ def reward_model(ctx: Context, tok_ref: ArtifactRef, pairs_ref: ArtifactRef, sft
             model = GPT2ForSequenceClassification(build_causal_lm(ctx.cfg.sft.model.init, tok, ctx.cfg.seed).config)
         model.config.pad_token_id = tok.pad_token_id
         train_pairs = pairs[pairs["split"] == "train"]
-        result = train_bradley_terry(model, tok, train_pairs, cfg.train, work)
+        result = train_bradley_terry(model, tok, train_pairs, cfg.train, work, compute=ctx.cfg.compute)
+        model = result.model
         save_model(model, tok, out)
         loss_curve(result.history, out / "loss_curve.png", "Bradley-Terry loss")
         held = pairs[pairs["split"] == "test"]

@@ -14,7 +14,7 @@ from rlhf_core.store import ArtifactRef, write_table
 
 BASELINE = "sft"  # the policy partition that is the SFT reference itself, untouched by RL
 # Every policy setting but the list of algorithms, which only says which partitions exist.
-POLICY_READS = [f"policy.{f.name}" for f in dataclasses.fields(PolicyConfig) if f.name != "algorithms"]
+POLICY_READS = [f"policy.{f.name}" for f in dataclasses.fields(PolicyConfig) if f.name != "algorithms"] + ["compute"]
 
 
 def policy_partitions(task: TaskConfig) -> list[str]:
@@ -86,13 +86,14 @@ def policy(ctx: Context, algorithm: str, sft_ref: ArtifactRef, value_ref: Artifa
 
     def build(out: Path, work: Path) -> dict[str, Any]:
         tok = load_tok(sft_ref)
-        model = load_causal_lm(ModelSource(path=sft_ref.path))
+        model = load_causal_lm(ModelSource(path=sft_ref.path), ctx.cfg.compute.quantization)
         rows = train_rows(data_ref)
         if preference:
-            result = train_dpo(model, tok, rows, cfg, work, reference_free=algorithm == "dpo_ref_free")
+            result = train_dpo(model, tok, rows, cfg, work, reference_free=algorithm == "dpo_ref_free",
+                               compute=ctx.cfg.compute)
         else:
-            result = train_offline(model, tok, rows, algorithm, cfg.train, work, cfg)
-        save_model(model, tok, out)
+            result = train_offline(model, tok, rows, algorithm, cfg.train, work, cfg, compute=ctx.cfg.compute)
+        save_model(result.model, tok, out)
         loss_curve(result.history, out / "loss_curve.png", f"{algorithm} loss")
         last = result.history[-1]
         return {"algorithm": algorithm, "train_rows": len(rows), "steps": result.steps,

@@ -46,13 +46,26 @@ def collate(ids: list[list[int]], n_prompt: list[int], pad_id: int) -> dict[str,
     return batch
 
 
+def to_device(batch: dict[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
+    """The batch on the device of the model's first parameter (a no-op on CPU)."""
+    device = next(model.parameters()).device
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
 def token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """log pi(y_t | x, y_<t) at every response position: ``(logp (B, T-1), mask (B, T-1))``.
 
-    The logit for token t sits at position t-1, so targets are the inputs shifted by one.
+    The logit for token t sits at position t-1, so targets are the inputs shifted by one. Logits
+    are computed only from the batch's first response position on (``logits_to_keep``): the
+    output head and the softmax over the vocabulary skip the prompt, whose log-probs are masked
+    out anyway; those columns are returned as zeros.
     """
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
-    targets = batch["input_ids"][:, 1:]
-    logp = torch.gather(F.log_softmax(logits.float(), dim=-1), 2, targets.unsqueeze(-1)).squeeze(-1)
-    mask = batch["response_mask"][:, 1:].to(logp.dtype)
+    batch = to_device(batch, model)
+    ids, response = batch["input_ids"], batch["response_mask"]
+    first = max(1, int(response.to(torch.int8).argmax(-1).min()))  # earliest response token in the batch
+    logits = model(input_ids=ids, attention_mask=batch["attention_mask"],
+                   logits_to_keep=ids.shape[1] - first + 1).logits[:, :-1]
+    logp = torch.gather(F.log_softmax(logits.float(), dim=-1), 2, ids[:, first:].unsqueeze(-1)).squeeze(-1)
+    logp = F.pad(logp, (first - 1, 0))
+    mask = response[:, 1:].to(logp.dtype)
     return logp * mask, mask

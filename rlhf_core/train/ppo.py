@@ -41,7 +41,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from rlhf_core.config import PPOConfig
+from rlhf_core.config_rl import PPOConfig
 from rlhf_core.train import ppo_math as pm
 from rlhf_core.train.offline import frozen_copy
 from rlhf_core.train.sampler import SamplingSettings, sample

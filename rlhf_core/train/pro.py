@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from rlhf_core.config import PROConfig
+from rlhf_core.config_rl import PROConfig
 from rlhf_core.train.batching import collate, encode_pairs, token_logprobs
 from rlhf_core.train.loop import BatchOrder, LoopResult, run_loop, total_steps
 

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from rlhf_core.config import ReferenceValueConfig
+from rlhf_core.rewards.model_loading import pick_device
+from rlhf_core.train.batching import to_device
 
 
 class ValueHeadAttention(nn.Module):
@@ -41,7 +43,7 @@ def prompt_states(model, tokenizer, prompts: list[str], batch_size: int = 64) ->
     for start in range(0, len(prompts), batch_size):
         enc = tokenizer(prompts[start : start + batch_size], add_special_tokens=False, padding=True,
                         return_tensors="pt", padding_side="left")
-        hidden = model(**enc, output_hidden_states=True).hidden_states[-1]
+        hidden = model(**to_device(dict(enc), model), output_hidden_states=True).hidden_states[-1].float().cpu()
         out += [h[m.bool()].clone() for h, m in zip(hidden, enc["attention_mask"])]
     return out
 
@@ -60,9 +62,10 @@ def fit_value_head(states: list[torch.Tensor], targets: np.ndarray, cfg: Referen
                    seed: int) -> tuple[ValueHeadAttention, list[float]]:
     """Train by MSE; return the best epoch's head and the per-epoch mean training MSE."""
     torch.manual_seed(seed)
-    head = ValueHeadAttention(states[0].shape[-1], cfg.num_heads, cfg.dropout, cfg.max_value)
+    device = pick_device(None)  # the head is as wide as the policy: H x H attention weights
+    head = ValueHeadAttention(states[0].shape[-1], cfg.num_heads, cfg.dropout, cfg.max_value).to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr)
-    y = torch.tensor(targets, dtype=torch.float32)
+    y = torch.tensor(targets, dtype=torch.float32, device=device)
     best, best_mse, curve = copy.deepcopy(head.state_dict()), float("inf"), []
     gen = torch.Generator().manual_seed(seed)
     for _ in range(cfg.epochs):
@@ -70,7 +73,7 @@ def fit_value_head(states: list[torch.Tensor], targets: np.ndarray, cfg: Referen
         losses = []
         for idx in torch.randperm(len(states), generator=gen).split(cfg.batch_size):
             x, pad = _pad([states[i] for i in idx])
-            loss = nn.functional.mse_loss(head(x, pad), y[idx])
+            loss = nn.functional.mse_loss(head(x.to(device), pad.to(device)), y[idx.to(device)])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -85,5 +88,6 @@ def fit_value_head(states: list[torch.Tensor], targets: np.ndarray, cfg: Referen
 @torch.inference_mode()
 def predict_values(head: ValueHeadAttention, states: list[torch.Tensor], batch_size: int = 256) -> np.ndarray:
     head.eval()
-    out = [head(*_pad(states[i : i + batch_size])) for i in range(0, len(states), batch_size)]
-    return torch.cat(out).double().numpy()
+    device = next(head.parameters()).device
+    out = [head(*(t.to(device) for t in _pad(states[i : i + batch_size]))) for i in range(0, len(states), batch_size)]
+    return torch.cat(out).double().cpu().numpy()

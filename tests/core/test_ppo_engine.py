@@ -153,12 +153,13 @@ def test_linear_schedule_warms_up_then_decays_per_optimiser_step(tmp_path):
 
 
 def test_ppo_config_is_strict():
-    from rlhf_core.config import ConfigError, PPOConfig, _build
+    from rlhf_core.config import ConfigError, parse_section
+    from rlhf_core.config_rl import PPOConfig
 
-    cfg = _build(PPOConfig, {"semantics": "fine_grained", "kl_limit": 20, "lr_schedule": "linear"}, "policy.ppo")
+    cfg = parse_section(PPOConfig, {"semantics": "fine_grained", "kl_limit": 20, "lr_schedule": "linear"}, "policy.ppo")
     assert (cfg.semantics, cfg.kl_limit, cfg.lr_schedule) == ("fine_grained", 20.0, "linear")
     with pytest.raises(ConfigError, match="policy.ppo.semantics: expected one of"):
-        _build(PPOConfig, {"semantics": "ppo2"}, "policy.ppo")
+        parse_section(PPOConfig, {"semantics": "ppo2"}, "policy.ppo")
     with pytest.raises(ConfigError, match="grpo needs samples_per_prompt >= 2"):
         PPOConfig(semantics="grpo")
 

@@ -61,7 +61,7 @@ PROMPTS = ["the cat", "a dog", "the mat", "very good", "sad cat", "on the"]
 
 
 def toy_ppo_config(**overrides):
-    from rlhf_core.config import PPOConfig
+    from rlhf_core.config_rl import PPOConfig
 
     base = dict(semantics="legacy_step", steps=3, prompts_per_rollout=8, mini_batch_size=4, ppo_epochs=2,
                 lr=1e-2, max_new_tokens=8, kl_coef=0.05)

@@ -1,0 +1,68 @@
+"""The engine across real processes: 2-rank data parallelism on CPU, and SIGKILL then resume.
+
+Each test starts ``engine_worker.py`` (A-LoL on a tiny GPT-2, 6 steps of 4 rows, checkpoints
+every 2 steps) as separate OS processes and compares the weights it writes.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from engine_worker import assert_same_weights
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = str(Path(__file__).with_name("engine_worker.py"))
+
+
+def run_worker(out: Path, work: Path, *extra: str, torchrun: bool = False, expect_kill: bool = False) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] if torchrun \
+        else [sys.executable]
+    proc = subprocess.run([*launcher, WORKER, str(out), str(work), *extra], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    if expect_kill:
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+        return {}
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "run.json").read_text())
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(out / "weights.safetensors")
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """One uninterrupted single-process run, without and with dropout."""
+    root = tmp_path_factory.mktemp("straight")
+    return {d: (run_worker(root / f"out{d}", root / f"work{d}", "--dropout", d), root / f"out{d}")
+            for d in ("0", "0.1")}
+
+
+def test_two_cpu_processes_train_the_same_weights_as_one(straight, tmp_path):
+    run, out = straight["0"]
+    ddp = run_worker(tmp_path / "out", tmp_path / "work", "--dropout", "0", torchrun=True)
+    assert ddp["processes"] == 2 and run["processes"] == 1
+    assert ddp["losses"] == pytest.approx(run["losses"], rel=1e-6)
+    assert_same_weights(weights(out), weights(tmp_path / "out"), atol=2e-6)
+    assert run["moved"] > 1e-3  # the weights trained, so their equality means something
+
+
+@pytest.mark.parametrize("kill", ["step:4", "save:4"])
+def test_a_run_killed_mid_step_or_mid_save_resumes_to_the_same_weights(straight, tmp_path, kill):
+    run, out = straight["0.1"]  # dropout on: the RNG state has to resume too
+    run_worker(tmp_path / "out", tmp_path / "work", "--dropout", "0.1", "--kill", kill, expect_kill=True)
+    checkpoints = sorted(p.name for p in (tmp_path / "work" / "checkpoints").iterdir())
+    # Killed inside the save at step 4: its half-written folder is there, without the marker.
+    assert checkpoints == (["step-00000002", "step-00000004.tmp"] if kill == "save:4" else ["step-00000002"])
+    resumed = run_worker(tmp_path / "out", tmp_path / "work", "--dropout", "0.1")
+    assert resumed["resumed_from"] == 2
+    assert resumed["losses"] == run["losses"]
+    expected, got = weights(out), weights(tmp_path / "out")
+    for name in expected:
+        assert torch.equal(got[name], expected[name]), name
