@@ -1,45 +1,68 @@
-"""Asset checks guarding the hand-offs; bodies call validators in rlhf_core.data.validate."""
+"""Asset checks guarding the hand-offs, run inside their asset's own step.
+
+Each asset declares its checks as ``check_specs`` and yields their results right after its
+output, so a check costs no step and no input load of its own, and a failed blocking check
+fails the step before any downstream asset starts. Bodies call validators in
+``rlhf_core.data.validate``, which are unit-tested without Dagster.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import dagster as dg
 
 from assets.common import key
+from resources.metadata import output
 from rlhf_core.config import TaskConfig
 from rlhf_core.data import validate
 from rlhf_core.stages.base import table
+from rlhf_core.store import ArtifactRef
 
 
-def _result(passed_meta, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
-    passed, meta = passed_meta
-    return dg.AssetCheckResult(passed=passed, metadata=meta, severity=severity)
+@dataclass(frozen=True)
+class Check:
+    name: str
+    description: str
+    run: Callable[[ArtifactRef], tuple[bool, dict]]
+    blocking: bool = True  # an ERROR failure stops everything downstream
+
+    @property
+    def severity(self) -> dg.AssetCheckSeverity:
+        return dg.AssetCheckSeverity.ERROR if self.blocking else dg.AssetCheckSeverity.WARN
 
 
-def build(task: TaskConfig) -> list[dg.AssetChecksDefinition]:
+def for_asset(task: TaskConfig, name: str) -> list[Check]:
+    """The checks of one asset of ``task`` (by its name without the task prefix)."""
     checks = []
-    for name in task.datasets:
-
-        @dg.asset_check(asset=key(task, name), name="non_empty", blocking=True,
-                        description="The table has rows; every input row was kept, dropped by rule or quarantined.")
-        def non_empty(ref) -> dg.AssetCheckResult:
-            return _result(validate.non_empty_table(table(ref), ref.path))
-
-        checks.append(non_empty)
-    pairs = task.reward_model.data if task.reward_model else None
-    if pairs in task.datasets:
-
-        @dg.asset_check(asset=key(task, pairs), name="pairs_valid", blocking=True,
-                        description="No empty responses; chosen differs from rejected.")
-        def pairs_valid(ref) -> dg.AssetCheckResult:
-            return _result(validate.preference_pairs_valid(table(ref)))
-
-        checks.append(pairs_valid)
-    if task.reward_model is not None and task.gold is not None:
-
-        @dg.asset_check(asset=key(task, "reward_model"), name="heldout_accuracy_vs_gold",
-                        description="Held-out pairwise accuracy against the gold reward reaches the configured bar.")
-        def rm_accuracy(ref) -> dg.AssetCheckResult:
-            acc = ref.meta()["metadata"]["heldout_accuracy_vs_gold"]
-            return _result(validate.at_least(acc, task.reward_model.min_pairwise_accuracy, "accuracy"),
-                           dg.AssetCheckSeverity.WARN)
-
-        checks.append(rm_accuracy)
+    if name in task.datasets:
+        checks.append(Check("non_empty", "The table has rows; every input row was kept, dropped by rule or "
+                            "quarantined.", lambda ref: validate.non_empty_table(table(ref), ref.path)))
+        if task.reward_model is not None and name == task.reward_model.data:
+            checks.append(Check("pairs_valid", "No empty responses; chosen differs from rejected.",
+                                lambda ref: validate.preference_pairs_valid(table(ref))))
+    if name == "reward_model" and task.reward_model is not None and task.gold is not None:
+        bar = task.reward_model.min_pairwise_accuracy
+        checks.append(Check("heldout_accuracy_vs_gold", "Held-out pairwise accuracy against the gold reward "
+                            "reaches the configured bar.", blocking=False, run=lambda ref: validate.at_least(
+                                ref.meta()["metadata"]["heldout_accuracy_vs_gold"], bar, "accuracy")))
     return checks
+
+
+def specs(task: TaskConfig, name: str) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(c.name, asset=key(task, name), description=c.description, blocking=c.blocking)
+            for c in for_asset(task, name)]
+
+
+def results(task: TaskConfig, name: str, ref: ArtifactRef) -> Iterator[dg.AssetCheckResult]:
+    for check in for_asset(task, name):
+        passed, meta = check.run(ref)
+        yield dg.AssetCheckResult(asset_key=key(task, name), check_name=check.name, passed=passed,
+                                  metadata=meta, severity=check.severity)
+
+
+def checked_output(task: TaskConfig, name: str, built: tuple[ArtifactRef, dict]) -> Iterator:
+    """What a checked asset yields: its output, then the results of its checks."""
+    ref, meta = built
+    yield output(ref, meta)
+    yield from results(task, name, ref)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets import checks
 from assets.common import asset_in, data_key, key
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
@@ -33,8 +34,9 @@ def _dataset_asset(task: TaskConfig, name: str) -> dg.AssetsDefinition:
 
     @dg.asset(key=key(task, name), group_name=f"{task.task}_data", kinds={"parquet"},
               ins={i: asset_in(task, asset) for i, asset in parents.items()},
-              code_version=stages.build_dataset.version(task, name), description=f"Built by '{spec.builder}' from {spec.inputs}.")
+              code_version=stages.build_dataset.version(task, name), check_specs=checks.specs(task, name),
+              description=f"Built by '{spec.builder}' from {spec.inputs}.")
     def _asset(artifacts: ArtifactStoreResource, **inputs):
-        return output(*stages.build_dataset(task, artifacts.store(), name, inputs))
+        yield from checks.checked_output(task, name, stages.build_dataset(task, artifacts.store(), name, inputs))
 
     return _asset

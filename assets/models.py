@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets import checks
 from assets.common import asset_in, data_key, key
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
@@ -36,10 +37,11 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
             rm_ins["world"] = asset_in(task, f"raw_{world}")
 
         @dg.asset(key=key(task, "reward_model"), group_name=group, kinds={"pytorch"}, ins=rm_ins,
-                  code_version=stages.reward_model.version(task),
+                  code_version=stages.reward_model.version(task), check_specs=checks.specs(task, "reward_model"),
                   description="Bradley-Terry reward model; held-out pairwise accuracy against gold in metadata.")
         def reward_model(artifacts: ArtifactStoreResource, tok, pairs, sft, world=None):
-            return output(*stages.reward_model(task, artifacts.store(), tok, pairs, sft, world))
+            yield from checks.checked_output(task, "reward_model",
+                                             stages.reward_model(task, artifacts.store(), tok, pairs, sft, world))
 
         assets.append(reward_model)
     return assets

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from assets import annotation, checks, data, models, rl
+from assets import annotation, data, models, rl
 from pipelines import automation
 from rlhf_core.config import TaskConfig
 
@@ -61,5 +61,5 @@ def build_task_definitions(task: TaskConfig) -> dg.Definitions:
         jobs.append(job)
         schedules.append(automation.daily_schedule(task, job))
         sensors.append(automation.incoming_sensor(task, job, annotation.day_partitions(task)))
-    return dg.Definitions(assets=assets, asset_checks=checks.build(task), jobs=jobs, schedules=schedules,
+    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules,
                           sensors=sensors)

@@ -54,6 +54,21 @@ def test_metadata_reports_quarantine_and_rm_accuracy(run):
     assert 0.0 <= latest("reward_model")["heldout_accuracy_vs_gold"] <= 1.0
 
 
+def test_asset_checks_pass_inside_their_assets_steps(run):
+    instance = dg.DagsterInstance.get()
+    checks = [dg.AssetCheckKey(dg.AssetKey(["demo", asset]), name) for asset, name in
+              [("preference_pairs", "non_empty"), ("preference_pairs", "pairs_valid"), ("sft_data", "non_empty"),
+               ("reward_model", "heldout_accuracy_vs_gold")]]
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(checks)
+    for check in checks:
+        record = latest[check]
+        assert record.status.value in ("SUCCEEDED", "FAILED"), check  # it ran (the RM bar may warn on micro data)
+        materialized = [e for e in instance.all_logs(record.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+                        if e.dagster_event.asset_key == check.asset_key]
+        assert [e.step_key for e in materialized] == [record.event.step_key]  # evaluated in the asset's own step
+    assert latest[checks[1]].status.value == "SUCCEEDED"
+
+
 def test_an_unchanged_rerun_recomputes_nothing(run):
     _, resources = run
     assert run_task("demo", MICRO, [], resources=resources) == 0
