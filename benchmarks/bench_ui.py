@@ -64,10 +64,15 @@ def main() -> None:
         (tasks / f"{args.task}.yaml").write_text(yaml.safe_dump(raw))
 
         cli_env = env_for(tmp / "cli", tasks)
-        cli = [time_cli(args.task, args.overrides, cli_env) for _ in range(2)]
+        cli, gui = [], []
+        for label in ("from an empty store", "re-run"):
+            cli.append(time_cli(args.task, args.overrides, cli_env))
+            print(f"rlhf run ({label}): {cli[-1]:.1f} s", flush=True)
         (tmp / "ui").mkdir()
         with serve(env_for(tmp / "ui", tasks), tmp / "ui" / "ui.log") as ui:
-            gui = [time_ui(ui, args.task) for _ in range(2)]
+            for label in ("from an empty store", "re-run"):
+                gui.append(time_ui(ui, args.task))
+                print(f"materialize all ({label}): {gui[-1]:.1f} s", flush=True)
     for label, c, u in (("from an empty store", cli[0], gui[0]), ("re-run, nothing changed", cli[1], gui[1])):
         print(f"{label}: rlhf run {c:.1f} s, materialize all {u:.1f} s")
         print(f"ui: materialize all vs rlhf run {u / c:.2f}x ({label})")
