@@ -1,7 +1,7 @@
 """The A-LoL reference value, policies per algorithm, their generations and evaluations, the leaderboard.
 
-R, the task's reward, reaches RL through ``rewards`` -> ``reference_value`` -> ``policy``; V_ref and
-the evaluation score samples with the same ``reward_scorers``.
+R, the task's reward, reaches offline RL through ``rewards`` -> ``reference_value`` -> ``policy``;
+V_ref, the online policies (ppo, grpo) and the evaluation score samples with the same ``reward_scorers``.
 """
 import dagster as dg
 
@@ -45,11 +45,14 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(key=key(task, "policy"), group_name=group, partitions_def=parts, kinds={"pytorch"},
               ins={"sft": asset_in(task, "sft_model"), "value": asset_in(task, "reference_value"),
-                   "pairs": asset_in(task, data_key(task, task.policy.pairs))},
+                   "pairs": asset_in(task, data_key(task, task.policy.pairs)),
+                   "prompts": asset_in(task, data_key(task, task.sft.data)), "scorers": _scorers_in(task)},
               code_version=rl.policy.version(task),
               description="The SFT reference fine-tuned by one algorithm; partition 'sft' is the reference itself.")
-    def policy(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, sft, value, pairs):
-        return per_partition(context, lambda algorithm: rl.policy(task, artifacts.store(), algorithm, sft, value, pairs))
+    def policy(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, sft, value, pairs, prompts,
+               scorers):
+        return per_partition(context, lambda algorithm: rl.policy(task, artifacts.store(), algorithm, sft, value,
+                                                                  pairs, prompts, scorers))
 
     @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts,
               ins={"policy": asset_in(task, "policy"), "prompts": asset_in(task, data_key(task, task.sft.data))},

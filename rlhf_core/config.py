@@ -9,6 +9,7 @@ optional: a task that lacks one simply does not build that stage.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import os
 import re
@@ -20,6 +21,9 @@ import yaml
 
 # The strict reader lives beside this module; its public names are part of this one's.
 from rlhf_core.config_parse import ConfigError, apply_override, parse_section, to_dict
+# Trainer settings and the online-RL sections live in their own modules (no cycle: they need none of this one).
+from rlhf_core.config_rl import PPOConfig
+from rlhf_core.config_train import TrainConfig
 
 
 
@@ -161,21 +165,6 @@ class DatasetConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Optimiser and loop settings shared by every trainer."""
-
-    epochs: float = 1.0
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 128
-    checkpoint_every: int = 200  # optimizer steps between resumable checkpoints
-    seed: int = 0
-
-
-@dataclass(frozen=True)
 class LoraConfig:
     """Low-rank adapters (peft) on a frozen base; the [LoL] seeds' settings are the defaults."""
 
@@ -265,6 +254,19 @@ class PolicyConfig:
     kl_beta: float = 0.0  # a_lol_kl; also r_lol and a_lol (with ppo_clip 0), the [LoL] --kl_beta
     dpo_beta: float = 0.1
     sampling: Literal["uniform", "priority"] = "uniform"
+    pro_sft_weight: float = 0.05  # weight of PRO's SFT term ([LoL] pro_qlora_llama_hh.py)
+    # The online algorithms' settings; the partition sets the semantics (ppo: legacy_step, grpo: grpo,
+    # whose group size is samples_per_prompt).
+    ppo: PPOConfig | None = None
+
+    def __post_init__(self) -> None:
+        online = [a for a in ("ppo", "grpo") if a in self.algorithms]
+        if online and self.ppo is None:
+            raise ConfigError(f"policy.algorithms {online} need a policy.ppo section")
+        if self.ppo is not None and self.ppo.semantics != "legacy_step":
+            raise ConfigError("policy.ppo.semantics: the partition sets it (ppo: legacy_step, grpo: grpo); leave it out")
+        if "grpo" in self.algorithms and self.ppo.samples_per_prompt < 2:
+            raise ConfigError(f"grpo needs policy.ppo.samples_per_prompt >= 2, got {self.ppo.samples_per_prompt}")
 
 
 @dataclass(frozen=True)
@@ -373,7 +375,8 @@ def _read_mapping(path: Path, kind: str) -> dict:
     if not path.exists():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise ConfigError(f"{path}: no such {kind}; known: {known}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    # A resolved JSON is read as JSON: YAML 1.1 reads a float such as 1e-08 (no dot) as a string.
+    raw = (json.loads if path.suffix == ".json" else yaml.safe_load)(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name}: top level must be a mapping")
     return raw

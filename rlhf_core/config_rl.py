@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rlhf_core.config import TrainConfig
+from rlhf_core.config_train import TrainConfig
 from rlhf_core.config_parse import ConfigError
 
 

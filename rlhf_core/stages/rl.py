@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from rlhf_core.config import ModelSource, PolicyConfig, TaskConfig
+from rlhf_core.config_rl import PPOConfig, PROConfig
 from rlhf_core.stages.annotation import reward_function, reward_terms
 from rlhf_core.stages.base import TABLE, Context, Result, load_tok, stage, table, train_rows
 from rlhf_core.store import ArtifactRef, write_table
@@ -67,28 +68,52 @@ def reference_value(ctx: Context, sft_ref: ArtifactRef, prompts_ref: ArtifactRef
     return ctx.build("reference_value", None, parents, build)
 
 
-@stage(lambda task: POLICY_READS)
-def policy(ctx: Context, algorithm: str, sft_ref: ArtifactRef, value_ref: ArtifactRef, pairs_ref: ArtifactRef) -> Result:
-    """Fine-tune the SFT reference with one algorithm; the ``sft`` partition is the reference itself."""
+# Online algorithms: the policy partition's name picks the PPO engine's update rule.
+ONLINE_SEMANTICS = {"ppo": "legacy_step", "grpo": "grpo"}
+
+
+def online_config(cfg: PolicyConfig, algorithm: str) -> PPOConfig:
+    """``policy.ppo`` (present: the config checks) with the algorithm's semantics."""
+    return dataclasses.replace(cfg.ppo, semantics=ONLINE_SEMANTICS[algorithm])
+
+
+@stage(lambda task: [*POLICY_READS, *reward_terms(task)])
+def policy(ctx: Context, algorithm: str, sft_ref: ArtifactRef, value_ref: ArtifactRef, pairs_ref: ArtifactRef,
+           prompts_ref: ArtifactRef, scorer_refs: dict[str, ArtifactRef]) -> Result:
+    """Fine-tune the SFT reference with one algorithm; the ``sft`` partition is the reference itself.
+
+    Offline algorithms learn from the rows of ``reference_value`` (R and A), preference ones
+    (dpo, pro) from the pairs, and online ones (ppo, grpo) from samples on the SFT data's train
+    prompts, scored by the task's R through the same scorers as V_ref and the evaluation.
+    """
     from rlhf_core.eval.plots import loss_curve
     from rlhf_core.models.load import load_causal_lm, save_model
     from rlhf_core.train.losses import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS
     from rlhf_core.train.offline import train_dpo, train_offline
+    from rlhf_core.train.pro import train_pro
 
     if algorithm == BASELINE:
         return sft_ref, {"algorithm": BASELINE, "artifact": sft_ref.path, "content_hash": sft_ref.content_hash}
-    if algorithm not in OFFLINE_ALGORITHMS + PREFERENCE_ALGORITHMS:
-        raise ValueError(f"policy.algorithms: unknown algorithm {algorithm!r}; "
-                         f"known: {OFFLINE_ALGORITHMS + PREFERENCE_ALGORITHMS}")
+    known = OFFLINE_ALGORITHMS + PREFERENCE_ALGORITHMS + ("pro", *ONLINE_SEMANTICS)
+    if algorithm not in known:
+        raise ValueError(f"policy.algorithms: unknown algorithm {algorithm!r}; known: {known}")
     cfg = ctx.cfg.policy
-    preference = algorithm in PREFERENCE_ALGORITHMS
-    data_ref = pairs_ref if preference else value_ref  # offline rows carry R and A from reference_value
+    online = algorithm in ONLINE_SEMANTICS
+    if online:
+        ppo_cfg = online_config(cfg, algorithm)
+        parents = {"prompts": prompts_ref, **{f"scorer/{c}": r for c, r in scorer_refs.items()}}
+    else:
+        parents = {"data": pairs_ref if algorithm in (*PREFERENCE_ALGORITHMS, "pro") else value_ref}
 
     def build(out: Path, work: Path) -> dict[str, Any]:
         tok = load_tok(sft_ref)
         model = load_causal_lm(ModelSource(path=sft_ref.path), ctx.cfg.compute.quantization)
-        rows = train_rows(data_ref)
-        if preference:
+        if online:
+            return _train_online(ctx, model, tok, ppo_cfg, prompts_ref, scorer_refs, out, work, algorithm)
+        rows = train_rows(parents["data"])
+        if algorithm == "pro":
+            result = train_pro(model, tok, rows, PROConfig(train=cfg.train, sft_weight=cfg.pro_sft_weight), work)
+        elif algorithm in PREFERENCE_ALGORITHMS:
             result = train_dpo(model, tok, rows, cfg, work, reference_free=algorithm == "dpo_ref_free",
                                compute=ctx.cfg.compute)
         else:
@@ -100,4 +125,22 @@ def policy(ctx: Context, algorithm: str, sft_ref: ArtifactRef, value_ref: Artifa
                 "final_loss": last["loss"], "loss_curve": "loss_curve.png",
                 **{k: v for k, v in last.items() if k not in ("step", "loss", "lr")}}
 
-    return ctx.build("policy", algorithm, {"sft": sft_ref, "data": data_ref}, build, algorithm=algorithm)
+    return ctx.build("policy", algorithm, {"sft": sft_ref, **parents}, build, algorithm=algorithm)
+
+
+def _train_online(ctx: Context, model, tok, ppo_cfg: PPOConfig, prompts_ref: ArtifactRef,
+                  scorer_refs: dict[str, ArtifactRef], out: Path, work: Path, algorithm: str) -> dict[str, Any]:
+    """PPO / GRPO on the train prompts with R as the reward; metadata: the reward curve and where the time went."""
+    from rlhf_core.eval.plots import loss_curve
+    from rlhf_core.models.load import save_model
+    from rlhf_core.train.ppo import train_ppo
+
+    prompts = train_rows(prompts_ref)["prompt"].unique().tolist()
+    result = train_ppo(model, tok, prompts, reward_function(ctx.cfg, scorer_refs), ppo_cfg, work)
+    save_model(model, tok, out)
+    steps = [h for h in result.history if "step" in h]
+    loss_curve(steps, out / "loss_curve.png", f"{algorithm} loss")
+    return {"algorithm": algorithm, "semantics": ppo_cfg.semantics, "train_prompts": len(prompts),
+            "steps": result.steps, "stop_reason": result.stop_reason or "", "final_loss": steps[-1]["loss"],
+            "reward_per_step": [round(h["reward"], 4) for h in steps], "kl_per_step": [round(h["kl"], 4) for h in steps],
+            "loss_curve": "loss_curve.png", **{f"time_{k}": round(v, 2) for k, v in result.timings.items()}}

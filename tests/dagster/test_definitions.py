@@ -20,7 +20,7 @@ def test_demo_graph_runs_from_raw_data_to_leaderboard():
 
 def test_rl_assets_are_partitioned_by_algorithm_with_an_sft_baseline():
     policy = defs.resolve_assets_def(dg.AssetKey(["demo", "policy"]))
-    assert policy.partitions_def.get_partition_keys() == ["sft", "nll", "a_lol", "dpo"]
+    assert policy.partitions_def.get_partition_keys() == ["sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo"]
 
 
 def test_jobs_cover_each_partitioning():

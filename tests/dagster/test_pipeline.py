@@ -1,4 +1,5 @@
 """End to end: the demo graph on a micro config, through Dagster, twice."""
+import math
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,9 @@ MICRO = [
     "reference_value.epochs=1",
     "reference_value.generation.max_new_tokens=16",
     "evaluation.generation.max_new_tokens=16",
+    # two tiny rollouts each for ppo and grpo (groups of 2)
+    "policy.ppo={steps: 2, prompts_per_rollout: 4, samples_per_prompt: 2, mini_batch_size: 4, ppo_epochs: 1,"
+    " max_new_tokens: 8}",
 ]
 
 
@@ -36,17 +40,31 @@ def run(tmp_path_factory):
     mp.undo()
 
 
-def latest(key: str) -> dict:
-    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(["demo", key]))
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+def latest(key: str, partition: str | None = None) -> dict:
+    records = dg.DagsterInstance.get().fetch_materializations(
+        dg.AssetRecordsFilter(dg.AssetKey(["demo", key]), asset_partitions=[partition] if partition else None),
+        limit=1).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
 def test_leaderboard_has_a_measured_row_per_algorithm(run):
     root, _ = run
     board = pd.read_csv(root / "artifacts" / "demo" / "leaderboard.csv")
-    assert sorted(board["algorithm"]) == ["a_lol", "dpo", "nll", "sft"]
+    assert sorted(board["algorithm"]) == ["a_lol", "dpo", "grpo", "nll", "ppo", "pro", "sft"]
     for col in ("gold", "reward", "rm", "relevance", "length", "distinct_2"):
         assert board[col].notna().all()
+
+
+def test_pro_ppo_and_grpo_partitions_train_and_report_their_metrics(run):
+    pro = latest("policy", "pro")
+    assert pro["algorithm"] == "pro" and pro["steps"] > 0 and math.isfinite(pro["final_loss"])
+    assert 0.0 <= pro["rank_accuracy"] <= 1.0
+    for algorithm, semantics in (("ppo", "legacy_step"), ("grpo", "grpo")):
+        m = latest("policy", algorithm)
+        assert m["semantics"] == semantics and m["steps"] == 2 and m["train_prompts"] > 0
+        assert len(m["reward_per_step"]) == 2
+        assert all(0.0 <= r <= 1.0 for r in m["reward_per_step"])  # R here is the sigmoid of the RM logit
+        assert {"time_generation_s", "time_scoring_s", "time_update_s"} <= set(m)
 
 
 def test_metadata_reports_quarantine_and_rm_accuracy(run):
@@ -83,9 +101,9 @@ def test_rl_assets_under_a_backfill_range_write_and_read_one_ref_per_partition(r
     single_key_refs = {name: refs(folder) for name, folder in folders.items()}
     for name, folder in folders.items():  # each reads its parent's refs as the range run wrote them
         shutil.rmtree(folder)
-        assert materialize_range(assets, dg.AssetKey(["demo", name]), "sft", "dpo", resources).success
+        assert materialize_range(assets, dg.AssetKey(["demo", name]), "sft", "grpo", resources).success
         assert refs(folder) == single_key_refs[name]  # same artifacts: nothing crossed partitions
-    assert latest("evaluation")["algorithm"] in ("sft", "nll", "a_lol", "dpo")
+    assert latest("evaluation")["algorithm"] in ("sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo")
 
 
 def test_changing_one_stage_rebuilds_only_it_and_its_descendants(run):

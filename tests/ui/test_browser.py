@@ -53,7 +53,7 @@ def test_materialize_all_from_the_lineage_page_then_read_the_leaderboard(ui, pag
     page.goto(f"{ui.url}/assets/demo/leaderboard")
     table = page.locator("table:has(th:text-is('gold'))")
     sync_api.expect(table.first).to_be_visible()
-    for algorithm in ("sft", "nll", "a_lol", "dpo"):
+    for algorithm in ("sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo"):
         sync_api.expect(table.first.locator(f"td:text-is('{algorithm}')")).to_have_count(1)
     page.screenshot(path=SHOTS / "4-leaderboard.png", full_page=True)
     plot_row = page.locator("tr").filter(has=page.get_by_text("plot", exact=True))
