@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,24 +24,8 @@ from rlhf_core.config_parse import ConfigError, apply_override, parse_section, t
 from rlhf_core.config_rl import PPOConfig
 from rlhf_core.config_train import TrainConfig
 
-
-
-def project_root() -> Path:
-    """Where relative paths (configs, fixtures, incoming folders) resolve: ``RLHF_PROJECT_ROOT``,
-    else the working directory. Never the package location, which is wrong once installed."""
-    return Path(os.environ.get("RLHF_PROJECT_ROOT") or os.getcwd()).resolve()
-
-
-def tasks_dir() -> Path:
-    return project_root() / "configs" / "tasks"
-
-
-def profiles_dir() -> Path:
-    return project_root() / "configs" / "profiles"
-
-
-def accelerate_dir() -> Path:
-    return project_root() / "configs" / "accelerate"
+# Where relative paths resolve (the working directory, or RLHF_PROJECT_ROOT).
+from rlhf_core.paths import accelerate_dir, profiles_dir, project_root, tasks_dir
 
 
 # ----------------------------------------------------------------------------- models

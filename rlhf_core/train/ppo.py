@@ -30,53 +30,26 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence, Union
 
 import torch
-from safetensors.torch import load_model, save_model
 from torch import nn
 
 from rlhf_core.config_rl import PPOConfig
 from rlhf_core.train import ppo_math as pm
 from rlhf_core.train.offline import frozen_copy
+from rlhf_core.train.ppo_checkpoint import CheckpointMixin
+from rlhf_core.train.ppo_models import (BUFFER_KEYS, ValueHead, ValueModel, model_inputs, response_logp,
+                                        segment_positions)
 from rlhf_core.train.sampler import SamplingSettings, sample
 
 Segments = Sequence[tuple[int, float]]
 RewardFn = Callable[[list[str], list[str]], Sequence[Union[float, Segments]]]
 CRITIC_FREE = ("grpo", "rloo")
 EVAL_BATCH = 64
-BUFFER_KEYS = ("prompt_ids", "prompt_mask", "response_ids", "mask", "logp", "ref_logp", "values",
-               "raw_rewards", "advantages", "returns", "kl")
-
-
-class ValueHead(nn.Module):
-    """TRL's value head on a shared trunk: dropout + Linear(hidden, 1) on the last hidden state."""
-
-    def __init__(self, hidden: int, dropout: float):
-        super().__init__()
-        self.dropout, self.summary = nn.Dropout(dropout), nn.Linear(hidden, 1)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.summary(self.dropout(hidden.float())).squeeze(-1)
-
-
-class ValueModel(nn.Module):
-    """[FG]'s separate critic: a trunk (any HF model) + Linear(d, d) -> GELU -> Linear(d, 1)."""
-
-    def __init__(self, trunk: nn.Module):
-        super().__init__()
-        d = trunk.config.hidden_size
-        self.trunk = trunk
-        self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
-
-    def forward(self, batch: dict[str, torch.Tensor], start: int, width: int) -> torch.Tensor:
-        out = self.trunk(**batch, output_hidden_states=True)
-        return self.head(_last_hidden(out)[:, start : start + width].float()).squeeze(-1)
 
 
 class PPOStopped(RuntimeError):
@@ -94,48 +67,7 @@ class PPOResult:
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds: generation, scoring, update
 
 
-def segment_positions(tokenizer, text: str, ends: list[int]) -> list[int]:
-    """[FG]: the token that ends a segment is len(tokenize(text[:end])) - 1 (clipped to the
-    response later by ``place_segment_rewards``)."""
-    if not ends:
-        return []
-    prefixes = tokenizer([text[:e] for e in ends], add_special_tokens=False)["input_ids"]
-    return [max(len(p) - 1, 0) for p in prefixes]
-
-
-def _model_inputs(buf: dict[str, torch.Tensor], idx, decoder_start: int | None) -> tuple[dict, int]:
-    """Inputs that score the response tokens of rows ``idx``, and where response token 0's logit sits.
-
-    Causal LM: prompt + response as one left-padded sequence, positions counting real tokens only.
-    Encoder-decoder: the prompt into the encoder, the response teacher-forced after the start token.
-    """
-    prompt_ids, prompt_mask, resp = buf["prompt_ids"][idx], buf["prompt_mask"][idx], buf["response_ids"][idx]
-    if decoder_start is not None:
-        start = torch.full_like(resp[:, :1], decoder_start)
-        return {"input_ids": prompt_ids, "attention_mask": prompt_mask,
-                "decoder_input_ids": torch.cat([start, resp[:, :-1]], dim=1)}, 0
-    ids = torch.cat([prompt_ids, resp], dim=1)
-    mask = torch.cat([prompt_mask, buf["mask"][idx].long()], dim=1)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions}, prompt_ids.shape[1] - 1
-
-
-def _last_hidden(out) -> torch.Tensor:
-    states = getattr(out, "decoder_hidden_states", None)
-    return (states if states is not None else out.hidden_states)[-1]
-
-
-def _response_logp(model, batch: dict[str, torch.Tensor], start: int, targets: torch.Tensor,
-                   hidden: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log pi(y_t | ...) of the response tokens (the logit of token t sits at position start + t)."""
-    out = model(**batch, output_hidden_states=hidden)
-    width = targets.shape[1]
-    logits = out.logits[:, start : start + width].float()
-    logp = torch.gather(logits, 2, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    return logp, _last_hidden(out)[:, start : start + width] if hidden else None
-
-
-class _Engine:
+class _Engine(CheckpointMixin):
     def __init__(self, policy, tokenizer, prompts: list[str], reward_fn: RewardFn, cfg: PPOConfig, work_dir: Path,
                  eval_prompts: list[str] | None, value_model):
         if not prompts:
@@ -279,12 +211,12 @@ class _Engine:
         parts = []
         for idx in torch.arange(buf["mask"].shape[0], device=self.device).split(self.cfg.mini_batch_size):
             logp, values = self._forward(buf, idx)
-            batch, start = _model_inputs(buf, idx, self.decoder_start)
+            batch, start = model_inputs(buf, idx, self.decoder_start)
             if self.lora:
                 with self.policy.disable_adapter():
-                    ref_logp, _ = _response_logp(self.policy, batch, start, buf["response_ids"][idx], False)
+                    ref_logp, _ = response_logp(self.policy, batch, start, buf["response_ids"][idx], False)
             else:
-                ref_logp, _ = _response_logp(self.ref, batch, start, buf["response_ids"][idx], False)
+                ref_logp, _ = response_logp(self.ref, batch, start, buf["response_ids"][idx], False)
             parts.append((logp, values, ref_logp))
         logp, values, ref_logp = zip(*parts)
         return torch.cat(logp), None if values[0] is None else torch.cat(values), torch.cat(ref_logp)
@@ -303,10 +235,10 @@ class _Engine:
 
     def _forward(self, buf: dict[str, torch.Tensor], idx) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Policy log-probs and critic values of the buffer rows ``idx``."""
-        batch, start = _model_inputs(buf, idx, self.decoder_start)
+        batch, start = model_inputs(buf, idx, self.decoder_start)
         targets = buf["response_ids"][idx]
         shared = isinstance(self.critic, ValueHead)
-        logp, hidden = _response_logp(self.policy, batch, start, targets, shared)
+        logp, hidden = response_logp(self.policy, batch, start, targets, shared)
         if self.critic is None:
             return logp, None
         values = self.critic(hidden) if shared else self.critic(batch, start, targets.shape[1])
@@ -381,63 +313,6 @@ class _Engine:
             totals.append(self._score(prompts, texts, mask.sum(-1).long().tolist(), resp.shape[1]).sum(-1))
         return float(torch.cat(totals).mean())
 
-    # ------------------------------------------------------------------ checkpoints
-
-    def _modules(self) -> dict[str, nn.Module]:
-        return {"policy": self.policy, **({"critic": self.critic} if self.critic is not None else {})}
-
-    def save(self, name: str, step: int, current: dict | None) -> None:
-        """Atomically write a checkpoint: temp folder, COMPLETE marker last, then swap it in."""
-        final, tmp, old = self.work / name, self.work / f"{name}.tmp", self.work / f"{name}.old"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for key, module in self._modules().items():
-            save_model(module, str(tmp / f"{key}.safetensors"))
-        state = {
-            "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "kl_ctl": self.kl_ctl.state_dict(),
-            "running": self.running.state_dict(), "early_count": self.early.count,
-            "history": json.dumps(self.history), "timings": json.dumps(self.timings),
-            "best": json.dumps(self.best), "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "current": current,
-        }
-        torch.save(state, tmp / "state.pt")
-        (tmp / "COMPLETE").write_text(json.dumps({"step": step}))
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-
-    def _complete_dir(self, name: str) -> Path | None:
-        for cand in (name, f"{name}.tmp", f"{name}.old"):  # a crash mid-swap leaves one of these complete
-            if (self.work / cand / "COMPLETE").exists():
-                return self.work / cand
-        return None
-
-    def load(self, name: str = "checkpoint", weights_only: bool = False) -> dict | None:
-        path = self._complete_dir(name)
-        if path is None:
-            return None
-        for key, module in self._modules().items():
-            load_model(module, str(path / f"{key}.safetensors"))
-        if weights_only:
-            return None
-        state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")  # RNG states stay on CPU
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.kl_ctl.load_state_dict(state["kl_ctl"])
-        self.running.load_state_dict(state["running"])
-        self.early.count = state["early_count"]
-        self.history, self.timings = json.loads(state["history"]), json.loads(state["timings"])
-        best = json.loads(state["best"])
-        self.best = tuple(best) if best else None
-        torch.set_rng_state(state["rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        return state
-
     # ------------------------------------------------------------------ main loop
 
     def _maybe_eval(self, step_done: int) -> None:
@@ -498,12 +373,6 @@ class _Engine:
         done = max((h["step"] for h in self.history if "step" in h), default=0)
         return PPOResult(self.history, done, start, stop_reason, self.best[0] if self.best else None,
                          self.best[1] if self.best else None, dict(self.timings))
-
-    def _save_mid(self, step: int, buf, epochs_done: int, stats: dict[str, float]) -> None:
-        current = {k: buf[k].cpu() for k in BUFFER_KEYS}
-        current.update(epochs_done=epochs_done, stats=json.dumps(stats))
-        self.save("checkpoint", step - 1, current)
-
 
 def as_trl_reward_func(reward_fn: RewardFn, name: str) -> Callable[..., list[float]]:
     """Our reward function as a TRL ``reward_funcs`` entry (GRPOTrainer, RLOOTrainer): one float
