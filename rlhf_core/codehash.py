@@ -174,17 +174,31 @@ def _package_modules(package: str) -> list[pkgutil.ModuleInfo]:
 
 
 @lru_cache(maxsize=None)
+def _lines(module: str) -> list[str]:
+    return [line + "\n" for line in _module(module)[1].split("\n")]  # ast counts lines by "\n"
+
+
+def _segment(module: str, node: ast.AST) -> str:
+    """The source of ``node``, as ``ast.get_source_segment`` gives it, without re-splitting the
+    whole file on every call (that made loading the definitions take seconds)."""
+    lines, first, last = _lines(module), node.lineno - 1, node.end_lineno - 1
+    if first == last:
+        return lines[first].encode()[node.col_offset : node.end_col_offset].decode()
+    head = lines[first].encode()[node.col_offset :].decode()
+    return head + "".join(lines[first + 1 : last]) + lines[last].encode()[: node.end_col_offset].decode()
+
+
+@lru_cache(maxsize=None)
 def _hash_from(start: Definition) -> str:
     seen, modules = _walk(start)
     digest = hashlib.sha256()
     for module in sorted(modules):
-        tree, source = _module(module)
         defs, _, rest, _ = _scope(module)
         digest.update(module.encode())
         for stmt in rest:  # constants and imports of every touched module
-            digest.update((ast.get_source_segment(source, stmt) or "").encode())
+            digest.update(_segment(module, stmt).encode())
         for name in sorted(n for m, n in seen if m == module):
-            digest.update(name.encode() + (ast.get_source_segment(source, defs[name]) or "").encode())
+            digest.update(name.encode() + _segment(module, defs[name]).encode())
     return digest.hexdigest()[:16]
 
 
