@@ -20,8 +20,7 @@ test: setup  ## the whole test suite (CPU, offline)
 	$(PY) -m pytest -q
 
 ui: setup  ## the Dagster UI on 127.0.0.1:3000, with the daemon (backfills, schedules, sensors)
-	$(PY) -m pipelines.instance
-	.venv/bin/dg dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(PY) -m pipelines.ui --port 3000
 
 ui-check: setup  ## drive the UI in Chromium: one "Materialize all" over the demo (installs Chromium if missing)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)

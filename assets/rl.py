@@ -42,9 +42,12 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
         return []
     group = f"{task.task}_rl"
     parts = algorithm_partitions(task)
+    # A backfill trains, samples and scores every algorithm in one run (a run costs a process start
+    # and a daemon tick); finished algorithms are in the store, so a re-launch redoes only what failed.
+    one_run = dg.BackfillPolicy.single_run()
 
     @dg.asset(key=key(task, "policy"), group_name=group, partitions_def=parts, kinds={"pytorch"},
-              ins={"sft": asset_in(task, "sft_model"), "value": asset_in(task, "reference_value"),
+              backfill_policy=one_run, ins={"sft": asset_in(task, "sft_model"), "value": asset_in(task, "reference_value"),
                    "pairs": asset_in(task, data_key(task, task.policy.pairs)),
                    "prompts": asset_in(task, data_key(task, task.sft.data)), "scorers": _scorers_in(task)},
               code_version=rl.policy.version(task),
@@ -54,14 +57,14 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
         return per_partition(context, lambda algorithm: rl.policy(task, artifacts.store(), algorithm, sft, value,
                                                                   pairs, prompts, scorers))
 
-    @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts,
+    @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts, backfill_policy=one_run,
               ins={"policy": asset_in(task, "policy"), "prompts": asset_in(task, data_key(task, task.sft.data))},
               code_version=evaluation.generations.version(task), description="Samples on the evaluation prompts.")
     def generations(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, policy, prompts):
         return per_partition(context, lambda algorithm: evaluation.generations(task, artifacts.store(), algorithm,
                                                                                policy[algorithm], prompts))
 
-    @dg.asset(key=key(task, "evaluation"), group_name=group, partitions_def=parts,
+    @dg.asset(key=key(task, "evaluation"), group_name=group, partitions_def=parts, backfill_policy=one_run,
               ins={"gen": asset_in(task, "generations"), "scorers": _scorers_in(task)},
               code_version=evaluation.evaluation.version(task),
               description="Every reward component (gold breakdown included), the task's reward R, distinct-1/2.")

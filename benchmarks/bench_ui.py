@@ -1,7 +1,7 @@
 """The UI's "Materialize all" against `rlhf run` on the same task, each from an empty store.
 
 Both run the same assets and write the same artifacts; the UI path adds what a person pays for
-launching from the browser: a process per run, the daemon's backfill ticks (every 30 s) between
+launching from the browser: a process per run, the daemon's backfill ticks (pipelines/ui.py) between
 dependency levels, and the run queue. Each side starts from its own empty artifact store and
 Dagster instance, then runs a second time with nothing changed (everything comes from the cache).
 

@@ -1,6 +1,7 @@
 """The code location the UI loads (workspace.yaml): every task config in one folder.
 
-    dg dev -w workspace.yaml -h 127.0.0.1          # what `make ui` runs
+    python -m pipelines.ui                         # what `make ui` runs (webserver and daemon)
+    dg dev -w workspace.yaml -h 127.0.0.1          # the same, with Dagster's 30 s backfill tick
     RLHF_PROFILE=gpu make ui                       # every task with configs/profiles/gpu.yaml overlaid
 
 The folder is ``configs/tasks/``, or ``$RLHF_TASKS_DIR`` (for example a folder holding a smaller

@@ -1,6 +1,6 @@
 """Drive a Dagster UI the way a person does, through its GraphQL API: start it, click "Materialize all".
 
-    with serve(env, log_path) as ui:                   # `dg dev`, as `make ui` starts it
+    with serve(env, log_path) as ui:                   # webserver and daemon, as `make ui` starts them
         backfill = ui.wait_for_backfill(ui.materialize_all(ui.task_assets("demo")), timeout_s=900)
 
 ``materialize_all`` sends exactly what the UI's button sends for a selection of assets with
@@ -104,19 +104,17 @@ def _free_port() -> int:
 
 @contextmanager
 def serve(env: dict[str, str], log: Path, timeout_s: float = 180) -> Iterator[UI]:
-    """Run `dg dev` (webserver and daemon) from the repo root with ``env`` until the block ends."""
-    subprocess.run([sys.executable, "-m", "pipelines.instance"], cwd=REPO, env=env, check=True, capture_output=True)
+    """Run `make ui`'s webserver and daemon from the repo root with ``env`` until the block ends."""
     port = _free_port()
     with open(log, "w") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "dg"), "dev", "-w", "workspace.yaml",
-                                 "-h", "127.0.0.1", "-p", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines.ui", "--port", str(port)],
                                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     ui = UI(f"http://127.0.0.1:{port}", log)
     try:
         deadline = time.time() + timeout_s
         while not _loaded(ui):
             if proc.poll() is not None:
-                raise RuntimeError(f"`dg dev` exited with {proc.returncode}; see {log}")
+                raise RuntimeError(f"the UI exited with {proc.returncode}; see {log}")
             if time.time() > deadline:
                 raise TimeoutError(f"the UI did not load its code location in {timeout_s} s; see {log}")
             time.sleep(1)

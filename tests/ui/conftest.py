@@ -1,4 +1,4 @@
-"""A real Dagster UI (`dg dev`: webserver and daemon, as `make ui` starts it) over a micro demo.
+"""A real Dagster UI (webserver and daemon, as `make ui` starts them) over a micro demo.
 
 The demo config is the one of tests/dagster/test_pipeline.py, written to a temporary tasks folder
 (``RLHF_TASKS_DIR``); runs, events and artifacts go to temporary folders too.
