@@ -207,6 +207,7 @@ class ArtifactStore:
             meta = {"key": key, "key_parts": key_parts, "content_hash": content_hash, "metadata": metadata,
                     "files": files, "origin": origin}
             write_json_atomic(tmp / META_FILE, meta)
-        _rebuilt.add(final)
+        if rebuild:
+            _rebuilt.add(final)
         shutil.rmtree(work, ignore_errors=True)
         return ArtifactRef(str(final), content_hash, key, cached=False)
