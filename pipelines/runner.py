@@ -65,13 +65,14 @@ def _label(task: str, step: Step, keys: list[dg.AssetKey], partition: str | None
 
 
 def _outcome(result: dg.ExecuteInProcessResult) -> str:
-    """"built", "reused" (found in the store) or a count of each, from the assets' ``cached`` metadata."""
+    """"built", "reused" (found in the store) or a count of each, from the assets' ``cached`` metadata
+    (an asset that passes a parent's artifact on, as the sft baseline policy, reports neither)."""
     metas = [e.event_specific_data.materialization.metadata for e in result.get_asset_materialization_events()]
-    cached = [bool(getattr(m.get("cached"), "value", False)) for m in metas]
-    reused = sum(cached)
-    if reused in (0, len(cached)):
-        return "reused" if cached and reused else "built"
-    return f"{len(cached) - reused} built, {reused} reused"
+    cached = [m["cached"].value for m in metas if "cached" in m]
+    reused, built = sum(cached), len(cached) - sum(cached)
+    if built and reused:
+        return f"{built} built, {reused} reused"
+    return "reused" if reused else "built" if built else "done"
 
 
 def run_task(task_name: str, overrides: list[str], select: list[str], resources: dict | None = None,

@@ -23,12 +23,13 @@ class _Lines:
     """A stream for tqdm that turns each redraw into one whole line."""
 
     def __init__(self, stream: Any):
-        self.stream = stream
+        self.stream, self.last = stream, ""
 
     def write(self, text: str) -> None:
         text = text.replace("\r", "").strip()
-        if text:
+        if text and text != self.last:  # closing redraws the final state once more
             self.stream.write(text + "\n")
+            self.last = text
 
     def flush(self) -> None:
         self.stream.flush()
@@ -42,4 +43,4 @@ def progress_bar(iterable: Iterable | None = None, *, desc: str, total: int | No
                     file=stream, mininterval=1.0, delay=SHOW_AFTER_S)
     return tqdm(iterable, desc=desc, total=total, initial=initial, unit=unit, disable=disable,
                 file=_Lines(stream), mininterval=LINE_EVERY_S, maxinterval=LINE_EVERY_S, delay=LINE_EVERY_S,
-                bar_format=LINE_FORMAT, dynamic_ncols=False, ncols=0)
+                bar_format=LINE_FORMAT)

@@ -13,10 +13,10 @@ import pytest
 
 from pipelines.cli import main
 from rlhf_core.stages.base import TABLE
-from tests.dagster.test_pipeline import MICRO
+from tests.dagster.test_pipeline import micro_args
 
 REPO = Path(__file__).resolve().parents[2]
-MICRO_ARGS = [arg for item in MICRO for arg in ("--set", item)]
+MICRO_ARGS = micro_args()
 
 
 @pytest.fixture(scope="module")

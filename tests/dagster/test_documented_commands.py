@@ -3,10 +3,12 @@
 Each one goes through the real argument parser and then everything ``rlhf`` checks before work
 starts: the task config with its ``--profile`` and ``--set`` values, and the ``--select`` and
 ``--rebuild`` names against the task's asset graph. What each executes: the seed headers'
-``--select data`` commands run in ``test_seed_tasks``; the demo's data group runs here (its documented
-command with the micro config's overrides before its own); ``rlhf tasks`` and ``rlhf status demo``
-run here; the whole demo graph runs in ``test_pipeline`` on the micro config; the ``--profile gpu``
-commands are only validated on a machine without CUDA.
+``--select data`` commands run in ``test_seed_tasks``; ``rlhf run demo --select data``, ``rlhf tasks``
+and ``rlhf status demo`` run here (the micro config's overrides before the command's own);
+``rlhf run demo``, ``--select rl``, ``--select sft_model``, ``rlhf leaderboard demo`` and ``status``
+run in ``test_pipeline`` on the micro config. Validated only: the commands that retrain the whole demo
+with other settings (``--set policy.train.lr=5e-4``, ``--set policy.algorithms=...``, ``--rebuild
+sft_model``; ``--rebuild`` itself runs in ``test_cli``) and the ``--profile gpu`` commands (CUDA).
 """
 from __future__ import annotations
 
