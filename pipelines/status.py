@@ -60,18 +60,21 @@ def _why(cause: StaleCause, inst: dg.DagsterInstance, code_version: str) -> str:
 
 
 def task_status(task_name: str, overrides: list[str] = (), profile: str | None = None) -> list[tuple[str, str, str]]:
-    """``(asset [partition], status word, reason)`` for every asset partition of the task's plan.
+    """``(asset [partition], status word, reason)`` for every asset partition of the task's plan, then
+    for each asset outside it (incoming data) its stale partitions and a count of each status.
 
     Dagster calls a child of a stale asset fresh until the parent is materialized anew; the reason
     of such a child names the stale ancestors, as what the next run will most likely rebuild.
     """
     task = load_config(task_config_path(task_name), list(overrides), profile=profile)
-    graph = AssetGraph.from_assets(build_task_definitions(task).assets)
+    assets = build_task_definitions(task).assets
+    graph = AssetGraph.from_assets(assets)
     inst = instance()
     resolver = _resolver(inst, graph)
+    plan = run_plan(task)
     stale_above: dict[dg.AssetKey, set[str]] = {}  # asset -> stale or missing ancestors (plan order: parents first)
     rows = []
-    for step in run_plan(task):
+    for step in plan:
         for key in step.keys:
             above = set().union(*(stale_above.get(p, set()) for p in graph.get(key).parent_keys))
             for partition in step.partitions:
@@ -86,7 +89,22 @@ def task_status(task_name: str, overrides: list[str] = (), profile: str | None =
                 if status != StaleStatus.FRESH:
                     above.add(key.path[-1])
             stale_above[key] = above
+    planned = {k for step in plan for k in step.keys}
+    for asset in assets:  # incoming data: a partition per day, shown as counts and stale days
+        for key in sorted(set(asset.keys) - planned, key=str):
+            rows += _summary(resolver, inst, graph, key, list(asset.partitions_def.get_partition_keys()))
     return rows
+
+
+def _summary(resolver: CachingStaleStatusResolver, inst: dg.DagsterInstance, graph: AssetGraph,
+             key: dg.AssetKey, partitions: list[str]) -> list[tuple[str, str, str]]:
+    statuses = {p: resolver.get_status(key, p) for p in partitions}
+    code_version = graph.get(key).code_version or ""
+    rows = [(f"{key.path[-1]} [{p}]", WORDS[StaleStatus.STALE],
+             "; ".join(sorted({_why(c, inst, code_version) for c in resolver.get_stale_causes(key, p)})))
+            for p, status in statuses.items() if status == StaleStatus.STALE]
+    counts = ", ".join(f"{sum(s == status for s in statuses.values())} {word}" for status, word in WORDS.items())
+    return rows + [(f"{key.path[-1]} [{len(partitions)} partitions]", counts, "")]
 
 
 def print_status(task_name: str, overrides: list[str] = (), profile: str | None = None) -> int:
