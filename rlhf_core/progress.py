@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 SHOW_AFTER_S = 5.0
 LINE_EVERY_S = 30.0
-LINE_FORMAT = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%) {elapsed}<{remaining}{postfix}"
+LINE_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%) {elapsed}<{remaining}{postfix}"
 
 
 class _Lines:
@@ -36,11 +36,12 @@ class _Lines:
 
 
 def progress_bar(iterable: Iterable | None = None, *, desc: str, total: int | None = None, initial: int = 0,
-             unit: str = "it", disable: bool = False) -> tqdm:
+                 unit: str = "it", disable: bool = False, at_once: bool = False) -> tqdm:
+    """A bar (terminal) or periodic lines (log file); ``at_once``: show it from the start, however short."""
     stream = sys.stderr
     if stream.isatty():
         return tqdm(iterable, desc=desc, total=total, initial=initial, unit=unit, disable=disable,
-                    file=stream, mininterval=1.0, delay=SHOW_AFTER_S)
+                    file=stream, mininterval=1.0, delay=0.0 if at_once else SHOW_AFTER_S)
     return tqdm(iterable, desc=desc, total=total, initial=initial, unit=unit, disable=disable,
-                file=_Lines(stream), mininterval=LINE_EVERY_S, maxinterval=LINE_EVERY_S, delay=LINE_EVERY_S,
-                bar_format=LINE_FORMAT)
+                file=_Lines(stream), mininterval=LINE_EVERY_S, maxinterval=LINE_EVERY_S,
+                delay=0.0 if at_once else LINE_EVERY_S, bar_format=LINE_FORMAT)

@@ -20,7 +20,7 @@ def test_a_log_file_gets_whole_lines(monkeypatch):
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and lines
     assert all(line.startswith("sft: ") for line in lines)
-    assert lines[-1].startswith("sft: 3/3 (100%)") and "loss=0.5" in lines[-1]
+    assert lines[-1].startswith("sft: 3/3 it (100%)") and "loss=0.5" in lines[-1]
 
 
 def test_short_work_prints_nothing(monkeypatch):
