@@ -1,48 +1,94 @@
 """The ``rlhf`` command.
 
+    rlhf tasks                                      # the task configs, one line each
     rlhf run demo                                   # materialize the demo graph headless
     rlhf run demo --select rl --set policy.train.lr=1e-3
+    rlhf run demo --rebuild sft_model               # build it and everything downstream again
     rlhf run hh_rlhf --profile gpu                  # overlay configs/profiles/gpu.yaml
+    rlhf status demo                                # materialized, stale (and why) or missing
     rlhf leaderboard demo                           # print data/artifacts/demo/leaderboard.csv
 
 ``run`` goes through Dagster (the same assets and instance storage the UI sees); it belongs to
 this shell, not to ``rlhf_core``. Paths resolve from the working directory (or
 ``RLHF_PROJECT_ROOT``); the Dagster instance lives in ``$DAGSTER_HOME``, by default
 ``./.dagster_home``. A single stage without Dagster: ``python -m rlhf_core.cli.stage --help``.
+A user error (config, selection, missing input, corrupted artifact) prints one ``error:`` line and
+exits with status 2; ``--debug`` shows its traceback, ``--verbose`` the libraries' logs.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
-from rlhf_core.config import project_root
+from rlhf_core.cli.common import guarded, output_flags, quiet_libraries
+from rlhf_core.config import project_root, tasks_dir
+
+
+def _config_args(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("task", help="a config name under configs/tasks/ (e.g. demo; see `rlhf tasks`)")
+    sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a task-config key (strict: unknown keys fail)")
+    sub.add_argument("--profile", metavar="NAME",
+                     help="overlay configs/profiles/NAME.yaml (cpu, gpu, multi_gpu_zero3) before --set")
 
 
 def _parser() -> argparse.ArgumentParser:
+    flags = output_flags()
     parser = argparse.ArgumentParser(prog="rlhf", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="materialize a task's asset graph through Dagster")
-    run.add_argument("task", help="a config name under configs/tasks/ (e.g. demo)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a task-config key (strict: unknown keys fail)")
-    run.add_argument("--profile", metavar="NAME",
-                     help="overlay configs/profiles/NAME.yaml (cpu, gpu, multi_gpu_zero3) before --set")
+    run = sub.add_parser("run", parents=[flags], help="materialize a task's asset graph through Dagster")
+    _config_args(run)
     run.add_argument("--select", action="append", default=[], metavar="ASSET_OR_GROUP",
                      help="an asset name (sft_model) or stage group (data, annotation, models, rl); default: all")
-    board = sub.add_parser("leaderboard", help="print a task's exported leaderboard")
+    run.add_argument("--rebuild", action="append", default=[], metavar="ASSET_OR_GROUP",
+                     help="build this asset and everything downstream again, even where the store has it")
+    status = sub.add_parser("status", parents=[flags],
+                            help="each asset and partition: materialized, stale (and why) or missing")
+    _config_args(status)
+    sub.add_parser("tasks", parents=[flags], help="list the task configs with their descriptions")
+    board = sub.add_parser("leaderboard", parents=[flags], help="print a task's exported leaderboard")
     board.add_argument("task")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def description(path: Path) -> str:
+    """A task config's one-line description: its first comment line."""
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+    return ""
+
+
+def print_tasks() -> int:
+    paths = sorted(tasks_dir().glob("*.yaml"))
+    width = max((len(p.stem) for p in paths), default=0)
+    for path in paths:
+        print(f"{path.stem:<{width}}  {description(path)}")
+    return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(project_root() / ".dagster_home"))
+    if args.command == "tasks":
+        return print_tasks()
+    if args.command == "status":
+        from pipelines.status import print_status
+
+        return print_status(args.task, args.overrides, profile=args.profile)
     from pipelines.runner import print_leaderboard, run_task
 
     if args.command == "run":
-        return run_task(args.task, args.overrides, args.select, profile=args.profile)
+        return run_task(args.task, args.overrides, args.select, profile=args.profile, rebuild=args.rebuild,
+                        verbose=args.verbose)
     return print_leaderboard(args.task)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    quiet_libraries(args.verbose)
+    return guarded(lambda: _dispatch(args), args.debug)
 
 
 if __name__ == "__main__":

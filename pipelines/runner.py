@@ -1,4 +1,9 @@
-"""Headless materialization of a task's graph on the persistent Dagster instance (``rlhf run``)."""
+"""Headless materialization of a task's graph on the persistent Dagster instance (``rlhf run``).
+
+One line per finished step: when it finished, what it materialized, whether the store built the
+artifacts or found them, and how long it took. A step that fails prints ``FAILED <step>`` and
+re-raises, so the command line reports a user error as one line and a bug with its traceback.
+"""
 from __future__ import annotations
 
 import time
@@ -8,14 +13,22 @@ import dagster as dg
 import pandas as pd
 
 from pipelines.instance import instance
-from pipelines.task_defs import run_plan
+from pipelines.task_defs import Step, run_plan
 from resources import artifact_root, build_resources
+from resources.artifacts import ArtifactStoreResource
 from rlhf_core.config import ConfigError, load_config, task_config_path
+from rlhf_core.errors import MissingInputError
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+MANY = 3  # a step of more assets is named by its job, not by listing them
 
 
-def resolve_selection(task: str, steps, select: list[str]) -> set[dg.AssetKey]:
+def _logs(verbose: bool) -> dict:
+    # Dagster's own console log: its step events duplicate our lines and a failure's traceback
+    # duplicates the error we print, so only --verbose shows it.
+    return {"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}}
+
+
+def resolve_selection(task: str, steps, select: list[str], flag: str = "--select") -> set[dg.AssetKey]:
     every = {k for s in steps for k in s.keys}
     if not select:
         return every
@@ -31,41 +44,75 @@ def resolve_selection(task: str, steps, select: list[str]) -> set[dg.AssetKey]:
         elif dg.AssetKey([task, item]) in every:
             chosen.add(dg.AssetKey([task, item]))
         else:
-            raise ConfigError(f"--select {item!r}: not an asset or group of {task}; groups: {sorted(groups)}, "
+            raise ConfigError(f"{flag} {item!r}: not an asset or group of {task}; groups: {sorted(groups)}, "
                               f"assets: {sorted(k.path[-1] for k in every)}")
     return chosen
 
 
+def rebuild_closure(task: str, steps: list[Step], rebuild: list[str]) -> set[str]:
+    """Names of the assets ``--rebuild`` forces: those named and everything downstream of them."""
+    if not rebuild:
+        return set()
+    named = resolve_selection(task, steps, rebuild, "--rebuild")
+    every_asset = [a for s in steps for a in s.assets]
+    return {k.path[-1] for k in dg.AssetSelection.assets(*named).downstream().resolve(every_asset)}
+
+
+def _label(task: str, step: Step, keys: list[dg.AssetKey], partition: str | None) -> str:
+    names = ", ".join(k.path[-1] for k in keys) if len(keys) <= MANY else \
+        f"{step.job.removeprefix(task + '_')} ({len(keys)} assets)"
+    return names + (f" [{partition}]" if partition else "")
+
+
+def _outcome(result: dg.ExecuteInProcessResult) -> str:
+    """"built", "reused" (found in the store) or a count of each, from the assets' ``cached`` metadata
+    (an asset that passes a parent's artifact on, as the sft baseline policy, reports neither)."""
+    metas = [e.event_specific_data.materialization.metadata for e in result.get_asset_materialization_events()]
+    cached = [m["cached"].value for m in metas if "cached" in m]
+    reused, built = sum(cached), len(cached) - sum(cached)
+    if built and reused:
+        return f"{built} built, {reused} reused"
+    return "reused" if reused else "built" if built else "done"
+
+
 def run_task(task_name: str, overrides: list[str], select: list[str], resources: dict | None = None,
-             profile: str | None = None) -> int:
+             profile: str | None = None, rebuild: list[str] = (), verbose: bool = False) -> int:
     task = load_config(task_config_path(task_name), overrides, profile=profile)
     steps = run_plan(task)
     every_asset = [a for s in steps for a in s.assets]
     chosen = resolve_selection(task_name, steps, select)
+    forced = rebuild_closure(task_name, steps, list(rebuild))
     inst = instance()
     resources = resources or build_resources()
+    if forced:
+        resources = {**resources, "artifacts": ArtifactStoreResource(root=resources["artifacts"].root,
+                                                                      rebuild=sorted(forced))}
+    todo = [(step, [k for k in step.keys if k in chosen], p) for step in steps for p in step.partitions]
+    todo = [t for t in todo if t[1]]
+    print(f"rlhf run {task_name}: {len(todo)} steps; artifacts in {resources['artifacts'].root}"
+          + (f"; rebuilding {', '.join(sorted(forced))}" if forced else ""), flush=True)
     start = time.time()
-    for step in steps:
-        keys = [k for k in step.keys if k in chosen]
-        if not keys:
-            continue
-        for partition in step.partitions:
-            label = ", ".join(k.path[-1] for k in keys) + (f" [{partition}]" if partition else "")
-            t0 = time.time()
+    for step, keys, partition in todo:
+        label = _label(task_name, step, keys, partition)
+        t0 = time.time()
+        try:
             result = dg.materialize(every_asset, selection=keys, partition_key=partition, instance=inst,
-                                    resources=resources, run_config=QUIET, tags={"rlhf/task": task_name})
-            if not result.success:
-                print(f"FAILED {label}")
-                return 1
-            print(f"[{time.time() - start:7.1f}s] {label} ({time.time() - t0:.1f}s)", flush=True)
+                                    resources=resources, run_config=_logs(verbose), tags={"rlhf/task": task_name})
+        except BaseException:
+            print(f"[{time.time() - start:7.1f}s] FAILED {label} ({time.time() - t0:.1f}s)", flush=True)
+            raise
+        if not result.success:
+            print(f"[{time.time() - start:7.1f}s] FAILED {label} ({time.time() - t0:.1f}s)", flush=True)
+            return 1
+        print(f"[{time.time() - start:7.1f}s] {label}: {_outcome(result)} ({time.time() - t0:.1f}s)", flush=True)
+    print(f"done in {time.time() - start:.1f}s", flush=True)
     return 0
 
 
 def print_leaderboard(task_name: str) -> int:
     path = Path(artifact_root()) / task_name / "leaderboard.csv"
     if not path.exists():
-        print(f"{path} does not exist: run `rlhf run {task_name}` first")
-        return 1
+        raise MissingInputError(f"{path} does not exist: run `rlhf run {task_name}` first")
     print(f"Leaderboard ({path}):")
     print(pd.read_csv(path).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0

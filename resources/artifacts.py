@@ -8,6 +8,7 @@ from rlhf_core.store import ArtifactStore
 
 class ArtifactStoreResource(dg.ConfigurableResource):
     root: str
+    rebuild: list[str] = []  # asset names built again even where the store has them (rlhf run --rebuild)
 
     def store(self) -> ArtifactStore:
-        return ArtifactStore(self.root)
+        return ArtifactStore(self.root, rebuild=self.rebuild)

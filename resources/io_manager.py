@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from rlhf_core.errors import MissingInputError
 from rlhf_core.store import ArtifactRef, write_json_atomic
 
 UNPARTITIONED = "__all__"
@@ -45,7 +46,8 @@ class RefIOManager(dg.ConfigurableIOManager):
         path = self._path(key, partition)
         if not path.exists():
             where = key.to_user_string() + ("" if partition is None else f" [{partition}]")
-            raise FileNotFoundError(f"{where} has not been materialized (no {path})")
+            raise MissingInputError(f"{where} has not been materialized (no {path}); run it first, "
+                                    "or leave out --select")
         return ArtifactRef.from_json(path.read_text())
 
     def load_input(self, context: dg.InputContext):

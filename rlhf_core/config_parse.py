@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from typing import Any, Literal
 
 import yaml
 
+from rlhf_core.errors import UserError
 
-class ConfigError(ValueError):
+# A number as users write it: YAML 1.1 reads 5e-4 and 1e3 (no dot, no signed exponent) as strings.
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+class ConfigError(UserError, ValueError):
     """A task config is invalid; the message names the file and the key path."""
 
 
@@ -91,6 +97,8 @@ def _build(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{label}: expected a mapping, got {value!r}")
         return {_build(args[0], k, label): _build(args[1], v, f"{label}.{k}") for k, v in value.items()}
+    if tp in (int, float) and isinstance(value, str) and NUMBER.fullmatch(value.strip()):
+        value = _number(value.strip(), tp, label)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{label}: expected a number, got {value!r}")
@@ -102,3 +110,13 @@ def _build(tp: Any, value: Any, where: str) -> Any:
     if tp is Any:
         return value
     raise ConfigError(f"{label}: unsupported config type {tp!r}")
+
+
+def _number(text: str, tp: type, label: str) -> int | float:
+    """A numeric string for a number field; an int field takes only whole values (``1e3``, not ``1.5``)."""
+    value = float(text)
+    if tp is float:
+        return value
+    if not value.is_integer():
+        raise ConfigError(f"{label}: expected int, got {text!r}")
+    return int(value)

@@ -6,6 +6,8 @@ and a hash of the code it runs; the parents' content hashes). It is built in a t
 sibling directory and renamed into place, so a directory that exists is complete: a crash
 never leaves half an artifact that a later run trusts, and an unchanged re-run finds the
 artifact and recomputes nothing. Temporary directories of killed runs are removed.
+``meta.json`` records a sha256 per file, checked when a stage reads the file (``store_verify``);
+a store made with ``rebuild={"sft_model"}`` builds those assets again even where they exist.
 
     store = ArtifactStore(root)
     ref = store.build("demo", "sft_model", None, key_parts, lambda out: train(out))
@@ -20,13 +22,15 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
 from rlhf_core.config import to_dict
+from rlhf_core.store_verify import META_FILE, hash_files, verify
 
-META_FILE = "meta.json"
+# Artifacts rebuilt by this process: a store asked to rebuild an asset does so once per artifact.
+_rebuilt: set[Path] = set()
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,14 @@ class ArtifactRef:
         return json.loads((self.dir / META_FILE).read_text(), object_hook=_decode_table)
 
     def file(self, name: str) -> Path:
+        """The path of a file (or sub-folder) to read, checked against the hashes in ``meta.json``."""
+        verify(self.dir, [name])
         return self.dir / name
+
+    def checked_dir(self) -> Path:
+        """The artifact's directory, every file checked against ``meta.json``: for readers of the whole."""
+        verify(self.dir)
+        return self.dir
 
 
 def hash_key(*parts: Any) -> str:
@@ -63,25 +74,28 @@ def hash_key(*parts: Any) -> str:
 
 def hash_dir(path: Path) -> str:
     """sha256 over relative file names and bytes, excluding meta.json (which holds the hash)."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != META_FILE):
-        digest.update(str(file.relative_to(path)).encode())
-        with open(file, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return hash_files(path)[0]
 
 
 @contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a temporary directory that is renamed to ``final`` only if the block succeeds."""
+def atomic_dir(final: Path, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory that is renamed to ``final`` only if the block succeeds.
+
+    ``replace``: an existing ``final`` (a rebuild) is swapped out; otherwise it wins, as the
+    work of a concurrent run that finished the same artifact first.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned(final)
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         yield tmp
-        if final.exists():  # a concurrent run finished the same artifact first
+        if final.exists() and replace:
+            old = final.parent / f".tmp-{final.name}-{os.getpid()}-old-{uuid.uuid4().hex[:8]}"
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        elif final.exists():
             shutil.rmtree(tmp)
         else:
             os.rename(tmp, final)
@@ -143,8 +157,9 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 class ArtifactStore:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, rebuild: Iterable[str] = ()):
         self.root = Path(root).resolve()
+        self.rebuild = frozenset(rebuild)  # asset names built again even where the store has them
 
     def location(self, task: str, asset: str, partition: str | None, key: str) -> Path:
         base = self.root / task / asset
@@ -153,6 +168,8 @@ class ArtifactStore:
     def previous(self, task: str, asset: str, partition: str | None) -> list[ArtifactRef]:
         """Every complete artifact of this asset partition, newest first (for incremental stages)."""
         base = self.location(task, asset, partition, "")
+        if asset in self.rebuild:  # a rebuild starts from nothing, not from what it replaces
+            return []
         done = [d for d in base.glob("*") if (d / META_FILE).exists()] if base.is_dir() else []
         done.sort(key=lambda d: (d / META_FILE).stat().st_mtime_ns, reverse=True)
         return [ArtifactRef(str(d), json.loads((d / META_FILE).read_text())["content_hash"], d.name, cached=True)
@@ -175,15 +192,22 @@ class ArtifactStore:
         """
         key = hash_key(key_parts)
         final = self.location(task, asset, partition, key)
-        if (final / META_FILE).exists():
+        rebuild = asset in self.rebuild and final not in _rebuilt
+        if (final / META_FILE).exists() and not rebuild:
             meta = json.loads((final / META_FILE).read_text())
             return ArtifactRef(str(final), meta["content_hash"], key, cached=True)
         work = final.with_name(f"{key}.work")
+        if rebuild:  # no resuming from checkpoints of the build being replaced
+            shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True, exist_ok=True)
-        with atomic_dir(final) as tmp:
+        with atomic_dir(final, replace=rebuild) as tmp:
             metadata = build_fn(tmp, work)
-            content_hash = hash_dir(tmp)
-            meta = {"key": key, "key_parts": key_parts, "content_hash": content_hash, "metadata": metadata}
+            content_hash, files = hash_files(tmp)
+            origin = {"task": task, "asset": asset, "partition": partition}
+            meta = {"key": key, "key_parts": key_parts, "content_hash": content_hash, "metadata": metadata,
+                    "files": files, "origin": origin}
             write_json_atomic(tmp / META_FILE, meta)
+        if rebuild:
+            _rebuilt.add(final)
         shutil.rmtree(work, ignore_errors=True)
         return ArtifactRef(str(final), content_hash, key, cached=False)

@@ -12,6 +12,7 @@ TaskConfig). ``--out`` is an artifact store root: the artifact is written to
 builds, so a launcher (``accelerate launch``, Dagster Pipes) can run it on another machine and
 hand the directory back. Inputs are artifact directories (each has a ``meta.json``); ``name.k=DIR``
 collects a mapping (every component's scorer). The artifact path and metadata go to stdout as JSON.
+A user error prints one ``error:`` line and exits with status 2 (``--debug``: with its traceback).
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rlhf_core.config import load_config
+from rlhf_core.cli.common import guarded, output_flags, quiet_libraries
+from rlhf_core.config import ConfigError, load_config
+from rlhf_core.errors import MissingInputError
 from rlhf_core.stages import annotation, evaluation, models, rl
 from rlhf_core.stages.base import Stage
 from rlhf_core.store import META_FILE, ArtifactRef, ArtifactStore
@@ -44,12 +47,13 @@ def artifact(path: str) -> ArtifactRef:
     folder = Path(path).resolve()
     meta = folder / META_FILE
     if not meta.exists():
-        raise SystemExit(f"{folder}: not an artifact (no {META_FILE})")
+        raise MissingInputError(f"{folder}: not an artifact (no {META_FILE})")
     return ArtifactRef(str(folder), json.loads(meta.read_text())["content_hash"], folder.name, cached=True)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rlhf_core.cli.stage", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m rlhf_core.cli.stage", description=__doc__.split("\n\n")[0],
+                                     parents=[output_flags()])
     parser.add_argument("stage", choices=sorted(COMMANDS))
     parser.add_argument("--config", required=True, help="task YAML or resolved JSON")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -64,7 +68,7 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"{flag} {item!r}: expected NAME=VALUE")
+            raise ConfigError(f"{flag} {item!r}: expected NAME=VALUE")
         out[name] = value
     return out
 
@@ -75,7 +79,7 @@ def call_args(params: list[str], inputs: dict[str, str], args: dict[str, str]) -
         if param.startswith("="):
             name, _, kind = param[1:].partition(":")
             if name not in args:
-                raise SystemExit(f"missing --arg {name}=VALUE")
+                raise ConfigError(f"missing --arg {name}=VALUE")
             values.append(int(args[name]) if kind == "int" else args[name])
         elif param.endswith("*"):
             prefix = param[:-1] + "."
@@ -83,14 +87,13 @@ def call_args(params: list[str], inputs: dict[str, str], args: dict[str, str]) -
         elif param.endswith("?"):
             values.append(artifact(inputs[param[:-1]]) if param[:-1] in inputs else None)
         elif param not in inputs:
-            raise SystemExit(f"missing --input {param}=DIR")
+            raise ConfigError(f"missing --input {param}=DIR")
         else:
             values.append(artifact(inputs[param]))
     return values
 
 
-def main(argv: list[str] | None = None) -> int:
-    opts = _parser().parse_args(argv)
+def run(opts: argparse.Namespace) -> int:
     task = load_config(opts.config, opts.overrides)
     stage, params = COMMANDS[opts.stage]
     ref, meta = stage(task, ArtifactStore(opts.out), *call_args(params, _pairs(opts.input, "--input"),
@@ -98,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"artifact": ref.path, "content_hash": ref.content_hash, "cached": ref.cached,
                       "metadata": {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool))}}))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = _parser().parse_args(argv)
+    quiet_libraries(opts.verbose)
+    return guarded(lambda: run(opts), opts.debug)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ Both account for every row (kept, dropped by a named rule, or quarantined with a
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
 from rlhf_core.config import SourceConfig, project_root, warn_if_unpinned
+from rlhf_core.errors import MissingInputError, OfflineHubError
 from rlhf_core.plugins import import_submodules
 
 DISCOVERS = "rlhf_core.data.loaders"  # every module of the package registers its loaders on import
@@ -58,12 +60,15 @@ def source_root(source: SourceConfig) -> Path:
         path = Path(source.path)
         path = path if path.is_absolute() else project_root() / path
         if not path.exists():
-            raise FileNotFoundError(f"source path {path} does not exist")
+            raise MissingInputError(f"source path {path} does not exist")
         return path
     if source.hub_id is None:
         raise ValueError(f"source for loader {source.loader!r} has neither a path nor a hub_id")
     if not source.revision:
         raise ValueError(f"hub source {source.hub_id!r} needs a pinned revision")
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise OfflineHubError(f"dataset {source.hub_id}@{source.revision}: HF_HUB_OFFLINE=1; set the source's path "
+                              "to a local copy")
     warn_if_unpinned(source.hub_id, source.revision)
     from huggingface_hub import snapshot_download
 

@@ -3,10 +3,10 @@ EOS, new text only."""
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
 from rlhf_core.config import GenerationConfig
 from rlhf_core.models.load import max_positions
+from rlhf_core.progress import progress_bar
 from rlhf_core.train.batching import to_device
 
 
@@ -19,7 +19,7 @@ def generate(model, tokenizer, prompts: list[str], cfg: GenerationConfig, seed: 
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[str] = [""] * len(prompts)
     sampling = {"do_sample": True, "temperature": cfg.temperature, "top_k": cfg.top_k} if cfg.do_sample else {"do_sample": False}
-    for start in tqdm(range(0, len(order), cfg.batch_size), desc="generate", mininterval=5, disable=False):
+    for start in progress_bar(range(0, len(order), cfg.batch_size), desc="generate"):
         idx = order[start : start + cfg.batch_size]
         enc = tokenizer([prompts[i] for i in idx], add_special_tokens=False, padding=True,
                         return_tensors="pt", padding_side="left")

@@ -16,14 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from rlhf_core.config import ModelSource, TinyGPTConfig, warn_if_unpinned
+from rlhf_core.errors import OfflineHubError
+from rlhf_core.store_verify import is_artifact, verify
 
 EOS = "<|endoftext|>"  # end of text / turn separator of GPT-2-family models, and of our tokenizer
 PAD = "<|pad|>"
 NO_POSITION_LIMIT = 1 << 20
-
-
-class OfflineHubError(RuntimeError):
-    """A hub model was asked for while the hub is unreachable (HF_HUB_OFFLINE or no network)."""
 
 
 def hub_kwargs(source: ModelSource) -> tuple[str, dict[str, Any]]:
@@ -38,6 +36,8 @@ def hub_kwargs(source: ModelSource) -> tuple[str, dict[str, Any]]:
 def from_pretrained_source(cls: Any, source: ModelSource, **extra: Any) -> Any:
     """``cls.from_pretrained`` for any source; a hub source fails fast when the hub is offline."""
     name, kwargs = hub_kwargs(source)
+    if source.path is not None and is_artifact(source.path):
+        verify(Path(source.path))  # a model from the artifact store is checked whole before it loads
     if source.hub_id is not None and os.environ.get("HF_HUB_OFFLINE") == "1":
         raise OfflineHubError(f"{name}@{source.revision}: HF_HUB_OFFLINE=1; point the config at a local path")
     if source.hub_id is not None:

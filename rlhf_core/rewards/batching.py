@@ -15,7 +15,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+
+from rlhf_core.progress import progress_bar
 
 Features = dict[str, list[int]]
 
@@ -144,7 +145,8 @@ def run_batched(
     batches = plan_batches(lengths, max_batch_tokens, max_batch_size)
     show = len(features) >= PROGRESS_MIN_INPUTS if progress is None else progress
     result: np.ndarray | None = None
-    with torch.inference_mode(), tqdm(total=len(features), desc=desc, unit="text", disable=not show) as bar:
+    with torch.inference_mode(), progress_bar(total=len(features), desc=desc, unit="text", disable=not show,
+                                              at_once=progress is True) as bar:
         for idx in batches:
             values = forward(pad_batch([features[i] for i in idx], pad_id, device)).float().cpu().numpy()
             if result is None:

@@ -107,7 +107,7 @@ def _open(component: str, name: str, params: dict[str, Any], state_dir: Path):
 def open_component(ref: ArtifactRef):
     """The scorer of a ``reward_scorers`` artifact and its spec (component, scorer, params)."""
     spec = json.loads(ref.file(SCORER_SPEC).read_text())
-    return spec, _open(spec["component"], spec["scorer"], spec["params"], ref.dir)
+    return spec, _open(spec["component"], spec["scorer"], spec["params"], ref.checked_dir())
 
 
 def reward_function(cfg: Any, scorer_refs: dict[str, ArtifactRef]):

@@ -4,7 +4,8 @@ A stage declares the config paths it reads (``"sft"``, ``"reward_model.train.max
 ``"sources.world"``). It is then handed a view of the task config that answers only those paths
 (reading anything else raises ``UndeclaredConfigError``), and its version, the hash of the
 declared values and of the code it runs (``rlhf_core.codehash``), is both its Dagster code version
-and the root of its store key. One declaration, so the two can never disagree or miss a read.
+(the two hashes apart) and the root of its store key (one hash of both). One declaration, so the two
+can never disagree or miss a read.
 
     @stage(lambda task: ["sft", "seed"])
     def sft_model(ctx: Context, tok: ArtifactRef, data: ArtifactRef) -> Result:
@@ -117,14 +118,21 @@ class Stage:
     def reads(self, task: TaskConfig, *ident: Any) -> list[str]:
         return sorted(set(self.reads_fn(task, *ident[: self._ident])) | set(ALWAYS))
 
+    def _declared(self, task: TaskConfig, *ident: Any) -> dict[str, Any]:
+        return {p: to_dict(resolve(task, p)) for p in self.reads(task, *ident)}
+
     def version(self, task: TaskConfig, *ident: Any) -> str:
-        """Hash of the declared config values and the code this stage runs."""
-        paths = self.reads(task, *ident)
-        return hash_key(self.name, {p: to_dict(resolve(task, p)) for p in paths}, code_hash(self.fn))
+        """The asset's code version, ``config:<hash> code:<hash>``: the declared config values and the
+        code this stage runs, apart, so a stale asset can say which of the two changed."""
+        return f"config:{hash_key(self.name, self._declared(task, *ident))} code:{code_hash(self.fn)[:16]}"
+
+    def key_version(self, task: TaskConfig, *ident: Any) -> str:
+        """The root of the store key: a hash of the same declared values and code as ``version``."""
+        return hash_key(self.name, self._declared(task, *ident), code_hash(self.fn))
 
     def __call__(self, task: TaskConfig, store: ArtifactStore, *args: Any, **kwargs: Any) -> Result:
         paths = frozenset(self.reads(task, *args))
-        ctx = Context(task.task, ConfigView(task, paths, self.name), store, self.version(task, *args))
+        ctx = Context(task.task, ConfigView(task, paths, self.name), store, self.key_version(task, *args))
         return self.fn(ctx, *args, **kwargs)
 
 

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from rlhf_core.config import ComputeConfig, TrainConfig
+from rlhf_core.progress import progress_bar
 
 StepFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 COMPLETE = "COMPLETE"  # written last into a checkpoint: a directory without it is ignored
@@ -170,8 +170,8 @@ class Engine:
         start, history = self._resume(root)
         world, rank = acc.num_processes, acc.process_index
         parts = world * acc.gradient_accumulation_steps
-        bar = tqdm(range(start, self.steps), desc=desc, initial=start, total=self.steps, mininterval=5,
-                   disable=not acc.is_main_process)
+        bar = progress_bar(range(start, self.steps), desc=desc, initial=start, total=self.steps,
+                       disable=not acc.is_main_process)
         for step in bar:
             self.model.train()
             idx = order(step)

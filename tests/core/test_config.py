@@ -43,3 +43,17 @@ def test_a_revision_that_is_not_a_commit_sha_is_flagged(caplog):
     assert not caplog.records
     warn_if_unpinned("org/model", "main")
     assert "org/model@main" in caplog.text and "not a commit sha" in caplog.text
+
+
+def test_numbers_read_as_users_write_them(tmp_path):
+    # YAML 1.1 reads 5e-4 and 1e3 as strings; a number field takes them, a string field keeps them.
+    cfg = load_config(task_config_path("demo"), ["policy.train.lr=5e-4", "sft.train.batch_size=1e1",
+                                                 "evaluation.rank_by=1e3"])
+    assert cfg.policy.train.lr == 0.0005 and cfg.sft.train.batch_size == 10 and cfg.evaluation.rank_by == "1e3"
+    # a YAML file's number: the appended section replaces the demo's own (the last key wins)
+    (tmp_path / "demo.yaml").write_text(task_config_path("demo").read_text() + "\nreference_value: {lr: 2e-5}\n")
+    assert load_config(tmp_path / "demo.yaml").reference_value.lr == 2e-5
+    with pytest.raises(ConfigError, match="sft.train.batch_size: expected int, got '1.5e0'"):
+        load_config(task_config_path("demo"), ["sft.train.batch_size=1.5e0"])
+    with pytest.raises(ConfigError, match="policy.train.lr: expected a number, got 'fast'"):
+        load_config(task_config_path("demo"), ["policy.train.lr=fast"])

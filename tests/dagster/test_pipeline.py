@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import dagster as dg
 
+from pipelines.cli import main
 from pipelines.runner import run_task
 from pipelines.task_defs import build_task_definitions
 from resources import build_resources
@@ -29,13 +30,18 @@ MICRO = [
 ]
 
 
+def micro_args() -> list[str]:
+    return [arg for item in MICRO for arg in ("--set", item)]
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     mp = pytest.MonkeyPatch()
     mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-    resources = build_resources(str(root / "artifacts"))
-    assert run_task("demo", MICRO, [], resources=resources) == 0
+    mp.setenv("RLHF_ARTIFACTS", str(root / "artifacts"))
+    resources = build_resources()
+    assert main(["run", "demo", "--verbose", *micro_args()]) == 0  # the documented `rlhf run demo`, micro config
     yield root, resources
     mp.undo()
 
@@ -137,3 +143,17 @@ def test_a_plain_stage_command_writes_the_artifact_dagster_wrote(run, tmp_path):
     made = json.loads(out.stdout.strip().splitlines()[-1])
     assert made["cached"] is False and Path(made["artifact"]).name == dagster_made.name  # the same key
     assert made["content_hash"] == json.loads((dagster_made / "meta.json").read_text())["content_hash"]
+
+
+def test_the_documented_demo_commands_run_on_the_built_graph(run, capsys):
+    """README's ``rlhf run demo --select rl``, ``--select sft_model``, ``rlhf leaderboard demo`` and
+    ``rlhf status demo``, on the micro config (the store has every artifact: they are found, not rebuilt)."""
+    capsys.readouterr()
+    for select in ("rl", "sft_model"):
+        assert main(["run", "demo", "--select", select, "--verbose", *micro_args()]) == 0
+    steps = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert len(steps) == 10 and all(": reused (" in line for line in steps), steps  # rl: 1 + 7 + 1; sft_model: 1
+    assert main(["leaderboard", "demo"]) == 0
+    assert "Leaderboard (" in capsys.readouterr().out
+    assert main(["status", "demo", "--verbose", *micro_args()]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith(", 0 stale, 0 missing")

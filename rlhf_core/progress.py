@@ -1,0 +1,47 @@
+"""Progress of long work: a tqdm bar on a terminal, plain periodic lines in a log file.
+
+    for step in progress_bar(range(steps), desc="sft", total=steps):
+        ...
+
+Work that ends within ``SHOW_AFTER_S`` shows nothing. When stderr is not a terminal (a log file,
+a CI job) a redrawn bar would fill the file with carriage returns, so the state is written as one
+ordinary line every ``LINE_EVERY_S`` seconds instead.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Iterable
+
+from tqdm import tqdm
+
+SHOW_AFTER_S = 5.0
+LINE_EVERY_S = 30.0
+LINE_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%) {elapsed}<{remaining}{postfix}"
+
+
+class _Lines:
+    """A stream for tqdm that turns each redraw into one whole line."""
+
+    def __init__(self, stream: Any):
+        self.stream, self.last = stream, ""
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").strip()
+        if text and text != self.last:  # closing redraws the final state once more
+            self.stream.write(text + "\n")
+            self.last = text
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress_bar(iterable: Iterable | None = None, *, desc: str, total: int | None = None, initial: int = 0,
+                 unit: str = "it", disable: bool = False, at_once: bool = False) -> tqdm:
+    """A bar (terminal) or periodic lines (log file); ``at_once``: show it from the start, however short."""
+    stream = sys.stderr
+    if stream.isatty():
+        return tqdm(iterable, desc=desc, total=total, initial=initial, unit=unit, disable=disable,
+                    file=stream, mininterval=1.0, delay=0.0 if at_once else SHOW_AFTER_S)
+    return tqdm(iterable, desc=desc, total=total, initial=initial, unit=unit, disable=disable,
+                file=_Lines(stream), mininterval=LINE_EVERY_S, maxinterval=LINE_EVERY_S,
+                delay=0.0 if at_once else LINE_EVERY_S, bar_format=LINE_FORMAT)

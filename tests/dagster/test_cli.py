@@ -1,0 +1,118 @@
+"""The ``rlhf`` command as a user meets it: one-line user errors (exit 2), status, rebuild, tasks.
+
+In process through ``pipelines.cli.main`` (with ``--verbose``, so the test process keeps its warning
+filters), except where the exit status and stderr of a real process are the point.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import main
+from rlhf_core.stages.base import TABLE
+from tests.dagster.test_pipeline import micro_args
+
+REPO = Path(__file__).resolve().parents[2]
+MICRO_ARGS = micro_args()
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory):
+    """The demo's data group on the micro config, in its own instance and store."""
+    root = tmp_path_factory.mktemp("cli")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+    mp.setenv("RLHF_ARTIFACTS", str(root / "artifacts"))
+    assert main(["run", "demo", "--select", "data", "--verbose", *MICRO_ARGS]) == 0
+    yield root
+    mp.undo()
+
+
+def rlhf(*argv: str, env_root: Path | None = None) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    if env_root is not None:
+        env |= {"DAGSTER_HOME": str(env_root / "dagster_home"), "RLHF_ARTIFACTS": str(env_root / "artifacts")}
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *argv], cwd=REPO, capture_output=True, text=True,
+                          env=env)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "nosuchtask"], "no such task config; known: ["),
+    (["run", "demo", "--set", "policy.train.lr=fast"], "policy.train.lr: expected a number, got 'fast'"),
+    (["run", "demo", "--select", "nosuchasset"], "--select 'nosuchasset': not an asset or group of demo"),
+    (["run", "demo", "--rebuild", "nosuchasset"], "--rebuild 'nosuchasset': not an asset or group of demo"),
+    (["status", "nosuchtask"], "no such task config"),
+])
+def test_a_user_error_is_one_error_line_and_status_2(argv, message, capsys):
+    assert main([*argv, "--verbose"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_a_missing_input_fails_its_dagster_step_with_the_same_one_line(tmp_path, monkeypatch, capsys):
+    """The reddit header without its ``--set ...path=`` overrides: the default raw folder is not there."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path / "artifacts"))
+    assert main(["run", "reddit", "--select", "data", "--verbose"]) == 2
+    out, err = capsys.readouterr()
+    assert "FAILED raw_reddit" in out
+    assert err.strip().splitlines()[-1].startswith("error: source path ") and "does not exist" in err
+
+
+def test_a_real_process_prints_only_the_line_and_debug_adds_the_traceback(tmp_path):
+    plain = rlhf("run", "nosuchtask", env_root=tmp_path)
+    assert plain.returncode == 2 and plain.stdout == ""
+    assert plain.stderr.strip().splitlines() == [plain.stderr.strip()] and plain.stderr.startswith("error: ")
+    debug = rlhf("run", "nosuchtask", "--debug", env_root=tmp_path)
+    assert debug.returncode == 2 and "Traceback (most recent call last)" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1] == plain.stderr.strip()
+
+
+def test_a_bug_keeps_its_traceback():
+    from rlhf_core.cli.common import guarded
+
+    def bug() -> int:
+        raise KeyError("a bug, not a user error")
+
+    with pytest.raises(KeyError):
+        guarded(bug, debug=False)
+
+
+def test_tasks_lists_every_config_with_its_first_comment_line(capsys):
+    assert main(["tasks"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    demo = next(line for line in lines if line.startswith("demo "))
+    assert "The offline demo task" in demo
+    assert len(lines) == len(list((REPO / "configs" / "tasks").glob("*.yaml")))
+
+
+def status(capsys, *extra: str) -> dict[str, str]:
+    assert main(["status", "demo", "--verbose", *MICRO_ARGS, *extra]) == 0
+    rows = capsys.readouterr().out.splitlines()[:-1]  # the last line counts
+    return {line.split("  ")[0]: line.split("  ", 1)[1].strip() for line in rows}
+
+
+def test_status_shows_materialized_missing_and_stale_after_a_config_change(demo_data, capsys):
+    now = status(capsys)
+    assert now["raw_world"] == "materialized" and now["sft_model"] == "missing"
+    changed = status(capsys, "--set", "world.n_entities=13")
+    assert changed["raw_world"] == "stale (config changed)"
+    assert changed["raw_feedback"] == "stale (config changed)"  # it reads world as well
+    assert changed["clean_feedback"] == "materialized (upstream stale: raw_feedback)"
+
+
+def test_a_tampered_table_fails_the_step_that_reads_it_and_rebuild_repairs_it(demo_data, capsys):
+    table = next((demo_data / "artifacts" / "demo" / "raw_feedback").glob(f"*/{TABLE}"))
+    table.write_bytes(table.read_bytes()[:-100])
+    # clean_feedback reads raw_feedback: forced to rebuild, it finds the truncated table
+    assert main(["run", "demo", "--select", "data", "--rebuild", "clean_feedback", "--verbose", *MICRO_ARGS]) == 2
+    out, err = capsys.readouterr()
+    assert "FAILED" in out
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: artifact {table.parent}: {TABLE}") and "rlhf run demo --rebuild raw_feedback" in last
+    assert main(["run", "demo", "--select", "data", "--rebuild", "raw_feedback", "--verbose", *MICRO_ARGS]) == 0
+    out = capsys.readouterr().out
+    assert "rebuilding" in out and "clean_feedback" in out.splitlines()[0]
