@@ -1,0 +1,111 @@
+"""Where a heavy stage's core command runs: the ``launcher`` resource.
+
+    ref, meta = launcher.run(context, task, "sft_model", tok, data)   # as stages.sft_model(task, store, tok, data)
+
+- ``inprocess`` calls the stage inside the Dagster step (CPU, the demo, tests).
+- ``subprocess`` runs ``python -m rlhf_core.cli.stage`` under ``accelerate launch`` (with the
+  task's ``launcher.accelerate_config``) or ``torchrun`` (without) on ``launcher.processes``
+  processes, through Dagster Pipes (``PipesSubprocessClient``): their stdout and stderr stream
+  into the step's logs, and rank 0 logs into the run and reports the materialization.
+- ``k8s`` runs the same command in one pod (``dagster_k8s.PipesK8sClient``, the ``k8s`` extra) built
+  from ``configs/deploy/k8s_stage_pod.yaml``: ``nvidia.com/gpu`` per process, the artifact store
+  mounted at the same path, so the pod reads the inputs and writes the artifact where Dagster finds it.
+
+Either way the result is the stage's own ``(ref, meta)``: the ref read back from the artifact's
+``meta.json`` (its content hash), the metadata the stage wrote there, overlaid with what rank 0
+reported through Pipes (``processes``, the scalars). The task config goes to the command as a
+resolved JSON under ``<store>/_launch/``, so the command computes the same artifact key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import string
+import sys
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+
+import rlhf_core
+from rlhf_core.cli.stage import COMMANDS, artifact, command_args
+from rlhf_core.config import TaskConfig, accelerate_dir, project_root, to_dict
+from rlhf_core.config_launch import LAUNCHER_KINDS, LauncherConfig
+from rlhf_core.stages.base import Result, done
+from rlhf_core.store import ArtifactStore, hash_key, write_json_atomic
+
+
+# Stages that train on the engine, which spreads over processes; the others (sampling, value fitting)
+# run as one process wherever the launcher puts them.
+ENGINE_STAGES = ("sft_model", "reward_model", "policy")
+
+
+class LauncherResource(dg.ConfigurableResource):
+    """Runs a heavy stage where ``kind`` (else the task's ``launcher.kind``) says."""
+
+    root: str  # the artifact store root, shared with the command (a volume in k8s)
+    kind: str | None = None  # overrides every task's launcher.kind (RLHF_LAUNCHER)
+
+    def run(self, context: dg.AssetExecutionContext, task: TaskConfig, name: str, *args: Any) -> Result:
+        kind = self.kind or task.launcher.kind
+        if kind not in LAUNCHER_KINDS:
+            raise ValueError(f"launcher kind {kind!r}: expected one of {LAUNCHER_KINDS}")
+        store = ArtifactStore(self.root)
+        if kind == "inprocess":
+            return COMMANDS[name][0](task, store, *args)
+        cfg = task.launcher
+        python = sys.executable if kind == "subprocess" else cfg.k8s.python
+        stage_args = ["-m", "rlhf_core.cli.stage", name, "--config", str(resolved_config(store, task)),
+                      "--out", str(store.root), *command_args(name, args)]
+        command = launch_command(python, cfg, stage_args) if name in ENGINE_STAGES else [python, *stage_args]
+        env = {"ACCELERATE_USE_CPU": "true"} if cfg.cpu else {}
+        context.log.info(f"{name}: {kind} launch: {' '.join(command)}")
+        if kind == "subprocess":
+            code = str(Path(rlhf_core.__file__).resolve().parents[1])  # this checkout's rlhf_core, first
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (code, os.environ.get("PYTHONPATH")) if p)
+            invocation = dg.PipesSubprocessClient(cwd=str(project_root())).run(
+                context=context, command=command, env=env)
+        else:
+            from dagster_k8s import PipesK8sClient
+
+            invocation = PipesK8sClient().run(context=context, image=cfg.k8s.image, command=command,
+                                              namespace=cfg.k8s.namespace, env=env,
+                                              base_pod_spec=pod_spec(cfg, store.root))
+        return reported(invocation.get_materialize_result().metadata, name, kind)
+
+
+def resolved_config(store: ArtifactStore, task: TaskConfig) -> Path:
+    """The task config as resolved JSON under the store (content-addressed), readable by the command."""
+    data = to_dict(task)
+    path = store.root / "_launch" / task.task / f"{hash_key(data)}.json"
+    if not path.exists():
+        write_json_atomic(path, data)
+    return path
+
+
+def launch_command(python: str, cfg: LauncherConfig, stage_args: list[str]) -> list[str]:
+    """``accelerate launch`` with the named config, ``torchrun`` for several plain processes, else python."""
+    n = str(cfg.processes)
+    if cfg.accelerate_config is not None:
+        return [python, "-m", "accelerate.commands.launch", "--config_file",
+                str(accelerate_dir() / f"{cfg.accelerate_config}.yaml"), "--num_processes", n, *stage_args]
+    if cfg.processes > 1:
+        return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", n, *stage_args]
+    return [python, *stage_args]
+
+
+def pod_spec(cfg: LauncherConfig, store_root: Path) -> dict[str, Any]:
+    """The pod template of ``launcher.k8s.pod_template`` with the GPU count and artifact volume filled in."""
+    text = cfg.k8s.template_path().read_text()
+    values = {"gpus": cfg.processes, "artifact_root": store_root, "artifact_claim": cfg.k8s.artifact_claim}
+    return yaml.safe_load(string.Template(text).substitute(values))
+
+
+def reported(pipes_meta: dict[str, dg.MetadataValue], name: str, kind: str) -> Result:
+    """The stage's ``(ref, meta)`` from what rank 0 reported through Pipes and the artifact it names."""
+    if "artifact" not in pipes_meta:
+        raise RuntimeError(f"{name}: the stage command reported no artifact through Pipes (see its logs)")
+    values = {k: v.value for k, v in pipes_meta.items()}
+    ref = dataclasses.replace(artifact(values["artifact"]), cached=bool(values["cached"]))
+    return ref, {**done(ref)[1], **values, "launcher": kind}
