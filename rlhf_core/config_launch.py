@@ -18,13 +18,6 @@ from rlhf_core.paths import accelerate_dir, project_root
 LAUNCHER_KINDS = ("inprocess", "subprocess", "k8s")
 
 
-def check_accelerate_config(name: str | None) -> None:
-    """``name`` must be a file of configs/accelerate/ (None: no launch config)."""
-    if name is not None and not (accelerate_dir() / f"{name}.yaml").exists():
-        known = sorted(p.stem for p in accelerate_dir().glob("*.yaml"))
-        raise ConfigError(f"accelerate_config {name!r} is not in configs/accelerate/; known: {known}")
-
-
 @dataclass(frozen=True)
 class K8sConfig:
     """One pod per stage command (``dagster_k8s.PipesK8sClient``), from a pod template in configs/deploy/."""
@@ -54,4 +47,7 @@ class LauncherConfig:
     def __post_init__(self) -> None:
         if self.processes < 1:
             raise ConfigError(f"launcher.processes must be >= 1, got {self.processes}")
-        check_accelerate_config(self.accelerate_config)
+        name = self.accelerate_config
+        if name is not None and not (accelerate_dir() / f"{name}.yaml").exists():
+            known = sorted(p.stem for p in accelerate_dir().glob("*.yaml"))
+            raise ConfigError(f"accelerate_config {name!r} is not in configs/accelerate/; known: {known}")
