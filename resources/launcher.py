@@ -34,11 +34,16 @@ from rlhf_core.config import TaskConfig, accelerate_dir, project_root, to_dict
 from rlhf_core.config_launch import LAUNCHER_KINDS, LauncherConfig
 from rlhf_core.stages.base import Result, done
 from rlhf_core.store import ArtifactStore, hash_key, write_json_atomic
+from rlhf_core.train.losses import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS
 
 
-# Stages that train on the engine, which spreads over processes; the others (sampling, value fitting)
-# run as one process wherever the launcher puts them.
-ENGINE_STAGES = ("sft_model", "reward_model", "policy")
+def spreads(name: str, args: tuple[Any, ...]) -> bool:
+    """Whether a stage trains through the engine's prepared model, which spreads over processes: SFT,
+    the reward model, the offline and DPO policies. The rest run as one process wherever the launcher
+    puts them: sampling and value fitting, PRO (``run_loop``, one process) and PPO/GRPO (their own engine)."""
+    if name == "policy":
+        return args[0] in OFFLINE_ALGORITHMS + PREFERENCE_ALGORITHMS
+    return name in ("sft_model", "reward_model")
 
 
 class LauncherResource(dg.ConfigurableResource):
@@ -58,7 +63,7 @@ class LauncherResource(dg.ConfigurableResource):
         python = sys.executable if kind == "subprocess" else cfg.k8s.python
         stage_args = ["-m", "rlhf_core.cli.stage", name, "--config", str(resolved_config(store, task)),
                       "--out", str(store.root), *command_args(name, args)]
-        command = launch_command(python, cfg, stage_args) if name in ENGINE_STAGES else [python, *stage_args]
+        command = launch_command(python, cfg, stage_args) if spreads(name, args) else [python, *stage_args]
         env = {"ACCELERATE_USE_CPU": "true"} if cfg.cpu else {}
         context.log.info(f"{name}: {kind} launch: {' '.join(command)}")
         if kind == "subprocess":
