@@ -19,6 +19,7 @@ resolved JSON under ``<store>/_launch/``, so the command computes the same artif
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import string
 import sys
@@ -33,7 +34,7 @@ from rlhf_core.cli.stage import COMMANDS, artifact, command_args
 from rlhf_core.config import TaskConfig, accelerate_dir, project_root, to_dict
 from rlhf_core.config_launch import LAUNCHER_KINDS, LauncherConfig
 from rlhf_core.stages.base import Result, done
-from rlhf_core.store import ArtifactStore, hash_key, write_json_atomic
+from rlhf_core.store import ArtifactStore, hash_key
 from rlhf_core.train.losses import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS
 
 
@@ -84,8 +85,11 @@ def resolved_config(store: ArtifactStore, task: TaskConfig) -> Path:
     """The task config as resolved JSON under the store (content-addressed), readable by the command."""
     data = to_dict(task)
     path = store.root / "_launch" / task.task / f"{hash_key(data)}.json"
-    if not path.exists():
-        write_json_atomic(path, data)
+    if not path.exists():  # in the config's own key order (sources, scorers), as the stages read it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
     return path
 
 

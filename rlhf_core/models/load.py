@@ -56,11 +56,15 @@ def from_pretrained_model(cls: Any, source: ModelSource, **extra: Any) -> Any:
     folder = Path(source.path) if source.path is not None else None
     if folder is None or not (folder / ADAPTER_BASE).exists():
         return from_pretrained_source(cls, source, **extra)
-    from peft import PeftModel
+    from peft import PeftConfig, PeftModel
 
     base = json.loads((folder / ADAPTER_BASE).read_text())
     model = from_pretrained_model(cls, parse_section(ModelSource, base["source"]), **{**base["config"], **extra})
-    return PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    adapter = PeftConfig.from_pretrained(str(folder))
+    # No task wrapper: the class asked for may put another head on the same body (a reward model
+    # whose base is an SFT adapter); the adapter's own saved heads (modules_to_save) still load.
+    adapter.task_type = None
+    return PeftModel.from_pretrained(model, str(folder), config=adapter).merge_and_unload()
 
 
 def load_tokenizer(source: ModelSource):
