@@ -64,7 +64,8 @@ class LauncherResource(dg.ConfigurableResource):
         python = sys.executable if kind == "subprocess" else cfg.k8s.python
         stage_args = ["-m", "rlhf_core.cli.stage", name, "--config", str(resolved_config(store, task)),
                       "--out", str(store.root), *command_args(name, args)]
-        command = launch_command(python, cfg, stage_args) if spreads(name, args) else [python, *stage_args]
+        spread = spreads(name, args)
+        command = launch_command(python, cfg, stage_args) if spread else [python, *stage_args]
         env = {"ACCELERATE_USE_CPU": "true"} if cfg.cpu else {}
         context.log.info(f"{name}: {kind} launch: {' '.join(command)}")
         if kind == "subprocess":
@@ -73,11 +74,13 @@ class LauncherResource(dg.ConfigurableResource):
             invocation = dg.PipesSubprocessClient(cwd=str(project_root())).run(
                 context=context, command=command, env=env)
         else:
-            from dagster_k8s import PipesK8sClient
-
+            try:
+                from dagster_k8s import PipesK8sClient
+            except ImportError:
+                raise RuntimeError("launcher kind k8s needs the k8s extra: pip install -e '.[k8s]'") from None
             invocation = PipesK8sClient().run(context=context, image=cfg.k8s.image, command=command,
                                               namespace=cfg.k8s.namespace, env=env,
-                                              base_pod_spec=pod_spec(cfg, store.root))
+                                              base_pod_spec=pod_spec(cfg, store.root, cfg.processes if spread else 1))
         return reported(invocation.get_materialize_result().metadata, name, kind)
 
 
@@ -94,20 +97,24 @@ def resolved_config(store: ArtifactStore, task: TaskConfig) -> Path:
 
 
 def launch_command(python: str, cfg: LauncherConfig, stage_args: list[str]) -> list[str]:
-    """``accelerate launch`` with the named config, ``torchrun`` for several plain processes, else python."""
+    """``accelerate launch`` with the named config, ``torchrun`` for several plain processes, else python.
+
+    The accelerate config's path is relative to the project root, the command's working directory
+    (the repository in the image, for a pod)."""
     n = str(cfg.processes)
     if cfg.accelerate_config is not None:
-        return [python, "-m", "accelerate.commands.launch", "--config_file",
-                str(accelerate_dir() / f"{cfg.accelerate_config}.yaml"), "--num_processes", n, *stage_args]
+        config_file = (accelerate_dir() / f"{cfg.accelerate_config}.yaml").relative_to(project_root())
+        return [python, "-m", "accelerate.commands.launch", "--config_file", str(config_file), "--num_processes", n,
+                *stage_args]
     if cfg.processes > 1:
         return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", n, *stage_args]
     return [python, *stage_args]
 
 
-def pod_spec(cfg: LauncherConfig, store_root: Path) -> dict[str, Any]:
+def pod_spec(cfg: LauncherConfig, store_root: Path, gpus: int) -> dict[str, Any]:
     """The pod template of ``launcher.k8s.pod_template`` with the GPU count and artifact volume filled in."""
     text = cfg.k8s.template_path().read_text()
-    values = {"gpus": cfg.processes, "artifact_root": store_root, "artifact_claim": cfg.k8s.artifact_claim}
+    values = {"gpus": gpus, "artifact_root": store_root, "artifact_claim": cfg.k8s.artifact_claim}
     return yaml.safe_load(string.Template(text).substitute(values))
 
 

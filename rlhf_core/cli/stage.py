@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -128,6 +129,8 @@ def pipes_reporter(name: str) -> Iterator[Callable[[dict[str, Any]], None]]:
     from dagster_pipes import open_dagster_pipes
 
     with open_dagster_pipes() as pipes:
+        for handler in pipes.log.handlers:  # the core's own warnings (unpinned revisions, ...) go to the run too
+            logging.getLogger("rlhf_core").addHandler(handler)
         pipes.log.info(f"{name}: started on {processes} process(es), pid {os.getpid()}")
 
         def report(summary: dict[str, Any]) -> None:

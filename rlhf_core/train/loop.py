@@ -151,6 +151,9 @@ class Engine:
             "train_batch_size": self.train.batch_size,
             "gradient_accumulation_steps": acc.gradient_accumulation_steps,
             "gradient_clipping": self.train.max_grad_norm,
+            # ZeRO-Offload refuses a client optimizer unless told otherwise; ours is torch's AdamW
+            # (DeepSpeedCPUAdam would be faster but needs DeepSpeed's C++ op built on the host).
+            "zero_force_ds_cpu_optimizer": False,
         })
 
     @property
