@@ -8,6 +8,10 @@ from resources.metadata import to_dagster
 from rlhf_core.config import TaskConfig
 from rlhf_core.store import ArtifactRef, hash_key
 
+# Assets that train or run models: a run holding one waits for a free slot of this pool
+# (configs/deploy/dagster.yaml; one slot per GPU), and their stage runs through the launcher resource.
+GPU_POOL = "gpu"
+
 
 def key(task: TaskConfig, name: str) -> dg.AssetKey:
     return dg.AssetKey([task.task, name])

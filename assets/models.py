@@ -3,8 +3,9 @@
 import dagster as dg
 
 from assets import checks
-from assets.common import asset_in, data_key, key
+from assets.common import GPU_POOL, asset_in, data_key, key
 from resources.artifacts import ArtifactStoreResource
+from resources.launcher import LauncherResource
 from resources.metadata import output
 from rlhf_core.config import TaskConfig
 from rlhf_core.stages import models as stages
@@ -25,9 +26,10 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(key=key(task, "sft_model"), group_name=group, kinds={"pytorch"},
               ins={"tok": asset_in(task, "tokenizer"), "data": asset_in(task, data_key(task, task.sft.data))},
-              code_version=stages.sft_model.version(task), description="Supervised fine-tuning (NLL) on demonstrations.")
-    def sft_model(artifacts: ArtifactStoreResource, tok, data):
-        return output(*stages.sft_model(task, artifacts.store(), tok, data))
+              code_version=stages.sft_model.version(task), pool=GPU_POOL,
+              description="Supervised fine-tuning (NLL) on demonstrations.")
+    def sft_model(context: dg.AssetExecutionContext, launcher: LauncherResource, tok, data):
+        return output(*launcher.run(context, task, "sft_model", tok, data))
 
     assets = [tokenizer, sft_model]
     if task.reward_model is not None:
@@ -38,10 +40,10 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
 
         @dg.asset(key=key(task, "reward_model"), group_name=group, kinds={"pytorch"}, ins=rm_ins,
                   code_version=stages.reward_model.version(task), check_specs=checks.specs(task, "reward_model"),
-                  description="Bradley-Terry reward model; held-out pairwise accuracy against gold in metadata.")
-        def reward_model(artifacts: ArtifactStoreResource, tok, pairs, sft, world=None):
+                  pool=GPU_POOL, description="Bradley-Terry reward model; held-out pairwise accuracy against gold in metadata.")
+        def reward_model(context: dg.AssetExecutionContext, launcher: LauncherResource, tok, pairs, sft, world=None):
             yield from checks.checked_output(task, "reward_model",
-                                             stages.reward_model(task, artifacts.store(), tok, pairs, sft, world))
+                                             launcher.run(context, task, "reward_model", tok, pairs, sft, world))
 
         assets.append(reward_model)
     return assets

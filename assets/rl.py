@@ -5,8 +5,9 @@ V_ref, the online policies (ppo, grpo) and the evaluation score samples with the
 """
 import dagster as dg
 
-from assets.common import asset_in, data_key, key, per_partition
+from assets.common import GPU_POOL, asset_in, data_key, key, per_partition
 from resources.artifacts import ArtifactStoreResource
+from resources.launcher import LauncherResource
 from resources.metadata import output
 from rlhf_core.config import TaskConfig
 from rlhf_core.stages import evaluation, rl
@@ -28,11 +29,11 @@ def build_reference_value(task: TaskConfig) -> list[dg.AssetsDefinition]:
     @dg.asset(key=key(task, "reference_value"), group_name=f"{task.task}_rl", kinds={"pytorch"},
               ins={"sft": asset_in(task, "sft_model"), "prompts": asset_in(task, data_key(task, task.sft.data)),
                    "rewards": asset_in(task, "rewards"), "scorers": _scorers_in(task)},
-              code_version=rl.reference_value.version(task),
+              code_version=rl.reference_value.version(task), pool=GPU_POOL,
               description="A-LoL value head V_ref(x), fitted to the task's reward of the reference's own samples, "
                           "and the advantages A = R - V_ref(x) of the training rows.")
-    def reference_value(artifacts: ArtifactStoreResource, sft, prompts, rewards, scorers):
-        return output(*rl.reference_value(task, artifacts.store(), sft, prompts, rewards, scorers))
+    def reference_value(context: dg.AssetExecutionContext, launcher: LauncherResource, sft, prompts, rewards, scorers):
+        return output(*launcher.run(context, task, "reference_value", sft, prompts, rewards, scorers))
 
     return [reference_value]
 
@@ -50,19 +51,19 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
               backfill_policy=one_run, ins={"sft": asset_in(task, "sft_model"), "value": asset_in(task, "reference_value"),
                    "pairs": asset_in(task, data_key(task, task.policy.pairs)),
                    "prompts": asset_in(task, data_key(task, task.sft.data)), "scorers": _scorers_in(task)},
-              code_version=rl.policy.version(task),
+              code_version=rl.policy.version(task), pool=GPU_POOL,
               description="The SFT reference fine-tuned by one algorithm; partition 'sft' is the reference itself.")
-    def policy(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, sft, value, pairs, prompts,
-               scorers):
-        return per_partition(context, lambda algorithm: rl.policy(task, artifacts.store(), algorithm, sft, value,
-                                                                  pairs, prompts, scorers))
+    def policy(context: dg.AssetExecutionContext, launcher: LauncherResource, sft, value, pairs, prompts, scorers):
+        return per_partition(context, lambda algorithm: launcher.run(context, task, "policy", algorithm, sft, value,
+                                                                     pairs, prompts, scorers))
 
     @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts, backfill_policy=one_run,
               ins={"policy": asset_in(task, "policy"), "prompts": asset_in(task, data_key(task, task.sft.data))},
-              code_version=evaluation.generations.version(task), description="Samples on the evaluation prompts.")
-    def generations(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, policy, prompts):
-        return per_partition(context, lambda algorithm: evaluation.generations(task, artifacts.store(), algorithm,
-                                                                               policy[algorithm], prompts))
+              code_version=evaluation.generations.version(task), pool=GPU_POOL,
+              description="Samples on the evaluation prompts.")
+    def generations(context: dg.AssetExecutionContext, launcher: LauncherResource, policy, prompts):
+        return per_partition(context, lambda algorithm: launcher.run(context, task, "generations", algorithm,
+                                                                     policy[algorithm], prompts))
 
     @dg.asset(key=key(task, "evaluation"), group_name=group, partitions_def=parts, backfill_policy=one_run,
               ins={"gen": asset_in(task, "generations"), "scorers": _scorers_in(task)},

@@ -1,6 +1,8 @@
-"""Dagster resources: the artifact store and the IO manager that passes artifact refs.
+"""Dagster resources: the artifact store, the IO manager that passes artifact refs, and the
+launcher that decides where a heavy stage runs.
 
-``build_resources()`` is the only place the environment is read (RLHF_ARTIFACTS).
+``build_resources()`` is the only place the environment is read (RLHF_ARTIFACTS; RLHF_LAUNCHER,
+which overrides every task's ``launcher.kind``: inprocess, subprocess or k8s).
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import os
 from rlhf_core.config import project_root
 from resources.artifacts import ArtifactStoreResource
 from resources.io_manager import RefIOManager
+from resources.launcher import LauncherResource
 
 
 def artifact_root() -> str:
@@ -17,4 +20,5 @@ def artifact_root() -> str:
 
 def build_resources(root: str | None = None) -> dict:
     root = root or artifact_root()
-    return {"artifacts": ArtifactStoreResource(root=root), "io_manager": RefIOManager(root=root)}
+    return {"artifacts": ArtifactStoreResource(root=root), "io_manager": RefIOManager(root=root),
+            "launcher": LauncherResource(root=root, kind=os.environ.get("RLHF_LAUNCHER") or None)}

@@ -21,11 +21,12 @@ import yaml
 # The strict reader lives beside this module; its public names are part of this one's.
 from rlhf_core.config_parse import ConfigError, apply_override, parse_section, to_dict
 # Trainer settings and the online-RL sections live in their own modules (no cycle: they need none of this one).
+from rlhf_core.config_launch import LauncherConfig
 from rlhf_core.config_rl import PPOConfig
 from rlhf_core.config_train import TrainConfig
 
 # Where relative paths resolve (the working directory, or RLHF_PROJECT_ROOT).
-from rlhf_core.paths import accelerate_dir, profiles_dir, project_root, tasks_dir
+from rlhf_core.paths import accelerate_dir, profiles_dir, project_root, tasks_dir  # noqa: F401 (re-exported)
 
 
 # ----------------------------------------------------------------------------- models
@@ -161,7 +162,7 @@ class LoraConfig:
 
 @dataclass(frozen=True)
 class ComputeConfig:
-    """How training runs (not what it computes): precision, micro-batches, adapters, launcher config.
+    """How training runs (not what it computes): precision, micro-batches, adapters (where: ``launcher``).
 
     ``train.batch_size`` stays the global batch of one optimiser step; ``micro_batch_size`` rows per
     forward on one process set the gradient accumulation (None: the global batch split over processes).
@@ -173,17 +174,12 @@ class ComputeConfig:
     compile: bool | None = None  # torch.compile; None: on where CUDA is available
     lora: LoraConfig | None = None
     quantization: Literal["4bit", "8bit"] | None = None  # QLoRA base weights (bitsandbytes, CUDA only)
-    accelerate_config: str | None = None  # configs/accelerate/<name>.yaml used by launchers
 
     def __post_init__(self) -> None:
         if self.micro_batch_size is not None and self.micro_batch_size < 1:
             raise ConfigError(f"micro_batch_size must be >= 1, got {self.micro_batch_size}")
         if self.quantization is not None and self.lora is None:
             raise ConfigError("quantization trains adapters only: set lora as well")
-        if self.accelerate_config is not None and not (accelerate_dir() / f"{self.accelerate_config}.yaml").exists():
-            known = sorted(p.stem for p in accelerate_dir().glob("*.yaml"))
-            raise ConfigError(f"accelerate_config {self.accelerate_config!r} is not in configs/accelerate/; "
-                              f"known: {known}")
 
 
 @dataclass(frozen=True)
@@ -325,6 +321,7 @@ class TaskConfig:
     policy: PolicyConfig | None = None
     evaluation: EvaluationConfig | None = None
     compute: ComputeConfig = field(default_factory=ComputeConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)  # where stages run; in no key
 
     def __post_init__(self) -> None:
         # Offline RL learns from R, the task's annotated reward of the policy's rows.

@@ -13,14 +13,23 @@ builds, so a launcher (``accelerate launch``, Dagster Pipes) can run it on anoth
 hand the directory back. Inputs are artifact directories (each has a ``meta.json``); ``name.k=DIR``
 collects a mapping (every component's scorer). The artifact path and metadata go to stdout as JSON.
 A user error prints one ``error:`` line and exits with status 2 (``--debug``: with its traceback).
+
+Under ``torchrun`` / ``accelerate launch`` every rank runs the command and trains; rank 0 alone
+writes the artifact (the others stop once the engine has gathered the weights). Started by a
+Dagster launcher through Pipes (``DAGSTER_PIPES_CONTEXT`` set), rank 0 also opens Pipes, logs
+into the run and reports the artifact path, content hash, world size and scalar metadata as the
+asset's materialization; ``dagster_pipes`` is imported only then, so the core stays framework-free.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from rlhf_core.cli.common import guarded, output_flags, quiet_libraries
 from rlhf_core.config import ConfigError, load_config
@@ -35,7 +44,7 @@ COMMANDS: dict[str, tuple[Stage, list[str]]] = {
     "sft_model": (models.sft_model, ["tok", "data"]),
     "reward_model": (models.reward_model, ["tok", "pairs", "sft?", "world?"]),
     "reference_value": (rl.reference_value, ["sft", "prompts", "rewards", "scorers*"]),
-    "policy": (rl.policy, ["=algorithm", "sft", "value", "pairs"]),
+    "policy": (rl.policy, ["=algorithm", "sft", "value", "pairs", "prompts", "scorers*"]),
     "generations": (evaluation.generations, ["=algorithm", "policy", "prompts"]),
     "annotate_shard": (annotation.annotate_shard, ["=component", "=shard:int", "data", "scorer"]),
     "evaluation": (evaluation.evaluation, ["=algorithm", "gen", "scorers*"]),
@@ -93,13 +102,68 @@ def call_args(params: list[str], inputs: dict[str, str], args: dict[str, str]) -
     return values
 
 
+def command_args(name: str, args: tuple[Any, ...]) -> list[str]:
+    """The ``--input`` / ``--arg`` flags that hand ``args`` (as a stage call takes them) to this command."""
+    params = COMMANDS[name][1]
+    if len(args) != len(params):
+        raise TypeError(f"{name} takes {len(params)} arguments after (task, store), got {len(args)}")
+    flags: list[str] = []
+    for param, value in zip(params, args):
+        if param.startswith("="):
+            flags += ["--arg", f"{param[1:].partition(':')[0]}={value}"]
+        elif param.endswith("*"):
+            flags += [x for k, ref in sorted(value.items()) for x in ("--input", f"{param[:-1]}.{k}={ref.path}")]
+        elif value is not None:
+            flags += ["--input", f"{param.rstrip('?')}={value.path}"]
+    return flags
+
+
+def world() -> tuple[int, int]:
+    """(rank, processes) of this process as torchrun and accelerate launch set them."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+@contextlib.contextmanager
+def pipes_reporter(name: str) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """``report(summary)``: to Dagster through Pipes on rank 0 of a Pipes launch, a no-op otherwise."""
+    rank, processes = world()
+    if rank != 0 or "DAGSTER_PIPES_CONTEXT" not in os.environ:
+        yield lambda summary: None
+        return
+    from dagster_pipes import open_dagster_pipes
+
+    with open_dagster_pipes() as pipes:
+        for handler in pipes.log.handlers:  # the core's own warnings (unpinned revisions, ...) go to the run too
+            logging.getLogger("rlhf_core").addHandler(handler)
+        pipes.log.info(f"{name}: started on {processes} process(es), pid {os.getpid()}")
+
+        def report(summary: dict[str, Any]) -> None:
+            pipes.log.info(f"{name}: {'found' if summary['cached'] else 'wrote'} {summary['artifact']}")
+            pipes.report_asset_materialization(
+                metadata={**summary["metadata"], "artifact": {"raw_value": summary["artifact"], "type": "path"},
+                          "content_hash": summary["content_hash"], "cached": summary["cached"],
+                          "processes": processes},
+                data_version=summary["content_hash"])
+
+        yield report
+
+
 def run(opts: argparse.Namespace) -> int:
-    task = load_config(opts.config, opts.overrides)
-    stage, params = COMMANDS[opts.stage]
-    ref, meta = stage(task, ArtifactStore(opts.out), *call_args(params, _pairs(opts.input, "--input"),
-                                                                 _pairs(opts.arg, "--arg")))
-    print(json.dumps({"artifact": ref.path, "content_hash": ref.content_hash, "cached": ref.cached,
-                      "metadata": {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool))}}))
+    from rlhf_core.train.loop import NotMainProcess
+
+    with pipes_reporter(opts.stage) as report:
+        task = load_config(opts.config, opts.overrides)
+        stage, params = COMMANDS[opts.stage]
+        try:
+            ref, meta = stage(task, ArtifactStore(opts.out), *call_args(params, _pairs(opts.input, "--input"),
+                                                                         _pairs(opts.arg, "--arg")))
+        except NotMainProcess:
+            return 0  # rank 0 writes and reports the artifact
+        summary = {"artifact": ref.path, "content_hash": ref.content_hash, "cached": ref.cached,
+                   "metadata": {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool))
+                                and k not in ("artifact", "content_hash", "cached")}}
+        report(summary)
+        print(json.dumps(summary))
     return 0
 
 

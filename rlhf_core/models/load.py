@@ -8,20 +8,26 @@ through the same code:
 
 Weights are loaded from safetensors (``use_safetensors=True``); ``trust_remote_code`` stays off
 unless the config turns it on. Saved models carry ``meta.json`` beside the weights.
+
+An adapter-only artifact (LoRA with ``merge: false``) holds the PEFT adapter and ``adapter_base.json``,
+the source of its base; every model loader here loads that base (recursively: the base may be an
+adapter artifact itself), applies the adapter and merges it, so callers get a plain model.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
-from rlhf_core.config import ModelSource, TinyGPTConfig, warn_if_unpinned
+from rlhf_core.config import ModelSource, TinyGPTConfig, parse_section, to_dict, warn_if_unpinned
 from rlhf_core.errors import OfflineHubError
 from rlhf_core.store_verify import is_artifact, verify
 
 EOS = "<|endoftext|>"  # end of text / turn separator of GPT-2-family models, and of our tokenizer
 PAD = "<|pad|>"
 NO_POSITION_LIMIT = 1 << 20
+ADAPTER_BASE = "adapter_base.json"  # in an adapter-only artifact: where its base comes from
 
 
 def hub_kwargs(source: ModelSource) -> tuple[str, dict[str, Any]]:
@@ -45,6 +51,22 @@ def from_pretrained_source(cls: Any, source: ModelSource, **extra: Any) -> Any:
     return cls.from_pretrained(name, **kwargs, **extra)
 
 
+def from_pretrained_model(cls: Any, source: ModelSource, **extra: Any) -> Any:
+    """``from_pretrained_source`` for a model class; an adapter-only artifact loads as base + adapter, merged."""
+    folder = Path(source.path) if source.path is not None else None
+    if folder is None or not (folder / ADAPTER_BASE).exists():
+        return from_pretrained_source(cls, source, **extra)
+    from peft import PeftConfig, PeftModel
+
+    base = json.loads((folder / ADAPTER_BASE).read_text())
+    model = from_pretrained_model(cls, parse_section(ModelSource, base["source"]), **{**base["config"], **extra})
+    adapter = PeftConfig.from_pretrained(str(folder))
+    # No task wrapper: the class asked for may put another head on the same body (a reward model
+    # whose base is an SFT adapter); the adapter's own saved heads (modules_to_save) still load.
+    adapter.task_type = None
+    return PeftModel.from_pretrained(model, str(folder), config=adapter).merge_and_unload()
+
+
 def load_tokenizer(source: ModelSource):
     from transformers import AutoTokenizer
 
@@ -65,13 +87,13 @@ def load_causal_lm(source: ModelSource, quantization: str | None = None):
     extra = {}
     if quantization:
         extra = {"quantization_config": quantization_config(quantization), "device_map": device}
-    return from_pretrained_source(AutoModelForCausalLM, source, use_safetensors=True, **extra)
+    return from_pretrained_model(AutoModelForCausalLM, source, use_safetensors=True, **extra)
 
 
 def load_sequence_classifier(source: ModelSource, num_labels: int = 1):
     from transformers import AutoModelForSequenceClassification
 
-    return from_pretrained_source(AutoModelForSequenceClassification, source, num_labels=num_labels, use_safetensors=True)
+    return from_pretrained_model(AutoModelForSequenceClassification, source, num_labels=num_labels, use_safetensors=True)
 
 
 def train_tokenizer(corpus: list[str], vocab_size: int, min_frequency: int):
@@ -101,10 +123,25 @@ def build_causal_lm(init: TinyGPTConfig, tokenizer, seed: int):
     return GPT2LMHeadModel(config)
 
 
-def save_model(model, tokenizer, out_dir: Path) -> None:
-    """``save_pretrained`` (safetensors) of model and tokenizer into ``out_dir``."""
+def save_model(model, tokenizer, out_dir: Path, base: ModelSource | None = None) -> dict[str, Any]:
+    """``save_pretrained`` (safetensors) of model and tokenizer into ``out_dir``; metadata to report.
+
+    A PeftModel (LoRA kept unmerged) saves only its adapter and ``adapter_base.json``: ``base``, the
+    source its base model was loaded from, and the config values the base needs to load as the same
+    class (a reward model's one label, its pad id). A base built in code has no source to name.
+    """
+    adapter = hasattr(model, "peft_config")
+    if adapter and (base is None or base.init is not None):
+        raise ValueError("lora.merge: false saves only the adapter, so the base must load from a hub id or "
+                         "path; a model built from init has none (set lora.merge: true)")
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+    if not adapter:
+        return {}
+    keep = {k: getattr(model.config, k) for k in ("num_labels", "pad_token_id")
+            if type(model.get_base_model()).__name__.endswith("ForSequenceClassification")}
+    (Path(out_dir) / ADAPTER_BASE).write_text(json.dumps({"source": to_dict(base), "config": keep}, indent=2))
+    return {"adapter_base": base.path or f"{base.hub_id}@{base.revision}"}
 
 
 def max_positions(config: Any) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from rlhf_core.config import ModelSource
-from rlhf_core.models.load import from_pretrained_source, hub_kwargs, load_tokenizer
+from rlhf_core.models.load import from_pretrained_model, hub_kwargs, load_tokenizer
 
 
 def model_source(source: str, revision: str | None) -> ModelSource:
@@ -57,8 +57,8 @@ def load_model_and_tokenizer(
     """
     src = model_source(source, revision)
     dev = pick_device(device)
-    model = from_pretrained_source(model_cls, src, dtype=inference_dtype(dev), attn_implementation="sdpa",
-                             use_safetensors=True)
+    model = from_pretrained_model(model_cls, src, dtype=inference_dtype(dev), attn_implementation="sdpa",
+                                  use_safetensors=True)
     return model.to(dev).eval(), load_tokenizer(src), dev
 
 

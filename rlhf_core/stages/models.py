@@ -49,10 +49,10 @@ def sft_model(ctx: Context, tok_ref: ArtifactRef, data_ref: ArtifactRef) -> Resu
                  else load_causal_lm(cfg.model, ctx.cfg.compute.quantization))
         train_rows = rows[rows["split"] == "train"]
         result = train_offline(model, tok, train_rows, "nll", cfg.train, work, compute=ctx.cfg.compute)
-        model = result.model  # unwrapped (and LoRA-merged) by the engine
-        save_model(model, tok, out)
+        model = result.model  # unwrapped (and LoRA-merged, unless lora.merge is false) by the engine
+        saved = save_model(model, tok, out, cfg.model)
         loss_curve(result.history, out / "loss_curve.png", "SFT loss (summed NLL per response)")
-        return {"train_rows": len(train_rows), "steps": result.steps, "final_loss": result.history[-1]["loss"],
+        return {**saved, "train_rows": len(train_rows), "steps": result.steps, "final_loss": result.history[-1]["loss"],
                 "val_nll_per_token": mean_token_nll(model, tok, rows[rows["split"] == "val"], cfg.train.max_length),
                 "loss_curve": "loss_curve.png"}
 
@@ -89,14 +89,14 @@ def reward_model(ctx: Context, tok_ref: ArtifactRef, pairs_ref: ArtifactRef, sft
         train_pairs = pairs[pairs["split"] == "train"]
         result = train_bradley_terry(model, tok, train_pairs, cfg.train, work, compute=ctx.cfg.compute)
         model = result.model
-        save_model(model, tok, out)
+        saved = save_model(model, tok, out, ModelSource(path=sft_ref.path) if cfg.init == "sft" else None)
         loss_curve(result.history, out / "loss_curve.png", "Bradley-Terry loss")
         held = pairs[pairs["split"] == "test"]
         # Scored the way annotation scores with this RM (one scoring path, one truncation).
         rm = RewardModelLogitScorer(model=str(out), max_length=cfg.train.max_length, progress=False)
         s_c = np.array(rm(held["prompt"].tolist(), held["chosen"].tolist()))
         s_r = np.array(rm(held["prompt"].tolist(), held["rejected"].tolist()))
-        meta = {"train_pairs": len(train_pairs), "heldout_pairs": len(held), "steps": result.steps,
+        meta = {**saved, "train_pairs": len(train_pairs), "heldout_pairs": len(held), "steps": result.steps,
                 "final_loss": result.history[-1]["loss"], "loss_curve": "loss_curve.png",
                 "heldout_accuracy_vs_labels": float(np.mean(s_c > s_r))}
         if world_ref is not None:

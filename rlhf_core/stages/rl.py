@@ -118,10 +118,10 @@ def policy(ctx: Context, algorithm: str, sft_ref: ArtifactRef, value_ref: Artifa
                                compute=ctx.cfg.compute)
         else:
             result = train_offline(model, tok, rows, algorithm, cfg.train, work, cfg, compute=ctx.cfg.compute)
-        save_model(result.model, tok, out)
+        saved = save_model(result.model, tok, out, ModelSource(path=sft_ref.path))
         loss_curve(result.history, out / "loss_curve.png", f"{algorithm} loss")
         last = result.history[-1]
-        return {"algorithm": algorithm, "train_rows": len(rows), "steps": result.steps,
+        return {**saved, "algorithm": algorithm, "train_rows": len(rows), "steps": result.steps,
                 "final_loss": last["loss"], "loss_curve": "loss_curve.png",
                 **{k: v for k, v in last.items() if k not in ("step", "loss", "lr")}}
 

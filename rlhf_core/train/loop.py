@@ -40,6 +40,11 @@ StepFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 COMPLETE = "COMPLETE"  # written last into a checkpoint: a directory without it is ignored
 
 
+class NotMainProcess(Exception):
+    """Raised by ``Engine.finish`` on every rank but 0 of a multi-process run: training is over and
+    the weights are gathered; saving the artifact and its metrics is rank 0's alone."""
+
+
 @dataclass
 class LoopResult:
     history: list[dict[str, float]]
@@ -113,6 +118,9 @@ class Engine:
         acc.gradient_accumulation_steps = accumulation_steps(train.batch_size, self.compute.micro_batch_size,
                                                              acc.num_processes)
         self.lora = self.compute.lora is not None
+        if self.lora and self.sharded:
+            raise ValueError("LoRA trains under single_gpu, multi_gpu_ddp or deepspeed_zero2; ZeRO-3 and FSDP "
+                             "shard the weights for full fine-tuning (set compute.lora to null)")
         if self.lora:
             model = add_lora(model, self.compute.lora)
         if self.compute.gradient_checkpointing:
@@ -143,7 +151,19 @@ class Engine:
             "train_batch_size": self.train.batch_size,
             "gradient_accumulation_steps": acc.gradient_accumulation_steps,
             "gradient_clipping": self.train.max_grad_norm,
+            # ZeRO-Offload refuses a client optimizer unless told otherwise; ours is torch's AdamW
+            # (DeepSpeedCPUAdam would be faster but needs DeepSpeed's C++ op built on the host).
+            "zero_force_ds_cpu_optimizer": False,
         })
+
+    @property
+    def sharded(self) -> bool:
+        """Whether each process holds only a shard of the weights (DeepSpeed ZeRO-3, FSDP)."""
+        from accelerate.utils import DistributedType
+
+        kind = self.accelerator.distributed_type
+        plugin = self.accelerator.state.deepspeed_plugin
+        return kind == DistributedType.FSDP or (kind == DistributedType.DEEPSPEED and plugin.zero_stage == 3)
 
     @property
     def unwrapped(self) -> torch.nn.Module:
@@ -207,8 +227,22 @@ class Engine:
         return LoopResult(history, self.steps, start, self.finish())
 
     def finish(self) -> torch.nn.Module:
-        """The trained module without wrappers; LoRA is merged into the base when configured."""
-        model = self.accelerator.unwrap_model(self.model, keep_fp32_wrapper=False).eval()
+        """The whole trained module without wrappers, on rank 0; LoRA is merged into the base when configured.
+
+        Under ZeRO-3 or FSDP each process holds a shard: ``get_state_dict`` gathers them (every rank
+        takes part) and rank 0 loads the full weights into a plain copy of the model, so what is
+        saved is a full model. In a run of several processes the other ranks then raise ``NotMainProcess``.
+        """
+        acc = self.accelerator
+        full = acc.get_state_dict(self.model) if self.sharded else None
+        if acc.num_processes > 1:
+            acc.wait_for_everyone()
+            if not acc.is_main_process:
+                raise NotMainProcess(f"rank {acc.process_index}: training is over; rank 0 saves the model")
+        model = acc.unwrap_model(self.model, keep_fp32_wrapper=False)
+        if full is not None:
+            model = plain_copy(model, full)
+        model.eval()
         if self.lora and self.compute.lora.merge:
             model = model.merge_and_unload()
         return model
@@ -238,6 +272,23 @@ class Engine:
         self.accelerator.load_state(str(latest))
         state = json.loads((latest / "state.json").read_text())
         return state["step"], state["history"]
+
+
+def plain_copy(sharded: torch.nn.Module, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """A new, unsharded instance of ``sharded``'s model class holding the gathered ``state``.
+
+    FSDP2 swaps the module's class for a subclass of ``FSDPModule`` and the original class and
+    DeepSpeed keeps hooks on the module that gather shards collectively, so neither object can run
+    a forward pass on rank 0 alone: the copy has no hooks and plain tensors.
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    cls = type(sharded)
+    if isinstance(sharded, FSDPModule):
+        cls = next(base for base in cls.__bases__ if base is not FSDPModule)
+    model = cls(sharded.config)
+    model.load_state_dict(state)
+    return model
 
 
 def latest_checkpoint(root: Path) -> Path | None:

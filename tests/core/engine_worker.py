@@ -6,7 +6,7 @@
     python tests/core/engine_worker.py OUT WORK --kill save:4        # SIGKILL itself inside the step-4 save
     python tests/core/engine_worker.py OUT WORK --dropout 0.1        # dropout: RNG state matters on resume
 
-The main process writes ``OUT/weights.safetensors`` and ``OUT/run.json``. A kill is a real
+Rank 0 writes ``OUT/weights.safetensors`` and ``OUT/run.json``. A kill is a real
 SIGKILL of this process at a chosen point, so nothing after it (no cleanup, no marker) runs.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from transformers import GPT2LMHeadModel
 
 from rlhf_core.config import PolicyConfig, TrainConfig
 from rlhf_core.train import offline
+from rlhf_core.train.loop import NotMainProcess
 
 
 def _tests_conftest():
@@ -109,21 +110,21 @@ def main() -> None:
         kill_at(args.kill)
     model, tok = tiny_lm(args.dropout)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    result = offline.train_offline(model, tok, ROWS, "a_lol", TRAIN, Path(args.work), POLICY)
+    try:
+        result = offline.train_offline(model, tok, ROWS, "a_lol", TRAIN, Path(args.work), POLICY)
+    except NotMainProcess:
+        return  # rank 0 writes the weights
     from accelerate import PartialState
+    from safetensors.torch import save_file
 
-    state = PartialState()
-    if state.is_main_process:
-        from safetensors.torch import save_file
-
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.clone() for k, v in result.model.state_dict().items()}, out / "weights.safetensors")
-        (out / "run.json").write_text(json.dumps({"processes": state.num_processes, "resumed_from": result.resumed_from,
-                                                  "losses": [h["loss"] for h in result.history],
-                                                  "moved": max(float((v - initial[k]).abs().max())
-                                                               for k, v in result.model.state_dict().items())}))
-
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.clone() for k, v in result.model.state_dict().items()}, out / "weights.safetensors")
+    (out / "run.json").write_text(json.dumps({"processes": PartialState().num_processes,
+                                              "resumed_from": result.resumed_from,
+                                              "losses": [h["loss"] for h in result.history],
+                                              "moved": max(float((v - initial[k]).abs().max())
+                                                           for k, v in result.model.state_dict().items())}))
 
 if __name__ == "__main__":
     main()

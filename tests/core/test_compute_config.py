@@ -23,7 +23,7 @@ def test_a_profile_overlays_and_overrides_win():
     plain = load_config(task_config_path("demo"))
     gpu = load_config(task_config_path("demo"), ["compute.lora.r=8"], profile="gpu")
     assert plain.compute.precision == "no" and plain.compute.lora is None
-    assert gpu.compute.precision == "bf16" and gpu.compute.accelerate_config == "single_gpu"
+    assert gpu.compute.precision == "bf16" and gpu.launcher.accelerate_config == "single_gpu"
     assert gpu.compute.lora.r == 8 and gpu.compute.lora.alpha == 32  # the override wins, the rest stays
     assert gpu.sft == plain.sft  # only what the profile names changes
 
@@ -40,7 +40,9 @@ def test_an_unknown_key_in_a_profile_fails_like_set(tmp_path, monkeypatch):
 @pytest.mark.parametrize("override, message", [
     ("compute.precision=fp8", "compute.precision: expected one of"),
     ("compute.quantization=4bit", "quantization trains adapters only"),
-    ("compute.accelerate_config=zero9", "not in configs/accelerate/"),
+    ("launcher.accelerate_config=zero9", "not in configs/accelerate/"),
+    ("launcher.processes=0", "launcher.processes must be >= 1"),
+    ("launcher.kind=slurm", "launcher.kind: expected one of"),
     ("compute.micro_batch_size=0", "micro_batch_size must be >= 1"),
 ])
 def test_bad_compute_values_name_the_key(override, message):

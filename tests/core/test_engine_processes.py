@@ -12,18 +12,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_worker import assert_same_weights
+from engine_worker import assert_same_weights, tiny_lm
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = str(Path(__file__).with_name("engine_worker.py"))
+GATHER_WORKER = str(Path(__file__).with_name("gather_worker.py"))
 
 
-def run_worker(out: Path, work: Path, *extra: str, torchrun: bool = False, expect_kill: bool = False) -> dict:
+def run_worker(out: Path, work: Path, *extra: str, torchrun: bool = False, expect_kill: bool = False,
+               worker: str = WORKER) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] if torchrun \
         else [sys.executable]
-    proc = subprocess.run([*launcher, WORKER, str(out), str(work), *extra], env=env, cwd=ROOT,
+    proc = subprocess.run([*launcher, worker, str(out), *([str(work)] if work else []), *extra], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     if expect_kill:
         assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
@@ -51,6 +53,18 @@ def test_two_cpu_processes_train_the_same_weights_as_one(straight, tmp_path):
     assert ddp["losses"] == pytest.approx(run["losses"], rel=1e-6)
     assert_same_weights(weights(out), weights(tmp_path / "out"), atol=2e-6)
     assert run["moved"] > 1e-3  # the weights trained, so their equality means something
+
+
+def test_fsdp_shards_on_two_cpu_processes_are_gathered_into_the_whole_model(tmp_path):
+    """``plain_copy`` of the gathered FSDP2 state: a plain GPT2LMHeadModel with exactly the weights
+    that were sharded, which runs on rank 0 alone (accelerate's FSDP needs GPUs; torch's runs on gloo)."""
+    run = run_worker(tmp_path / "out", None, torchrun=True, worker=GATHER_WORKER)
+    assert run == {"sharded_param": "DTensor", "model_class": "GPT2LMHeadModel", "logits_finite": True}
+    model, _ = tiny_lm()
+    got = weights(tmp_path / "out")
+    assert got.keys() == model.state_dict().keys()
+    for name, value in model.state_dict().items():
+        assert torch.equal(got[name], value), name
 
 
 @pytest.mark.parametrize("kill", ["step:4", "save:4"])

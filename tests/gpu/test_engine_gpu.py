@@ -1,6 +1,6 @@
 """The engine on CUDA (skipped without it; ``make gpu-check`` runs these): device placement,
 bf16 with torch.compile, batched generation on the device, QLoRA on a 4-bit base, and DeepSpeed
-ZeRO-2 through ``accelerate launch``."""
+ZeRO-2 and ZeRO-3 (offloaded, gathered at the end) through ``accelerate launch``."""
 import os
 import subprocess
 import sys
@@ -88,14 +88,16 @@ def test_qlora_on_a_4bit_llama_trains_only_the_adapters(tmp_path):
             assert torch.equal(value, base[name]), key
 
 
-def test_deepspeed_zero2_on_one_gpu_trains_like_plain_data_parallel(tmp_path):
+@pytest.mark.parametrize("zero", ["deepspeed_zero2", "deepspeed_zero3_offload"])
+def test_deepspeed_on_one_gpu_trains_like_plain_data_parallel(tmp_path, zero):
+    """ZeRO-3 also checks the gather at the end (Engine.finish): the saved weights are the whole model."""
     pytest.importorskip("deepspeed")
     worker = str(ROOT / "tests" / "core" / "engine_worker.py")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     runs = {}
     for name, launcher in [("plain", [sys.executable]),
-                           ("zero2", [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                                      str(ROOT / "configs" / "accelerate" / "deepspeed_zero2.yaml"),
+                           ("deepspeed", [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                                      str(ROOT / "configs" / "accelerate" / f"{zero}.yaml"),
                                       "--num_processes", "1", "--mixed_precision", "no"])]:
         out = tmp_path / name
         proc = subprocess.run([*launcher, worker, str(out), str(tmp_path / f"work-{name}")], env=env, cwd=ROOT,
@@ -104,4 +106,4 @@ def test_deepspeed_zero2_on_one_gpu_trains_like_plain_data_parallel(tmp_path):
         from safetensors.torch import load_file
 
         runs[name] = load_file(out / "weights.safetensors")
-    assert_same_weights(runs["plain"], runs["zero2"], atol=1e-4)
+    assert_same_weights(runs["plain"], runs["deepspeed"], atol=1e-4)

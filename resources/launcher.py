@@ -1,0 +1,127 @@
+"""Where a heavy stage's core command runs: the ``launcher`` resource.
+
+    ref, meta = launcher.run(context, task, "sft_model", tok, data)   # as stages.sft_model(task, store, tok, data)
+
+- ``inprocess`` calls the stage inside the Dagster step (CPU, the demo, tests).
+- ``subprocess`` runs ``python -m rlhf_core.cli.stage`` under ``accelerate launch`` (with the
+  task's ``launcher.accelerate_config``) or ``torchrun`` (without) on ``launcher.processes``
+  processes, through Dagster Pipes (``PipesSubprocessClient``): their stdout and stderr stream
+  into the step's logs, and rank 0 logs into the run and reports the materialization.
+- ``k8s`` runs the same command in one pod (``dagster_k8s.PipesK8sClient``, the ``k8s`` extra) built
+  from ``configs/deploy/k8s_stage_pod.yaml``: ``nvidia.com/gpu`` per process, the artifact store
+  mounted at the same path, so the pod reads the inputs and writes the artifact where Dagster finds it.
+
+Either way the result is the stage's own ``(ref, meta)``: the ref read back from the artifact's
+``meta.json`` (its content hash), the metadata the stage wrote there, overlaid with what rank 0
+reported through Pipes (``processes``, the scalars). The task config goes to the command as a
+resolved JSON under ``<store>/_launch/``, so the command computes the same artifact key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import string
+import sys
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+
+import rlhf_core
+from rlhf_core.cli.stage import COMMANDS, artifact, command_args
+from rlhf_core.config import TaskConfig, accelerate_dir, project_root, to_dict
+from rlhf_core.config_launch import LAUNCHER_KINDS, LauncherConfig
+from rlhf_core.stages.base import Result, done
+from rlhf_core.store import ArtifactStore, hash_key
+from rlhf_core.train.losses import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS
+
+
+def spreads(name: str, args: tuple[Any, ...]) -> bool:
+    """Whether a stage trains through the engine's prepared model, which spreads over processes: SFT,
+    the reward model, the offline and DPO policies. The rest run as one process wherever the launcher
+    puts them: sampling and value fitting, PRO (``run_loop``, one process) and PPO/GRPO (their own engine)."""
+    if name == "policy":
+        return args[0] in OFFLINE_ALGORITHMS + PREFERENCE_ALGORITHMS
+    return name in ("sft_model", "reward_model")
+
+
+class LauncherResource(dg.ConfigurableResource):
+    """Runs a heavy stage where ``kind`` (else the task's ``launcher.kind``) says."""
+
+    root: str  # the artifact store root, shared with the command (a volume in k8s)
+    kind: str | None = None  # overrides every task's launcher.kind (RLHF_LAUNCHER)
+
+    def run(self, context: dg.AssetExecutionContext, task: TaskConfig, name: str, *args: Any) -> Result:
+        kind = self.kind or task.launcher.kind
+        if kind not in LAUNCHER_KINDS:
+            raise ValueError(f"launcher kind {kind!r}: expected one of {LAUNCHER_KINDS}")
+        store = ArtifactStore(self.root)
+        if kind == "inprocess":
+            return COMMANDS[name][0](task, store, *args)
+        cfg = task.launcher
+        python = sys.executable if kind == "subprocess" else cfg.k8s.python
+        stage_args = ["-m", "rlhf_core.cli.stage", name, "--config", str(resolved_config(store, task)),
+                      "--out", str(store.root), *command_args(name, args)]
+        spread = spreads(name, args)
+        command = launch_command(python, cfg, stage_args) if spread else [python, *stage_args]
+        env = {"ACCELERATE_USE_CPU": "true"} if cfg.cpu else {}
+        context.log.info(f"{name}: {kind} launch: {' '.join(command)}")
+        if kind == "subprocess":
+            code = str(Path(rlhf_core.__file__).resolve().parents[1])  # this checkout's rlhf_core, first
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (code, os.environ.get("PYTHONPATH")) if p)
+            invocation = dg.PipesSubprocessClient(cwd=str(project_root())).run(
+                context=context, command=command, env=env)
+        else:
+            try:
+                from dagster_k8s import PipesK8sClient
+            except ImportError:
+                raise RuntimeError("launcher kind k8s needs the k8s extra: pip install -e '.[k8s]'") from None
+            invocation = PipesK8sClient().run(context=context, image=cfg.k8s.image, command=command,
+                                              namespace=cfg.k8s.namespace, env=env,
+                                              base_pod_spec=pod_spec(cfg, store.root, cfg.processes if spread else 1))
+        return reported(invocation.get_materialize_result().metadata, name, kind)
+
+
+def resolved_config(store: ArtifactStore, task: TaskConfig) -> Path:
+    """The task config as resolved JSON under the store (content-addressed), readable by the command."""
+    data = to_dict(task)
+    path = store.root / "_launch" / task.task / f"{hash_key(data)}.json"
+    if not path.exists():  # in the config's own key order (sources, scorers), as the stages read it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    return path
+
+
+def launch_command(python: str, cfg: LauncherConfig, stage_args: list[str]) -> list[str]:
+    """``accelerate launch`` with the named config, ``torchrun`` for several plain processes, else python.
+
+    The accelerate config's path is relative to the project root, the command's working directory
+    (the repository in the image, for a pod)."""
+    n = str(cfg.processes)
+    if cfg.accelerate_config is not None:
+        config_file = (accelerate_dir() / f"{cfg.accelerate_config}.yaml").relative_to(project_root())
+        return [python, "-m", "accelerate.commands.launch", "--config_file", str(config_file), "--num_processes", n,
+                *stage_args]
+    if cfg.processes > 1:
+        return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", n, *stage_args]
+    return [python, *stage_args]
+
+
+def pod_spec(cfg: LauncherConfig, store_root: Path, gpus: int) -> dict[str, Any]:
+    """The pod template of ``launcher.k8s.pod_template`` with the GPU count and artifact volume filled in."""
+    text = cfg.k8s.template_path().read_text()
+    values = {"gpus": gpus, "artifact_root": store_root, "artifact_claim": cfg.k8s.artifact_claim}
+    return yaml.safe_load(string.Template(text).substitute(values))
+
+
+def reported(pipes_meta: dict[str, dg.MetadataValue], name: str, kind: str) -> Result:
+    """The stage's ``(ref, meta)`` from what rank 0 reported through Pipes and the artifact it names."""
+    if "artifact" not in pipes_meta:
+        raise RuntimeError(f"{name}: the stage command reported no artifact through Pipes (see its logs)")
+    values = {k: v.value for k, v in pipes_meta.items()}
+    ref = dataclasses.replace(artifact(values["artifact"]), cached=bool(values["cached"]))
+    return ref, {**done(ref)[1], **values, "launcher": kind}

@@ -1,0 +1,53 @@
+"""Where a heavy stage's command runs (beside ``config.py``, which re-exports it): the ``launcher`` section.
+
+    launcher: {kind: subprocess, processes: 2, accelerate_config: multi_gpu_ddp}
+
+Where a stage runs is not what it computes, so no stage reads this section and no artifact key
+depends on it: the engine makes N processes the same optimiser update as one, and an artifact
+trained by any launcher is served to every other. ``RLHF_LAUNCHER`` (read by the Dagster
+resources) overrides ``kind`` for one process without editing a config.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rlhf_core.config_parse import ConfigError
+from rlhf_core.paths import accelerate_dir, project_root
+
+LAUNCHER_KINDS = ("inprocess", "subprocess", "k8s")
+
+
+@dataclass(frozen=True)
+class K8sConfig:
+    """One pod per stage command (``dagster_k8s.PipesK8sClient``), from a pod template in configs/deploy/."""
+
+    image: str = "rlhf-pipeline:latest"  # built from this repository (make setup inside it)
+    namespace: str | None = None  # None: the current namespace in a cluster, else "default"
+    pod_template: str = "configs/deploy/k8s_stage_pod.yaml"  # relative paths resolve from the project root
+    artifact_claim: str = "rlhf-artifacts"  # the PersistentVolumeClaim holding the artifact store
+    python: str = "/app/.venv/bin/python"  # the image's interpreter
+
+    def template_path(self):
+        return project_root() / self.pod_template
+
+
+@dataclass(frozen=True)
+class LauncherConfig:
+    """``inprocess``: the stage runs inside the Dagster step (CPU, demo, tests). ``subprocess``: its
+    command runs under ``accelerate launch`` (with ``accelerate_config``) or ``torchrun`` (without) on
+    ``processes`` processes, through Dagster Pipes. ``k8s``: the same command in a GPU pod."""
+
+    kind: Literal["inprocess", "subprocess", "k8s"] = "inprocess"
+    processes: int = 1  # processes (GPUs) of one machine
+    accelerate_config: str | None = None  # configs/accelerate/<name>.yaml; None: torchrun
+    cpu: bool = False  # ACCELERATE_USE_CPU: several CPU processes over gloo (tests, CPU boxes)
+    k8s: K8sConfig = field(default_factory=K8sConfig)
+
+    def __post_init__(self) -> None:
+        if self.processes < 1:
+            raise ConfigError(f"launcher.processes must be >= 1, got {self.processes}")
+        name = self.accelerate_config
+        if name is not None and not (accelerate_dir() / f"{name}.yaml").exists():
+            known = sorted(p.stem for p in accelerate_dir().glob("*.yaml"))
+            raise ConfigError(f"accelerate_config {name!r} is not in configs/accelerate/; known: {known}")
