@@ -43,5 +43,6 @@ def progress_bar(iterable: Iterable | None = None, *, desc: str, total: int | No
         return tqdm(iterable, desc=desc, total=total, initial=initial, unit=unit, disable=disable,
                     file=stream, mininterval=1.0, delay=0.0 if at_once else SHOW_AFTER_S)
     return tqdm(iterable, desc=desc, total=total, initial=initial, unit=unit, disable=disable,
-                file=_Lines(stream), mininterval=LINE_EVERY_S, maxinterval=LINE_EVERY_S,
-                delay=0.0 if at_once else LINE_EVERY_S, bar_format=LINE_FORMAT)
+                file=_Lines(stream), mininterval=LINE_EVERY_S, delay=0.0 if at_once else LINE_EVERY_S,
+                # time checked on every update: tqdm's monitor thread would repeat a line with a stale count
+                miniters=1, bar_format=LINE_FORMAT)
