@@ -64,15 +64,29 @@ def _label(task: str, step: Step, keys: list[dg.AssetKey], partition: str | None
     return names + (f" [{partition}]" if partition else "")
 
 
-def _outcome(result: dg.ExecuteInProcessResult) -> str:
+def _outcome(metas: list) -> str:
     """"built", "reused" (found in the store) or a count of each, from the assets' ``cached`` metadata
     (an asset that passes a parent's artifact on, as the sft baseline policy, reports neither)."""
-    metas = [e.event_specific_data.materialization.metadata for e in result.get_asset_materialization_events()]
     cached = [m["cached"].value for m in metas if "cached" in m]
     reused, built = sum(cached), len(cached) - sum(cached)
     if built and reused:
         return f"{built} built, {reused} reused"
     return "reused" if reused else "built" if built else "done"
+
+
+def _asset_lines(result: dg.ExecuteInProcessResult, elapsed: float, partition: str | None) -> list[str]:
+    """One line per asset of a finished step, in the order they finished, each with its own time."""
+    metas: dict[str, list] = {}
+    lines = []
+    for event in result.all_events:
+        if event.is_step_materialization:
+            metas.setdefault(event.step_key, []).append(event.event_specific_data.materialization.metadata)
+        elif event.is_step_success:
+            seconds = event.event_specific_data.duration_ms / 1000
+            elapsed += seconds
+            name = event.step_key.split("__")[-1] + (f" [{partition}]" if partition else "")
+            lines.append(f"[{elapsed:7.1f}s] {name}: {_outcome(metas.get(event.step_key, []))} ({seconds:.1f}s)")
+    return lines
 
 
 def run_task(task_name: str, overrides: list[str], select: list[str], resources: dict | None = None,
@@ -104,7 +118,11 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
         if not result.success:
             print(f"[{time.time() - start:7.1f}s] FAILED {label} ({time.time() - t0:.1f}s)", flush=True)
             return 1
-        print(f"[{time.time() - start:7.1f}s] {label}: {_outcome(result)} ({time.time() - t0:.1f}s)", flush=True)
+        lines = _asset_lines(result, t0 - start, partition)
+        if len(lines) > 1:  # a step of several assets: each asset's line, then the step's own
+            print("\n".join(lines), flush=True)
+        metas = [e.event_specific_data.materialization.metadata for e in result.get_asset_materialization_events()]
+        print(f"[{time.time() - start:7.1f}s] {label}: {_outcome(metas)} ({time.time() - t0:.1f}s)", flush=True)
     print(f"done in {time.time() - start:.1f}s", flush=True)
     return 0
 
