@@ -66,8 +66,8 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
               description="Held-out metric of each RM's kind and its agreement with the gold judge.")
     def reward_model_eval(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, rm, **inputs):
         return per_partition(context, lambda name: rm_eval.reward_model_eval(
-            task, artifacts.store(), name, rm[name], inputs[f"data_{task.reward_models[name].data}"],
-            inputs.get("probe")))
+            task, artifacts.store(), name, rm[name],
+            {d: inputs[f"data_{d}"] for d in stages.rm_datasets(task.reward_models[name])}, inputs.get("probe")))
 
     return [reward_model, reward_model_eval]
 

@@ -231,6 +231,7 @@ class RewardModelSpec:
     # demo) and the preference pairs of stage 2.
     objectives: list[str] = field(default_factory=list)
     pairs: str | None = None
+    verbosity_objective: str | None = None  # the objective others are debiased against ([RF]: helpsteer-verbosity)
 
     def __post_init__(self) -> None:
         if (self.init is None) == (self.model is None):
@@ -241,6 +242,8 @@ class RewardModelSpec:
             raise ConfigError(f"label_type and segmentation are fg_token settings, not {self.kind}'s")
         if self.kind == "armo" and (not self.objectives or self.pairs is None):
             raise ConfigError("kind armo needs objectives (stage 1) and pairs (stage 2)")
+        if self.verbosity_objective is not None and self.verbosity_objective not in self.objectives:
+            raise ConfigError(f"verbosity_objective {self.verbosity_objective!r} is not one of {self.objectives}")
 
     @property
     def unit(self) -> str:

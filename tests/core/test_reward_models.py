@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,7 +15,7 @@ from rlhf_core.rewards.base import build_scorer
 from rlhf_core.stages import reward_models, rm_eval
 from rlhf_core.store import ArtifactStore, write_table
 
-NAMES = ["bt", "holistic", "ranking", "absolute", "relevance", "factuality"]
+NAMES = ["bt", "holistic", "ranking", "absolute", "relevance", "factuality", "pair_pm", "armo"]
 MICRO = ["world.n_prompts={train: 24, val: 4, test: 8}", "world.malformed_rows=0",
          "sft.model.init={n_layer: 1, n_head: 2, n_embd: 32, n_positions: 128}",
          *(f"reward_models.{n}.train.epochs=1" for n in NAMES)]
@@ -33,10 +34,10 @@ def trained(tmp_path_factory):
     task = load_config(task_config_path("demo"), MICRO)
     store = ArtifactStore(tmp_path_factory.mktemp("store"))
     clean = demo.clean_feedback({"raw": demo.load_feedback(None, task).kept}, task.datasets["clean_feedback"], task).kept
-    tables = {name: task.datasets[name] for name in ("preference_pairs", "absolute_ratings", "rankings",
-                                                      "fine_grained_labels")}
     builders = {"preference_pairs": demo.preference_pairs, "absolute_ratings": demo.absolute_ratings,
-                "rankings": demo.rankings, "fine_grained_labels": demo.fine_grained_labels}
+                "rankings": demo.rankings, "fine_grained_labels": demo.fine_grained_labels,
+                "offline_data": demo.responses}
+    tables = {name: task.datasets[name] for name in builders}
     data = {}
     for name, spec in tables.items():
         rows = builders[name]({"clean": clean}, spec, task).kept
@@ -44,11 +45,14 @@ def trained(tmp_path_factory):
     tok = train_tokenizer(clean["prompt"].tolist() + [r for rs in clean["responses"] for r in rs], 300, 2)
     tok_ref = _ref(store, "tokenizer", tok.save_pretrained)
     sft_ref = _ref(store, "sft_model", lambda out: save_model(build_causal_lm(task.sft.model.init, tok, 0), tok, out))
+    world = demo.load_world(None, task).kept
+    world_ref = _ref(store, "raw_world", lambda out: write_table(world, out / "table.parquet"))
     refs = {}
     for name in NAMES:
         spec = task.reward_models[name]
-        refs[name], _ = reward_models.reward_model(task, store, name, tok_ref, sft_ref, {spec.data: data[spec.data]},
-                                                   None)
+        inputs = {d: data[d] for d in reward_models.rm_datasets(spec)}
+        refs[name], _ = reward_models.reward_model(task, store, name, tok_ref, sft_ref, inputs,
+                                                   world_ref if reward_models.needs_gold(task, name) else None)
     return task, store, data, refs, clean
 
 
@@ -56,10 +60,18 @@ def test_every_kind_saves_a_model_with_its_spec_and_scores_through_the_registry(
     task, _, _, refs, clean = trained
     prompts = clean["prompt"].tolist()[:5]
     responses = [rs[1] for rs in clean["responses"]][:5]
+    others = [rs[2] for rs in clean["responses"]][:5]
     for name in NAMES:
         spec = json.loads((refs[name].dir / "reward_model.json").read_text())
         assert spec["kind"] == task.reward_models[name].kind
-        scores = build_scorer("reward_model", model=refs[name].path, progress=False)(prompts, responses)
+        scorer = build_scorer("reward_model", model=refs[name].path, progress=False)
+        if spec["kind"] == "pairwise_preference":  # P(first preferred), both orders averaged: p(a, b) = 1 - p(b, a)
+            p, q = scorer.preference(prompts, responses, others), scorer.preference(prompts, others, responses)
+            assert np.allclose(np.asarray(p) + np.asarray(q), 1.0, atol=1e-5)
+            with pytest.raises(TypeError, match="scores pairs"):
+                scorer(prompts, responses)
+            continue
+        scores = scorer(prompts, responses)
         assert len(scores) == 5 and all(math.isfinite(s) for s in scores), name
 
 
@@ -93,10 +105,12 @@ def reward_models_segments(text: str) -> list[str]:
 def test_each_kind_reports_its_seed_metric_on_held_out_rows(trained):
     task, store, data, refs, _ = trained
     expected = {"bradley_terry": "pair_accuracy", "fg_sequence_preference": "pair_accuracy", "crs_ranking": "accuracy",
-                "crs_absolute": "mse_low", "fg_token": "all_no_error_accuracy"}
+                "crs_absolute": "mse_low", "fg_token": "all_no_error_accuracy", "pairwise_preference": "pair_accuracy",
+                "armo": "pair_accuracy"}
     for name in NAMES:
         spec = task.reward_models[name]
-        _, meta = rm_eval.reward_model_eval(task, store, name, refs[name], data[spec.data], None)
+        inputs = {d: data[d] for d in reward_models.rm_datasets(spec)}
+        _, meta = rm_eval.reward_model_eval(task, store, name, refs[name], inputs, None)
         value = meta["heldout"][expected[spec.kind]]
         assert 0.0 <= value <= 1.0 or (spec.kind == "crs_absolute" and value >= 0.0), (name, meta["heldout"])
         assert meta["summary"]["heldout_value"] == meta["heldout"][meta["summary"]["heldout_metric"]]
