@@ -4,6 +4,7 @@
     gold_probe                 held-out logged responses and fresh SFT samples, graded by gold (demo)
     reward_model_eval    [rm]  the kind's held-out metric; Spearman / pair accuracy against gold
     reward_models              one row per RM, exported to data/artifacts/<task>/reward_models.csv
+    reward_bench               [RF] RewardBench section scores of the configured RMs
 """
 import dagster as dg
 
@@ -11,6 +12,7 @@ from assets.common import asset_in, data_key, key, per_partition
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
 from rlhf_core.config import TaskConfig
+from rlhf_core.stages import reward_bench as bench
 from rlhf_core.stages import reward_models as stages
 from rlhf_core.stages import rm_eval
 from rlhf_core.store import hash_key
@@ -90,6 +92,7 @@ def build_probe(task: TaskConfig) -> list[dg.AssetsDefinition]:
 
 
 def build_board(task: TaskConfig) -> list[dg.AssetsDefinition]:
+    """The board over every RM, and RewardBench when the task configures it."""
     if not task.reward_models:
         return []
 
@@ -102,4 +105,14 @@ def build_board(task: TaskConfig) -> list[dg.AssetsDefinition]:
         return output(*rm_eval.reward_model_board(task, store, evaluations,
                                                   store.root / task.task / "reward_models.csv"))
 
-    return [reward_models]
+    if task.reward_bench is None:
+        return [reward_models]
+
+    @dg.asset(key=key(task, "reward_bench"), group_name=f"{task.task}_reward_models",
+              ins={"rm": asset_in(task, "reward_model"), "data": asset_in(task, data_key(task, task.reward_bench.data))},
+              code_version=bench.reward_bench.version(task),
+              description="RewardBench section and overall scores of the configured reward models.")
+    def reward_bench(artifacts: ArtifactStoreResource, rm, data):
+        return output(*bench.reward_bench(task, artifacts.store(), rm, data))
+
+    return [reward_models, reward_bench]

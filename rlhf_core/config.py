@@ -220,6 +220,7 @@ class RewardModelSpec:
     train_split: str = "train"
     eval_split: str = "test"
     truncation_side: Literal["left", "right"] = "left"  # [RF] truncates on the left (docs/sources.md §5.5)
+    response_template: str = "{response}"  # how a response follows the prompt ([CRS]: a ChatML assistant turn)
     lora: LoraConfig | None = None  # adapters for this RM only ([CRS] r 16, alpha 32)
     # fg_token: which [FG] file (relevance = R1, factuality = R2), its segment unit, and where the
     # segment marker sits: "before" each segment as in [FG] (a bidirectional encoder), or "after" it,
@@ -261,6 +262,17 @@ class RewardModelEvalConfig:
     split: str = "test"
     samples_per_prompt: int = 2
     max_new_tokens: int = 40
+
+
+@dataclass(frozen=True)
+class RewardBenchConfig:
+    """[RF] RewardBench (docs/sources.md §7.5): trained RMs scored on a table of RewardBench pairs
+    (``prompt, chosen, rejected, subset``). ``counts``: the official subset weights, or the seed
+    BT script's (xstest weights swapped, docs/sources.md §10.10)."""
+
+    data: str
+    models: list[str]  # names under reward_models
+    counts: Literal["official", "seed"] = "official"
 
 
 @dataclass(frozen=True)
@@ -387,6 +399,7 @@ class TaskConfig:
     sft: SFTConfig | None = None
     reward_models: dict[str, RewardModelSpec] = field(default_factory=dict)
     reward_model_eval: RewardModelEvalConfig | None = None
+    reward_bench: RewardBenchConfig | None = None
     reference_value: ReferenceValueConfig | None = None
     policy: PolicyConfig | None = None
     evaluation: EvaluationConfig | None = None
@@ -399,6 +412,10 @@ class TaskConfig:
             if name not in self.reward_models:
                 raise ConfigError(f"annotation: reward model {name!r} is not declared in reward_models "
                                   f"({sorted(self.reward_models)})")
+        if self.reward_bench is not None:
+            for name in self.reward_bench.models:
+                if name not in self.reward_models or self.reward_models[name].kind in ("fg_token",):
+                    raise ConfigError(f"reward_bench.models: {name!r} is not a declared pairwise or scalar reward model")
         if self.reward_models and self.sft is None and any(s.init for s in self.reward_models.values()):
             raise ConfigError("reward_models: init sft / scratch needs an sft section")
         # Offline RL learns from R, the task's annotated reward of the policy's rows.

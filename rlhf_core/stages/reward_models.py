@@ -90,7 +90,7 @@ def reward_model(ctx: Context, name: str, tok_ref: ArtifactRef | None, sft_ref: 
         train_rows = split_rows(data_refs[spec.data], spec.train_split)
         model = base_model(spec, ctx.cfg, sft_ref, tok, HEADS.get(kind, "sequence"))
         info: dict[str, Any] = {"kind": kind, "name": name, "max_length": spec.train.max_length,
-                                "truncation_side": spec.truncation_side}
+                                "truncation_side": spec.truncation_side, "response_template": spec.response_template}
         if kind == "armo":
             return _build_armo(model, tok, train_rows, data_refs, world_ref, spec, info, ctx.cfg, out)
         if kind == "fg_token":
@@ -104,7 +104,7 @@ def reward_model(ctx: Context, name: str, tok_ref: ArtifactRef | None, sft_ref: 
             from rlhf_core.train.reward_model import train_sequence_rm
 
             result = train_sequence_rm(kind, model, tok, train_rows, spec.train, work, _compute(ctx.cfg, spec),
-                                       spec.truncation_side)
+                                       spec.truncation_side, spec.response_template)
         save_model(result.model, tok, out)
         write_json_atomic(out / "reward_model.json", info)
         loss_curve(result.history, out / "loss_curve.png", f"{name} ({kind}) loss")

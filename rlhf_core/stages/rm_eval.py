@@ -116,9 +116,9 @@ def heldout_metrics(kind: str, scorer, rows: pd.DataFrame, rm_ref: ArtifactRef) 
         p = scorer.preference(prompts, rows["chosen"].tolist(), rows["rejected"].tolist())
         return {"pair_accuracy": float(np.mean(np.asarray(p) > 0.5))}
     if kind == "crs_ranking":
-        flat_p = [p for p, rs in zip(prompts, rows["replies"]) for _ in rs]
-        flat_r = [r for rs in rows["replies"] for r in rs]
-        bounds = np.cumsum([0] + [len(rs) for rs in rows["replies"]]).tolist()
+        flat_p = [p for p, rs in zip(prompts, rows["completions"]) for _ in rs]
+        flat_r = [r for rs in rows["completions"] for r in rs]
+        bounds = np.cumsum([0] + [len(rs) for rs in rows["completions"]]).tolist()
         return rm_metrics.ranking_metrics(scorer(flat_p, flat_r), bounds)
     if kind == "crs_absolute":
         logits = np.asarray(scorer(prompts, rows["completion"].tolist()))

@@ -125,3 +125,33 @@ def test_gold_metrics_compare_scores_with_gold_within_each_prompt():
     assert out["gold_pair_acc_logged"] == 1.0 and out["gold_pair_acc_sampled"] == 0.0
     # score ranks (3, 2, 1) vs gold ranks (2, 1, 3): d = (1, 1, -2), rho = 1 - 6 * 6 / (3 * 8) = -0.5
     assert out["gold_spearman_logged"] == pytest.approx(-0.5)
+
+
+def test_reward_bench_section_scores_match_a_hand_computation(trained):
+    import dataclasses
+
+    from rlhf_core.config import RewardBenchConfig
+    from rlhf_core.stages import reward_bench
+
+    task, store, data, refs, _ = trained
+    pairs = pd.read_parquet(data["preference_pairs"].file("table.parquet")).head(7)
+    pairs = pairs.assign(subset=["alpacaeval-easy"] * 3 + ["mt-bench-easy"] * 2 + ["llmbar-natural"] * 2)
+    bench_ref = _ref(store, "bench", lambda out: write_table(pairs, out / "table.parquet"))
+    task = dataclasses.replace(task, reward_bench=RewardBenchConfig(data="bench", models=["bt", "pair_pm"]))
+    ref, _ = reward_bench.reward_bench(task, store, refs, bench_ref)
+    board = pd.read_parquet(ref.file("table.parquet")).set_index("model")
+
+    prompts, chosen, rejected = (pairs[c].tolist() for c in ("prompt", "chosen", "rejected"))
+    bt = build_scorer("reward_model", model=refs["bt"].path, progress=False)
+    sc, sr = bt(prompts, chosen), bt(prompts, rejected)
+    right = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(sc, sr)]
+    # Chat: alpacaeval-easy weighs 100, mt-bench-easy 28; Chat Hard: llmbar-natural alone.
+    easy, mt, llmbar = sum(right[:3]) / 3, sum(right[3:5]) / 2, sum(right[5:]) / 2
+    assert board.loc["bt", "Chat"] == pytest.approx(100 * (easy * 100 + mt * 28) / 128)
+    assert board.loc["bt", "Chat Hard"] == pytest.approx(100 * llmbar)
+    assert math.isnan(board.loc["bt", "overall"])  # Safety and Reasoning are not scored here
+
+    pm = build_scorer("reward_model", model=refs["pair_pm"].path).preference(prompts, chosen, rejected)
+    right = [1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0 for p in pm]
+    easy, mt = sum(right[:3]) / 3, sum(right[3:5]) / 2
+    assert board.loc["pair_pm", "Chat"] == pytest.approx(100 * (easy * 100 + mt * 28) / 128)

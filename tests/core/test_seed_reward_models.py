@@ -1,0 +1,71 @@
+"""Each seed task's reward models train on its fixture data (tiny random models of the real
+architectures) and score through the scorer registry; [CRS]'s combined reward is their weighted sum."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rlhf_core.rewards.base import build_scorer
+from rlhf_core.stages import reward_models
+from rlhf_core.store import ArtifactStore, write_table
+from tests.core.data.data_helpers import build_task, load_task
+from tests.dagster.test_seed_tasks import header_overrides
+
+TINY_TRAIN = "{epochs: 1, batch_size: 4, lr: 1.0e-3, max_length: 64}"
+
+
+def train_all(task_name: str, overrides: list[str], tmp_path):
+    """Every RM of the task, trained on the fixture tables; ``(config, {name: ref}, tables)``."""
+    cfg = load_task(task_name, [*header_overrides(task_name)[0], *overrides])
+    needed = {d for spec in cfg.reward_models.values() for d in reward_models.rm_datasets(spec)}
+    tables = {name: res.kept for name, res in build_task(cfg, only=needed).items() if name in needed}
+    store = ArtifactStore(tmp_path / "store")
+    data = {}
+    for name, rows in tables.items():
+        data[name] = store.build(task_name, name, None, {"n": name},
+                                 lambda out, _, rows=rows: write_table(rows, out / "table.parquet") or {})
+    refs = {name: reward_models.reward_model(cfg, store, name, None, None,
+                                             {d: data[d] for d in reward_models.rm_datasets(spec)}, None)[0]
+            for name, spec in cfg.reward_models.items()}
+    return cfg, refs, tables
+
+
+def scores_of(ref, rows, n: int = 4):
+    rows = rows.head(n)
+    response = rows["completion"] if "completion" in rows else rows["chosen"]
+    return build_scorer("reward_model", model=ref.path, progress=False)(rows["prompt"].tolist(), response.tolist())
+
+
+def test_oasst_crs_ranking_and_absolute_rms_and_the_combined_reward(tmp_path):
+    from rlhf_core.rewards.combine import RewardFunction, terms
+
+    tiny = "{path: data/fixtures/rlhflow/tiny-llama3-rm}"
+    cfg, refs, tables = train_all("oasst_crs", [f"reward_models.{n}.{k}={v}" for n in ("ranking", "absolute")
+                                                for k, v in (("model", tiny), ("train", TINY_TRAIN))], tmp_path)
+    rows = tables["absolute_rm"].head(4)
+    ranking, absolute = scores_of(refs["ranking"], rows), scores_of(refs["absolute"], rows)
+    assert all(math.isfinite(s) for s in ranking + absolute)
+    scorers = {c: build_scorer("reward_model", model=refs[spec.partition].path, progress=False)
+               for c, spec in cfg.annotation.scorers.items()}
+    crs = RewardFunction(scorers, terms(cfg.annotation.scorers))(rows["prompt"].tolist(), rows["completion"].tolist())
+    assert crs == pytest.approx([0.25 * r + 0.75 * a for r, a in zip(ranking, absolute)], rel=1e-5)
+
+
+@pytest.fixture
+def tiny_distilbert(tmp_path):
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained("data/fixtures/word_tokenizer")
+    model = DistilBertForSequenceClassification(DistilBertConfig(
+        vocab_size=len(tok), dim=32, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id, num_labels=1))
+    model.save_pretrained(tmp_path / "distilbert")
+    tok.save_pretrained(tmp_path / "distilbert")
+    return tmp_path / "distilbert"
+
+
+def test_hh_rlhf_distilbert_bradley_terry_rm(tmp_path, tiny_distilbert):
+    _, refs, tables = train_all("hh_rlhf", [f"reward_models.distilbert.model={{path: {tiny_distilbert}}}",
+                                            f"reward_models.distilbert.train={TINY_TRAIN}"], tmp_path)
+    assert all(math.isfinite(s) for s in scores_of(refs["distilbert"], tables["rm_pairs"]))
