@@ -13,6 +13,7 @@ from tests.core.data.data_helpers import build_task, load_task
 from tests.dagster.test_seed_tasks import header_overrides
 
 TINY_TRAIN = "{epochs: 1, batch_size: 4, lr: 1.0e-3, max_length: 64}"
+LONG = 1024  # the tiny Longformer's positions: the [FG] inputs hold the question, passages and answer
 
 
 def train_all(task_name: str, overrides: list[str], tmp_path):
@@ -69,3 +70,34 @@ def test_hh_rlhf_distilbert_bradley_terry_rm(tmp_path, tiny_distilbert):
     _, refs, tables = train_all("hh_rlhf", [f"reward_models.distilbert.model={{path: {tiny_distilbert}}}",
                                             f"reward_models.distilbert.train={TINY_TRAIN}"], tmp_path)
     assert all(math.isfinite(s) for s in scores_of(refs["distilbert"], tables["rm_pairs"]))
+
+
+@pytest.fixture
+def tiny_longformer(tmp_path):
+    from conftest import roberta_tokenizer
+    from transformers import LongformerConfig, LongformerModel
+
+    tok = roberta_tokenizer()
+    model = LongformerModel(LongformerConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=48,
+        attention_window=8, max_position_embeddings=LONG + 2, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        sep_token_id=2, type_vocab_size=1))
+    model.save_pretrained(tmp_path / "longformer")
+    tok.save_pretrained(tmp_path / "longformer")
+    return tmp_path / "longformer"
+
+
+def test_qa_feedback_token_and_preference_rms(tmp_path, tiny_longformer):
+    names = ("relevance", "factuality", "holistic", "completeness")
+    train = TINY_TRAIN.replace("max_length: 64", f"max_length: {LONG}")  # R2 inputs carry the passages
+    _, refs, tables = train_all("qa_feedback", [f"reward_models.{n}.{k}={v}" for n in names for k, v in
+                                                (("model", f"{{path: {tiny_longformer}}}"), ("train", train))],
+                                tmp_path)
+    for name, pairs in (("holistic", "holistic_pairs"), ("completeness", "comp_pairs")):
+        assert all(math.isfinite(s) for s in scores_of(refs[name], tables[pairs]))
+    prompt, answer = "question: who wrote it? answer:", "It was written by a man. He lived in Paris, France."
+    for name in ("relevance", "factuality"):
+        scorer = build_scorer("reward_model", model=refs[name].path)
+        (errors,) = scorer.segment_errors([prompt], [answer])
+        assert len(errors) == 2  # two sentences; the comma starts no sub-sentence (fewer than 5 words follow)
+        assert scorer([prompt], [answer]) == [sum(-1.0 if e else 1.0 for e in errors)]
