@@ -112,6 +112,10 @@ def heldout_metrics(kind: str, scorer, rows: pd.DataFrame, rm_ref: ArtifactRef) 
     if kind in ("bradley_terry", "fg_sequence_preference", "armo"):
         chosen, rejected = scorer(prompts, rows["chosen"].tolist()), scorer(prompts, rows["rejected"].tolist())
         return {"pair_accuracy": rm_metrics.pair_accuracy(chosen, rejected)}
+    if kind == "pairwise_preference" and "completion" in rows:  # rows already in the A/B format
+        from rlhf_core.train.pair_pm import answer_accuracy
+
+        return {"pair_accuracy": answer_accuracy(scorer.model, scorer.tokenizer, scorer.spec, rows)}
     if kind == "pairwise_preference":
         p = scorer.preference(prompts, rows["chosen"].tolist(), rows["rejected"].tolist())
         return {"pair_accuracy": float(np.mean(np.asarray(p) > 0.5))}

@@ -1,6 +1,7 @@
 """[RF] pairwise preference model: a causal LM that answers "A" or "B" (docs/sources.md §2.4, §3.5, §5.6).
 
-The user message is ``[CONTEXT] {context} [RESPONSE A] {A} [RESPONSE B] {B} \\n`` and the answer
+The user message is ``[CONTEXT] {context} [RESPONSE A] {A} [RESPONSE B] {B} \\n`` (built here from
+``prompt, chosen, rejected`` rows, or already built by the ``pair_pm`` data builder) and the answer
 is the single token ``A`` or ``B``. With a chat template the message is rendered as one user
 turn with the generation prompt; a tokenizer without one (the demo's BPE) reads the message as
 plain text. Training puts the loss on the label token only (``rm_losses.pairwise_preference``);
@@ -36,11 +37,15 @@ def label_ids(tokenizer) -> tuple[int, int]:
 
 def message_ids(tokenizer, context: str, a: str, b: str, max_length: int) -> list[int]:
     """Ids of the prompt that precedes the answer token, left-truncated to ``max_length - 1``."""
-    text = f"[CONTEXT] {context} [RESPONSE A] {a} [RESPONSE B] {b} \n"
+    return render_message(tokenizer, f"[CONTEXT] {context} [RESPONSE A] {a} [RESPONSE B] {b} \n", max_length)
+
+
+def render_message(tokenizer, text: str, max_length: int) -> list[int]:
+    """The user message as the model reads it before answering (chat template or plain text)."""
     if tokenizer.chat_template:
         ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=True,
                                             add_generation_prompt=True)
-        ids = list(ids["input_ids"] if isinstance(ids, dict) else ids)
+        ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)  # transformers 5: a BatchEncoding
     else:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return ids[-(max_length - 1):]
@@ -57,14 +62,20 @@ def answer_logits(model, pad_id: int, ids: list[list[int]]) -> torch.Tensor:
 
 def train_pair_pm(model, tokenizer, pairs: pd.DataFrame, train: TrainConfig, work_dir: Path,
                   compute: ComputeConfig | None = None) -> LoopResult:
-    """The label-token loss on ``prompt, chosen, rejected`` rows, the chosen one at a seeded random slot."""
+    """The label-token loss on ``prompt, chosen, rejected`` rows (the chosen one at a seeded random
+    slot), or on rows already in the pair-PM format (``prompt``: the message, ``completion``: A or B)."""
     a_id, b_id = label_ids(tokenizer)
-    first = np.random.default_rng(train.seed).random(len(pairs)) < 0.5  # chosen shown as A
     ids, labels = [], []
-    for is_a, (p, c, r) in zip(first, pairs[["prompt", "chosen", "rejected"]].itertuples(index=False)):
-        ids.append(message_ids(tokenizer, p, c, r, train.max_length) if is_a
-                   else message_ids(tokenizer, p, r, c, train.max_length))
-        labels.append(a_id if is_a else b_id)
+    if "completion" in pairs:
+        for text, answer in zip(pairs["prompt"], pairs["completion"]):
+            ids.append(render_message(tokenizer, text, train.max_length))
+            labels.append(a_id if answer == LABELS[0] else b_id)
+    else:
+        first = np.random.default_rng(train.seed).random(len(pairs)) < 0.5  # chosen shown as A
+        for is_a, (p, c, r) in zip(first, pairs[["prompt", "chosen", "rejected"]].itertuples(index=False)):
+            ids.append(message_ids(tokenizer, p, c, r, train.max_length) if is_a
+                       else message_ids(tokenizer, p, r, c, train.max_length))
+            labels.append(a_id if is_a else b_id)
     targets = torch.tensor(labels)
     engine = Engine(model, train, total_steps(train, len(ids)), compute)
 
@@ -90,3 +101,17 @@ def preference_probability(model, tokenizer, spec: dict, prompts: list[str], fir
         ba = answer_logits(model, tokenizer.pad_token_id, [message_ids(tokenizer, p, y, x, length) for p, x, y in rows])
         out += rm_losses.pair_pm_probability(ab, ba, a_id, b_id).cpu().tolist()
     return out
+
+
+@torch.inference_mode()
+def answer_accuracy(model, tokenizer, spec: dict, rows: pd.DataFrame, batch_size: int = 32) -> float:
+    """Share of pair-PM-format rows (``prompt`` message, ``completion`` A or B) whose answer logit
+    is the higher of the two (one order, as the rows were written)."""
+    a_id, b_id = label_ids(tokenizer)
+    ids = [render_message(tokenizer, t, spec["max_length"]) for t in rows["prompt"]]
+    right = []
+    for s in range(0, len(ids), batch_size):
+        logits = answer_logits(model, tokenizer.pad_token_id, ids[s:s + batch_size])
+        says_b = (logits[:, b_id] > logits[:, a_id]).cpu().numpy()
+        right += list(says_b == (rows["completion"].iloc[s:s + batch_size].to_numpy() == LABELS[1]))
+    return float(np.mean(right))

@@ -101,3 +101,20 @@ def test_qa_feedback_token_and_preference_rms(tmp_path, tiny_longformer):
         (errors,) = scorer.segment_errors([prompt], [answer])
         assert len(errors) == 2  # two sentences; the comma starts no sub-sentence (fewer than 5 words follow)
         assert scorer([prompt], [answer]) == [sum(-1.0 if e else 1.0 for e in errors)]
+
+
+def test_rlhflow_pair_pm_and_its_reward_bench_scores(tmp_path):
+    from rlhf_core.stages import reward_bench
+
+    cfg, refs, tables = train_all("rlhflow", ["reward_models.pair_pm.model={path: data/fixtures/rlhflow/tiny-llama3-rm}",
+                                              f"reward_models.pair_pm.train={TINY_TRAIN}"], tmp_path)
+    store = ArtifactStore(tmp_path / "store")
+    rows = build_task(cfg, only={"reward_bench"})["reward_bench"].kept
+    bench = store.build("rlhflow", "reward_bench_rows", None, {}, lambda out, _: write_table(rows, out / "table.parquet") or {})
+    ref, _ = reward_bench.reward_bench(cfg, store, refs, bench)
+    import pandas as pd
+
+    board = pd.read_parquet(ref.file("table.parquet"))
+    assert board["model"].tolist() == ["pair_pm"]
+    scored = [s for s in ("Chat", "Chat Hard", "Safety", "Reasoning") if s in board]
+    assert scored and all(0 <= board.loc[0, s] <= 100 for s in scored)
