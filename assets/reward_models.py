@@ -44,8 +44,9 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
     if not task.reward_models:
         return []
     group, parts = f"{task.task}_reward_models", rm_partitions(task)
-    uses_sft = any(s.init for s in task.reward_models.values())
-    base_ins = {"tok": asset_in(task, "tokenizer"), "sft": asset_in(task, "sft_model")} if uses_sft else {}
+    # The task's own networks (SFT-initialised, scratch, tiny init) read its tokenizer (and SFT model).
+    own = any(s.init or (s.model is not None and s.model.init is not None) for s in task.reward_models.values())
+    base_ins = {"tok": asset_in(task, "tokenizer"), "sft": asset_in(task, "sft_model")} if own and task.sft else {}
     world_in = {"world": asset_in(task, f"raw_{task.gold.source}")} if task.gold else {}
 
     @dg.asset(key=key(task, "reward_model"), group_name=group, partitions_def=parts, kinds={"pytorch"},
