@@ -183,7 +183,7 @@ def test_editing_a_function_rekeys_exactly_the_stages_that_run_it(tmp_path):
         ("rlhf_core/train/losses.py", "dpo_loss", {"policy"}),
         ("rlhf_core/train/losses.py", "offline_loss", {"sft_model", "policy"}),
         ("rlhf_core/eval/metrics.py", "distinct_n", {"evaluation"}),
-        ("rlhf_core/train/rm_token.py", "token_inputs", {"reward_model", "reward_model_eval"}),
+        ("rlhf_core/stages/rm_eval.py", "within_prompt_pairs", {"reward_model_eval"}),
     ]:
         path = tmp_path / module
         source = path.read_text()
