@@ -74,7 +74,7 @@ def test_hh_rlhf_distilbert_bradley_terry_rm(tmp_path, tiny_distilbert):
 
 @pytest.fixture
 def tiny_longformer(tmp_path):
-    from conftest import roberta_tokenizer
+    from tests.conftest import roberta_tokenizer
     from transformers import LongformerConfig, LongformerModel
 
     tok = roberta_tokenizer()
