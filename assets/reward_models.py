@@ -49,7 +49,8 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
     base_ins = {"tok": asset_in(task, "tokenizer"), "sft": asset_in(task, "sft_model")} if own and task.sft else {}
     world_in = {"world": asset_in(task, f"raw_{task.gold.source}")} if task.gold else {}
 
-    @dg.asset(key=key(task, "reward_model"), group_name=group, partitions_def=parts, kinds={"pytorch"},
+    # The trained RMs are models (``--select models`` builds them); their evaluation is its own group.
+    @dg.asset(key=key(task, "reward_model"), group_name=f"{task.task}_models", partitions_def=parts, kinds={"pytorch"},
               ins={**base_ins, **_data_ins(task), **world_in}, code_version=_version(task, stages.reward_model),
               description="Each declared reward model, trained with its kind's loss; a HF model plus "
                           "reward_model.json, usable as the 'reward_model' scorer.")
