@@ -39,7 +39,7 @@ def for_asset(task: TaskConfig, name: str) -> list[Check]:
         checks.append(Check("non_empty", "The table has rows; every input row was kept, dropped by rule or "
                             "quarantined.", lambda ref: validate.non_empty_table(table(ref), ref.path)))
         pair_data = {spec.data for spec in task.reward_models.values()
-                     if spec.kind in ("bradley_terry", "fg_sequence_preference", "pairwise_preference")}
+                     if spec.kind in ("bradley_terry", "fg_sequence_preference")}  # pair-PM rows may be A/B answers
         if name in pair_data:
             checks.append(Check("pairs_valid", "No empty responses; chosen differs from rejected.",
                                 lambda ref: validate.preference_pairs_valid(table(ref))))
