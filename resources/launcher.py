@@ -38,13 +38,16 @@ from rlhf_core.store import ArtifactStore, hash_key
 from rlhf_core.train.losses import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS
 
 
-def spreads(name: str, args: tuple[Any, ...]) -> bool:
+def spreads(task: TaskConfig, name: str, args: tuple[Any, ...]) -> bool:
     """Whether a stage trains through the engine's prepared model, which spreads over processes: SFT,
-    the reward model, the offline and DPO policies. The rest run as one process wherever the launcher
-    puts them: sampling and value fitting, PRO (``run_loop``, one process) and PPO/GRPO (their own engine)."""
+    the reward models (but ArmoRM: ridge probes and a gating net on frozen embeddings), the offline and
+    DPO policies. The rest run as one process wherever the launcher puts them: sampling and value
+    fitting, PRO (``run_loop``, one process) and PPO/GRPO (their own engine)."""
     if name == "policy":
         return args[0] in OFFLINE_ALGORITHMS + PREFERENCE_ALGORITHMS
-    return name in ("sft_model", "reward_model")
+    if name == "reward_model":
+        return task.reward_models[args[0]].kind != "armo"
+    return name == "sft_model"
 
 
 class LauncherResource(dg.ConfigurableResource):
@@ -64,7 +67,7 @@ class LauncherResource(dg.ConfigurableResource):
         python = sys.executable if kind == "subprocess" else cfg.k8s.python
         stage_args = ["-m", "rlhf_core.cli.stage", name, "--config", str(resolved_config(store, task)),
                       "--out", str(store.root), *command_args(name, args)]
-        spread = spreads(name, args)
+        spread = spreads(task, name, args)
         command = launch_command(python, cfg, stage_args) if spread else [python, *stage_args]
         env = {"ACCELERATE_USE_CPU": "true"} if cfg.cpu else {}
         context.log.info(f"{name}: {kind} launch: {' '.join(command)}")

@@ -189,12 +189,86 @@ class SFTConfig:
     train: TrainConfig
 
 
+# ----------------------------------------------------------------------------- reward models
+# A task declares the reward models it trains by name; each name is a partition of the
+# ``reward_model`` asset and what a scorer names (``{scorer: reward_model, partition: bt}``).
+
+# [FG] R1 / R2: the error tag of each label type and the segment unit of its files (docs/sources.md §2.1).
+FG_LABEL_TYPES = {"relevance": ("NF-ERR", "subsentence"), "factuality": ("F-ERR", "sentence")}
+
+
 @dataclass(frozen=True)
-class RewardModelConfig:
-    data: str  # dataset name with prompt/chosen/rejected columns
-    init: Literal["sft", "scratch"]
+class RewardModelSpec:
+    """One reward model: its kind (the loss, docs/sources.md §5), data, base network and training.
+
+    The base is ``init`` (``sft``: the task's SFT model with a fresh head; ``scratch``: a random
+    network of the SFT model's sizes) or ``model`` (a pinned hub id, a local path or a tiny init),
+    exactly one. It trains on the ``train_split`` rows of ``data`` and is judged on its
+    ``eval_split`` rows (a table without a ``split`` column is all training rows).
+    """
+
+    kind: Literal["bradley_terry", "fg_sequence_preference", "fg_token", "crs_ranking", "crs_absolute",
+                  "pairwise_preference", "armo"]
+    data: str
     train: TrainConfig
-    min_pairwise_accuracy: float = 0.8  # asset-check threshold against gold
+    init: Literal["sft", "scratch"] | None = None
+    model: ModelSource | None = None
+    train_split: str = "train"
+    eval_split: str = "test"
+    truncation_side: Literal["left", "right"] = "left"  # [RF] truncates on the left (docs/sources.md §5.5)
+    response_template: str = "{response}"  # how a response follows the prompt ([CRS]: a ChatML assistant turn)
+    lora: LoraConfig | None = None  # adapters for this RM only ([CRS] r 16, alpha 32)
+    # fg_token: which [FG] file (relevance = R1, factuality = R2), its segment unit, and where the
+    # segment marker sits: "before" each segment as in [FG] (a bidirectional encoder), or "after" it,
+    # so that a causal (GPT-2) base has read the segment when it labels it.
+    label_type: Literal["relevance", "factuality"] | None = None
+    segmentation: Literal["sentence", "subsentence"] | None = None
+    marker: Literal["before", "after"] = "before"
+    # armo: the objectives of stage 1 (columns of ``data``, or the gold judge's components on the
+    # demo) and the preference pairs of stage 2.
+    objectives: list[str] = field(default_factory=list)
+    pairs: str | None = None
+    verbosity_objective: str | None = None  # the objective others are debiased against ([RF]: helpsteer-verbosity)
+
+    def __post_init__(self) -> None:
+        if (self.init is None) == (self.model is None):
+            raise ConfigError("give exactly one of init (sft, scratch) and model")
+        if self.kind == "fg_token" and self.label_type is None:
+            raise ConfigError("kind fg_token needs label_type (relevance or factuality)")
+        if self.kind != "fg_token" and (self.label_type or self.segmentation):
+            raise ConfigError(f"label_type and segmentation are fg_token settings, not {self.kind}'s")
+        if self.kind == "armo" and (not self.objectives or self.pairs is None):
+            raise ConfigError("kind armo needs objectives (stage 1) and pairs (stage 2)")
+        if self.verbosity_objective is not None and self.verbosity_objective not in self.objectives:
+            raise ConfigError(f"verbosity_objective {self.verbosity_objective!r} is not one of {self.objectives}")
+
+    @property
+    def unit(self) -> str:
+        """The segment unit of an fg_token RM: the configured one, else its [FG] file's."""
+        return self.segmentation or FG_LABEL_TYPES[self.label_type][1]
+
+
+@dataclass(frozen=True)
+class RewardModelEvalConfig:
+    """How every RM is judged against the gold judge (tasks with one): the logged responses of
+    ``split`` in ``responses``, and ``samples_per_prompt`` fresh samples of the SFT model per prompt,
+    responses no training pair was built from."""
+
+    responses: str
+    split: str = "test"
+    samples_per_prompt: int = 2
+    max_new_tokens: int = 40
+
+
+@dataclass(frozen=True)
+class RewardBenchConfig:
+    """[RF] RewardBench (docs/sources.md §7.5): trained RMs scored on a table of RewardBench pairs
+    (``prompt, chosen, rejected, subset``). ``counts``: the official subset weights, or the seed
+    BT script's (xstest weights swapped, docs/sources.md §10.10)."""
+
+    data: str
+    models: list[str]  # names under reward_models
+    counts: Literal["official", "seed"] = "official"
 
 
 @dataclass(frozen=True)
@@ -262,6 +336,7 @@ class ScorerSpec:
     scorer: str  # registered scorer name (rlhf_core.rewards)
     params: dict[str, Any] = field(default_factory=dict)  # constructor arguments: model, revision, ...
     model_asset: str | None = None  # score with a model this pipeline trains ("reward_model", "sft_model")
+    partition: str | None = None  # which reward model (a name under reward_models), with model_asset reward_model
     weight: float = 1.0  # weight in the task's final reward; 0 = reported, not rewarded
     transform: Literal["identity", "sigmoid"] = "identity"  # applied to the score before weighting
 
@@ -270,6 +345,8 @@ class ScorerSpec:
             raise ConfigError(f"model_asset must be reward_model or sft_model, got {self.model_asset!r}")
         if self.model_asset and "model" in self.params:
             raise ConfigError("give either model_asset or params.model, not both")
+        if (self.model_asset == "reward_model") != (self.partition is not None):
+            raise ConfigError("model_asset reward_model needs partition (the reward model's name), and only it")
 
 
 @dataclass(frozen=True)
@@ -316,7 +393,9 @@ class TaskConfig:
     datasets: dict[str, DatasetConfig] = field(default_factory=dict)
     annotation: AnnotationConfig | None = None
     sft: SFTConfig | None = None
-    reward_model: RewardModelConfig | None = None
+    reward_models: dict[str, RewardModelSpec] = field(default_factory=dict)
+    reward_model_eval: RewardModelEvalConfig | None = None
+    reward_bench: RewardBenchConfig | None = None
     reference_value: ReferenceValueConfig | None = None
     policy: PolicyConfig | None = None
     evaluation: EvaluationConfig | None = None
@@ -324,6 +403,18 @@ class TaskConfig:
     launcher: LauncherConfig = field(default_factory=LauncherConfig)  # where stages run; in no key
 
     def __post_init__(self) -> None:
+        rm_refs = [s.partition for s in (self.annotation.scorers.values() if self.annotation else ())
+                   if s.model_asset == "reward_model"]
+        for name in rm_refs:
+            if name not in self.reward_models:
+                raise ConfigError(f"annotation: reward model {name!r} is not declared in reward_models "
+                                  f"({sorted(self.reward_models)})")
+        if self.reward_bench is not None:
+            for name in self.reward_bench.models:
+                if name not in self.reward_models or self.reward_models[name].kind in ("fg_token",):
+                    raise ConfigError(f"reward_bench.models: {name!r} is not a declared pairwise or scalar reward model")
+        if self.reward_models and self.sft is None and any(s.init for s in self.reward_models.values()):
+            raise ConfigError("reward_models: init sft / scratch needs an sft section")
         # Offline RL learns from R, the task's annotated reward of the policy's rows.
         if self.policy is not None and (self.annotation is None or self.annotation.data != self.policy.data):
             raise ConfigError(f"policy.data {self.policy.data!r} must be the annotated dataset (annotation.data): "

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 from rlhf_core.cli.common import guarded, output_flags, quiet_libraries
 from rlhf_core.config import ConfigError, load_config
 from rlhf_core.errors import MissingInputError
-from rlhf_core.stages import annotation, evaluation, models, rl
+from rlhf_core.stages import annotation, evaluation, models, reward_models, rl
 from rlhf_core.stages.base import Stage
 from rlhf_core.store import META_FILE, ArtifactRef, ArtifactStore
 
@@ -42,7 +42,7 @@ from rlhf_core.store import META_FILE, ArtifactRef, ArtifactStore
 # "name*" a {key: artifact} mapping, "=name" / "=name:int" a plain argument.
 COMMANDS: dict[str, tuple[Stage, list[str]]] = {
     "sft_model": (models.sft_model, ["tok", "data"]),
-    "reward_model": (models.reward_model, ["tok", "pairs", "sft?", "world?"]),
+    "reward_model": (reward_models.reward_model, ["=name", "tok?", "sft?", "data*", "world?"]),
     "reference_value": (rl.reference_value, ["sft", "prompts", "rewards", "scorers*"]),
     "policy": (rl.policy, ["=algorithm", "sft", "value", "pairs", "prompts", "scorers*"]),
     "generations": (evaluation.generations, ["=algorithm", "policy", "prompts"]),

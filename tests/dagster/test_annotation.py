@@ -81,7 +81,7 @@ def test_scorers_and_annotation_under_a_backfill_range_write_one_ref_per_partiti
         assert materialize_range(assets, dg.AssetKey(["demo", name]), start, end, resources).success
         assert refs(folder) == single_key_refs
     for scorer in SCORERS:  # each partition keeps its own metadata
-        assert latest("annotated_responses", f"{scorer}|1")["scorer"] == ("rm_logit" if scorer == "rm" else scorer)
+        assert latest("annotated_responses", f"{scorer}|1")["scorer"] == ("reward_model" if scorer == "rm" else scorer)
 
 
 def test_a_second_run_over_unchanged_rows_scores_nothing(env):
