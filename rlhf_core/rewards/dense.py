@@ -1,0 +1,83 @@
+"""Dense rewards for fine-grained PPO: per-segment rewards of named components (docs/sources.md §3.1, §6.1).
+
+A scorer is *dense* when, besides its one float per completion, it has
+
+    segment_rewards(prompts, completions) -> list[list[tuple[int, float]]]
+
+giving each completion's segments as ``(end_char, reward)``: the segment ends at
+``completion[:end_char]`` and its reward goes on the policy token that ends it (a sub-sentence
+or sentence, [FG] R1/R2). Any other scorer is sequence-level: its value goes on the last
+response token ([FG] R3 and the holistic RM), marked by ``end_char`` None. So any scorer can
+drive fine-grained PPO.
+
+    dense = DenseReward({"relevance": r1, "factuality": r2, "completeness": r3},
+                        {"relevance": DenseTerm(0.3), "factuality": DenseTerm(0.5),
+                         "completeness": DenseTerm(0.3, mean=-0.447, std=8.30)})
+    dense(prompts, completions)   # [[(18, -0.3), (79, 0.3), (None, 0.41), ...], ...]
+
+Each value enters as ``weight * (value - mean) / std + bias``: the weight is [FG]'s positive /
+negative reward (a dense scorer gives +1 / -1) or its ``scale``; mean and std z-normalise a
+sequence-level RM score with constants measured on the training data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from rlhf_core.rewards.base import Scorer
+
+Segment = tuple[Optional[int], float]  # (end character, or None for the last response token; reward)
+
+
+@dataclass(frozen=True)
+class DenseTerm:
+    """How one component's values enter the dense reward: ``weight * (value - mean) / std + bias``."""
+
+    weight: float = 1.0
+    mean: float = 0.0
+    std: float = 1.0
+    bias: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.std > 0:
+            raise ValueError(f"std must be positive, got {self.std}")
+
+    def __call__(self, value: float) -> float:
+        return self.weight * (value - self.mean) / self.std + self.bias
+
+
+def is_dense(scorer: Any) -> bool:
+    return callable(getattr(scorer, "segment_rewards", None))
+
+
+def component_segments(scorer: Scorer, prompts: list[str], completions: list[str]) -> list[list[Segment]]:
+    """A dense scorer's segments, or a sequence-level scorer's value on the last response token."""
+    out = (scorer.segment_rewards(prompts, completions) if is_dense(scorer)
+           else [[(None, float(v))] for v in scorer(prompts, completions)])
+    if len(out) != len(completions):
+        raise ValueError(f"scorer {scorer.name!r} returned {len(out)} rows for {len(completions)} completions")
+    return out
+
+
+class DenseReward:
+    """The per-segment reward of fine-grained PPO: every named component's segments, weighted.
+
+    Segments of different components that end on the same token add up there (R1 + R2 + R3).
+    """
+
+    name = "dense_reward"
+
+    def __init__(self, scorers: Mapping[str, Scorer], terms: Mapping[str, DenseTerm]):
+        missing = sorted(set(terms) - set(scorers))
+        if missing:
+            raise KeyError(f"no scorer for dense reward component(s) {missing}; have {sorted(scorers)}")
+        if not terms:
+            raise ValueError("a dense reward needs at least one component")
+        self.scorers, self.terms = {k: scorers[k] for k in terms}, dict(terms)
+
+    def __call__(self, prompts: list[str], completions: list[str]) -> list[list[Segment]]:
+        out: list[list[Segment]] = [[] for _ in completions]
+        for name, term in self.terms.items():
+            for row, segments in zip(out, component_segments(self.scorers[name], prompts, completions)):
+                row.extend((end, term(value)) for end, value in segments)
+        return out
