@@ -22,7 +22,7 @@ def _scorers_in(task: TaskConfig) -> dg.AssetIn:
 
 
 def build_reference_value(task: TaskConfig) -> list[dg.AssetsDefinition]:
-    if task.reference_value is None or task.policy is None:
+    if task.reference_value is None or task.policy is None or task.sft is None:
         return []
 
     @dg.asset(key=key(task, "reference_value"), group_name=f"{task.task}_rl", kinds={"pytorch"},
@@ -43,19 +43,24 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
     group = f"{task.task}_rl"
     parts = algorithm_partitions(task)
 
+    # What a policy starts from and learns from, as far as the task has it (no SFT stage: policy.init).
+    optional = {"sft": "sft_model" if task.sft else None,
+                "value": "reference_value" if build_reference_value(task) else None,
+                "pairs": data_key(task, task.policy.pairs) if task.policy.pairs else None}
+    prompts_in = asset_in(task, data_key(task, rl.prompts_dataset(task)))
+
     @dg.asset(key=key(task, "policy"), group_name=group, partitions_def=parts, kinds={"pytorch"},
-              ins={"sft": asset_in(task, "sft_model"), "value": asset_in(task, "reference_value"),
-                   "pairs": asset_in(task, data_key(task, task.policy.pairs)),
-                   "prompts": asset_in(task, data_key(task, task.sft.data)), "scorers": _scorers_in(task)},
+              ins={**{k: asset_in(task, name) for k, name in optional.items() if name},
+                   "prompts": prompts_in, "scorers": _scorers_in(task)},
               code_version=rl.policy.version(task),
-              description="The SFT reference fine-tuned by one algorithm; partition 'sft' is the reference itself.")
-    def policy(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, sft, value, pairs, prompts,
-               scorers):
-        return per_partition(context, lambda algorithm: rl.policy(task, artifacts.store(), algorithm, sft, value,
-                                                                  pairs, prompts, scorers))
+              description="The starting policy fine-tuned by one algorithm; partition 'sft' is the start itself.")
+    def policy(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, prompts, scorers, **given):
+        refs = {k: given.get(k) for k in optional}
+        return per_partition(context, lambda algorithm: rl.policy(task, artifacts.store(), algorithm, refs["sft"],
+                                                                  refs["value"], refs["pairs"], prompts, scorers))
 
     @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts,
-              ins={"policy": asset_in(task, "policy"), "prompts": asset_in(task, data_key(task, task.sft.data))},
+              ins={"policy": asset_in(task, "policy"), "prompts": prompts_in},
               code_version=evaluation.generations.version(task), description="Samples on the evaluation prompts.")
     def generations(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, policy, prompts):
         return per_partition(context, lambda algorithm: evaluation.generations(task, artifacts.store(), algorithm,

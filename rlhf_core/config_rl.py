@@ -4,11 +4,15 @@ They live beside ``config.py`` (which holds the task config) to keep each module
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+from rlhf_core.config_models import ModelSource
+from rlhf_core.config_parse import ConfigError, parse_section
 from rlhf_core.config_train import TrainConfig
-from rlhf_core.config_parse import ConfigError
+
+# The online policy partitions and the update rule each runs.
+ONLINE_SEMANTICS = {"ppo": "legacy_step", "grpo": "grpo", "fg_ppo": "fine_grained"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,61 @@ class PPOConfig:
             raise ConfigError(f"{self.semantics} needs samples_per_prompt >= 2, got {self.samples_per_prompt}")
         if self.mini_batch_size < 1 or self.ppo_epochs < 1 or self.steps < 1:
             raise ConfigError("mini_batch_size, ppo_epochs and steps must be >= 1")
+
+
+# [FG]'s fine_grained_config.yml (docs/sources.md §6.1): what fg_ppo.ppo starts from.
+FG_PPO_DEFAULTS: dict[str, Any] = dict(
+    kl_coef=0.3, adaptive_kl=False, gamma=1.0, lam=0.95, pg_coef=1.0, vf_coef=1.0, cliprange=0.2,
+    cliprange_value=0.2, whiten_rewards=True, kl_stop_threshold=10.0, kl_stop_count=5, lr=1e-5, adam_eps=1e-5,
+    lr_schedule="linear", ppo_epochs=4, samples_per_prompt=4, temperature=0.7, top_k=20, max_grad_norm=None)
+
+
+@dataclass(frozen=True)
+class DenseTerm:
+    """How one reward component enters the dense reward: ``weight * (value - mean) / std + bias``.
+
+    The weight is [FG]'s positive/negative reward of a +-1 segment verdict (R1 0.3, R2 0.5) or the
+    scale of a sequence-level score; mean and std z-normalise such a score (R3: -0.447, 8.30).
+    """
+
+    weight: float = 1.0
+    mean: float = 0.0
+    std: float = 1.0
+    bias: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.std > 0:
+            raise ConfigError(f"std must be positive, got {self.std}")
+
+    def __call__(self, value: float) -> float:
+        return self.weight * (value - self.mean) / self.std + self.bias
+
+
+@dataclass(frozen=True)
+class FineGrainedPPOConfig:
+    """fg_ppo: PPO with [FG] semantics on a dense reward (docs/sources.md §6.1, §3.1).
+
+    ``rewards`` names the components (entries of ``annotation.scorers``) and how each enters; a
+    dense scorer's segment rewards land on the segments' last tokens, any other scorer's value on
+    the last response token. ``ppo`` holds PPOConfig fields over [FG]'s (``FG_PPO_DEFAULTS``);
+    ``value_model`` is the trunk of a separate critic ([FG]: t5-base beside the t5-large policy).
+    """
+
+    rewards: dict[str, DenseTerm]
+    ppo: dict[str, Any] = field(default_factory=dict)
+    value_model: ModelSource | None = None
+
+    def __post_init__(self) -> None:
+        if not self.rewards:
+            raise ConfigError("rewards: name at least one reward component")
+        if "semantics" in self.ppo:
+            raise ConfigError("ppo.semantics: fg_ppo is always fine_grained; leave it out")
+        if self.settings.critic == "separate" and self.value_model is None:
+            raise ConfigError("ppo.critic separate needs a value_model")
+
+    @property
+    def settings(self) -> PPOConfig:
+        return parse_section(PPOConfig, {**FG_PPO_DEFAULTS, **self.ppo, "semantics": "fine_grained"}, "ppo")
 
 
 @dataclass(frozen=True)

@@ -15,35 +15,16 @@ drive fine-grained PPO.
                          "completeness": DenseTerm(0.3, mean=-0.447, std=8.30)})
     dense(prompts, completions)   # [[(18, -0.3), (79, 0.3), (None, 0.41), ...], ...]
 
-Each value enters as ``weight * (value - mean) / std + bias``: the weight is [FG]'s positive /
-negative reward (a dense scorer gives +1 / -1) or its ``scale``; mean and std z-normalise a
-sequence-level RM score with constants measured on the training data.
+Each value enters as ``DenseTerm``: ``weight * (value - mean) / std + bias`` (``policy.fg_ppo.rewards``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from rlhf_core.config_rl import DenseTerm
 from rlhf_core.rewards.base import Scorer
 
 Segment = tuple[Optional[int], float]  # (end character, or None for the last response token; reward)
-
-
-@dataclass(frozen=True)
-class DenseTerm:
-    """How one component's values enter the dense reward: ``weight * (value - mean) / std + bias``."""
-
-    weight: float = 1.0
-    mean: float = 0.0
-    std: float = 1.0
-    bias: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.std > 0:
-            raise ValueError(f"std must be positive, got {self.std}")
-
-    def __call__(self, value: float) -> float:
-        return self.weight * (value - self.mean) / self.std + self.bias
 
 
 def is_dense(scorer: Any) -> bool:
