@@ -57,8 +57,13 @@ def load_model_and_tokenizer(
     """
     src = model_source(source, revision)
     dev = pick_device(device)
-    model = from_pretrained_source(model_cls, src, dtype=inference_dtype(dev), attn_implementation="sdpa",
-                             use_safetensors=True)
+    kwargs = dict(dtype=inference_dtype(dev), use_safetensors=True)
+    try:
+        model = from_pretrained_source(model_cls, src, attn_implementation="sdpa", **kwargs)
+    except ValueError as err:  # an architecture without SDPA (Longformer, the [FG] RMs) keeps its own attention
+        if "scaled_dot_product_attention" not in str(err):
+            raise
+        model = from_pretrained_source(model_cls, src, **kwargs)
     return model.to(dev).eval(), load_tokenizer(src), dev
 
 

@@ -23,6 +23,8 @@ def generations(ctx: Context, algorithm: str, policy_ref: ArtifactRef, prompts_r
     def build(out: Path, _: Path) -> dict[str, Any]:
         rows = table(prompts_ref)
         rows = rows[rows["split"] == cfg.split][["id", "prompt"]].reset_index(drop=True)
+        if rows.empty:
+            raise ValueError(f"evaluation.split {cfg.split!r}: no prompts of that split in {prompts_ref.path}")
         model = load_policy(ModelSource(path=policy_ref.path))
         rows["completion"] = generate(model, load_tok(policy_ref), rows["prompt"].tolist(), cfg.generation,
                                       ctx.cfg.seed)
