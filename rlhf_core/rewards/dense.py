@@ -22,7 +22,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from rlhf_core.config_rl import DenseTerm
-from rlhf_core.rewards.base import Scorer
+from rlhf_core.data.segmentation import reward_segments
+from rlhf_core.rewards.base import Scorer, register
 
 Segment = tuple[Optional[int], float]  # (end character, or None for the last response token; reward)
 
@@ -61,4 +62,40 @@ class DenseReward:
         for name, term in self.terms.items():
             for row, segments in zip(out, component_segments(self.scorers[name], prompts, completions)):
                 row.extend((end, term(value)) for end, value in segments)
+        return out
+
+
+@register("sentence_delta")
+class SentenceDeltaScorer:
+    """[FG] fine-grained detoxification (docs/sources.md §1.1): sentence j's reward is the change of a
+    sequence scorer from the prefix ending at sentence j-1 to the prefix ending at sentence j.
+
+    With Perspective toxicity and weight -1 that is ``-(tox(y_<=j) - tox(y_<j))``; the empty prefix
+    scores 0, so a completion's segment rewards sum to the base score of its last sentence's prefix.
+    As a plain scorer it is the base scorer of the whole completion (the holistic reward).
+
+        {scorer: sentence_delta, params: {base: perspective, qps: 1.0}, weight: -1.0}
+    """
+
+    name = "sentence_delta"
+
+    def __init__(self, base: str, **params: Any):
+        from rlhf_core.rewards.base import Needs, build_scorer, scorer_needs
+
+        if scorer_needs(base) != Needs():
+            raise ValueError(f"sentence_delta: base scorer {base!r} needs a prepared state, which it cannot wrap")
+        self.base = build_scorer(base, **params)
+        self.version = f"1+{base}+{self.base.version}"
+
+    def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
+        return self.base(prompts, completions)
+
+    def segment_rewards(self, prompts: list[str], completions: list[str]) -> list[list[tuple[int, float]]]:
+        ends = [[end for _, end in reward_segments(c, "sentence")] for c in completions]
+        flat = [(p, c[:e]) for p, c, es in zip(prompts, completions, ends) for e in es]
+        scores = iter(self.base([p for p, _ in flat], [t for _, t in flat]) if flat else [])
+        out = []
+        for es in ends:
+            prefix = [float(next(scores)) for _ in es]
+            out.append([(e, s - before) for e, s, before in zip(es, prefix, [0.0] + prefix[:-1])])
         return out

@@ -1,4 +1,4 @@
-"""[FG] R1/R2 as dense rewards: segments, the RM's input words, the verdict read at each separator,
+"""Dense rewards: [FG] R1/R2 segments, the RM's input words, the verdict read at each separator,
 and the weighted combination that drives fine-grained PPO.
 
 The token classifiers are RoBERTa with no transformer layer, so each position's logits depend on
@@ -112,3 +112,10 @@ def test_dense_reward_weights_components_and_puts_sequence_scores_last(tmp_path)
         DenseReward({"length": length}, {"completeness": DenseTerm()})
     with pytest.raises(ValueError, match="std must be positive"):
         DenseTerm(std=0.0)
+
+
+def test_sentence_delta_rewards_each_sentence_with_the_change_it_makes():
+    delta = build_scorer("sentence_delta", base="length")  # the base scores a prefix by its word count
+    # prefixes "One two." (2 words) and "One two. Three four five." (5 words)
+    assert delta.segment_rewards(["q", "q"], ["One two. Three four five.", " "]) == [[(8, 2.0), (25, 3.0)], []]
+    assert delta(["q"], ["One two. Three four five."]) == [5.0]  # as a plain scorer: the base on the whole text
