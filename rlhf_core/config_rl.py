@@ -62,6 +62,7 @@ class PPOConfig:
     top_k: int = 0
     top_p: float = 1.0
     max_prompt_length: int = 128
+    compiled_sampling: bool = False  # causal LMs: static KV cache + torch.compile'd decode steps (for CUDA)
     eval_every: int = 0  # rollouts between greedy evaluations that select the best checkpoint; 0: never
     checkpoint_every: int = 1  # rollouts between resumable checkpoints (each also saved after every PPO epoch)
     seed: int = 0

@@ -104,7 +104,9 @@ class _Engine(CheckpointMixin):
         self.history: list[dict[str, float]] = []
         self.timings = {"generation_s": 0.0, "scoring_s": 0.0, "update_s": 0.0}
         self.best: tuple[float, int] | None = None
-        self.settings = SamplingSettings(cfg.max_new_tokens, True, cfg.temperature, cfg.top_k, cfg.top_p)
+        compiled = cfg.compiled_sampling and not policy.config.is_encoder_decoder
+        self.settings = SamplingSettings(cfg.max_new_tokens, True, cfg.temperature, cfg.top_k, cfg.top_p,
+                                         static=compiled, compile=compiled)
 
     def _lr_factor(self, tick: int) -> float:
         """Constant, or [FG]'s linear warmup then linear decay to 0, ticked per optimiser step."""
