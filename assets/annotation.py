@@ -62,7 +62,7 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
 
     @dg.asset(key=key(task, "reward_scorers"), group_name=group, partitions_def=scorer_partitions(task),
               ins={**{f"table_{t}": asset_in(task, data_key(task, d)) for t, d in tables.items()},
-                   **{m: asset_in(task, m) for m in model_names}},
+                   **{m: asset_in(task, m, **_every_partition(m)) for m in model_names}},
               code_version=stages.reward_scorer.version(task), backfill_policy=dg.BackfillPolicy.single_run(),
               description="Each reward component resolved into a scorer that loads: fitted state, parameters "
                           "and a hash of its weights.")
@@ -99,6 +99,11 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
 
         assets.update(annotated_responses=annotated_responses, rewards=rewards)
     return assets
+
+
+def _every_partition(model_asset: str) -> dict:
+    # The trained RMs are partitioned by name; a component's stage picks the one it names.
+    return {"partition_mapping": dg.AllPartitionMapping()} if model_asset == "reward_model" else {}
 
 
 def _scorer_in(task: TaskConfig) -> dict[str, dg.AssetIn]:

@@ -38,14 +38,11 @@ def for_asset(task: TaskConfig, name: str) -> list[Check]:
     if name in task.datasets:
         checks.append(Check("non_empty", "The table has rows; every input row was kept, dropped by rule or "
                             "quarantined.", lambda ref: validate.non_empty_table(table(ref), ref.path)))
-        if task.reward_model is not None and name == task.reward_model.data:
+        pair_data = {spec.data for spec in task.reward_models.values()
+                     if spec.kind in ("bradley_terry", "fg_sequence_preference", "pairwise_preference")}
+        if name in pair_data:
             checks.append(Check("pairs_valid", "No empty responses; chosen differs from rejected.",
                                 lambda ref: validate.preference_pairs_valid(table(ref))))
-    if name == "reward_model" and task.reward_model is not None and task.gold is not None:
-        bar = task.reward_model.min_pairwise_accuracy
-        checks.append(Check("heldout_accuracy_vs_gold", "Held-out pairwise accuracy against the gold reward "
-                            "reaches the configured bar.", blocking=False, run=lambda ref: validate.at_least(
-                                ref.meta()["metadata"]["heldout_accuracy_vs_gold"], bar, "accuracy")))
     return checks
 
 

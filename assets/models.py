@@ -1,8 +1,7 @@
-"""Tokenizer, SFT model and reward model."""
+"""Tokenizer and SFT model (the reward models are in assets/reward_models.py)."""
 
 import dagster as dg
 
-from assets import checks
 from assets.common import asset_in, data_key, key
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
@@ -15,7 +14,6 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
         return []
     group = f"{task.task}_models"
     corpora = sorted({task.sft.data, *([task.policy.data] if task.policy else [])})
-    world = task.gold.source if task.gold else None
 
     @dg.asset(key=key(task, "tokenizer"), group_name=group, kinds={"huggingface"},
               ins={c: asset_in(task, data_key(task, c)) for c in corpora},
@@ -29,19 +27,4 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
     def sft_model(artifacts: ArtifactStoreResource, tok, data):
         return output(*stages.sft_model(task, artifacts.store(), tok, data))
 
-    assets = [tokenizer, sft_model]
-    if task.reward_model is not None:
-        rm_ins = {"tok": asset_in(task, "tokenizer"), "pairs": asset_in(task, data_key(task, task.reward_model.data)),
-                  "sft": asset_in(task, "sft_model")}
-        if world:
-            rm_ins["world"] = asset_in(task, f"raw_{world}")
-
-        @dg.asset(key=key(task, "reward_model"), group_name=group, kinds={"pytorch"}, ins=rm_ins,
-                  code_version=stages.reward_model.version(task), check_specs=checks.specs(task, "reward_model"),
-                  description="Bradley-Terry reward model; held-out pairwise accuracy against gold in metadata.")
-        def reward_model(artifacts: ArtifactStoreResource, tok, pairs, sft, world=None):
-            yield from checks.checked_output(task, "reward_model",
-                                             stages.reward_model(task, artifacts.store(), tok, pairs, sft, world))
-
-        assets.append(reward_model)
-    return assets
+    return [tokenizer, sft_model]

@@ -1,7 +1,8 @@
 """Asset factory: one task config in, that task's asset graph (under its key prefix) out.
 
 A Dagster run covers one partition key of one partitions definition, so a task's graph is run
-in steps (``run_plan``): unpartitioned data and models, the reward scorers, annotation per
+in steps (``run_plan``): unpartitioned data and models, the reward models (per RM), their
+board, the reward scorers, annotation per
 scorer x shard, the combined rewards, the reference value, RL per algorithm, then the
 leaderboard over every algorithm.
 Each step is also a job in the UI; incoming annotation has its own job, schedule and sensor.
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from assets import annotation, data, models, rl
+from assets import annotation, data, models, reward_models, rl
 from pipelines import automation
 from rlhf_core.config import TaskConfig
 
@@ -36,7 +37,9 @@ def run_plan(task: TaskConfig) -> list[Step]:
     rl_assets = rl.build(task)
     notes = annotation.build(task)
     steps = [
-        Step(f"{task.task}_data_and_models", data.build(task) + models.build(task)),
+        Step(f"{task.task}_data_and_models", data.build(task) + models.build(task) + reward_models.build_probe(task)),
+        Step(f"{task.task}_reward_models", reward_models.build(task)),
+        Step(f"{task.task}_reward_model_board", reward_models.build_board(task)),
         Step(f"{task.task}_scorers", [notes["reward_scorers"]] if notes else []),
         Step(f"{task.task}_annotation", [notes["annotated_responses"]] if "annotated_responses" in notes else []),
         Step(f"{task.task}_rewards", [notes["rewards"]] if "rewards" in notes else []),

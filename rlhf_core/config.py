@@ -22,7 +22,7 @@ import yaml
 from rlhf_core.config_parse import ConfigError, apply_override, parse_section, to_dict
 # Model sources, trainer settings and the online-RL sections live in their own modules (no cycle).
 from rlhf_core.config_models import ModelSource, TinyGPTConfig
-from rlhf_core.config_rl import ONLINE_SEMANTICS, FineGrainedPPOConfig, PPOConfig
+from rlhf_core.config_rl import PolicyConfig
 from rlhf_core.config_train import TrainConfig
 
 # Where relative paths resolve (the working directory, or RLHF_PROJECT_ROOT).
@@ -162,12 +162,71 @@ class SFTConfig:
     train: TrainConfig
 
 
+# ----------------------------------------------------------------------------- reward models
+# A task declares the reward models it trains by name; each name is a partition of the
+# ``reward_model`` asset and what a scorer names (``{scorer: reward_model, partition: bt}``).
+
+# [FG] R1 / R2: the error tag of each label type and the segment unit of its files (docs/sources.md §2.1).
+FG_LABEL_TYPES = {"relevance": ("NF-ERR", "subsentence"), "factuality": ("F-ERR", "sentence")}
+
+
 @dataclass(frozen=True)
-class RewardModelConfig:
-    data: str  # dataset name with prompt/chosen/rejected columns
-    init: Literal["sft", "scratch"]
+class RewardModelSpec:
+    """One reward model: its kind (the loss, docs/sources.md §5), data, base network and training.
+
+    The base is ``init`` (``sft``: the task's SFT model with a fresh head; ``scratch``: a random
+    network of the SFT model's sizes) or ``model`` (a pinned hub id, a local path or a tiny init),
+    exactly one. It trains on the ``train_split`` rows of ``data`` and is judged on its
+    ``eval_split`` rows (a table without a ``split`` column is all training rows).
+    """
+
+    kind: Literal["bradley_terry", "fg_sequence_preference", "fg_token", "crs_ranking", "crs_absolute",
+                  "pairwise_preference", "armo"]
+    data: str
     train: TrainConfig
-    min_pairwise_accuracy: float = 0.8  # asset-check threshold against gold
+    init: Literal["sft", "scratch"] | None = None
+    model: ModelSource | None = None
+    train_split: str = "train"
+    eval_split: str = "test"
+    truncation_side: Literal["left", "right"] = "left"  # [RF] truncates on the left (docs/sources.md §5.5)
+    lora: LoraConfig | None = None  # adapters for this RM only ([CRS] r 16, alpha 32)
+    # fg_token: which [FG] file (relevance = R1, factuality = R2), its segment unit, and where the
+    # segment marker sits: "before" each segment as in [FG] (a bidirectional encoder), or "after" it,
+    # so that a causal (GPT-2) base has read the segment when it labels it.
+    label_type: Literal["relevance", "factuality"] | None = None
+    segmentation: Literal["sentence", "subsentence"] | None = None
+    marker: Literal["before", "after"] = "before"
+    # armo: the objectives of stage 1 (columns of ``data``, or the gold judge's components on the
+    # demo) and the preference pairs of stage 2.
+    objectives: list[str] = field(default_factory=list)
+    pairs: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.init is None) == (self.model is None):
+            raise ConfigError("give exactly one of init (sft, scratch) and model")
+        if self.kind == "fg_token" and self.label_type is None:
+            raise ConfigError("kind fg_token needs label_type (relevance or factuality)")
+        if self.kind != "fg_token" and (self.label_type or self.segmentation):
+            raise ConfigError(f"label_type and segmentation are fg_token settings, not {self.kind}'s")
+        if self.kind == "armo" and (not self.objectives or self.pairs is None):
+            raise ConfigError("kind armo needs objectives (stage 1) and pairs (stage 2)")
+
+    @property
+    def unit(self) -> str:
+        """The segment unit of an fg_token RM: the configured one, else its [FG] file's."""
+        return self.segmentation or FG_LABEL_TYPES[self.label_type][1]
+
+
+@dataclass(frozen=True)
+class RewardModelEvalConfig:
+    """How every RM is judged against the gold judge (tasks with one): the logged responses of
+    ``split`` in ``responses``, and ``samples_per_prompt`` fresh samples of the SFT model per prompt,
+    responses no training pair was built from."""
+
+    responses: str
+    split: str = "test"
+    samples_per_prompt: int = 2
+    max_new_tokens: int = 40
 
 
 @dataclass(frozen=True)
@@ -194,44 +253,6 @@ class ReferenceValueConfig:
     repetition_penalty: float = 2.5
 
 
-PAIR_ALGORITHMS = ("dpo", "dpo_ref_free", "pro")  # learn from policy.pairs; the rest offline from policy.data
-
-
-@dataclass(frozen=True)
-class PolicyConfig:
-    """RL from the SFT reference (or ``init``); one partition per algorithm."""
-
-    algorithms: list[str]
-    data: str | None = None  # prompt/completion rows the offline algorithms learn from (annotation.data)
-    pairs: str | None = None  # prompt/chosen/rejected rows for the preference algorithms (dpo, pro)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    # The starting policy of a task that trains no SFT ([WA] gpt2, [CRS] llama2-oasst-baseline, [FG] t5 SFT).
-    init: ModelSource | None = None
-    prompts: str | None = None  # the online algorithms' and the evaluation's prompts (default: sft.data)
-    ppo_clip: float | None = None  # epsilon of the importance-weight clip; None: no clip
-    kl_beta: float = 0.0  # a_lol_kl; also r_lol and a_lol (with ppo_clip 0), the [LoL] --kl_beta
-    dpo_beta: float = 0.1
-    sampling: Literal["uniform", "priority"] = "uniform"
-    pro_sft_weight: float = 0.05  # weight of PRO's SFT term ([LoL] pro_qlora_llama_hh.py)
-    # The online algorithms' settings; the partition sets the semantics (ppo: legacy_step, grpo: grpo,
-    # whose group size is samples_per_prompt). fg_ppo has its own section: dense reward, [FG] defaults.
-    ppo: PPOConfig | None = None
-    fg_ppo: FineGrainedPPOConfig | None = None
-
-    def __post_init__(self) -> None:
-        needs = {"ppo": [a for a in ("ppo", "grpo") if a in self.algorithms],
-                 "fg_ppo": [a for a in ("fg_ppo",) if a in self.algorithms],
-                 "data": [a for a in self.algorithms if a not in (*ONLINE_SEMANTICS, *PAIR_ALGORITHMS)],
-                 "pairs": [a for a in self.algorithms if a in PAIR_ALGORITHMS]}
-        for section, algorithms in needs.items():
-            if algorithms and getattr(self, section) is None:
-                raise ConfigError(f"policy.algorithms {algorithms} need policy.{section}")
-        if self.ppo is not None and self.ppo.semantics != "legacy_step":
-            raise ConfigError("policy.ppo.semantics: the partition sets it (ppo: legacy_step, grpo: grpo); leave it out")
-        if "grpo" in self.algorithms and self.ppo.samples_per_prompt < 2:
-            raise ConfigError(f"grpo needs policy.ppo.samples_per_prompt >= 2, got {self.ppo.samples_per_prompt}")
-
-
 @dataclass(frozen=True)
 class EvaluationConfig:
     split: str = "test"
@@ -246,6 +267,7 @@ class ScorerSpec:
     scorer: str  # registered scorer name (rlhf_core.rewards)
     params: dict[str, Any] = field(default_factory=dict)  # constructor arguments: model, revision, ...
     model_asset: str | None = None  # score with a model this pipeline trains ("reward_model", "sft_model")
+    partition: str | None = None  # which reward model (a name under reward_models), with model_asset reward_model
     weight: float = 1.0  # weight in the task's final reward; 0 = reported, not rewarded
     transform: Literal["identity", "sigmoid"] = "identity"  # applied to the score before weighting
 
@@ -254,6 +276,8 @@ class ScorerSpec:
             raise ConfigError(f"model_asset must be reward_model or sft_model, got {self.model_asset!r}")
         if self.model_asset and "model" in self.params:
             raise ConfigError("give either model_asset or params.model, not both")
+        if (self.model_asset == "reward_model") != (self.partition is not None):
+            raise ConfigError("model_asset reward_model needs partition (the reward model's name), and only it")
 
 
 @dataclass(frozen=True)
@@ -298,7 +322,8 @@ class TaskConfig:
     datasets: dict[str, DatasetConfig] = field(default_factory=dict)
     annotation: AnnotationConfig | None = None
     sft: SFTConfig | None = None
-    reward_model: RewardModelConfig | None = None
+    reward_models: dict[str, RewardModelSpec] = field(default_factory=dict)
+    reward_model_eval: RewardModelEvalConfig | None = None
     reference_value: ReferenceValueConfig | None = None
     policy: PolicyConfig | None = None
     evaluation: EvaluationConfig | None = None
@@ -306,6 +331,13 @@ class TaskConfig:
 
     def __post_init__(self) -> None:
         ann, policy = self.annotation, self.policy
+        rm_refs = [s.partition for s in (ann.scorers.values() if ann else ()) if s.model_asset == "reward_model"]
+        for name in rm_refs:
+            if name not in self.reward_models:
+                raise ConfigError(f"annotation: reward model {name!r} is not declared in reward_models "
+                                  f"({sorted(self.reward_models)})")
+        if self.reward_models and self.sft is None and any(s.init for s in self.reward_models.values()):
+            raise ConfigError("reward_models: init sft / scratch needs an sft section")
         if ann is not None and ann.data is None and ann.incoming is None and policy is None:
             raise ConfigError("annotation: give data, incoming, or both (or a policy that scores with its scorers)")
         if policy is None:

@@ -1,6 +1,7 @@
-"""Config sections of the online RL family (PPO, GRPO/RLOO) and PRO, parsed as strictly as the rest.
+"""Config sections of the policy stage: the online RL family (PPO, GRPO/RLOO, fg_ppo) and PRO,
+parsed as strictly as the rest.
 
-They live beside ``config.py`` (which holds the task config) to keep each module small.
+They live beside ``config.py`` (which holds the task config and re-exports them) to keep each module small.
 """
 from __future__ import annotations
 
@@ -135,3 +136,41 @@ class PROConfig:
 
     train: TrainConfig
     sft_weight: float = 0.05
+
+
+PAIR_ALGORITHMS = ("dpo", "dpo_ref_free", "pro")  # learn from policy.pairs; the rest offline from policy.data
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """RL from the SFT reference (or ``init``); one partition per algorithm."""
+
+    algorithms: list[str]
+    data: str | None = None  # prompt/completion rows the offline algorithms learn from (annotation.data)
+    pairs: str | None = None  # prompt/chosen/rejected rows for the preference algorithms (dpo, pro)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    # The starting policy of a task that trains no SFT ([WA] gpt2, [CRS] llama2-oasst-baseline, [FG] t5 SFT).
+    init: ModelSource | None = None
+    prompts: str | None = None  # the online algorithms' and the evaluation's prompts (default: sft.data)
+    ppo_clip: float | None = None  # epsilon of the importance-weight clip; None: no clip
+    kl_beta: float = 0.0  # a_lol_kl; also r_lol and a_lol (with ppo_clip 0), the [LoL] --kl_beta
+    dpo_beta: float = 0.1
+    sampling: Literal["uniform", "priority"] = "uniform"
+    pro_sft_weight: float = 0.05  # weight of PRO's SFT term ([LoL] pro_qlora_llama_hh.py)
+    # The online algorithms' settings; the partition sets the semantics (ppo: legacy_step, grpo: grpo,
+    # whose group size is samples_per_prompt). fg_ppo has its own section: dense reward, [FG] defaults.
+    ppo: PPOConfig | None = None
+    fg_ppo: FineGrainedPPOConfig | None = None
+
+    def __post_init__(self) -> None:
+        needs = {"ppo": [a for a in ("ppo", "grpo") if a in self.algorithms],
+                 "fg_ppo": [a for a in ("fg_ppo",) if a in self.algorithms],
+                 "data": [a for a in self.algorithms if a not in (*ONLINE_SEMANTICS, *PAIR_ALGORITHMS)],
+                 "pairs": [a for a in self.algorithms if a in PAIR_ALGORITHMS]}
+        for section, algorithms in needs.items():
+            if algorithms and getattr(self, section) is None:
+                raise ConfigError(f"policy.algorithms {algorithms} need policy.{section}")
+        if self.ppo is not None and self.ppo.semantics != "legacy_step":
+            raise ConfigError("policy.ppo.semantics: the partition sets it (ppo: legacy_step, grpo: grpo); leave it out")
+        if "grpo" in self.algorithms and self.ppo.samples_per_prompt < 2:
+            raise ConfigError(f"grpo needs policy.ppo.samples_per_prompt >= 2, got {self.ppo.samples_per_prompt}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rlhf_core.config import load_config
-from rlhf_core.stages import annotation, evaluation, models, rl
+from rlhf_core.stages import annotation, evaluation, models, reward_models, rl
 from rlhf_core.stages.base import Stage
 from rlhf_core.store import META_FILE, ArtifactRef, ArtifactStore
 
@@ -30,7 +30,7 @@ from rlhf_core.store import META_FILE, ArtifactRef, ArtifactStore
 # "name*" a {key: artifact} mapping, "=name" / "=name:int" a plain argument.
 COMMANDS: dict[str, tuple[Stage, list[str]]] = {
     "sft_model": (models.sft_model, ["tok", "data"]),
-    "reward_model": (models.reward_model, ["tok", "pairs", "sft?", "world?"]),
+    "reward_model": (reward_models.reward_model, ["=name", "tok?", "sft?", "data*", "world?"]),
     "reference_value": (rl.reference_value, ["sft", "prompts", "rewards", "scorers*"]),
     "policy": (rl.policy, ["=algorithm", "sft", "value", "pairs"]),
     "generations": (evaluation.generations, ["=algorithm", "policy", "prompts"]),

@@ -17,13 +17,12 @@ the component's weight). A segment whose ``<sep>`` was truncated away gets no re
     r1.segment_rewards(prompts, completions)   # [[(18, 1.0), (79, -1.0)], ...]
     r1(prompts, completions)                   # the sum per completion: [0.0, ...]
 
-``unit`` and ``error_label`` default to the model directory's ``meta.json`` (``unit``,
-``error_label``), which the RM's training writes.
+This reads checkpoints in [FG]'s own input format (e.g. the seed's Longformer R1/R2); a token RM
+trained by this pipeline scores through the ``reward_model`` scorer, whose ``reward_model.json``
+names its format (``rlhf_core.rewards.trained_rm``).
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -46,18 +45,13 @@ class FineGrainedSegmentScorer(BatchedModelScorer):
     default_model = None
     default_max_length = 2048  # [FG] max_seq_length
 
-    def __init__(self, model: str, revision: str | None = None, unit: str | None = None,
-                 error_label: str | None = None, question_only: bool = False, sep: str | None = None,
-                 positive_reward: float = 1.0, negative_reward: float = -1.0, batch_size: int = 16,
-                 device: str | None = None, max_length: int | None = None):
+    def __init__(self, model: str, unit: str, error_label: str, revision: str | None = None,
+                 question_only: bool = False, sep: str | None = None, positive_reward: float = 1.0,
+                 negative_reward: float = -1.0, batch_size: int = 16, device: str | None = None,
+                 max_length: int | None = None):
         super().__init__(model=model, revision=revision, device=device, max_length=max_length, progress=False)
-        meta_file = Path(model) / "meta.json"
-        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        self.unit = unit or meta.get("unit")
-        error_label = error_label or meta.get("error_label")
-        if self.unit is None or error_label is None:
-            raise ValueError(f"fg_segments: {model} needs unit and error_label (parameters or meta.json)")
-        reward_segments("", self.unit)  # an unknown unit fails here, not mid-training
+        self.unit = unit
+        reward_segments("", unit)  # an unknown unit fails here, not mid-training
         labels = self.model.config.label2id
         missing = [x for x in (error_label, OK_LABEL) if x not in labels]
         if missing:

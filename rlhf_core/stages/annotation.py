@@ -19,7 +19,7 @@ from rlhf_core.stages.base import QUARANTINE, TABLE, Context, Result, stage, tab
 from rlhf_core.store import ArtifactRef, hash_dir, write_json_atomic, write_table
 
 SCORER_SPEC = "scorer.json"
-IDENTITY = ("scorer", "params", "model_asset")  # what makes a component's scores; not its weight
+IDENTITY = ("scorer", "params", "model_asset", "partition")  # what makes a component's scores; not its weight
 TERM = ("weight", "transform")  # how its scores enter R
 
 
@@ -61,6 +61,8 @@ def reward_scorer(ctx: Context, component: str, tables: dict[str, ArtifactRef],
 
     spec = ctx.cfg.annotation.scorers[component]
     model_ref = model_refs.get(spec.model_asset) if spec.model_asset else None
+    if isinstance(model_ref, dict):  # the reward_model asset: one trained RM per partition
+        model_ref = model_ref[spec.partition]
     needs = scorer_needs(spec.scorer)
 
     def build(out: Path, _: Path) -> dict[str, Any]:

@@ -74,8 +74,13 @@ def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path)
         return {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "table": rows, "plot": "leaderboard.png"}
 
     ref, meta = ctx.build("leaderboard", None, evaluations, build)
+    export_copy(ref.file("leaderboard.csv"), export)
+    return ref, {**meta, "exported_to": str(export)}
+
+
+def export_copy(src: Path, export: Path) -> None:
+    """Copy an artifact's file to a stable path outside the store, atomically."""
     export.parent.mkdir(parents=True, exist_ok=True)
     tmp = export.with_name(f".tmp-{export.name}")
-    tmp.write_bytes(ref.file("leaderboard.csv").read_bytes())
+    tmp.write_bytes(src.read_bytes())
     tmp.replace(export)
-    return ref, {**meta, "exported_to": str(export)}

@@ -1,37 +1,106 @@
-"""Bradley-Terry reward model (docs/sources.md §5.2/§5.5): -log sigmoid(r_chosen - r_rejected) on one scalar head.
+"""Trainers of the one-logit reward models on the shared Engine (docs/sources.md §5.2-§5.5).
 
-The input text is ``prompt + response`` with no EOS, and the score is read at the last non-pad
-token (GPT-2 sequence classification), so padding never moves the score.
+    result = train_sequence_rm("crs_ranking", model, tokenizer, rows, spec.train, work, compute,
+                               truncation_side="left")
+
+Every kind scores ``prompt + response`` with one scalar head (``logits[:, 0]``) and differs only
+in its rows and its loss (``rm_losses``):
+
+- ``bradley_terry``, ``fg_sequence_preference``: rows ``prompt, chosen, rejected``;
+- ``crs_ranking``: rows ``prompt, replies`` (a list, best first, K >= 2);
+- ``crs_absolute``: rows ``prompt, completion, score`` (a target in [0, 1]).
+
+The text is encoded exactly as the ``reward_model`` scorer encodes it (``encode_texts``: the
+tokenizer's own special tokens, truncated on ``truncation_side``), so a trained RM scores at
+inference what it saw in training. A decoder (GPT-2) head reads the last non-pad token.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from rlhf_core.config import ComputeConfig, TrainConfig
-from rlhf_core.train.batching import collate, encode_pairs, to_device
+from rlhf_core.rewards.batching import encode, pad_batch
+from rlhf_core.train import rm_losses
 from rlhf_core.train.loop import BatchOrder, Engine, LoopResult, total_steps
-from rlhf_core.train.losses import bradley_terry_loss
+
+SEQUENCE_KINDS = ("bradley_terry", "fg_sequence_preference", "crs_ranking", "crs_absolute")
+PAIR_KINDS = ("bradley_terry", "fg_sequence_preference")
 
 
-def _scores(model, tokenizer, ids: list[list[int]]) -> torch.Tensor:
-    batch = to_device(collate(ids, [0] * len(ids), tokenizer.pad_token_id), model)
-    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.squeeze(-1)
+def encode_texts(tokenizer, texts: list[str], max_length: int, truncation_side: str) -> list[list[int]]:
+    """Token ids of each text, as the scorer makes them (special tokens, one truncation side)."""
+    tokenizer.truncation_side = truncation_side
+    return [f["input_ids"] for f in encode(tokenizer, texts, max_length=max_length).features]
 
 
-def train_bradley_terry(model, tokenizer, pairs: pd.DataFrame, train: TrainConfig, work_dir: Path,
-                        compute: ComputeConfig | None = None) -> LoopResult:
-    prompts = pairs["prompt"].tolist()
-    chosen = encode_pairs(tokenizer, prompts, pairs["chosen"].tolist(), train.max_length, add_eos=False)
-    rejected = encode_pairs(tokenizer, prompts, pairs["rejected"].tolist(), train.max_length, add_eos=False)
-    order = BatchOrder(len(pairs), train.batch_size, train.seed)
-    engine = Engine(model, train, total_steps(train, len(pairs)), compute)
+def sequence_scores(model, pad_id: int, ids: list[list[int]]) -> torch.Tensor:
+    """``logits[:, 0]`` of a right-padded batch, on the model's device."""
+    device = next(model.parameters()).device
+    batch = pad_batch([{"input_ids": x} for x in ids], pad_id, device)
+    return model(**batch).logits[:, 0].float()
 
-    def step_fn(idx: torch.Tensor):
-        scores = _scores(engine.model, tokenizer, [chosen.ids[i] for i in idx] + [rejected.ids[i] for i in idx])
+
+def _pair_step(model_fn, kind: str, chosen: list[list[int]], rejected: list[list[int]]):
+    loss_fn = rm_losses.bradley_terry if kind == "bradley_terry" else rm_losses.fg_sequence_preference
+
+    def step(idx: torch.Tensor):
+        scores = model_fn([chosen[i] for i in idx] + [rejected[i] for i in idx])
         rc, rr = scores[: len(idx)], scores[len(idx):]
-        return bradley_terry_loss(rc, rr).mean(), {"accuracy": float((rc > rr).float().mean())}
+        return loss_fn(rc, rr), {"accuracy": float((rc > rr).float().mean())}
 
-    return engine.run(order, step_fn, work_dir, "reward_model")
+    return step
+
+
+def _ranking_step(model_fn, replies: list[list[list[int]]]):
+    def step(idx: torch.Tensor):
+        ids = [x for i in idx for x in replies[i]]
+        bounds = np.cumsum([0] + [len(replies[i]) for i in idx]).tolist()
+        scores = model_fn(ids)
+        pos, neg = scores[bounds[:-1]], scores[[b - 1 for b in bounds[1:]]]
+        return rm_losses.crs_ranking(scores, bounds), {"accuracy": float((pos > neg).float().mean())}
+
+    return step
+
+
+def _absolute_step(model_fn, ids: list[list[int]], targets: torch.Tensor):
+    low_weight = rm_losses.crs_low_score_weight(targets)  # over the whole training set (docs/sources.md §5.3)
+
+    def step(idx: torch.Tensor):
+        logits = model_fn([ids[i] for i in idx])
+        y = targets[idx].to(logits.device)
+        return rm_losses.crs_absolute(logits, y, low_weight), {"mae": float((torch.sigmoid(logits.detach()) - y).abs().mean())}
+
+    return step
+
+
+def train_sequence_rm(kind: str, model, tokenizer, rows: pd.DataFrame, train: TrainConfig, work_dir: Path,
+                      compute: ComputeConfig | None = None, truncation_side: str = "left") -> LoopResult:
+    """Train a one-logit RM of ``kind`` on its training ``rows`` (columns in the module docstring)."""
+    if kind not in SEQUENCE_KINDS:
+        raise ValueError(f"train_sequence_rm: kind {kind!r} is not one of {SEQUENCE_KINDS}")
+    if model.config.pad_token_id is None:  # a decoder head pools at the last non-pad token
+        model.config.pad_token_id = tokenizer.pad_token_id
+    prompts = rows["prompt"].tolist()
+
+    def enc(responses: list[str]) -> list[list[int]]:
+        return encode_texts(tokenizer, [p + r for p, r in zip(prompts, responses)], train.max_length, truncation_side)
+
+    engine = Engine(model, train, total_steps(train, len(rows)), compute)
+
+    def model_fn(ids: list[list[int]]) -> torch.Tensor:
+        return sequence_scores(engine.model, tokenizer.pad_token_id, ids)
+
+    if kind in PAIR_KINDS:
+        step = _pair_step(model_fn, kind, enc(rows["chosen"].tolist()), enc(rows["rejected"].tolist()))
+    elif kind == "crs_ranking":
+        replies = [encode_texts(tokenizer, [p + r for r in rs], train.max_length, truncation_side)
+                   for p, rs in zip(prompts, rows["replies"])]
+        step = _ranking_step(model_fn, replies)
+    else:
+        targets = torch.tensor(rows["score"].to_numpy(dtype=np.float32))
+        step = _absolute_step(model_fn, enc(rows["completion"].tolist()), targets)
+    return engine.run(BatchOrder(len(rows), train.batch_size, train.seed), step, work_dir, kind)

@@ -18,7 +18,7 @@ def test_overrides_are_typed_and_applied():
 @pytest.mark.parametrize("override, message", [
     ("sft.train.epoch=2", "sft.train: unknown key"),
     ("sft.train.batch_size=many", "sft.train.batch_size: expected int"),
-    ("reward_model.init=random", "reward_model.init: expected one of"),
+    ("reward_models.bt.init=random", "reward_models.bt.init: expected one of"),
     ("nonsense", "must look like key.path=value"),
 ])
 def test_bad_overrides_name_the_key(override, message):

@@ -19,7 +19,7 @@ from engine_worker import ROWS, fixtures, tiny_lm
 
 from rlhf_core.train.batching import collate, encode_pairs, token_logprobs
 from rlhf_core.train.losses import bradley_terry_loss, dpo_loss, offline_loss
-from rlhf_core.train.reward_model import _scores
+from rlhf_core.train.reward_model import sequence_scores
 
 PAIRS = pd.DataFrame({"prompt": ROWS["prompt"][:6], "chosen": ROWS["completion"][:6],
                       "rejected": ROWS["completion"][6:12].tolist()})
@@ -110,6 +110,6 @@ def test_bradley_terry_loss_equals_trl_reward_trainer(tmp_path):
                             args=RewardConfig(**common_args(tmp_path, len(PAIRS)), center_rewards_coefficient=None))
     trl_loss = trainer.compute_loss(model, first_batch(trainer)).item()
     with torch.no_grad():
-        scores = _scores(model, tok, chosen.ids + rejected.ids)
+        scores = sequence_scores(model, tok.pad_token_id, chosen.ids + rejected.ids)
         ours = bradley_terry_loss(scores[: len(PAIRS)], scores[len(PAIRS):]).mean().item()
     assert ours == pytest.approx(trl_loss, abs=TOL)

@@ -18,11 +18,20 @@ def test_demo_graph_runs_from_raw_data_to_leaderboard():
     assert dg.AssetKey(["demo", "reward_model"]) in ancestors
 
 
+def test_reward_models_are_partitioned_by_their_declared_names():
+    for name in ("reward_model", "reward_model_eval"):
+        rm = defs.resolve_assets_def(dg.AssetKey(["demo", name]))
+        assert rm.partitions_def.get_partition_keys() == ["bt", "holistic", "ranking", "absolute", "relevance",
+                                                          "factuality"]
+
+
 def test_rl_assets_are_partitioned_by_algorithm_with_an_sft_baseline():
     policy = defs.resolve_assets_def(dg.AssetKey(["demo", "policy"]))
-    assert policy.partitions_def.get_partition_keys() == ["sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo"]
+    assert policy.partitions_def.get_partition_keys() == ["sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo",
+                                                          "fg_ppo"]
 
 
 def test_jobs_cover_each_partitioning():
-    for name in ("demo_data_and_models", "demo_annotation", "demo_rl", "demo_leaderboard"):
+    for name in ("demo_data_and_models", "demo_reward_models", "demo_reward_model_board", "demo_annotation", "demo_rl",
+                 "demo_leaderboard"):
         assert defs.resolve_job_def(name) is not None

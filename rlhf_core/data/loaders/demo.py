@@ -118,6 +118,28 @@ def preference_pairs(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task:
     return ledger.result(pd.DataFrame(rows))
 
 
+@builder("demo_rankings")
+def rankings(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskConfig) -> CleanResult:
+    """K-wise rankings ([CRS] ranking RM files): a prompt's responses ordered best first by their
+    wins in its 6 labelled comparisons (a tie is half a win each); a prompt whose responses all
+    tie is dropped by rule. Equal win counts keep the logged order."""
+    (clean,) = inputs.values()
+    ledger = Ledger("rankings", n_input=len(clean))
+    rows = []
+    for rec in clean.itertuples(index=False):
+        wins = [0.0] * len(rec.responses)
+        for (i, j), label in zip(PAIRS, rec.preference):
+            for k, share in ((i, {0: 0.5, 1: 1.0, 2: 0.0}[label]), (j, {0: 0.5, 1: 0.0, 2: 1.0}[label])):
+                wins[k] += share
+        if len(set(wins)) == 1:
+            ledger.drop("all_tied")
+            continue
+        order = sorted(range(len(wins)), key=lambda k: -wins[k])
+        rows.append({"id": rec.id, "split": rec.split, "prompt": rec.prompt,
+                     "replies": [rec.responses[k] for k in order]})
+    return ledger.result(pd.DataFrame(rows))
+
+
 @builder("demo_absolute_ratings")
 def absolute_ratings(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskConfig) -> CleanResult:
     """One row per response; ``score`` maps the 1..5 rating onto [0, 1]."""

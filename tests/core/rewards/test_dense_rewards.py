@@ -5,8 +5,6 @@ The token classifiers are RoBERTa with no transformer layer, so each position's 
 its own token only: the separator's embedding is set to point at one label and every other
 token's at the other, which shows where the verdict is read.
 """
-import json
-
 import pytest
 import torch
 from transformers import RobertaConfig, RobertaForTokenClassification
@@ -20,7 +18,7 @@ LABELS = ["Ignore", "NF-ERR", "O"]  # [FG]'s sorted label list for R1
 TEXT = "Zorbal is red.  He lives in Quarn, which is nice, and he eats figs and bread daily! ok "
 
 
-def token_rm(path, sep_label: str | None, meta: dict | None = None) -> str:
+def token_rm(path, sep_label: str | None) -> str:
     """A token classifier that says ``sep_label`` at ``</s>`` and the other label elsewhere (None: ties)."""
     tok = roberta_tokenizer()
     cfg = RobertaConfig(vocab_size=len(tok), hidden_size=8, num_hidden_layers=0, num_attention_heads=2,
@@ -42,8 +40,6 @@ def token_rm(path, sep_label: str | None, meta: dict | None = None) -> str:
             model.classifier.weight[LABELS.index(other)] = -pattern
     model.save_pretrained(path)
     tok.save_pretrained(path)
-    if meta is not None:
-        (path / "meta.json").write_text(json.dumps(meta))
     return str(path)
 
 
@@ -77,14 +73,13 @@ def test_verdict_is_read_at_each_separator(tmp_path):
     assert bad(["q"], [""]) == [0.0]  # no segment, no reward
 
 
-def test_a_tie_counts_as_an_error_and_meta_json_gives_the_defaults(tmp_path):
-    path = token_rm(tmp_path / "tie", sep_label=None, meta={"unit": "subsentence", "error_label": "NF-ERR"})
-    scorer = build_scorer("fg_segments", model=path)
-    assert scorer.unit == "subsentence"
+def test_a_tie_counts_as_an_error(tmp_path):
+    path = token_rm(tmp_path / "tie", sep_label=None)
+    scorer = build_scorer("fg_segments", model=path, unit="subsentence", error_label="NF-ERR")
     assert scorer.segment_rewards(["q"], [TEXT]) == [[(16, -1.0), (TEXT.index("and he"), -1.0), (84, -1.0),
                                                       (87, -1.0)]]
     with pytest.raises(ValueError, match="labels \\['F-ERR'\\] not among"):
-        build_scorer("fg_segments", model=path, error_label="F-ERR")
+        build_scorer("fg_segments", model=path, unit="sentence", error_label="F-ERR")
 
 
 def test_input_words_and_truncated_segments(tmp_path):

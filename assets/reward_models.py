@@ -1,0 +1,105 @@
+"""The reward-model suite: every RM the task declares (one partition per name), judged, on a board.
+
+    reward_model         [rm]  trained on the Engine; a HF model + reward_model.json
+    gold_probe                 held-out logged responses and fresh SFT samples, graded by gold (demo)
+    reward_model_eval    [rm]  the kind's held-out metric; Spearman / pair accuracy against gold
+    reward_models              one row per RM, exported to data/artifacts/<task>/reward_models.csv
+"""
+import dagster as dg
+
+from assets.common import asset_in, data_key, key, per_partition
+from resources.artifacts import ArtifactStoreResource
+from resources.metadata import output
+from rlhf_core.config import TaskConfig
+from rlhf_core.stages import reward_models as stages
+from rlhf_core.stages import rm_eval
+from rlhf_core.store import hash_key
+
+
+def rm_partitions(task: TaskConfig) -> dg.StaticPartitionsDefinition:
+    return dg.StaticPartitionsDefinition(list(task.reward_models))
+
+
+def _datasets(task: TaskConfig) -> list[str]:
+    return sorted({d for spec in task.reward_models.values() for d in stages.rm_datasets(spec)})
+
+
+def _data_ins(task: TaskConfig) -> dict[str, dg.AssetIn]:
+    return {f"data_{d}": asset_in(task, data_key(task, d)) for d in _datasets(task)}
+
+
+def _version(task: TaskConfig, stage) -> str:
+    """One code version over the partitions: each RM's stage version (its own config and code)."""
+    return hash_key({name: stage.version(task, name) for name in task.reward_models})
+
+
+def _probe(task: TaskConfig) -> bool:
+    return task.reward_model_eval is not None and task.gold is not None and task.sft is not None
+
+
+def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
+    """The trained RMs and their evaluations (both partitioned by RM name)."""
+    if not task.reward_models:
+        return []
+    group, parts = f"{task.task}_reward_models", rm_partitions(task)
+    uses_sft = any(s.init for s in task.reward_models.values())
+    base_ins = {"tok": asset_in(task, "tokenizer"), "sft": asset_in(task, "sft_model")} if uses_sft else {}
+    world_in = {"world": asset_in(task, f"raw_{task.gold.source}")} if task.gold else {}
+
+    @dg.asset(key=key(task, "reward_model"), group_name=group, partitions_def=parts, kinds={"pytorch"},
+              ins={**base_ins, **_data_ins(task), **world_in}, code_version=_version(task, stages.reward_model),
+              description="Each declared reward model, trained with its kind's loss; a HF model plus "
+                          "reward_model.json, usable as the 'reward_model' scorer.")
+    def reward_model(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, **inputs):
+        def build_one(name: str):
+            data = {d: inputs[f"data_{d}"] for d in stages.rm_datasets(task.reward_models[name])}
+            world = inputs.get("world") if stages.needs_gold(task, name) else None
+            return stages.reward_model(task, artifacts.store(), name, inputs.get("tok"), inputs.get("sft"), data, world)
+
+        return per_partition(context, build_one)
+
+    probe_in = {"probe": asset_in(task, "gold_probe")} if _probe(task) else {}
+
+    @dg.asset(key=key(task, "reward_model_eval"), group_name=group, partitions_def=parts,
+              ins={"rm": asset_in(task, "reward_model"), **_data_ins(task), **probe_in},
+              code_version=_version(task, rm_eval.reward_model_eval),
+              description="Held-out metric of each RM's kind and its agreement with the gold judge.")
+    def reward_model_eval(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, rm, **inputs):
+        return per_partition(context, lambda name: rm_eval.reward_model_eval(
+            task, artifacts.store(), name, rm[name], inputs[f"data_{task.reward_models[name].data}"],
+            inputs.get("probe")))
+
+    return [reward_model, reward_model_eval]
+
+
+def build_probe(task: TaskConfig) -> list[dg.AssetsDefinition]:
+    """The gold probe (tasks with a gold judge and a ``reward_model_eval`` section)."""
+    if not task.reward_models or not _probe(task):
+        return []
+    cfg = task.reward_model_eval
+
+    @dg.asset(key=key(task, "gold_probe"), group_name=f"{task.task}_reward_models",
+              ins={"responses": asset_in(task, data_key(task, cfg.responses)), "sft": asset_in(task, "sft_model"),
+                   "world": asset_in(task, f"raw_{task.gold.source}")},
+              code_version=rm_eval.gold_probe.version(task),
+              description="Held-out logged responses and fresh SFT samples, graded by the gold judge.")
+    def gold_probe(artifacts: ArtifactStoreResource, responses, sft, world):
+        return output(*rm_eval.gold_probe(task, artifacts.store(), responses, sft, world))
+
+    return [gold_probe]
+
+
+def build_board(task: TaskConfig) -> list[dg.AssetsDefinition]:
+    if not task.reward_models:
+        return []
+
+    @dg.asset(key=key(task, "reward_models"), group_name=f"{task.task}_reward_models", kinds={"csv"},
+              ins={"evaluations": asset_in(task, "reward_model_eval")},
+              code_version=rm_eval.reward_model_board.version(task),
+              description=f"One row per reward model; exported to data/artifacts/{task.task}/reward_models.csv.")
+    def reward_models(artifacts: ArtifactStoreResource, evaluations):
+        store = artifacts.store()
+        return output(*rm_eval.reward_model_board(task, store, evaluations,
+                                                  store.root / task.task / "reward_models.csv"))
+
+    return [reward_models]

@@ -1,0 +1,131 @@
+"""Reward-model stages: every RM the task declares (one partition per name), trained on the Engine.
+
+    reward_model(task, store, "bt", tok, sft, {"preference_pairs": ref}, world)
+
+Each RM is saved as a Hugging Face model (``save_pretrained``) with its tokenizer and a
+``reward_model.json`` that says its kind and settings, so the ``reward_model`` scorer
+(``rlhf_core.rewards.trained_rm``) opens any of them by directory. Judging them is
+``stages.rm_eval``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dataclasses
+
+from rlhf_core.config import ModelSource, RewardModelSpec, TaskConfig
+from rlhf_core.stages.base import Context, Result, load_tok, stage, table
+from rlhf_core.store import ArtifactRef, write_json_atomic
+
+HEADS = {"fg_token": "token", "pairwise_preference": "causal", "armo": "backbone"}  # else "sequence"
+
+
+def rm_datasets(spec: RewardModelSpec) -> list[str]:
+    """The tables an RM trains on: its data and, for ArmoRM, its preference pairs."""
+    return [spec.data, *([spec.pairs] if spec.pairs else [])]
+
+
+def needs_gold(task: TaskConfig, name: str) -> bool:
+    """An ArmoRM whose objectives are not columns of its data takes them from the gold judge (the demo)."""
+    return task.reward_models[name].kind == "armo" and task.gold is not None
+
+
+def _reads(task: TaskConfig, name: str) -> list[str]:
+    spec = task.reward_models[name]
+    return [f"reward_models.{name}", "seed", "compute", *(["sft.model.init"] if spec.init == "scratch" else []),
+            *(["gold", "world"] if needs_gold(task, name) else [])]
+
+
+def base_model(spec: RewardModelSpec, cfg: Any, sft_ref: ArtifactRef | None, tok, head: str):
+    """The network an RM starts from, with the head its kind needs (``HEADS``)."""
+    from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification,
+                              AutoModelForTokenClassification)
+
+    from rlhf_core.models.load import build_causal_lm, from_pretrained_source
+
+    cls = {"sequence": AutoModelForSequenceClassification, "token": AutoModelForTokenClassification,
+           "causal": AutoModelForCausalLM, "backbone": AutoModel}[head]
+    extra = {"num_labels": 3 if head == "token" else 1} if head in ("sequence", "token") else {}
+    init = cfg.sft.model.init if spec.init == "scratch" else (spec.model.init if spec.model else None)
+    if init is not None:  # a random network of the configured sizes
+        return cls.from_config(build_causal_lm(init, tok, cfg.seed).config, **extra)
+    source = ModelSource(path=sft_ref.path) if spec.init == "sft" else spec.model
+    return from_pretrained_source(cls, source, use_safetensors=True, **extra)
+
+
+def rm_tokenizer(spec: RewardModelSpec, tok_ref: ArtifactRef | None):
+    """The task's tokenizer for its own networks, else the pretrained model's."""
+    from rlhf_core.models.load import load_tokenizer
+
+    if spec.model is not None and spec.model.init is None:
+        return load_tokenizer(spec.model)
+    return load_tok(tok_ref)
+
+
+def _compute(cfg: Any, spec: RewardModelSpec):
+    return cfg.compute if spec.lora is None else dataclasses.replace(cfg.compute, lora=spec.lora)
+
+
+def split_rows(ref: ArtifactRef, split: str):
+    """The rows of one split (every row of a table without a ``split`` column)."""
+    rows = table(ref)
+    return rows[rows["split"] == split].reset_index(drop=True) if "split" in rows else rows
+
+
+@stage(_reads)
+def reward_model(ctx: Context, name: str, tok_ref: ArtifactRef | None, sft_ref: ArtifactRef | None,
+                 data_refs: dict[str, ArtifactRef], world_ref: ArtifactRef | None) -> Result:
+    """Train reward model ``name`` of the task: its kind's loss on its data's ``train_split`` rows,
+    from its base network (docs/sources.md §5)."""
+    from rlhf_core.eval.plots import loss_curve
+    from rlhf_core.models.load import save_model
+
+    spec = ctx.cfg.reward_models[name]
+    kind = spec.kind
+
+    def build(out: Path, work: Path) -> dict[str, Any]:
+        tok = rm_tokenizer(spec, tok_ref)
+        train_rows = split_rows(data_refs[spec.data], spec.train_split)
+        model = base_model(spec, ctx.cfg, sft_ref, tok, HEADS.get(kind, "sequence"))
+        info: dict[str, Any] = {"kind": kind, "name": name, "max_length": spec.train.max_length,
+                                "truncation_side": spec.truncation_side}
+        if kind == "fg_token":
+            result, extra = _train_token(model, tok, train_rows, spec, work, _compute(ctx.cfg, spec))
+            info.update(extra)
+        else:
+            from rlhf_core.train.reward_model import train_sequence_rm
+
+            result = train_sequence_rm(kind, model, tok, train_rows, spec.train, work, _compute(ctx.cfg, spec),
+                                       spec.truncation_side)
+        save_model(result.model, tok, out)
+        write_json_atomic(out / "reward_model.json", info)
+        loss_curve(result.history, out / "loss_curve.png", f"{name} ({kind}) loss")
+        return {"reward_model": info, "train_rows": len(train_rows), "steps": result.steps,
+                "final_loss": result.history[-1]["loss"], "loss_curve": "loss_curve.png",
+                **{f"final_train_{k}": v for k, v in result.history[-1].items()
+                   if k not in ("step", "loss", "grad_norm", "lr")}}
+
+    parents = {"tokenizer": tok_ref, "sft": sft_ref, "world": world_ref,
+               **{f"data/{d}": data_refs[d] for d in rm_datasets(spec)}}
+    return ctx.build("reward_model", name, parents, build)
+
+
+def _train_token(model, tok, rows, spec: RewardModelSpec, work: Path, compute) -> tuple[Any, dict[str, Any]]:
+    from rlhf_core.train.rm_token import NO_ERROR, TokenLabels, marker_id, train_token_rm
+
+    labels = TokenLabels.of(spec.label_type)
+    model.config.id2label = dict(enumerate(labels.names))
+    model.config.label2id = {n: i for i, n in enumerate(labels.names)}
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id
+    result = train_token_rm(model, tok, rows, labels, spec.unit, spec.marker, spec.train, work, compute)
+    return result, {"label_type": spec.label_type, "segmentation": spec.unit, "marker": spec.marker,
+                    "marker_token_id": marker_id(tok), "id2label": list(labels.names),
+                    "error_label_id": labels.names.index(labels.error),
+                    "no_error_label_id": labels.names.index(NO_ERROR)}
+
+
+def read_spec(ref: ArtifactRef) -> dict[str, Any]:
+    return json.loads(ref.file("reward_model.json").read_text())

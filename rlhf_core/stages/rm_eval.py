@@ -1,0 +1,192 @@
+"""Every trained RM judged against truth: its seed's own metric, and (demo) the gold judge.
+
+    gold_probe          responses the gold judge grades: the logged responses of the held-out
+                        prompts, and fresh samples of the SFT model on them (no training pair was
+                        built from either)
+    reward_model_eval   [rm]  the kind's seed metric on its held-out rows (docs/sources.md §5):
+                        pair accuracy, [CRS] ranking pos/neg accuracy and mean scores, [CRS]
+                        absolute MSE/MAE overall and by bin, [FG] token P/R/F1/accuracy against
+                        the trivial baselines; and on the probe, Spearman with gold and pairwise
+                        accuracy against gold, per probe source
+    reward_model_board  one row per RM, exported to ``data/artifacts/<task>/reward_models.csv``
+
+The sampled probe is where generalisation shows: its responses come from another distribution
+than the logged responses every RM was trained on.
+"""
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rlhf_core.stages.base import TABLE, Context, Result, stage, table
+from rlhf_core.stages.reward_models import read_spec, split_rows
+from rlhf_core.store import ArtifactRef, write_table
+
+PROBE_SOURCES = ("logged", "sampled")
+BOARD_COLUMNS = ("heldout_metric", "heldout_value", "gold_spearman_logged", "gold_pair_acc_logged",
+                 "gold_spearman_sampled", "gold_pair_acc_sampled")
+
+
+@stage(lambda task: ["reward_model_eval", "seed", "gold", "world"])
+def gold_probe(ctx: Context, responses_ref: ArtifactRef, sft_ref: ArtifactRef, world_ref: ArtifactRef) -> Result:
+    """The logged held-out responses and fresh SFT samples on the same prompts, graded by the gold judge."""
+    from rlhf_core.config import GenerationConfig, ModelSource
+    from rlhf_core.demo.gold import judge
+    from rlhf_core.eval.generate import generate
+    from rlhf_core.models.load import load_causal_lm
+    from rlhf_core.stages.base import load_tok
+
+    cfg = ctx.cfg.reward_model_eval
+
+    def build(out: Path, _: Path) -> dict[str, Any]:
+        logged = split_rows(responses_ref, cfg.split)[["prompt", "completion"]].assign(source="logged")
+        prompts = sorted(logged["prompt"].unique())
+        policy, tok = load_causal_lm(ModelSource(path=sft_ref.path)), load_tok(sft_ref)
+        gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens, do_sample=True)
+        asked = [p for p in prompts for _ in range(cfg.samples_per_prompt)]
+        sampled = pd.DataFrame({"prompt": asked, "completion": generate(policy, tok, asked, gen, ctx.cfg.seed),
+                                "source": "sampled"})
+        rows = pd.concat([logged, sampled], ignore_index=True)
+        gold = judge(table(world_ref), ctx.cfg.world, ctx.cfg.gold)
+        rows = pd.concat([rows, gold.components(rows["prompt"].tolist(), rows["completion"].tolist())], axis=1)
+        write_table(rows, out / TABLE)
+        means = rows.groupby("source")["gold"].mean().round(4).to_dict()
+        return {"prompts": len(prompts), "rows": len(rows), "gold_mean_by_source": means,
+                "preview": rows.head(5)}
+
+    return ctx.build("gold_probe", None, {"responses": responses_ref, "sft": sft_ref, "world": world_ref}, build)
+
+
+@stage(lambda task, name: [f"reward_models.{name}"])
+def reward_model_eval(ctx: Context, name: str, rm_ref: ArtifactRef, data_ref: ArtifactRef,
+                      probe_ref: ArtifactRef | None) -> Result:
+    """Held-out metrics of RM ``name``, and its agreement with the gold judge when there is a probe."""
+    from rlhf_core.rewards.trained_rm import trained_reward_model
+
+    spec = ctx.cfg.reward_models[name]
+
+    def build(out: Path, _: Path) -> dict[str, Any]:
+        scorer = trained_reward_model(str(rm_ref.dir), progress=False)
+        held = split_rows(data_ref, spec.eval_split)
+        heldout = heldout_metrics(spec.kind, scorer, held, rm_ref)
+        summary: dict[str, Any] = {"name": name, "kind": spec.kind, **_headline(spec.kind, heldout)}
+        meta: dict[str, Any] = {"heldout": heldout, "heldout_rows": len(held)}
+        if probe_ref is not None:
+            probe = table(probe_ref)
+            gold = gold_metrics(scorer, spec.kind, probe)
+            summary.update(gold)
+            meta["gold"] = gold
+        write_table(pd.DataFrame([summary]), out / TABLE)
+        return {**meta, "summary": summary}
+
+    return ctx.build("reward_model_eval", name, {"rm": rm_ref, "data": data_ref, "probe": probe_ref}, build)
+
+
+def heldout_metrics(kind: str, scorer, rows: pd.DataFrame, rm_ref: ArtifactRef) -> dict[str, Any]:
+    """The seed metric of ``kind`` on its held-out rows (docs/sources.md §5.1-§5.3, §5.5)."""
+    from rlhf_core.eval import rm_metrics
+
+    prompts = rows["prompt"].tolist()
+    if kind in ("bradley_terry", "fg_sequence_preference"):
+        chosen, rejected = scorer(prompts, rows["chosen"].tolist()), scorer(prompts, rows["rejected"].tolist())
+        return {"pair_accuracy": rm_metrics.pair_accuracy(chosen, rejected)}
+    if kind == "pairwise_preference":
+        p = scorer.preference(prompts, rows["chosen"].tolist(), rows["rejected"].tolist())
+        return {"pair_accuracy": float(np.mean(np.asarray(p) > 0.5))}
+    if kind == "crs_ranking":
+        flat_p = [p for p, rs in zip(prompts, rows["replies"]) for _ in rs]
+        flat_r = [r for rs in rows["replies"] for r in rs]
+        bounds = np.cumsum([0] + [len(rs) for rs in rows["replies"]]).tolist()
+        return rm_metrics.ranking_metrics(scorer(flat_p, flat_r), bounds)
+    if kind == "crs_absolute":
+        logits = np.asarray(scorer(prompts, rows["completion"].tolist()))
+        return rm_metrics.absolute_metrics(1 / (1 + np.exp(-logits)), rows["score"].to_numpy(dtype=float))
+    if kind == "fg_token":
+        return _token_metrics(scorer, rows, read_spec(rm_ref))
+    raise ValueError(f"no held-out metric for kind {kind!r}")
+
+
+def _token_metrics(scorer, rows: pd.DataFrame, spec: dict[str, Any]) -> dict[str, Any]:
+    from rlhf_core.eval.rm_metrics import labelled_tags, token_error_baselines, token_error_metrics
+    from rlhf_core.train.rm_token import NO_ERROR, TokenLabels, encode_rows, marker_logits
+
+    labels = TokenLabels.of(spec["label_type"])
+    ids, targets = encode_rows(scorer.tokenizer, rows, labels, spec["segmentation"], spec["marker"],
+                               spec["max_length"])
+    pred, gold = [], []
+    for z, y in zip(marker_logits(scorer.model, scorer.tokenizer, ids), targets):
+        p, g = labelled_tags(z[None], np.asarray(y)[None], labels.names, restrict_to=(labels.error, NO_ERROR))
+        pred += p
+        gold += g
+    baselines = token_error_baselines(gold, labels.error)
+    return {**token_error_metrics(pred, gold), **{f"{b}_{k}": v for b, m in baselines.items()
+                                                  for k, v in m.items() if k in ("accuracy", "error_f1")}}
+
+
+def _headline(kind: str, heldout: dict[str, Any]) -> dict[str, Any]:
+    """The one held-out number a board row shows for this kind."""
+    key = {"crs_absolute": "mse", "fg_token": "error_f1"}.get(kind, "pair_accuracy" if "pair_accuracy" in heldout
+                                                             else "accuracy")
+    return {"heldout_metric": key, "heldout_value": heldout[key]}
+
+
+def within_prompt_pairs(probe: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (a, b) of every pair of responses to the same prompt from the same source."""
+    a, b = [], []
+    for _, idx in probe.groupby(["source", "prompt"]).indices.items():
+        for i, j in combinations(sorted(idx), 2):
+            a.append(i)
+            b.append(j)
+    return np.asarray(a, dtype=int), np.asarray(b, dtype=int)
+
+
+def gold_metrics(scorer, kind: str, probe: pd.DataFrame) -> dict[str, float]:
+    """Per probe source: Spearman of the RM's scores with gold, and pairwise accuracy against gold
+    on the within-prompt pairs (gold ties left out)."""
+    from rlhf_core.eval.reward_bench import pairwise_correct
+    from rlhf_core.eval.rm_metrics import gold_pair_accuracy, spearman
+
+    out: dict[str, float] = {}
+    for source in PROBE_SOURCES:
+        rows = probe[probe["source"] == source].reset_index(drop=True)
+        a, b = within_prompt_pairs(rows)
+        g = rows["gold"].to_numpy(dtype=float)
+        prompts, texts = rows["prompt"].tolist(), rows["completion"].tolist()
+        if kind == "pairwise_preference":  # P(a preferred) against 0.5: no pointwise score to correlate
+            p = np.asarray(scorer.preference([prompts[i] for i in a], [texts[i] for i in a], [texts[j] for j in b]))
+            keep = g[a] != g[b]
+            correct = pairwise_correct(np.where(g[a] > g[b], p, 1 - p)[keep], 0.5)
+            out[f"gold_pair_acc_{source}"] = float(correct.mean())
+            continue
+        s = np.asarray(scorer(prompts, texts), dtype=float)
+        out[f"gold_spearman_{source}"] = spearman(s, g)
+        out[f"gold_pair_acc_{source}"] = gold_pair_accuracy(s[a], s[b], g[a], g[b])
+    return out
+
+
+@stage(lambda task: [])
+def reward_model_board(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path) -> Result:
+    """One row per RM (its held-out headline and its agreement with gold); CSV, table and plot."""
+    from rlhf_core.eval.plots import bar_chart
+    from rlhf_core.stages.evaluation import export_copy
+
+    rows = pd.DataFrame([ref.meta()["metadata"]["summary"] for _, ref in sorted(evaluations.items())])
+    rows = rows[["name", "kind", *[c for c in BOARD_COLUMNS if c in rows]]]
+
+    def build(out: Path, _: Path) -> dict[str, Any]:
+        write_table(rows, out / TABLE)
+        rows.to_csv(out / "reward_models.csv", index=False, float_format="%.4f")
+        plotted = [c for c in ("gold_pair_acc_logged", "gold_pair_acc_sampled") if c in rows]
+        meta: dict[str, Any] = {"reward_models": len(rows), "table": rows}
+        if plotted:
+            bar_chart(rows.fillna(0.0), "name", plotted, out / "reward_models.png")
+            meta["plot"] = "reward_models.png"
+        return meta
+
+    ref, meta = ctx.build("reward_model_board", None, evaluations, build)
+    export_copy(ref.file("reward_models.csv"), export)
+    return ref, {**meta, "exported_to": str(export)}
