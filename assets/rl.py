@@ -21,8 +21,13 @@ def _scorers_in(task: TaskConfig) -> dg.AssetIn:
     return asset_in(task, "reward_scorers", partition_mapping=dg.AllPartitionMapping())
 
 
+def has_reference_value(task: TaskConfig) -> bool:
+    """A-LoL's V_ref is fitted on SFT samples: a task without an SFT stage has none."""
+    return task.reference_value is not None and task.policy is not None and task.sft is not None
+
+
 def build_reference_value(task: TaskConfig) -> list[dg.AssetsDefinition]:
-    if task.reference_value is None or task.policy is None or task.sft is None:
+    if not has_reference_value(task):
         return []
 
     @dg.asset(key=key(task, "reference_value"), group_name=f"{task.task}_rl", kinds={"pytorch"},
@@ -45,7 +50,7 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
 
     # What a policy starts from and learns from, as far as the task has it (no SFT stage: policy.init).
     optional = {"sft": "sft_model" if task.sft else None,
-                "value": "reference_value" if build_reference_value(task) else None,
+                "value": "reference_value" if has_reference_value(task) else None,
                 "pairs": data_key(task, task.policy.pairs) if task.policy.pairs else None}
     prompts_in = asset_in(task, data_key(task, rl.prompts_dataset(task)))
 
