@@ -4,6 +4,7 @@
     gold_probe                 held-out logged responses and fresh SFT samples, graded by gold (demo)
     reward_model_eval    [rm]  the kind's held-out metric; Spearman / pair accuracy against gold
     reward_models              one row per RM, exported to data/artifacts/<task>/reward_models.csv
+    reward_bench               [RF] RewardBench section scores of the configured RMs
 """
 import dagster as dg
 
@@ -11,6 +12,7 @@ from assets.common import asset_in, data_key, key, per_partition
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
 from rlhf_core.config import TaskConfig
+from rlhf_core.stages import reward_bench as bench
 from rlhf_core.stages import reward_models as stages
 from rlhf_core.stages import rm_eval
 from rlhf_core.store import hash_key
@@ -42,11 +44,13 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
     if not task.reward_models:
         return []
     group, parts = f"{task.task}_reward_models", rm_partitions(task)
-    uses_sft = any(s.init for s in task.reward_models.values())
-    base_ins = {"tok": asset_in(task, "tokenizer"), "sft": asset_in(task, "sft_model")} if uses_sft else {}
+    # The task's own networks (SFT-initialised, scratch, tiny init) read its tokenizer (and SFT model).
+    own = any(s.init or (s.model is not None and s.model.init is not None) for s in task.reward_models.values())
+    base_ins = {"tok": asset_in(task, "tokenizer"), "sft": asset_in(task, "sft_model")} if own and task.sft else {}
     world_in = {"world": asset_in(task, f"raw_{task.gold.source}")} if task.gold else {}
 
-    @dg.asset(key=key(task, "reward_model"), group_name=group, partitions_def=parts, kinds={"pytorch"},
+    # The trained RMs are models (``--select models`` builds them); their evaluation is its own group.
+    @dg.asset(key=key(task, "reward_model"), group_name=f"{task.task}_models", partitions_def=parts, kinds={"pytorch"},
               ins={**base_ins, **_data_ins(task), **world_in}, code_version=_version(task, stages.reward_model),
               description="Each declared reward model, trained with its kind's loss; a HF model plus "
                           "reward_model.json, usable as the 'reward_model' scorer.")
@@ -66,8 +70,8 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
               description="Held-out metric of each RM's kind and its agreement with the gold judge.")
     def reward_model_eval(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, rm, **inputs):
         return per_partition(context, lambda name: rm_eval.reward_model_eval(
-            task, artifacts.store(), name, rm[name], inputs[f"data_{task.reward_models[name].data}"],
-            inputs.get("probe")))
+            task, artifacts.store(), name, rm[name],
+            {d: inputs[f"data_{d}"] for d in stages.rm_datasets(task.reward_models[name])}, inputs.get("probe")))
 
     return [reward_model, reward_model_eval]
 
@@ -90,6 +94,7 @@ def build_probe(task: TaskConfig) -> list[dg.AssetsDefinition]:
 
 
 def build_board(task: TaskConfig) -> list[dg.AssetsDefinition]:
+    """The board over every RM, and RewardBench when the task configures it."""
     if not task.reward_models:
         return []
 
@@ -102,4 +107,14 @@ def build_board(task: TaskConfig) -> list[dg.AssetsDefinition]:
         return output(*rm_eval.reward_model_board(task, store, evaluations,
                                                   store.root / task.task / "reward_models.csv"))
 
-    return [reward_models]
+    if task.reward_bench is None:
+        return [reward_models]
+
+    @dg.asset(key=key(task, "reward_bench"), group_name=f"{task.task}_reward_models",
+              ins={"rm": asset_in(task, "reward_model"), "data": asset_in(task, data_key(task, task.reward_bench.data))},
+              code_version=bench.reward_bench.version(task),
+              description="RewardBench section and overall scores of the configured reward models.")
+    def reward_bench(artifacts: ArtifactStoreResource, rm, data):
+        return output(*bench.reward_bench(task, artifacts.store(), rm, data))
+
+    return [reward_models, reward_bench]

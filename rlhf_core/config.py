@@ -189,6 +189,7 @@ class RewardModelSpec:
     train_split: str = "train"
     eval_split: str = "test"
     truncation_side: Literal["left", "right"] = "left"  # [RF] truncates on the left (docs/sources.md §5.5)
+    response_template: str = "{response}"  # how a response follows the prompt ([CRS]: a ChatML assistant turn)
     lora: LoraConfig | None = None  # adapters for this RM only ([CRS] r 16, alpha 32)
     # fg_token: which [FG] file (relevance = R1, factuality = R2), its segment unit, and where the
     # segment marker sits: "before" each segment as in [FG] (a bidirectional encoder), or "after" it,
@@ -200,6 +201,7 @@ class RewardModelSpec:
     # demo) and the preference pairs of stage 2.
     objectives: list[str] = field(default_factory=list)
     pairs: str | None = None
+    verbosity_objective: str | None = None  # the objective others are debiased against ([RF]: helpsteer-verbosity)
 
     def __post_init__(self) -> None:
         if (self.init is None) == (self.model is None):
@@ -210,6 +212,8 @@ class RewardModelSpec:
             raise ConfigError(f"label_type and segmentation are fg_token settings, not {self.kind}'s")
         if self.kind == "armo" and (not self.objectives or self.pairs is None):
             raise ConfigError("kind armo needs objectives (stage 1) and pairs (stage 2)")
+        if self.verbosity_objective is not None and self.verbosity_objective not in self.objectives:
+            raise ConfigError(f"verbosity_objective {self.verbosity_objective!r} is not one of {self.objectives}")
 
     @property
     def unit(self) -> str:
@@ -227,6 +231,17 @@ class RewardModelEvalConfig:
     split: str = "test"
     samples_per_prompt: int = 2
     max_new_tokens: int = 40
+
+
+@dataclass(frozen=True)
+class RewardBenchConfig:
+    """[RF] RewardBench (docs/sources.md §7.5): trained RMs scored on a table of RewardBench pairs
+    (``prompt, chosen, rejected, subset``). ``counts``: the official subset weights, or the seed
+    BT script's (xstest weights swapped, docs/sources.md §10.10)."""
+
+    data: str
+    models: list[str]  # names under reward_models
+    counts: Literal["official", "seed"] = "official"
 
 
 @dataclass(frozen=True)
@@ -324,6 +339,7 @@ class TaskConfig:
     sft: SFTConfig | None = None
     reward_models: dict[str, RewardModelSpec] = field(default_factory=dict)
     reward_model_eval: RewardModelEvalConfig | None = None
+    reward_bench: RewardBenchConfig | None = None
     reference_value: ReferenceValueConfig | None = None
     policy: PolicyConfig | None = None
     evaluation: EvaluationConfig | None = None
@@ -336,6 +352,10 @@ class TaskConfig:
             if name not in self.reward_models:
                 raise ConfigError(f"annotation: reward model {name!r} is not declared in reward_models "
                                   f"({sorted(self.reward_models)})")
+        if self.reward_bench is not None:
+            for name in self.reward_bench.models:
+                if name not in self.reward_models or self.reward_models[name].kind in ("fg_token",):
+                    raise ConfigError(f"reward_bench.models: {name!r} is not a declared pairwise or scalar reward model")
         if self.reward_models and self.sft is None and any(s.init for s in self.reward_models.values()):
             raise ConfigError("reward_models: init sft / scratch needs an sft section")
         if ann is not None and ann.data is None and ann.incoming is None and policy is None:

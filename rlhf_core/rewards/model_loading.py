@@ -43,7 +43,8 @@ def inference_dtype(device: torch.device) -> torch.dtype:
 def load_model_and_tokenizer(
     model_cls: Any, source: str, revision: str | None, device: str | None = None
 ) -> tuple[Any, Any, torch.device]:
-    """Load ``model_cls.from_pretrained`` and its tokenizer for inference (eval mode, SDPA attention).
+    """Load ``model_cls.from_pretrained`` and its tokenizer for inference (eval mode, SDPA attention
+    where the architecture has it).
 
     Args:
         model_cls: A transformers model class (``AutoModelForSequenceClassification``, ``RobertaModel``,
@@ -57,13 +58,13 @@ def load_model_and_tokenizer(
     """
     src = model_source(source, revision)
     dev = pick_device(device)
-    kwargs = dict(dtype=inference_dtype(dev), use_safetensors=True)
     try:
-        model = from_pretrained_source(model_cls, src, attn_implementation="sdpa", **kwargs)
-    except ValueError as err:  # an architecture without SDPA (Longformer, the [FG] RMs) keeps its own attention
+        model = from_pretrained_source(model_cls, src, dtype=inference_dtype(dev), attn_implementation="sdpa",
+                                       use_safetensors=True)
+    except ValueError as err:  # an architecture without SDPA (Longformer) keeps its own attention
         if "scaled_dot_product_attention" not in str(err):
             raise
-        model = from_pretrained_source(model_cls, src, **kwargs)
+        model = from_pretrained_source(model_cls, src, dtype=inference_dtype(dev), use_safetensors=True)
     return model.to(dev).eval(), load_tokenizer(src), dev
 
 

@@ -90,15 +90,21 @@ def reward_model(ctx: Context, name: str, tok_ref: ArtifactRef | None, sft_ref: 
         train_rows = split_rows(data_refs[spec.data], spec.train_split)
         model = base_model(spec, ctx.cfg, sft_ref, tok, HEADS.get(kind, "sequence"))
         info: dict[str, Any] = {"kind": kind, "name": name, "max_length": spec.train.max_length,
-                                "truncation_side": spec.truncation_side}
+                                "truncation_side": spec.truncation_side, "response_template": spec.response_template}
+        if kind == "armo":
+            return _build_armo(model, tok, train_rows, data_refs, world_ref, spec, info, ctx.cfg, out)
         if kind == "fg_token":
             result, extra = _train_token(model, tok, train_rows, spec, work, _compute(ctx.cfg, spec))
             info.update(extra)
+        elif kind == "pairwise_preference":
+            from rlhf_core.train.pair_pm import train_pair_pm
+
+            result = train_pair_pm(model, tok, train_rows, spec.train, work, _compute(ctx.cfg, spec))
         else:
             from rlhf_core.train.reward_model import train_sequence_rm
 
             result = train_sequence_rm(kind, model, tok, train_rows, spec.train, work, _compute(ctx.cfg, spec),
-                                       spec.truncation_side)
+                                       spec.truncation_side, spec.response_template)
         save_model(result.model, tok, out)
         write_json_atomic(out / "reward_model.json", info)
         loss_curve(result.history, out / "loss_curve.png", f"{name} ({kind}) loss")
@@ -125,6 +131,42 @@ def _train_token(model, tok, rows, spec: RewardModelSpec, work: Path, compute) -
                     "marker_token_id": marker_id(tok), "id2label": list(labels.names),
                     "error_label_id": labels.names.index(labels.error),
                     "no_error_label_id": labels.names.index(NO_ERROR)}
+
+
+def objective_labels(rows, objectives: list[str], world_ref: ArtifactRef | None, cfg: Any):
+    """ArmoRM's stage-1 targets (N, K): the objective columns of the table, else the gold judge's
+    components of each (prompt, completion) (the demo)."""
+    if all(o in rows for o in objectives):
+        return rows[objectives].to_numpy(dtype=float)
+    if world_ref is None:
+        raise ValueError(f"armo: the table lacks objective column(s) {[o for o in objectives if o not in rows]} "
+                         "and the task has no gold judge to grade them")
+    from rlhf_core.demo.gold import judge
+
+    gold = judge(table(world_ref), cfg.world, cfg.gold)
+    return gold.components(rows["prompt"].tolist(), rows["completion"].tolist())[objectives].to_numpy(dtype=float)
+
+
+def _build_armo(backbone, tok, rows, data_refs, world_ref, spec: RewardModelSpec, info: dict, cfg: Any,
+                out: Path) -> dict[str, Any]:
+    from rlhf_core.eval.plots import loss_curve
+    from rlhf_core.models.load import save_model
+    from rlhf_core.train.armo_rm import fit_armo, save_armo
+
+    backbone.eval()
+    pairs = split_rows(data_refs[spec.pairs], spec.train_split)
+    labels = objective_labels(rows, list(spec.objectives), world_ref, cfg)
+    verbosity = spec.objectives.index(spec.verbosity_objective) if spec.verbosity_objective else None
+    armo, report = fit_armo(backbone, tok, rows, labels, pairs, spec.train, verbosity)
+    losses = report.pop("losses")
+    save_model(backbone, tok, out)
+    save_armo(armo, out)
+    info.update(objectives=list(spec.objectives), gating=report["gating"])
+    write_json_atomic(out / "reward_model.json", info)
+    loss_curve([{"step": i + 1, "loss": v} for i, v in enumerate(losses)], out / "loss_curve.png",
+               f"{info['name']} (armo) gating loss")
+    return {"reward_model": info, "train_rows": len(rows), "train_pairs": len(pairs), "steps": len(losses),
+            "final_loss": losses[-1], "loss_curve": "loss_curve.png", **report}
 
 
 def read_spec(ref: ArtifactRef) -> dict[str, Any]:

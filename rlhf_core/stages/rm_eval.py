@@ -62,7 +62,7 @@ def gold_probe(ctx: Context, responses_ref: ArtifactRef, sft_ref: ArtifactRef, w
 
 
 @stage(lambda task, name: [f"reward_models.{name}"])
-def reward_model_eval(ctx: Context, name: str, rm_ref: ArtifactRef, data_ref: ArtifactRef,
+def reward_model_eval(ctx: Context, name: str, rm_ref: ArtifactRef, data_refs: dict[str, ArtifactRef],
                       probe_ref: ArtifactRef | None) -> Result:
     """Held-out metrics of RM ``name``, and its agreement with the gold judge when there is a probe."""
     from rlhf_core.rewards.trained_rm import trained_reward_model
@@ -71,7 +71,8 @@ def reward_model_eval(ctx: Context, name: str, rm_ref: ArtifactRef, data_ref: Ar
 
     def build(out: Path, _: Path) -> dict[str, Any]:
         scorer = trained_reward_model(str(rm_ref.dir), progress=False)
-        held = split_rows(data_ref, spec.eval_split)
+        # ArmoRM is judged on its held-out preference pairs; every other kind on its own data's.
+        held = split_rows(data_refs[spec.pairs or spec.data], spec.eval_split)
         heldout = heldout_metrics(spec.kind, scorer, held, rm_ref)
         summary: dict[str, Any] = {"name": name, "kind": spec.kind, **_headline(spec.kind, heldout)}
         meta: dict[str, Any] = {"heldout": heldout, "heldout_rows": len(held)}
@@ -80,10 +81,27 @@ def reward_model_eval(ctx: Context, name: str, rm_ref: ArtifactRef, data_ref: Ar
             gold = gold_metrics(scorer, spec.kind, probe)
             summary.update(gold)
             meta["gold"] = gold
+            if spec.kind == "armo" and all(o in probe for o in spec.objectives):
+                meta["objectives_vs_gold"] = objective_agreement(scorer, list(spec.objectives), probe)
         write_table(pd.DataFrame([summary]), out / TABLE)
         return {**meta, "summary": summary}
 
-    return ctx.build("reward_model_eval", name, {"rm": rm_ref, "data": data_ref, "probe": probe_ref}, build)
+    parents = {"rm": rm_ref, "probe": probe_ref, **{f"data/{d}": r for d, r in data_refs.items()}}
+    return ctx.build("reward_model_eval", name, parents, build)
+
+
+def objective_agreement(scorer, objectives: list[str], probe: pd.DataFrame) -> pd.DataFrame:
+    """Per ArmoRM objective: Spearman of its debiased reward with the gold component of the same
+    name, on each probe source (how well stage 1 recovered the truth it was fitted to)."""
+    from rlhf_core.eval.rm_metrics import spearman
+
+    rows = []
+    for source in PROBE_SOURCES:
+        part = probe[probe["source"] == source]
+        rewards = scorer.objective_rewards(part["prompt"].tolist(), part["completion"].tolist())
+        rows += [{"objective": o, "source": source, "spearman": spearman(rewards[:, k], part[o].to_numpy(float))
+                  if np.ptp(part[o].to_numpy(float)) > 0 else float("nan")} for k, o in enumerate(objectives)]
+    return pd.DataFrame(rows)
 
 
 def heldout_metrics(kind: str, scorer, rows: pd.DataFrame, rm_ref: ArtifactRef) -> dict[str, Any]:
@@ -91,16 +109,20 @@ def heldout_metrics(kind: str, scorer, rows: pd.DataFrame, rm_ref: ArtifactRef) 
     from rlhf_core.eval import rm_metrics
 
     prompts = rows["prompt"].tolist()
-    if kind in ("bradley_terry", "fg_sequence_preference"):
+    if kind in ("bradley_terry", "fg_sequence_preference", "armo"):
         chosen, rejected = scorer(prompts, rows["chosen"].tolist()), scorer(prompts, rows["rejected"].tolist())
         return {"pair_accuracy": rm_metrics.pair_accuracy(chosen, rejected)}
+    if kind == "pairwise_preference" and "completion" in rows:  # rows already in the A/B format
+        from rlhf_core.train.pair_pm import answer_accuracy
+
+        return {"pair_accuracy": answer_accuracy(scorer.model, scorer.tokenizer, scorer.spec, rows)}
     if kind == "pairwise_preference":
         p = scorer.preference(prompts, rows["chosen"].tolist(), rows["rejected"].tolist())
         return {"pair_accuracy": float(np.mean(np.asarray(p) > 0.5))}
     if kind == "crs_ranking":
-        flat_p = [p for p, rs in zip(prompts, rows["replies"]) for _ in rs]
-        flat_r = [r for rs in rows["replies"] for r in rs]
-        bounds = np.cumsum([0] + [len(rs) for rs in rows["replies"]]).tolist()
+        flat_p = [p for p, rs in zip(prompts, rows["completions"]) for _ in rs]
+        flat_r = [r for rs in rows["completions"] for r in rs]
+        bounds = np.cumsum([0] + [len(rs) for rs in rows["completions"]]).tolist()
         return rm_metrics.ranking_metrics(scorer(flat_p, flat_r), bounds)
     if kind == "crs_absolute":
         logits = np.asarray(scorer(prompts, rows["completion"].tolist()))
@@ -156,6 +178,10 @@ def gold_metrics(scorer, kind: str, probe: pd.DataFrame) -> dict[str, float]:
         a, b = within_prompt_pairs(rows)
         g = rows["gold"].to_numpy(dtype=float)
         prompts, texts = rows["prompt"].tolist(), rows["completion"].tolist()
+        out[f"gold_pairs_{source}"] = int(np.sum(g[a] != g[b]))  # pairs gold does not tie; none: NaN metrics
+        if not out[f"gold_pairs_{source}"]:
+            out |= {f"gold_pair_acc_{source}": float("nan"), f"gold_spearman_{source}": float("nan")}
+            continue
         if kind == "pairwise_preference":  # P(a preferred) against 0.5: no pointwise score to correlate
             p = np.asarray(scorer.preference([prompts[i] for i in a], [texts[i] for i in a], [texts[j] for j in b]))
             keep = g[a] != g[b]
@@ -163,7 +189,8 @@ def gold_metrics(scorer, kind: str, probe: pd.DataFrame) -> dict[str, float]:
             out[f"gold_pair_acc_{source}"] = float(correct.mean())
             continue
         s = np.asarray(scorer(prompts, texts), dtype=float)
-        out[f"gold_spearman_{source}"] = spearman(s, g)
+        # An RM that gives every response one score has no rank correlation: reported as NaN.
+        out[f"gold_spearman_{source}"] = spearman(s, g) if np.ptp(s) > 0 and np.ptp(g) > 0 else float("nan")
         out[f"gold_pair_acc_{source}"] = gold_pair_accuracy(s[a], s[b], g[a], g[b])
     return out
 

@@ -197,7 +197,7 @@ class GatingConfig:
     dropout: float = 0.2
     temperature: float = 10.0
     logit_scale: float = 1.0
-    verbosity_dim: int = VERBOSITY_DIM
+    verbosity_dim: int | None = VERBOSITY_DIM  # None: no verbosity objective, no debiasing (T = I)
     corr_threshold: float = CORR_THRESHOLD
     split_seed: int = 0
     seed: int = 0
@@ -236,12 +236,16 @@ def train_gating(
     if len(z) < 5:
         raise ValueError(f"train_gating: {len(z)} pairs cannot make an 80/20 split")
     ref = z if reference_embeddings is None else torch.as_tensor(np.asarray(reference_embeddings), dtype=torch.float32)
-    penalties = verbosity_penalties((ref @ w.T).reshape(-1, w.shape[0]).numpy(), cfg.verbosity_dim,
-                                    cfg.corr_threshold)  # fmt: skip
+    if cfg.verbosity_dim is None:
+        penalties = np.zeros(w.shape[0])
+    else:
+        penalties = verbosity_penalties((ref @ w.T).reshape(-1, w.shape[0]).numpy(), cfg.verbosity_dim,
+                                        cfg.corr_threshold)  # fmt: skip
     torch.manual_seed(cfg.seed)  # the gating network's initial weights
     gating = GatingNetwork(x.shape[-1], w.shape[0], cfg.hidden, cfg.n_hidden, cfg.dropout, cfg.temperature,
                            cfg.logit_scale)  # fmt: skip
-    model = ArmoRM(w, reward_transform(penalties, cfg.verbosity_dim), gating)
+    transform = torch.eye(w.shape[0]) if cfg.verbosity_dim is None else reward_transform(penalties, cfg.verbosity_dim)
+    model = ArmoRM(w, transform, gating)
     train_idx, val_idx = (torch.as_tensor(i) for i in train_test_split(np.arange(len(z)), test_size=0.2,
                                                                        random_state=cfg.split_seed))  # fmt: skip
     optimizer = torch.optim.AdamW(gating.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

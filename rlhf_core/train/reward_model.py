@@ -7,12 +7,14 @@ Every kind scores ``prompt + response`` with one scalar head (``logits[:, 0]``) 
 in its rows and its loss (``rm_losses``):
 
 - ``bradley_terry``, ``fg_sequence_preference``: rows ``prompt, chosen, rejected``;
-- ``crs_ranking``: rows ``prompt, replies`` (a list, best first, K >= 2);
+- ``crs_ranking``: rows ``prompt, completions`` (a list, best first, K >= 2);
 - ``crs_absolute``: rows ``prompt, completion, score`` (a target in [0, 1]).
 
-The text is encoded exactly as the ``reward_model`` scorer encodes it (``encode_texts``: the
-tokenizer's own special tokens, truncated on ``truncation_side``), so a trained RM scores at
-inference what it saw in training. A decoder (GPT-2) head reads the last non-pad token.
+The text is ``prompt + response_template.format(response=...)`` ([CRS]:
+``<|im_start|>assistant\n{response}<|im_end|>\n`` after the ChatML prefix), encoded exactly as the
+``reward_model`` scorer encodes it (``encode_texts``: the tokenizer's own special tokens, truncated
+on ``truncation_side``), so a trained RM scores at inference what it saw in training. A decoder
+(GPT-2) head reads the last non-pad token.
 """
 from __future__ import annotations
 
@@ -77,8 +79,13 @@ def _absolute_step(model_fn, ids: list[list[int]], targets: torch.Tensor):
     return step
 
 
+def rm_text(prompt: str, response: str, template: str) -> str:
+    return prompt + template.format(response=response)
+
+
 def train_sequence_rm(kind: str, model, tokenizer, rows: pd.DataFrame, train: TrainConfig, work_dir: Path,
-                      compute: ComputeConfig | None = None, truncation_side: str = "left") -> LoopResult:
+                      compute: ComputeConfig | None = None, truncation_side: str = "left",
+                      response_template: str = "{response}") -> LoopResult:
     """Train a one-logit RM of ``kind`` on its training ``rows`` (columns in the module docstring)."""
     if kind not in SEQUENCE_KINDS:
         raise ValueError(f"train_sequence_rm: kind {kind!r} is not one of {SEQUENCE_KINDS}")
@@ -87,7 +94,8 @@ def train_sequence_rm(kind: str, model, tokenizer, rows: pd.DataFrame, train: Tr
     prompts = rows["prompt"].tolist()
 
     def enc(responses: list[str]) -> list[list[int]]:
-        return encode_texts(tokenizer, [p + r for p, r in zip(prompts, responses)], train.max_length, truncation_side)
+        texts = [rm_text(p, r, response_template) for p, r in zip(prompts, responses)]
+        return encode_texts(tokenizer, texts, train.max_length, truncation_side)
 
     engine = Engine(model, train, total_steps(train, len(rows)), compute)
 
@@ -97,8 +105,8 @@ def train_sequence_rm(kind: str, model, tokenizer, rows: pd.DataFrame, train: Tr
     if kind in PAIR_KINDS:
         step = _pair_step(model_fn, kind, enc(rows["chosen"].tolist()), enc(rows["rejected"].tolist()))
     elif kind == "crs_ranking":
-        replies = [encode_texts(tokenizer, [p + r for r in rs], train.max_length, truncation_side)
-                   for p, rs in zip(prompts, rows["replies"])]
+        replies = [encode_texts(tokenizer, [rm_text(p, r, response_template) for r in rs], train.max_length,
+                                truncation_side) for p, rs in zip(prompts, rows["completions"])]
         step = _ranking_step(model_fn, replies)
     else:
         targets = torch.tensor(rows["score"].to_numpy(dtype=np.float32))

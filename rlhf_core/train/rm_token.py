@@ -10,6 +10,9 @@ Artifact contract of an ``fg_token`` reward model (what fine-grained RL consumes
   in [FG]), ``id2label``, ``error_label_id`` / ``no_error_label_id`` (which output means "this
   segment has an error" and which "no error"), ``marker`` (``before`` or ``after`` each segment)
   and ``marker_token_id``, and ``max_length``;
+* training rows are either [FG] token-label files (``text`` words with ``</s>`` markers and one
+  ``feedback_tags`` tag per word) or segmented responses (``prompt``, ``segments`` and each
+  segment's error type, the demo's ``fine_grained_labels``);
 * to label a response: segment it with ``segments_of(text, segmentation)``, build the ids with
   ``token_inputs`` (the prompt, then each segment with a marker token before or after it), and
   compare the error and no-error logits at the marker positions (a 2-way argmax,
@@ -104,7 +107,7 @@ def token_inputs(tokenizer, prompt: str, segments: list[str], marker: str, max_l
     ``max_length`` are dropped from the end, so every kept marker is real.
     """
     mark = marker_id(tokenizer)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    prompt_ids = _start(tokenizer) + tokenizer(prompt, add_special_tokens=False)["input_ids"]
     pieces = [tokenizer(" " + s, add_special_tokens=False)["input_ids"] for s in segments]
     body, targets, positions = [], [], []
     budget = max_length - min(len(prompt_ids), max_length // 2)  # the prompt keeps at most half
@@ -139,9 +142,35 @@ def _padded_targets(targets: list[list[int]], width: int, device) -> torch.Tenso
     return torch.tensor(rows, dtype=torch.long, device=device)
 
 
+def _start(tokenizer) -> list[int]:
+    """The encoder's leading token (RoBERTa / Longformer ``<s>``); none for a GPT-2-style tokenizer."""
+    return [tokenizer.cls_token_id] if tokenizer.cls_token_id is not None else []
+
+
+def encode_word_rows(tokenizer, rows: pd.DataFrame, labels: TokenLabels,
+                     max_length: int) -> tuple[list[list[int]], list[list[int]]]:
+    """[FG] token-label files (``text`` words with ``</s>`` segment markers, one ``feedback_tags`` tag
+    per word, docs/sources.md §2.1): the first sub-token of a word carries its tag, every other
+    token -100; a ``</s>`` word is the marker token. Truncated on the right to ``max_length``."""
+    mark = marker_id(tokenizer)
+    ids, targets = [], []
+    for words, tags in zip(rows["text"], rows["feedback_tags"]):
+        x, y = _start(tokenizer), [rm_losses.IGNORE_INDEX] * len(_start(tokenizer))
+        for word, tag in zip(words, tags):
+            pieces = [mark] if word == "</s>" else tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+            x += pieces
+            y += [labels.target(tag)] + [rm_losses.IGNORE_INDEX] * (len(pieces) - 1)
+        ids.append(x[:max_length])
+        targets.append(y[:max_length])
+    return ids, targets
+
+
 def encode_rows(tokenizer, rows: pd.DataFrame, labels: TokenLabels, unit: str, marker: str,
                 max_length: int) -> tuple[list[list[int]], list[list[int]]]:
-    """Ids and targets of every labelled row (``prompt``, ``segments``, ``labels``: error type or O)."""
+    """Ids and targets of every labelled row: [FG] files (``text``, ``feedback_tags``), or segmented
+    responses (``prompt``, ``segments``, ``labels``: each segment's error type or O, the demo)."""
+    if "feedback_tags" in rows:
+        return encode_word_rows(tokenizer, rows, labels, max_length)
     ids, targets = [], []
     for prompt, segs, types in zip(rows["prompt"], rows["segments"], rows["labels"]):
         segments, tags = labelled_segments(list(segs), list(types), unit, labels)
@@ -160,6 +189,9 @@ def train_token_rm(model, tokenizer, rows: pd.DataFrame, labels: TokenLabels, un
     ids, targets = encode_rows(tokenizer, rows, labels, unit, marker, train.max_length)
     keep = [i for i, t in enumerate(targets) if any(v != rm_losses.IGNORE_INDEX for v in t)]
     ids, targets = [ids[i] for i in keep], [targets[i] for i in keep]
+    if not ids:
+        raise ValueError(f"fg_token: none of the {len(rows)} training rows keeps a labelled segment within "
+                         f"max_length {train.max_length}")
     engine = Engine(model, train, total_steps(train, len(ids)), compute)
 
     def step(idx: torch.Tensor):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,7 +15,7 @@ from rlhf_core.rewards.base import build_scorer
 from rlhf_core.stages import reward_models, rm_eval
 from rlhf_core.store import ArtifactStore, write_table
 
-NAMES = ["bt", "holistic", "ranking", "absolute", "relevance", "factuality"]
+NAMES = ["bt", "holistic", "ranking", "absolute", "relevance", "factuality", "pair_pm", "armo"]
 MICRO = ["world.n_prompts={train: 24, val: 4, test: 8}", "world.malformed_rows=0",
          "sft.model.init={n_layer: 1, n_head: 2, n_embd: 32, n_positions: 128}",
          *(f"reward_models.{n}.train.epochs=1" for n in NAMES)]
@@ -33,10 +34,10 @@ def trained(tmp_path_factory):
     task = load_config(task_config_path("demo"), MICRO)
     store = ArtifactStore(tmp_path_factory.mktemp("store"))
     clean = demo.clean_feedback({"raw": demo.load_feedback(None, task).kept}, task.datasets["clean_feedback"], task).kept
-    tables = {name: task.datasets[name] for name in ("preference_pairs", "absolute_ratings", "rankings",
-                                                      "fine_grained_labels")}
     builders = {"preference_pairs": demo.preference_pairs, "absolute_ratings": demo.absolute_ratings,
-                "rankings": demo.rankings, "fine_grained_labels": demo.fine_grained_labels}
+                "rankings": demo.rankings, "fine_grained_labels": demo.fine_grained_labels,
+                "offline_data": demo.responses}
+    tables = {name: task.datasets[name] for name in builders}
     data = {}
     for name, spec in tables.items():
         rows = builders[name]({"clean": clean}, spec, task).kept
@@ -44,11 +45,14 @@ def trained(tmp_path_factory):
     tok = train_tokenizer(clean["prompt"].tolist() + [r for rs in clean["responses"] for r in rs], 300, 2)
     tok_ref = _ref(store, "tokenizer", tok.save_pretrained)
     sft_ref = _ref(store, "sft_model", lambda out: save_model(build_causal_lm(task.sft.model.init, tok, 0), tok, out))
+    world = demo.load_world(None, task).kept
+    world_ref = _ref(store, "raw_world", lambda out: write_table(world, out / "table.parquet"))
     refs = {}
     for name in NAMES:
         spec = task.reward_models[name]
-        refs[name], _ = reward_models.reward_model(task, store, name, tok_ref, sft_ref, {spec.data: data[spec.data]},
-                                                   None)
+        inputs = {d: data[d] for d in reward_models.rm_datasets(spec)}
+        refs[name], _ = reward_models.reward_model(task, store, name, tok_ref, sft_ref, inputs,
+                                                   world_ref if reward_models.needs_gold(task, name) else None)
     return task, store, data, refs, clean
 
 
@@ -56,10 +60,18 @@ def test_every_kind_saves_a_model_with_its_spec_and_scores_through_the_registry(
     task, _, _, refs, clean = trained
     prompts = clean["prompt"].tolist()[:5]
     responses = [rs[1] for rs in clean["responses"]][:5]
+    others = [rs[2] for rs in clean["responses"]][:5]
     for name in NAMES:
         spec = json.loads((refs[name].dir / "reward_model.json").read_text())
         assert spec["kind"] == task.reward_models[name].kind
-        scores = build_scorer("reward_model", model=refs[name].path, progress=False)(prompts, responses)
+        scorer = build_scorer("reward_model", model=refs[name].path, progress=False)
+        if spec["kind"] == "pairwise_preference":  # P(first preferred), both orders averaged: p(a, b) = 1 - p(b, a)
+            p, q = scorer.preference(prompts, responses, others), scorer.preference(prompts, others, responses)
+            assert np.allclose(np.asarray(p) + np.asarray(q), 1.0, atol=1e-5)
+            with pytest.raises(TypeError, match="scores pairs"):
+                scorer(prompts, responses)
+            continue
+        scores = scorer(prompts, responses)
         assert len(scores) == 5 and all(math.isfinite(s) for s in scores), name
 
 
@@ -108,10 +120,12 @@ def reward_models_segments(text: str) -> list[str]:
 def test_each_kind_reports_its_seed_metric_on_held_out_rows(trained):
     task, store, data, refs, _ = trained
     expected = {"bradley_terry": "pair_accuracy", "fg_sequence_preference": "pair_accuracy", "crs_ranking": "accuracy",
-                "crs_absolute": "mse_low", "fg_token": "all_no_error_accuracy"}
+                "crs_absolute": "mse_low", "fg_token": "all_no_error_accuracy", "pairwise_preference": "pair_accuracy",
+                "armo": "pair_accuracy"}
     for name in NAMES:
         spec = task.reward_models[name]
-        _, meta = rm_eval.reward_model_eval(task, store, name, refs[name], data[spec.data], None)
+        inputs = {d: data[d] for d in reward_models.rm_datasets(spec)}
+        _, meta = rm_eval.reward_model_eval(task, store, name, refs[name], inputs, None)
         value = meta["heldout"][expected[spec.kind]]
         assert 0.0 <= value <= 1.0 or (spec.kind == "crs_absolute" and value >= 0.0), (name, meta["heldout"])
         assert meta["summary"]["heldout_value"] == meta["heldout"][meta["summary"]["heldout_metric"]]
@@ -126,3 +140,33 @@ def test_gold_metrics_compare_scores_with_gold_within_each_prompt():
     assert out["gold_pair_acc_logged"] == 1.0 and out["gold_pair_acc_sampled"] == 0.0
     # score ranks (3, 2, 1) vs gold ranks (2, 1, 3): d = (1, 1, -2), rho = 1 - 6 * 6 / (3 * 8) = -0.5
     assert out["gold_spearman_logged"] == pytest.approx(-0.5)
+
+
+def test_reward_bench_section_scores_match_a_hand_computation(trained):
+    import dataclasses
+
+    from rlhf_core.config import RewardBenchConfig
+    from rlhf_core.stages import reward_bench
+
+    task, store, data, refs, _ = trained
+    pairs = pd.read_parquet(data["preference_pairs"].file("table.parquet")).head(7)
+    pairs = pairs.assign(subset=["alpacaeval-easy"] * 3 + ["mt-bench-easy"] * 2 + ["llmbar-natural"] * 2)
+    bench_ref = _ref(store, "bench", lambda out: write_table(pairs, out / "table.parquet"))
+    task = dataclasses.replace(task, reward_bench=RewardBenchConfig(data="bench", models=["bt", "pair_pm"]))
+    ref, _ = reward_bench.reward_bench(task, store, refs, bench_ref)
+    board = pd.read_parquet(ref.file("table.parquet")).set_index("model")
+
+    prompts, chosen, rejected = (pairs[c].tolist() for c in ("prompt", "chosen", "rejected"))
+    bt = build_scorer("reward_model", model=refs["bt"].path, progress=False)
+    sc, sr = bt(prompts, chosen), bt(prompts, rejected)
+    right = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(sc, sr)]
+    # Chat: alpacaeval-easy weighs 100, mt-bench-easy 28; Chat Hard: llmbar-natural alone.
+    easy, mt, llmbar = sum(right[:3]) / 3, sum(right[3:5]) / 2, sum(right[5:]) / 2
+    assert board.loc["bt", "Chat"] == pytest.approx(100 * (easy * 100 + mt * 28) / 128)
+    assert board.loc["bt", "Chat Hard"] == pytest.approx(100 * llmbar)
+    assert math.isnan(board.loc["bt", "overall"])  # Safety and Reasoning are not scored here
+
+    pm = build_scorer("reward_model", model=refs["pair_pm"].path).preference(prompts, chosen, rejected)
+    right = [1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0 for p in pm]
+    easy, mt = sum(right[:3]) / 3, sum(right[3:5]) / 2
+    assert board.loc["pair_pm", "Chat"] == pytest.approx(100 * (easy * 100 + mt * 28) / 128)

@@ -21,8 +21,8 @@ def test_demo_graph_runs_from_raw_data_to_leaderboard():
 def test_reward_models_are_partitioned_by_their_declared_names():
     for name in ("reward_model", "reward_model_eval"):
         rm = defs.resolve_assets_def(dg.AssetKey(["demo", name]))
-        assert rm.partitions_def.get_partition_keys() == ["bt", "holistic", "ranking", "absolute", "relevance",
-                                                          "factuality"]
+        assert rm.partitions_def.get_partition_keys() == ["bt", "ranking", "absolute", "relevance", "factuality", "armo",
+                                                          "pair_pm", "holistic"]
 
 
 def test_rl_assets_are_partitioned_by_algorithm_with_an_sft_baseline():

@@ -19,7 +19,7 @@ import yaml
 
 from pipelines.task_defs import build_task_definitions
 from rlhf_core.config import ConfigError, load_config, tasks_dir, to_dict
-from rlhf_core.stages import annotation, data, evaluation, models, reward_models, rl, rm_eval
+from rlhf_core.stages import annotation, data, evaluation, models, reward_bench, reward_models, rl, rm_eval
 
 TASKS = sorted(p.stem for p in tasks_dir().glob("*.yaml"))
 CANDIDATES = {str: ["sft", "scratch", "priority", "uniform", "sigmoid", "identity"]}
@@ -37,6 +37,8 @@ def declarations(task) -> dict[str, list[str]]:
         out["reward_models"] = rm_eval.reward_model_board.reads(task)
         if task.reward_model_eval and task.gold and task.sft:
             out["gold_probe"] = rm_eval.gold_probe.reads(task)
+        if task.reward_bench:
+            out["reward_bench"] = reward_bench.reward_bench.reads(task)
     if task.annotation:
         out["reward_scorers"] = annotation.reward_scorer.reads(task)
         if task.annotation.data:
@@ -155,9 +157,9 @@ def test_each_config_leaf_rekeys_exactly_its_readers_and_their_descendants(name,
 CODE_SCRIPT = """
 import json
 from rlhf_core.codehash import code_hash
-from rlhf_core.stages import annotation, data, evaluation, models, reward_models, rl, rm_eval
+from rlhf_core.stages import annotation, data, evaluation, models, reward_bench, reward_models, rl, rm_eval
 from rlhf_core.stages.base import Stage
-stages = [v for m in (annotation, data, evaluation, models, reward_models, rl, rm_eval) for v in vars(m).values()
+stages = [v for m in (annotation, data, evaluation, models, reward_bench, reward_models, rl, rm_eval) for v in vars(m).values()
           if isinstance(v, Stage)]
 print(json.dumps({s.name: code_hash(s) for s in stages}))
 """
@@ -175,13 +177,13 @@ def test_editing_a_function_rekeys_exactly_the_stages_that_run_it(tmp_path):
     shutil.copytree(Path(__file__).resolve().parents[2] / "rlhf_core", tmp_path / "rlhf_core",
                     ignore=shutil.ignore_patterns("__pycache__"))
     before = code_versions(tmp_path)
-    assert len(before) == 17
+    assert len(before) == 18
     for module, function, expected in [
         ("rlhf_core/train/value.py", "fit_value_head", {"reference_value"}),
         ("rlhf_core/train/losses.py", "dpo_loss", {"policy"}),
         ("rlhf_core/train/losses.py", "offline_loss", {"sft_model", "policy"}),
         ("rlhf_core/eval/metrics.py", "distinct_n", {"evaluation"}),
-        ("rlhf_core/train/rm_token.py", "token_inputs", {"reward_model", "reward_model_eval"}),
+        ("rlhf_core/stages/rm_eval.py", "within_prompt_pairs", {"reward_model_eval"}),
     ]:
         path = tmp_path / module
         source = path.read_text()

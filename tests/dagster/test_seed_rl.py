@@ -2,11 +2,12 @@
 of the seeds' architectures: the policy (GPT-2, T5, Llama) trains a few steps, every partition is
 sampled, scored with the task's reward components and ranked on the leaderboard.
 
-The rewards are the seeds' scorer code on tiny random models: R1/R2 as ``fg_segments`` over
-Longformer token classifiers and R3 as a Longformer ``rm_logit`` (qa_feedback), a DistilBERT
+The seeds' RMs are trained by the reward-model suite (``reward_models``); here tiny random RMs of
+their architectures stand in, loaded from a path: R1/R2 as ``fg_segments`` over Longformer token
+classifiers ([FG]'s input format) and R3 as a Longformer ``rm_logit`` (qa_feedback), a DistilBERT
 ``rm_logit`` ([WA]), two Llama ``rm_logit`` RMs (CRS), a GPT-NeoX ``rm_logit`` (the HHA RM). detox's
 Perspective is a web API, so a tiny RoBERTa classifier stands in for it (through the ``fluency``
-scorer's code) as the base of the per-sentence ``sentence_delta``. The seeds' RMs themselves are trained by the reward-model suite, not here.
+scorer's code) as the base of the per-sentence ``sentence_delta``.
 """
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def seed_overrides(task: str, tmp) -> list[str]:
     """Tiny models of the seed's architectures in place of its checkpoints, and a few short steps."""
     if task == "hh_rlhf":
         return [f"policy.init={{path: {_gpt2(tmp / 'gpt2')}}}",
-                f"annotation.scorers.rm.params={{model: {_distilbert(tmp / 'distilbert')}}}",
+                f"annotation.scorers.rm={{scorer: rm_logit, params: {{model: {_distilbert(tmp / 'distilbert')}}}}}",
                 f"policy.ppo={SHORT_PPO % ''}"]
     if task == "detox":
         return [f"policy.init={{path: {_gpt2(tmp / 'gpt2')}}}",
@@ -106,16 +107,21 @@ def seed_overrides(task: str, tmp) -> list[str]:
     if task == "qa_feedback":
         return [f"policy.init={{path: {_t5(tmp / 't5', 0)}}}",
                 f"policy.fg_ppo.value_model={{path: {_t5(tmp / 't5_value', 1)}}}",
-                f"annotation.scorers.relevance.params.model={_longformer(tmp / 'rel', ['Ignore', 'NF-ERR', 'O'])}",
-                f"annotation.scorers.factuality.params.model={_longformer(tmp / 'fact', ['F-ERR', 'Ignore', 'O'])}",
-                f"annotation.scorers.completeness.params.model={_longformer(tmp / 'comp', None)}",
+                f"annotation.scorers.relevance={{scorer: fg_segments, weight: 0.0, params: {{unit: subsentence, "
+                f"error_label: NF-ERR, question_only: true, model: {_longformer(tmp / 'rel', ['Ignore', 'NF-ERR', 'O'])}}}}}",
+                f"annotation.scorers.factuality={{scorer: fg_segments, weight: 0.0, params: {{unit: sentence, "
+                f"error_label: F-ERR, model: {_longformer(tmp / 'fact', ['F-ERR', 'Ignore', 'O'])}}}}}",
+                f"annotation.scorers.completeness={{scorer: rm_logit, params: {{model: {_longformer(tmp / 'comp', None)}}}}}",
                 f"policy.fg_ppo.ppo={SHORT_PPO % ', samples_per_prompt: 2, critic: separate, eval_every: 1'}"]
     if task == "oasst_crs":
         return [f"policy.init={{path: {_llama(tmp / 'llama')}}}",
-                f"annotation.scorers.ranking.params.model={_llama(tmp / 'ranking', classifier=True)}",
-                f"annotation.scorers.absolute.params.model={_llama(tmp / 'absolute', classifier=True)}",
+                f"annotation.scorers.ranking={{scorer: rm_logit, weight: 0.25, params: {{model: "
+                f"{_llama(tmp / 'ranking', classifier=True)}}}}}",
+                f"annotation.scorers.absolute={{scorer: rm_logit, weight: 0.75, params: {{model: "
+                f"{_llama(tmp / 'absolute', classifier=True)}}}}}",
                 f"policy.ppo={SHORT_PPO % ', grad_accum: 1'}",
-                "evaluation.split=train"]  # the fixture's few trees leave the 5% val split empty
+                "evaluation.split=train",  # the fixture's few trees leave the 5% val split empty
+                "annotation.data=null"]  # RL scores its own samples; annotating absolute_rm is the RM suite's test
     assert task == "hh_pro"
     return [f"policy.init={{path: {_llama(tmp / 'llama')}}}",
             f"annotation.scorers.reward.params={{model: {_neox(tmp / 'neox')}}}",

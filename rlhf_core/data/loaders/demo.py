@@ -136,7 +136,7 @@ def rankings(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskCon
             continue
         order = sorted(range(len(wins)), key=lambda k: -wins[k])
         rows.append({"id": rec.id, "split": rec.split, "prompt": rec.prompt,
-                     "replies": [rec.responses[k] for k in order]})
+                     "completions": [rec.responses[k] for k in order]})
     return ledger.result(pd.DataFrame(rows))
 
 

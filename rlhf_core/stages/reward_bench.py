@@ -1,0 +1,60 @@
+"""[RF] RewardBench: trained reward models scored on RewardBench pairs (docs/sources.md §7.5).
+
+Per example, a scalar RM is correct when r(chosen) > r(rejected) (a tie is half right); the
+pair-PM when its P(chosen), averaged over both orders, is above 0.5. Subset accuracies are
+weighted into the four section scores by ``rlhf_core.eval.reward_bench``; the overall score is
+their unweighted mean (reported only when all four sections are present).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rlhf_core.stages.base import TABLE, Context, Result, stage, table
+from rlhf_core.store import ArtifactRef, write_table
+
+
+def example_correct(scorer, kind: str, rows: pd.DataFrame) -> np.ndarray:
+    """RewardBench correctness (1, 0.5 on a tie, 0) of every row."""
+    from rlhf_core.eval.reward_bench import pairwise_correct
+
+    prompts, chosen, rejected = rows["prompt"].tolist(), rows["chosen"].tolist(), rows["rejected"].tolist()
+    if kind == "pairwise_preference":
+        return pairwise_correct(scorer.preference(prompts, chosen, rejected), 0.5)
+    return pairwise_correct(scorer(prompts, chosen), scorer(prompts, rejected))
+
+
+@stage(lambda task: ["reward_bench", *(f"reward_models.{n}.kind" for n in task.reward_bench.models)])
+def reward_bench(ctx: Context, rm_refs: dict[str, ArtifactRef], data_ref: ArtifactRef) -> Result:
+    """Section scores and the overall score of each configured RM; per-subset accuracies in ``subsets.parquet``."""
+    from rlhf_core.eval.reward_bench import (EXAMPLE_COUNTS, SECTIONS, SEED_EXAMPLE_COUNTS, overall_score,
+                                             section_scores, subset_accuracy)
+    from rlhf_core.eval.plots import bar_chart
+    from rlhf_core.rewards.trained_rm import trained_reward_model
+
+    cfg = ctx.cfg.reward_bench
+    counts = EXAMPLE_COUNTS if cfg.counts == "official" else SEED_EXAMPLE_COUNTS
+    parents = {f"rm/{n}": rm_refs[n] for n in cfg.models}
+
+    def build(out: Path, _: Path) -> dict[str, Any]:
+        rows = table(data_ref)
+        board, subsets = [], []
+        for name in cfg.models:
+            kind = ctx.cfg.reward_models[name].kind
+            correct = example_correct(trained_reward_model(str(rm_refs[name].dir), progress=False), kind, rows)
+            accuracy = subset_accuracy(rows["subset"], correct)
+            sections = section_scores(accuracy, counts)
+            overall = overall_score(sections) if set(sections) == set(SECTIONS) else float("nan")
+            board.append({"model": name, "kind": kind, **sections, "overall": overall})
+            subsets += [{"model": name, "subset": s, "accuracy": a} for s, a in sorted(accuracy.items())]
+        board_df, subsets_df = pd.DataFrame(board), pd.DataFrame(subsets)
+        write_table(board_df, out / TABLE)
+        write_table(subsets_df, out / "subsets.parquet")
+        bar_chart(board_df.fillna(0.0), "model", [s for s in SECTIONS if s in board_df], out / "reward_bench.png")
+        return {"examples": len(rows), "counts": cfg.counts, "table": board_df, "subsets": subsets_df,
+                "plot": "reward_bench.png"}
+
+    return ctx.build("reward_bench", None, {**parents, "data": data_ref}, build)

@@ -1,0 +1,120 @@
+"""Each seed task's reward models train on its fixture data (tiny random models of the real
+architectures) and score through the scorer registry; [CRS]'s combined reward is their weighted sum."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rlhf_core.rewards.base import build_scorer
+from rlhf_core.stages import reward_models
+from rlhf_core.store import ArtifactStore, write_table
+from tests.core.data.data_helpers import build_task, load_task
+from tests.dagster.test_seed_tasks import header_overrides
+
+TINY_TRAIN = "{epochs: 1, batch_size: 4, lr: 1.0e-3, max_length: 64}"
+LONG = 1024  # the tiny Longformer's positions: the [FG] inputs hold the question, passages and answer
+
+
+def train_all(task_name: str, overrides: list[str], tmp_path):
+    """Every RM of the task, trained on the fixture tables; ``(config, {name: ref}, tables)``."""
+    cfg = load_task(task_name, [*header_overrides(task_name)[0], *overrides])
+    needed = {d for spec in cfg.reward_models.values() for d in reward_models.rm_datasets(spec)}
+    tables = {name: res.kept for name, res in build_task(cfg, only=needed).items() if name in needed}
+    store = ArtifactStore(tmp_path / "store")
+    data = {}
+    for name, rows in tables.items():
+        data[name] = store.build(task_name, name, None, {"n": name},
+                                 lambda out, _, rows=rows: write_table(rows, out / "table.parquet") or {})
+    refs = {name: reward_models.reward_model(cfg, store, name, None, None,
+                                             {d: data[d] for d in reward_models.rm_datasets(spec)}, None)[0]
+            for name, spec in cfg.reward_models.items()}
+    return cfg, refs, tables
+
+
+def scores_of(ref, rows, n: int = 4):
+    rows = rows.head(n)
+    response = rows["completion"] if "completion" in rows else rows["chosen"]
+    return build_scorer("reward_model", model=ref.path, progress=False)(rows["prompt"].tolist(), response.tolist())
+
+
+def test_oasst_crs_ranking_and_absolute_rms_and_the_combined_reward(tmp_path):
+    from rlhf_core.rewards.combine import RewardFunction, terms
+
+    tiny = "{path: data/fixtures/rlhflow/tiny-llama3-rm}"
+    cfg, refs, tables = train_all("oasst_crs", [f"reward_models.{n}.{k}={v}" for n in ("ranking", "absolute")
+                                                for k, v in (("model", tiny), ("train", TINY_TRAIN))], tmp_path)
+    rows = tables["absolute_rm"].head(4)
+    ranking, absolute = scores_of(refs["ranking"], rows), scores_of(refs["absolute"], rows)
+    assert all(math.isfinite(s) for s in ranking + absolute)
+    scorers = {c: build_scorer("reward_model", model=refs[spec.partition].path, progress=False)
+               for c, spec in cfg.annotation.scorers.items()}
+    crs = RewardFunction(scorers, terms(cfg.annotation.scorers))(rows["prompt"].tolist(), rows["completion"].tolist())
+    assert crs == pytest.approx([0.25 * r + 0.75 * a for r, a in zip(ranking, absolute)], rel=1e-5)
+
+
+@pytest.fixture
+def tiny_distilbert(tmp_path):
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained("data/fixtures/word_tokenizer")
+    model = DistilBertForSequenceClassification(DistilBertConfig(
+        vocab_size=len(tok), dim=32, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id, num_labels=1))
+    model.save_pretrained(tmp_path / "distilbert")
+    tok.save_pretrained(tmp_path / "distilbert")
+    return tmp_path / "distilbert"
+
+
+def test_hh_rlhf_distilbert_bradley_terry_rm(tmp_path, tiny_distilbert):
+    _, refs, tables = train_all("hh_rlhf", [f"reward_models.distilbert.model={{path: {tiny_distilbert}}}",
+                                            f"reward_models.distilbert.train={TINY_TRAIN}"], tmp_path)
+    assert all(math.isfinite(s) for s in scores_of(refs["distilbert"], tables["rm_pairs"]))
+
+
+@pytest.fixture
+def tiny_longformer(tmp_path):
+    from tests.conftest import roberta_tokenizer
+    from transformers import LongformerConfig, LongformerModel
+
+    tok = roberta_tokenizer()
+    model = LongformerModel(LongformerConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=48,
+        attention_window=8, max_position_embeddings=LONG + 2, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        sep_token_id=2, type_vocab_size=1))
+    model.save_pretrained(tmp_path / "longformer")
+    tok.save_pretrained(tmp_path / "longformer")
+    return tmp_path / "longformer"
+
+
+def test_qa_feedback_token_and_preference_rms(tmp_path, tiny_longformer):
+    names = ("relevance", "factuality", "holistic", "completeness")
+    train = TINY_TRAIN.replace("max_length: 64", f"max_length: {LONG}")  # R2 inputs carry the passages
+    _, refs, tables = train_all("qa_feedback", [f"reward_models.{n}.{k}={v}" for n in names for k, v in
+                                                (("model", f"{{path: {tiny_longformer}}}"), ("train", train))],
+                                tmp_path)
+    for name, pairs in (("holistic", "holistic_pairs"), ("completeness", "comp_pairs")):
+        assert all(math.isfinite(s) for s in scores_of(refs[name], tables[pairs]))
+    prompt, answer = "question: who wrote it? answer:", "It was written by a man. He lived in Paris, France."
+    for name in ("relevance", "factuality"):
+        scorer = build_scorer("reward_model", model=refs[name].path)
+        (errors,) = scorer.segment_errors([prompt], [answer])
+        assert len(errors) == 2  # two sentences; the comma starts no sub-sentence (fewer than 5 words follow)
+        assert scorer([prompt], [answer]) == [sum(-1.0 if e else 1.0 for e in errors)]
+
+
+def test_rlhflow_pair_pm_and_its_reward_bench_scores(tmp_path):
+    from rlhf_core.stages import reward_bench
+
+    cfg, refs, tables = train_all("rlhflow", ["reward_models.pair_pm.model={path: data/fixtures/rlhflow/tiny-llama3-rm}",
+                                              f"reward_models.pair_pm.train={TINY_TRAIN}"], tmp_path)
+    store = ArtifactStore(tmp_path / "store")
+    rows = build_task(cfg, only={"reward_bench"})["reward_bench"].kept
+    bench = store.build("rlhflow", "reward_bench_rows", None, {}, lambda out, _: write_table(rows, out / "table.parquet") or {})
+    ref, _ = reward_bench.reward_bench(cfg, store, refs, bench)
+    import pandas as pd
+
+    board = pd.read_parquet(ref.file("table.parquet"))
+    assert board["model"].tolist() == ["pair_pm"]
+    scored = [s for s in ("Chat", "Chat Hard", "Safety", "Reasoning") if s in board]
+    assert scored and all(0 <= board.loc[0, s] <= 100 for s in scored)
