@@ -121,7 +121,7 @@ def test_rl_assets_under_a_backfill_range_write_and_read_one_ref_per_partition(r
     single_key_refs = {name: refs(folder) for name, folder in folders.items()}
     for name, folder in folders.items():  # each reads its parent's refs as the range run wrote them
         shutil.rmtree(folder)
-        assert materialize_range(assets, dg.AssetKey(["demo", name]), "sft", "grpo", resources).success
+        assert materialize_range(assets, dg.AssetKey(["demo", name]), "sft", "fg_ppo", resources).success
         assert refs(folder) == single_key_refs[name]  # same artifacts: nothing crossed partitions
     assert latest("evaluation")["algorithm"] in ("sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo", "fg_ppo")
 
