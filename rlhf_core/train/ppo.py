@@ -12,11 +12,10 @@ selects the update rule (see ``ppo_math``):
   plus ``kl_coef`` times the k3 KL to the reference in the loss, stepped like ``legacy_step``.
 
 The reward function is ``reward_fn(prompts, completions) -> list`` with, per completion, either
-one float (placed on the last response token) or a list of ``(end_char, reward)`` segments, each
-placed on the token that ends the segment ([FG]: the length of the policy tokenisation of
-``completion[:end_char]`` minus one, clipped to the response); ``end_char`` None is the last
-response token, EOS included, where [FG] puts sequence-level rewards. A scalar-reward semantics
-(legacy_step, grpo, rloo) sums a completion's segment rewards.
+one float (on the last response token) or a list of ``(end_char, reward)`` segments, each on the
+token that ends the segment ([FG]: the length of the policy tokenisation of ``completion[:end_char]``
+minus one, clipped to the response; ``end_char`` None: the last token, EOS included). A
+scalar-reward semantics (legacy_step, grpo, rloo) sums a completion's segment rewards.
 
 Guards: a non-finite rollout or loss, or a rollout KL above ``kl_limit``, stops the run with
 the reason and the step, and restores the last good checkpoint into the models. Checkpoints
