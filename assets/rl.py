@@ -22,8 +22,13 @@ def _scorers_in(task: TaskConfig) -> dg.AssetIn:
     return asset_in(task, "reward_scorers", partition_mapping=dg.AllPartitionMapping())
 
 
+def has_reference_value(task: TaskConfig) -> bool:
+    """A-LoL's V_ref is fitted on SFT samples: a task without an SFT stage has none."""
+    return task.reference_value is not None and task.policy is not None and task.sft is not None
+
+
 def build_reference_value(task: TaskConfig) -> list[dg.AssetsDefinition]:
-    if task.reference_value is None or task.policy is None:
+    if not has_reference_value(task):
         return []
 
     @dg.asset(key=key(task, "reference_value"), group_name=f"{task.task}_rl", kinds={"pytorch"},
@@ -47,18 +52,24 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
     # and a daemon tick); finished algorithms are in the store, so a re-launch redoes only what failed.
     one_run = dg.BackfillPolicy.single_run()
 
+    # What a policy starts from and learns from, as far as the task has it (no SFT stage: policy.init).
+    optional = {"sft": "sft_model" if task.sft else None,
+                "value": "reference_value" if has_reference_value(task) else None,
+                "pairs": data_key(task, task.policy.pairs) if task.policy.pairs else None}
+    prompts_in = asset_in(task, data_key(task, rl.prompts_dataset(task)))
+
     @dg.asset(key=key(task, "policy"), group_name=group, partitions_def=parts, kinds={"pytorch"},
-              backfill_policy=one_run, ins={"sft": asset_in(task, "sft_model"), "value": asset_in(task, "reference_value"),
-                   "pairs": asset_in(task, data_key(task, task.policy.pairs)),
-                   "prompts": asset_in(task, data_key(task, task.sft.data)), "scorers": _scorers_in(task)},
-              code_version=rl.policy.version(task), pool=GPU_POOL,
-              description="The SFT reference fine-tuned by one algorithm; partition 'sft' is the reference itself.")
-    def policy(context: dg.AssetExecutionContext, launcher: LauncherResource, sft, value, pairs, prompts, scorers):
-        return per_partition(context, lambda algorithm: launcher.run(context, task, "policy", algorithm, sft, value,
-                                                                     pairs, prompts, scorers))
+              ins={**{k: asset_in(task, name) for k, name in optional.items() if name},
+                   "prompts": prompts_in, "scorers": _scorers_in(task)},
+              code_version=rl.policy.version(task), backfill_policy=one_run, pool=GPU_POOL,
+              description="The starting policy fine-tuned by one algorithm; partition 'sft' is the start itself.")
+    def policy(context: dg.AssetExecutionContext, launcher: LauncherResource, prompts, scorers, **given):
+        refs = {k: given.get(k) for k in optional}
+        return per_partition(context, lambda algorithm: launcher.run(context, task, "policy", algorithm, refs["sft"],
+                                                                     refs["value"], refs["pairs"], prompts, scorers))
 
     @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts, backfill_policy=one_run,
-              ins={"policy": asset_in(task, "policy"), "prompts": asset_in(task, data_key(task, task.sft.data))},
+              ins={"policy": asset_in(task, "policy"), "prompts": prompts_in},
               code_version=evaluation.generations.version(task), pool=GPU_POOL,
               description="Samples on the evaluation prompts.")
     def generations(context: dg.AssetExecutionContext, launcher: LauncherResource, policy, prompts):

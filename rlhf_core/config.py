@@ -20,45 +20,14 @@ import yaml
 
 # The strict reader lives beside this module; its public names are part of this one's.
 from rlhf_core.config_parse import ConfigError, apply_override, parse_section, to_dict
-# Trainer settings and the online-RL sections live in their own modules (no cycle: they need none of this one).
+# Model sources, trainer settings, launch and the online-RL sections live in their own modules (no cycle).
 from rlhf_core.config_launch import LauncherConfig
-from rlhf_core.config_rl import PPOConfig
+from rlhf_core.config_models import ModelSource, TinyGPTConfig
+from rlhf_core.config_rl import PolicyConfig
 from rlhf_core.config_train import TrainConfig
 
 # Where relative paths resolve (the working directory, or RLHF_PROJECT_ROOT).
 from rlhf_core.paths import accelerate_dir, profiles_dir, project_root, tasks_dir  # noqa: F401 (re-exported)
-
-
-# ----------------------------------------------------------------------------- models
-
-
-@dataclass(frozen=True)
-class TinyGPTConfig:
-    """Sizes of a GPT-2-style network built from scratch (the offline demo)."""
-
-    n_layer: int = 2
-    n_head: int = 4
-    n_embd: int = 128
-    n_positions: int = 256
-    dropout: float = 0.0
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where a model comes from: exactly one of a pinned hub id, a local path, or tiny init."""
-
-    hub_id: str | None = None
-    revision: str | None = None
-    path: str | None = None
-    init: TinyGPTConfig | None = None
-    trust_remote_code: bool = False
-
-    def __post_init__(self) -> None:
-        given = [k for k in ("hub_id", "path", "init") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ConfigError(f"exactly one of hub_id, path, init must be set, got {given or 'none'}")
-        if self.hub_id is not None and not self.revision:
-            raise ConfigError(f"hub_id {self.hub_id!r} needs a pinned revision")
 
 
 @dataclass(frozen=True)
@@ -296,33 +265,6 @@ class ReferenceValueConfig:
 
 
 @dataclass(frozen=True)
-class PolicyConfig:
-    """Offline RL from the SFT reference; one partition per algorithm."""
-
-    algorithms: list[str]
-    data: str  # prompt/completion rows the offline algorithms learn from
-    pairs: str  # prompt/chosen/rejected rows for the preference algorithms (dpo)
-    train: TrainConfig
-    ppo_clip: float | None = None  # epsilon of the importance-weight clip; None: no clip
-    kl_beta: float = 0.0  # a_lol_kl; also r_lol and a_lol (with ppo_clip 0), the [LoL] --kl_beta
-    dpo_beta: float = 0.1
-    sampling: Literal["uniform", "priority"] = "uniform"
-    pro_sft_weight: float = 0.05  # weight of PRO's SFT term ([LoL] pro_qlora_llama_hh.py)
-    # The online algorithms' settings; the partition sets the semantics (ppo: legacy_step, grpo: grpo,
-    # whose group size is samples_per_prompt).
-    ppo: PPOConfig | None = None
-
-    def __post_init__(self) -> None:
-        online = [a for a in ("ppo", "grpo") if a in self.algorithms]
-        if online and self.ppo is None:
-            raise ConfigError(f"policy.algorithms {online} need a policy.ppo section")
-        if self.ppo is not None and self.ppo.semantics != "legacy_step":
-            raise ConfigError("policy.ppo.semantics: the partition sets it (ppo: legacy_step, grpo: grpo); leave it out")
-        if "grpo" in self.algorithms and self.ppo.samples_per_prompt < 2:
-            raise ConfigError(f"grpo needs policy.ppo.samples_per_prompt >= 2, got {self.ppo.samples_per_prompt}")
-
-
-@dataclass(frozen=True)
 class EvaluationConfig:
     split: str = "test"
     rank_by: str = "reward"  # leaderboard order: "reward" (the task's R) or a reward component's column
@@ -378,8 +320,6 @@ class AnnotationConfig:
             raise ConfigError("scorers: at least one is needed")
         if self.shards < 1:
             raise ConfigError(f"shards must be >= 1, got {self.shards}")
-        if self.data is None and self.incoming is None:
-            raise ConfigError("give data, incoming, or both")
 
 
 @dataclass(frozen=True)
@@ -403,8 +343,8 @@ class TaskConfig:
     launcher: LauncherConfig = field(default_factory=LauncherConfig)  # where stages run; in no key
 
     def __post_init__(self) -> None:
-        rm_refs = [s.partition for s in (self.annotation.scorers.values() if self.annotation else ())
-                   if s.model_asset == "reward_model"]
+        ann, policy = self.annotation, self.policy
+        rm_refs = [s.partition for s in (ann.scorers.values() if ann else ()) if s.model_asset == "reward_model"]
         for name in rm_refs:
             if name not in self.reward_models:
                 raise ConfigError(f"annotation: reward model {name!r} is not declared in reward_models "
@@ -415,10 +355,23 @@ class TaskConfig:
                     raise ConfigError(f"reward_bench.models: {name!r} is not a declared pairwise or scalar reward model")
         if self.reward_models and self.sft is None and any(s.init for s in self.reward_models.values()):
             raise ConfigError("reward_models: init sft / scratch needs an sft section")
+        if ann is not None and ann.data is None and ann.incoming is None and policy is None:
+            raise ConfigError("annotation: give data, incoming, or both (or a policy that scores with its scorers)")
+        if policy is None:
+            return
+        if ann is None:
+            raise ConfigError("policy: online RL and the evaluation score with annotation.scorers; add them")
         # Offline RL learns from R, the task's annotated reward of the policy's rows.
-        if self.policy is not None and (self.annotation is None or self.annotation.data != self.policy.data):
-            raise ConfigError(f"policy.data {self.policy.data!r} must be the annotated dataset (annotation.data): "
+        if policy.data is not None and (ann is None or ann.data != policy.data):
+            raise ConfigError(f"policy.data {policy.data!r} must be the annotated dataset (annotation.data): "
                               "offline RL trains on its rewards")
+        if (self.sft is None) == (policy.init is None):
+            raise ConfigError("policy: start from the sft stage or from policy.init, exactly one")
+        if policy.prompts is None and self.sft is None:
+            raise ConfigError("policy.prompts: name the prompts dataset (there is no sft.data to default to)")
+        unknown = sorted(set(policy.fg_ppo.rewards) - set(ann.scorers)) if policy.fg_ppo else []
+        if unknown:
+            raise ConfigError(f"policy.fg_ppo.rewards {unknown} are not annotation.scorers components")
 
 # ----------------------------------------------------------------------------- loading
 

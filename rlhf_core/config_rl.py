@@ -1,14 +1,19 @@
-"""Config sections of the online RL family (PPO, GRPO/RLOO) and PRO, parsed as strictly as the rest.
+"""Config sections of the policy stage: the online RL family (PPO, GRPO/RLOO, fg_ppo) and PRO,
+parsed as strictly as the rest.
 
-They live beside ``config.py`` (which holds the task config) to keep each module small.
+They live beside ``config.py`` (which holds the task config and re-exports them) to keep each module small.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+from rlhf_core.config_models import ModelSource
+from rlhf_core.config_parse import ConfigError, parse_section
 from rlhf_core.config_train import TrainConfig
-from rlhf_core.config_parse import ConfigError
+
+# The online policy partitions and the update rule each runs.
+ONLINE_SEMANTICS = {"ppo": "legacy_step", "grpo": "grpo", "fg_ppo": "fine_grained"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class PPOConfig:
     top_k: int = 0
     top_p: float = 1.0
     max_prompt_length: int = 128
+    compiled_sampling: bool = False  # causal LMs: static KV cache + torch.compile'd decode steps (for CUDA)
     eval_every: int = 0  # rollouts between greedy evaluations that select the best checkpoint; 0: never
     checkpoint_every: int = 1  # rollouts between resumable checkpoints (each also saved after every PPO epoch)
     seed: int = 0
@@ -69,9 +75,102 @@ class PPOConfig:
             raise ConfigError("mini_batch_size, ppo_epochs and steps must be >= 1")
 
 
+# [FG]'s fine_grained_config.yml (docs/sources.md §6.1): what fg_ppo.ppo starts from.
+FG_PPO_DEFAULTS: dict[str, Any] = dict(
+    kl_coef=0.3, adaptive_kl=False, gamma=1.0, lam=0.95, pg_coef=1.0, vf_coef=1.0, cliprange=0.2,
+    cliprange_value=0.2, whiten_rewards=True, kl_stop_threshold=10.0, kl_stop_count=5, lr=1e-5, adam_eps=1e-5,
+    lr_schedule="linear", ppo_epochs=4, samples_per_prompt=4, temperature=0.7, top_k=20, max_grad_norm=None)
+
+
+@dataclass(frozen=True)
+class DenseTerm:
+    """How one reward component enters the dense reward: ``weight * (value - mean) / std + bias``.
+
+    The weight is [FG]'s positive/negative reward of a +-1 segment verdict (R1 0.3, R2 0.5) or the
+    scale of a sequence-level score; mean and std z-normalise such a score (R3: -0.447, 8.30).
+    """
+
+    weight: float = 1.0
+    mean: float = 0.0
+    std: float = 1.0
+    bias: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.std > 0:
+            raise ConfigError(f"std must be positive, got {self.std}")
+
+    def __call__(self, value: float) -> float:
+        return self.weight * (value - self.mean) / self.std + self.bias
+
+
+@dataclass(frozen=True)
+class FineGrainedPPOConfig:
+    """fg_ppo: PPO with [FG] semantics on a dense reward (docs/sources.md §6.1, §3.1).
+
+    ``rewards`` names the components (entries of ``annotation.scorers``) and how each enters; a
+    dense scorer's segment rewards land on the segments' last tokens, any other scorer's value on
+    the last response token. ``ppo`` holds PPOConfig fields over [FG]'s (``FG_PPO_DEFAULTS``);
+    ``value_model`` is the trunk of a separate critic ([FG]: t5-base beside the t5-large policy).
+    """
+
+    rewards: dict[str, DenseTerm]
+    ppo: dict[str, Any] = field(default_factory=dict)
+    value_model: ModelSource | None = None
+
+    def __post_init__(self) -> None:
+        if not self.rewards:
+            raise ConfigError("rewards: name at least one reward component")
+        if "semantics" in self.ppo:
+            raise ConfigError("ppo.semantics: fg_ppo is always fine_grained; leave it out")
+        if self.settings.critic == "separate" and self.value_model is None:
+            raise ConfigError("ppo.critic separate needs a value_model")
+
+    @property
+    def settings(self) -> PPOConfig:
+        return parse_section(PPOConfig, {**FG_PPO_DEFAULTS, **self.ppo, "semantics": "fine_grained"}, "ppo")
+
+
 @dataclass(frozen=True)
 class PROConfig:
     """PRO (docs/sources.md §6.4): ranking loss over candidates plus a weighted SFT term."""
 
     train: TrainConfig
     sft_weight: float = 0.05
+
+
+PAIR_ALGORITHMS = ("dpo", "dpo_ref_free", "pro")  # learn from policy.pairs; the rest offline from policy.data
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """RL from the SFT reference (or ``init``); one partition per algorithm."""
+
+    algorithms: list[str]
+    data: str | None = None  # prompt/completion rows the offline algorithms learn from (annotation.data)
+    pairs: str | None = None  # prompt/chosen/rejected rows for the preference algorithms (dpo, pro)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    # The starting policy of a task that trains no SFT ([WA] gpt2, [CRS] llama2-oasst-baseline, [FG] t5 SFT).
+    init: ModelSource | None = None
+    prompts: str | None = None  # the online algorithms' and the evaluation's prompts (default: sft.data)
+    ppo_clip: float | None = None  # epsilon of the importance-weight clip; None: no clip
+    kl_beta: float = 0.0  # a_lol_kl; also r_lol and a_lol (with ppo_clip 0), the [LoL] --kl_beta
+    dpo_beta: float = 0.1
+    sampling: Literal["uniform", "priority"] = "uniform"
+    pro_sft_weight: float = 0.05  # weight of PRO's SFT term ([LoL] pro_qlora_llama_hh.py)
+    # The online algorithms' settings; the partition sets the semantics (ppo: legacy_step, grpo: grpo,
+    # whose group size is samples_per_prompt). fg_ppo has its own section: dense reward, [FG] defaults.
+    ppo: PPOConfig | None = None
+    fg_ppo: FineGrainedPPOConfig | None = None
+
+    def __post_init__(self) -> None:
+        needs = {"ppo": [a for a in ("ppo", "grpo") if a in self.algorithms],
+                 "fg_ppo": [a for a in ("fg_ppo",) if a in self.algorithms],
+                 "data": [a for a in self.algorithms if a not in (*ONLINE_SEMANTICS, *PAIR_ALGORITHMS)],
+                 "pairs": [a for a in self.algorithms if a in PAIR_ALGORITHMS]}
+        for section, algorithms in needs.items():
+            if algorithms and getattr(self, section) is None:
+                raise ConfigError(f"policy.algorithms {algorithms} need policy.{section}")
+        if self.ppo is not None and self.ppo.semantics != "legacy_step":
+            raise ConfigError("policy.ppo.semantics: the partition sets it (ppo: legacy_step, grpo: grpo); leave it out")
+        if "grpo" in self.algorithms and self.ppo.samples_per_prompt < 2:
+            raise ConfigError(f"grpo needs policy.ppo.samples_per_prompt >= 2, got {self.ppo.samples_per_prompt}")

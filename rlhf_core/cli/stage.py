@@ -3,7 +3,7 @@
     python -m rlhf_core.cli.stage sft_model --config configs/tasks/demo.yaml --out data/artifacts \\
         --input tok=data/artifacts/demo/tokenizer/<key> --input data=data/artifacts/demo/sft_data/<key>
     python -m rlhf_core.cli.stage policy --config resolved.json --out DIR --arg algorithm=a_lol \\
-        --input sft=... --input value=... --input pairs=...
+        --input sft=... --input value=... --input pairs=... --input prompts=... --input scorers.rm=...
     python -m rlhf_core.cli.stage evaluation ... --input scorers.rm=DIR --input scorers.gold=DIR
 
 ``--config`` is a task YAML (with ``--set key=value`` overrides) or a resolved JSON (``to_dict`` of a
@@ -44,7 +44,7 @@ COMMANDS: dict[str, tuple[Stage, list[str]]] = {
     "sft_model": (models.sft_model, ["tok", "data"]),
     "reward_model": (reward_models.reward_model, ["=name", "tok?", "sft?", "data*", "world?"]),
     "reference_value": (rl.reference_value, ["sft", "prompts", "rewards", "scorers*"]),
-    "policy": (rl.policy, ["=algorithm", "sft", "value", "pairs", "prompts", "scorers*"]),
+    "policy": (rl.policy, ["=algorithm", "sft?", "value?", "pairs?", "prompts", "scorers*"]),
     "generations": (evaluation.generations, ["=algorithm", "policy", "prompts"]),
     "annotate_shard": (annotation.annotate_shard, ["=component", "=shard:int", "data", "scorer"]),
     "evaluation": (evaluation.evaluation, ["=algorithm", "gen", "scorers*"]),

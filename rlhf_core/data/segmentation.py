@@ -19,6 +19,19 @@ _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s)")
 _SUBSENT_END = re.compile(r"[,;!?]")
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character ``(start, end)`` of each sentence of ``text``, without surrounding whitespace
+    (``end`` is spaCy's ``sent.end_char``); whitespace-only sentences are dropped."""
+    spans, start = [], 0
+    for end in [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]:
+        piece = text[start:end]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            spans.append((start + lead, start + len(piece.rstrip())))
+        start = end
+    return spans
+
+
 def split_sentences(text: str) -> list[str]:
     """Split ``text`` into sentences (whitespace-only sentences are dropped).
 
@@ -28,14 +41,7 @@ def split_sentences(text: str) -> list[str]:
     Returns:
         The sentences in order, each stripped.
     """
-    sentences, start = [], 0
-    stripped = text.strip()
-    for match in _SENTENCE_END.finditer(stripped):
-        end = match.end()
-        sentences.append(stripped[start:end])
-        start = end
-    sentences.append(stripped[start:])
-    return [s.strip() for s in sentences if s.strip()]
+    return [text[a:b] for a, b in sentence_spans(text)]
 
 
 def subsentence_starts(words: list[str], min_words: int = MIN_SUBSENT_WORDS) -> list[bool]:
@@ -100,3 +106,35 @@ def subsentences(text: str) -> list[str]:
         idx = [i for i, s in enumerate(subsentence_starts(words)) if s] + [len(words)]
         out += [" ".join(words[a:b]) for a, b in zip(idx, idx[1:])]
     return out
+
+
+SEGMENT_UNITS = ("subsentence", "sentence")
+
+
+def reward_segments(text: str, unit: str) -> list[tuple[str, int]]:
+    """The segments a dense reward scores, as ``(segment text, end character)`` ([FG] reward.py,
+    docs/sources.md §3.1).
+
+    Boundaries are 0 and each sentence's end (``sentence``), or each sub-sentence's first
+    character (``subsentence``: the MIN-5 rule inside each sentence, word offsets found left to
+    right), then ``len(text)``; segment j runs from boundary j to boundary j+1, so its text may
+    carry the whitespace before the next segment. An empty or whitespace-only text has none.
+    """
+    if unit not in SEGMENT_UNITS:
+        raise ValueError(f"unknown segmentation unit {unit!r}; expected one of {SEGMENT_UNITS}")
+    spans = sentence_spans(text)
+    if not spans:
+        return []
+    if unit == "sentence":
+        bounds = [0] + [end for _, end in spans]
+    else:
+        bounds = []
+        for start, end in spans:
+            words, offsets, at = text[start:end].split(), [], start
+            for word in words:
+                at = text.index(word, at)
+                offsets.append(at)
+                at += len(word)
+            bounds += [o for o, first in zip(offsets, subsentence_starts(words)) if first]
+        bounds.append(len(text))
+    return [(text[a:b], b) for a, b in zip(bounds, bounds[1:])]

@@ -1,4 +1,4 @@
-"""Batched generation from any causal LM on its own device: left-padded prompts, KV cache, stop at
+"""Batched generation from any causal or encoder-decoder LM on its own device: left-padded prompts, KV cache, stop at
 EOS, new text only."""
 from __future__ import annotations
 
@@ -24,11 +24,15 @@ def generate(model, tokenizer, prompts: list[str], cfg: GenerationConfig, seed: 
         enc = tokenizer([prompts[i] for i in idx], add_special_tokens=False, padding=True,
                         return_tensors="pt", padding_side="left")
         enc = to_device(dict(enc), model)
-        max_new = min(cfg.max_new_tokens, max_positions(model.config) - enc["input_ids"].shape[1])
+        seq2seq = model.config.is_encoder_decoder  # its decoder does not continue the prompt's positions
+        max_new = cfg.max_new_tokens if seq2seq else min(cfg.max_new_tokens,
+                                                         max_positions(model.config) - enc["input_ids"].shape[1])
         tokens = model.generate(**enc, use_cache=True, max_new_tokens=max_new, num_beams=num_beams,
                                 repetition_penalty=repetition_penalty, pad_token_id=tokenizer.pad_token_id,
                                 eos_token_id=tokenizer.eos_token_id, **sampling)
-        texts = tokenizer.batch_decode(tokens[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        # A causal LM returns prompt + continuation, an encoder-decoder the decoder's tokens only.
+        new_tokens = tokens if seq2seq else tokens[:, enc["input_ids"].shape[1]:]
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         for i, text in zip(idx, texts):
             out[i] = text
     return out

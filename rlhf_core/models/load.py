@@ -90,6 +90,15 @@ def load_causal_lm(source: ModelSource, quantization: str | None = None):
     return from_pretrained_model(AutoModelForCausalLM, source, use_safetensors=True, **extra)
 
 
+def load_policy(source: ModelSource, quantization: str | None = None):
+    """A policy LM: encoder-decoder ([FG]'s T5) or causal, as its checkpoint's config says."""
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+    if from_pretrained_source(AutoConfig, source).is_encoder_decoder:
+        return from_pretrained_source(AutoModelForSeq2SeqLM, source, use_safetensors=True)
+    return load_causal_lm(source, quantization)
+
+
 def load_sequence_classifier(source: ModelSource, num_labels: int = 1):
     from transformers import AutoModelForSequenceClassification
 

@@ -12,8 +12,8 @@ settings, and the kind says what a score is:
   absolute RM was trained through a sigmoid; its score is the pre-sigmoid logit, as [CRS] RL
   uses it (docs/sources.md §3.3).
 - ``fg_token``: ``Σ_segments (+1 if no error else −1)``, the [FG] per-segment reward summed with
-  unit magnitude (docs/sources.md §3.1); ``segment_errors`` gives the per-segment flags for dense
-  rewards.
+  unit magnitude (docs/sources.md §3.1); ``segment_errors`` gives the per-segment flags and
+  ``segment_rewards`` the dense rewards of fine-grained PPO.
 - ``pairwise_preference``: has no pointwise score; ``preference(prompts, a, b)`` is
   P(a preferred), averaged over both orders (docs/sources.md §3.5).
 """
@@ -74,6 +74,15 @@ class TokenRMScorer:
         from rlhf_core.train.rm_token import segment_errors
 
         return segment_errors(self.model, self.tokenizer, self.spec, list(prompts), list(completions))
+
+    def segment_rewards(self, prompts: list[str], completions: list[str]) -> list[list[tuple[int, float]]]:
+        """Dense rewards (``rlhf_core.rewards.dense``): -1 / +1 on the character where each segment
+        ends; segments cut off by truncation get none."""
+        from rlhf_core.data.segmentation import reward_segments
+
+        ends = [[end for _, end in reward_segments(c, self.spec["segmentation"])] for c in completions]
+        return [[(end, -1.0 if err else 1.0) for end, err in zip(row_ends, errs)]
+                for row_ends, errs in zip(ends, self.segment_errors(prompts, completions))]
 
     def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
         return [float(sum(-1 if e else 1 for e in errs)) for errs in self.segment_errors(prompts, completions)]

@@ -16,14 +16,16 @@ from rlhf_core.store import ArtifactRef, write_table
 def generations(ctx: Context, algorithm: str, policy_ref: ArtifactRef, prompts_ref: ArtifactRef) -> Result:
     """One policy's samples on the evaluation prompts."""
     from rlhf_core.eval.generate import generate
-    from rlhf_core.models.load import load_causal_lm
+    from rlhf_core.models.load import load_policy
 
     cfg = ctx.cfg.evaluation
 
     def build(out: Path, _: Path) -> dict[str, Any]:
         rows = table(prompts_ref)
         rows = rows[rows["split"] == cfg.split][["id", "prompt"]].reset_index(drop=True)
-        model = load_causal_lm(ModelSource(path=policy_ref.path))
+        if rows.empty:
+            raise ValueError(f"evaluation.split {cfg.split!r}: no prompts of that split in {prompts_ref.path}")
+        model = load_policy(ModelSource(path=policy_ref.path))
         rows["completion"] = generate(model, load_tok(policy_ref), rows["prompt"].tolist(), cfg.generation,
                                       ctx.cfg.seed)
         write_table(rows, out / TABLE)

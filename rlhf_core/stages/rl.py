@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from rlhf_core.config import ModelSource, PolicyConfig, TaskConfig
-from rlhf_core.config_rl import PPOConfig, PROConfig
+from rlhf_core.config_rl import ONLINE_SEMANTICS, PPOConfig, PROConfig
 from rlhf_core.stages.annotation import reward_function, reward_terms
 from rlhf_core.stages.base import TABLE, Context, Result, load_tok, stage, table, train_rows
 from rlhf_core.store import ArtifactRef, write_table
@@ -68,36 +68,57 @@ def reference_value(ctx: Context, sft_ref: ArtifactRef, prompts_ref: ArtifactRef
     return ctx.build("reference_value", None, parents, build)
 
 
-# Online algorithms: the policy partition's name picks the PPO engine's update rule.
-ONLINE_SEMANTICS = {"ppo": "legacy_step", "grpo": "grpo"}
+def prompts_dataset(task: TaskConfig) -> str:
+    """The online algorithms' and the evaluation's prompts: ``policy.prompts``, else the SFT data."""
+    return task.policy.prompts or task.sft.data
 
 
 def online_config(cfg: PolicyConfig, algorithm: str) -> PPOConfig:
-    """``policy.ppo`` (present: the config checks) with the algorithm's semantics."""
+    """The engine settings of an online partition: ``policy.fg_ppo`` over [FG]'s defaults for fg_ppo,
+    else ``policy.ppo`` with the partition's semantics (ppo: legacy_step, grpo: grpo)."""
+    if algorithm == "fg_ppo":
+        return cfg.fg_ppo.settings
     return dataclasses.replace(cfg.ppo, semantics=ONLINE_SEMANTICS[algorithm])
 
 
+def _start(ctx: Context, sft_ref: ArtifactRef | None, quantization: str | None = None):
+    """The policy RL starts from and its tokenizer: the SFT artifact, else ``policy.init``."""
+    from rlhf_core.models.load import load_policy, load_tokenizer
+
+    source = ModelSource(path=sft_ref.path) if sft_ref is not None else ctx.cfg.policy.init
+    return load_policy(source, quantization), load_tokenizer(source)
+
+
 @stage(lambda task: [*POLICY_READS, *reward_terms(task)])
-def policy(ctx: Context, algorithm: str, sft_ref: ArtifactRef, value_ref: ArtifactRef, pairs_ref: ArtifactRef,
-           prompts_ref: ArtifactRef, scorer_refs: dict[str, ArtifactRef]) -> Result:
-    """Fine-tune the SFT reference with one algorithm; the ``sft`` partition is the reference itself.
+def policy(ctx: Context, algorithm: str, sft_ref: ArtifactRef | None, value_ref: ArtifactRef | None,
+           pairs_ref: ArtifactRef | None, prompts_ref: ArtifactRef, scorer_refs: dict[str, ArtifactRef]) -> Result:
+    """Fine-tune the SFT reference (or ``policy.init``) with one algorithm; the ``sft`` partition is
+    the starting policy itself.
 
     Offline algorithms learn from the rows of ``reference_value`` (R and A), preference ones
-    (dpo, pro) from the pairs, and online ones (ppo, grpo) from samples on the SFT data's train
-    prompts, scored by the task's R through the same scorers as V_ref and the evaluation.
+    (dpo, pro) from the pairs, and online ones (ppo, grpo, fg_ppo) from samples on the train
+    prompts, scored by the task's R (fg_ppo: the dense reward of ``policy.fg_ppo.rewards``)
+    through the same scorers as V_ref and the evaluation.
     """
     from rlhf_core.eval.plots import loss_curve
-    from rlhf_core.models.load import load_causal_lm, save_model
+    from rlhf_core.models.load import save_model
     from rlhf_core.train.losses import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS
     from rlhf_core.train.offline import train_dpo, train_offline
     from rlhf_core.train.pro import train_pro
 
+    cfg = ctx.cfg.policy
     if algorithm == BASELINE:
-        return sft_ref, {"algorithm": BASELINE, "artifact": sft_ref.path, "content_hash": sft_ref.content_hash}
+        if sft_ref is not None:
+            return sft_ref, {"algorithm": BASELINE, "artifact": sft_ref.path, "content_hash": sft_ref.content_hash}
+
+        def build_start(out: Path, _: Path) -> dict[str, Any]:
+            save_model(*_start(ctx, None), out)
+            return {"algorithm": BASELINE, "init": str(cfg.init)}
+
+        return ctx.build("policy", BASELINE, {}, build_start, algorithm=algorithm)
     known = OFFLINE_ALGORITHMS + PREFERENCE_ALGORITHMS + ("pro", *ONLINE_SEMANTICS)
     if algorithm not in known:
         raise ValueError(f"policy.algorithms: unknown algorithm {algorithm!r}; known: {known}")
-    cfg = ctx.cfg.policy
     online = algorithm in ONLINE_SEMANTICS
     if online:
         ppo_cfg = online_config(cfg, algorithm)
@@ -106,8 +127,7 @@ def policy(ctx: Context, algorithm: str, sft_ref: ArtifactRef, value_ref: Artifa
         parents = {"data": pairs_ref if algorithm in (*PREFERENCE_ALGORITHMS, "pro") else value_ref}
 
     def build(out: Path, work: Path) -> dict[str, Any]:
-        tok = load_tok(sft_ref)
-        model = load_causal_lm(ModelSource(path=sft_ref.path), ctx.cfg.compute.quantization)
+        model, tok = _start(ctx, sft_ref, ctx.cfg.compute.quantization)
         if online:
             return _train_online(ctx, model, tok, ppo_cfg, prompts_ref, scorer_refs, out, work, algorithm)
         rows = train_rows(parents["data"])
@@ -128,19 +148,44 @@ def policy(ctx: Context, algorithm: str, sft_ref: ArtifactRef, value_ref: Artifa
     return ctx.build("policy", algorithm, {"sft": sft_ref, **parents}, build, algorithm=algorithm)
 
 
+def _online_reward(ctx: Context, algorithm: str, scorer_refs: dict[str, ArtifactRef]):
+    """fg_ppo: the dense reward of the named components; ppo / grpo: the task's R."""
+    if algorithm != "fg_ppo":
+        return reward_function(ctx.cfg, scorer_refs)
+    from rlhf_core.rewards.dense import DenseReward
+    from rlhf_core.stages.annotation import open_component
+
+    terms = ctx.cfg.policy.fg_ppo.rewards
+    return DenseReward({c: open_component(scorer_refs[c])[1] for c in terms}, terms)
+
+
 def _train_online(ctx: Context, model, tok, ppo_cfg: PPOConfig, prompts_ref: ArtifactRef,
                   scorer_refs: dict[str, ArtifactRef], out: Path, work: Path, algorithm: str) -> dict[str, Any]:
-    """PPO / GRPO on the train prompts with R as the reward; metadata: the reward curve and where the time went."""
+    """Online RL on the train prompts (best-by-eval on the val prompts when ``eval_every`` is set);
+    metadata: the reward curve and where the time went."""
     from rlhf_core.eval.plots import loss_curve
-    from rlhf_core.models.load import save_model
+    from rlhf_core.models.load import from_pretrained_source, save_model
     from rlhf_core.train.ppo import train_ppo
 
+    rows = table(prompts_ref)
     prompts = train_rows(prompts_ref)["prompt"].unique().tolist()
-    result = train_ppo(model, tok, prompts, reward_function(ctx.cfg, scorer_refs), ppo_cfg, work)
+    val = rows[rows["split"] == "val"]["prompt"].unique().tolist() if "split" in rows else []
+    value_model = None
+    if ppo_cfg.critic == "separate" and algorithm == "fg_ppo":
+        from transformers import AutoModel
+
+        value_model = from_pretrained_source(AutoModel, ctx.cfg.policy.fg_ppo.value_model, use_safetensors=True)
+    result = train_ppo(model, tok, prompts, _online_reward(ctx, algorithm, scorer_refs), ppo_cfg, work,
+                       eval_prompts=val, value_model=value_model)
+    if result.best_step is not None:  # [FG] keeps the weights with the best greedy eval reward
+        from safetensors.torch import load_model
+
+        load_model(model, str(work / "best" / "policy.safetensors"))
     save_model(model, tok, out)
     steps = [h for h in result.history if "step" in h]
     loss_curve(steps, out / "loss_curve.png", f"{algorithm} loss")
     return {"algorithm": algorithm, "semantics": ppo_cfg.semantics, "train_prompts": len(prompts),
             "steps": result.steps, "stop_reason": result.stop_reason or "", "final_loss": steps[-1]["loss"],
             "reward_per_step": [round(h["reward"], 4) for h in steps], "kl_per_step": [round(h["kl"], 4) for h in steps],
+            "best_eval_reward": result.best_eval_reward, "best_step": result.best_step,
             "loss_curve": "loss_curve.png", **{f"time_{k}": round(v, 2) for k, v in result.timings.items()}}

@@ -12,10 +12,10 @@ selects the update rule (see ``ppo_math``):
   plus ``kl_coef`` times the k3 KL to the reference in the loss, stepped like ``legacy_step``.
 
 The reward function is ``reward_fn(prompts, completions) -> list`` with, per completion, either
-one float (placed on the last response token) or a list of ``(end_char, reward)`` segments, each
-placed on the token that ends the segment ([FG]: the length of the policy tokenisation of
-``completion[:end_char]`` minus one, clipped to the response). A scalar-reward semantics
-(legacy_step, grpo, rloo) sums a completion's segment rewards.
+one float (on the last response token) or a list of ``(end_char, reward)`` segments, each on the
+token that ends the segment ([FG]: the length of the policy tokenisation of ``completion[:end_char]``
+minus one, clipped to the response; ``end_char`` None: the last token, EOS included). A
+scalar-reward semantics (legacy_step, grpo, rloo) sums a completion's segment rewards.
 
 Guards: a non-finite rollout or loss, or a rollout KL above ``kl_limit``, stops the run with
 the reason and the step, and restores the last good checkpoint into the models. Checkpoints
@@ -46,7 +46,7 @@ from rlhf_core.train.ppo_models import (BUFFER_KEYS, ValueHead, ValueModel, mode
                                         segment_positions)
 from rlhf_core.train.sampler import SamplingSettings, sample
 
-Segments = Sequence[tuple[int, float]]
+Segments = Sequence[tuple[Union[int, None], float]]
 RewardFn = Callable[[list[str], list[str]], Sequence[Union[float, Segments]]]
 CRITIC_FREE = ("grpo", "rloo")
 EVAL_BATCH = 64
@@ -103,7 +103,9 @@ class _Engine(CheckpointMixin):
         self.history: list[dict[str, float]] = []
         self.timings = {"generation_s": 0.0, "scoring_s": 0.0, "update_s": 0.0}
         self.best: tuple[float, int] | None = None
-        self.settings = SamplingSettings(cfg.max_new_tokens, True, cfg.temperature, cfg.top_k, cfg.top_p)
+        compiled = cfg.compiled_sampling and not policy.config.is_encoder_decoder
+        self.settings = SamplingSettings(cfg.max_new_tokens, True, cfg.temperature, cfg.top_k, cfg.top_p,
+                                         static=compiled, compile=compiled)
 
     def _lr_factor(self, tick: int) -> float:
         """Constant, or [FG]'s linear warmup then linear decay to 0, ticked per optimiser step."""
@@ -157,10 +159,11 @@ class _Engine(CheckpointMixin):
                 values.append([float(item)])
                 continue
             segs = list(item)
-            ends = [int(e) for e, _ in segs]
-            if any(e < 0 or e > len(text) for e in ends):
+            ends = [None if e is None else int(e) for e, _ in segs]
+            if any(e is not None and not 0 <= e <= len(text) for e in ends):
                 raise ValueError(f"completion {i}: segment end outside the text (length {len(text)}): {ends}")
-            positions.append(segment_positions(self.tok, text, ends))
+            at = iter(segment_positions(self.tok, text, [e for e in ends if e is not None]))
+            positions.append([n - 1 if e is None else next(at) for e in ends])
             values.append([float(r) for _, r in segs])
         return pm.place_segment_rewards(positions, values, lengths, width).to(self.device)
 

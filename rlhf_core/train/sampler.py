@@ -15,6 +15,10 @@ Encoder-decoder models (T5, [FG]'s policy) run the encoder once and decode from
 
 It is leaner than ``generate`` because it skips the per-step generic machinery (input
 preparation, stopping-criteria objects, logits-processor lists, output bookkeeping).
+
+``static=True`` (causal LMs) preallocates the KV cache for prompt + ``max_new_tokens`` and feeds
+``cache_position``, so every decode step has the same shapes and ``torch.compile`` (the decode
+forward, ``reduce-overhead``: CUDA graphs) can replay it; the tokens stay the same.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import inspect
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache, EncoderDecoderCache
+from transformers import DynamicCache, EncoderDecoderCache, StaticCache
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 
@@ -33,6 +37,12 @@ class SamplingSettings:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    static: bool = False  # static KV cache (causal LMs), for a compiled decode step
+    compile: bool = False  # torch.compile the decode step (needs static)
+
+    def __post_init__(self) -> None:
+        if self.compile and not self.static:
+            raise ValueError("a compiled decode step needs the static cache (static=True)")
 
     def hf_kwargs(self) -> dict:
         """The same settings as ``generate`` keyword arguments (HF's top_k default 50 switched off)."""
@@ -56,27 +66,35 @@ def _warpers(s: SamplingSettings) -> list:
 class _CausalStep:
     """One decode step of a causal LM: left-padded prompt, positions from the mask, growing mask."""
 
-    def __init__(self, model, input_ids, attention_mask, max_new_tokens):
-        self.model, self.width = model, input_ids.shape[1]
-        self.mask = torch.ones(input_ids.shape[0], self.width + max_new_tokens, dtype=attention_mask.dtype,
-                               device=input_ids.device)
+    def __init__(self, model, input_ids, attention_mask, max_new_tokens, static: bool = False,
+                 decode=None):
+        self.model, self.width, self.static = model, input_ids.shape[1], static
+        total = self.width + max_new_tokens
+        self.mask = torch.ones(input_ids.shape[0], total, dtype=attention_mask.dtype, device=input_ids.device)
         self.mask[:, : self.width] = attention_mask
         positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
         self.next_pos = positions[:, -1:] + 1
-        self.cache = DynamicCache(config=model.config)
+        self.cache = StaticCache(config=model.config, max_cache_len=total) if static else DynamicCache(config=model.config)
         self.first = dict(input_ids=input_ids, position_ids=positions)
+        if static:
+            self.first["cache_position"] = torch.arange(self.width, device=input_ids.device)
+        self.decode = decode or model  # the (compiled) forward of the one-token steps
         # like generate: compute only the last position's logits when the model allows it
         self.keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
 
     def __call__(self, tokens: torch.Tensor | None) -> torch.Tensor:
+        forward = self.model
         if tokens is None:
             inputs = self.first
         else:
             inputs = dict(input_ids=tokens[:, None], position_ids=self.next_pos)
+            if self.static:  # same shapes every step: the whole mask, the slot to write
+                inputs["cache_position"] = torch.tensor([self.width], device=tokens.device)
             self.width += 1
             self.next_pos = self.next_pos + 1
-        out = self.model(**inputs, attention_mask=self.mask[:, : self.width], cache=self.cache, use_cache=True,
-                         **self.keep)
+            forward = self.decode
+        mask = self.mask if self.static else self.mask[:, : self.width]
+        out = forward(**inputs, attention_mask=mask, cache=self.cache, use_cache=True, **self.keep)
         return out.logits[:, -1]
 
 
@@ -97,6 +115,13 @@ class _Seq2SeqStep:
         return out.logits[:, -1]
 
 
+def compiled_forward(model):
+    """``torch.compile`` of the model's forward for the one-token decode steps, built once per model."""
+    if getattr(model, "_rlhf_decode", None) is None:
+        model._rlhf_decode = torch.compile(model.forward, mode="reduce-overhead", fullgraph=False)
+    return model._rlhf_decode
+
+
 @torch.inference_mode()
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, settings: SamplingSettings,
            eos_token_id: int, pad_token_id: int) -> torch.Tensor:
@@ -106,7 +131,8 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, setting
     if model.config.is_encoder_decoder:
         step = _Seq2SeqStep(model, input_ids, attention_mask)
     else:
-        step = _CausalStep(model, input_ids, attention_mask, settings.max_new_tokens)
+        step = _CausalStep(model, input_ids, attention_mask, settings.max_new_tokens, settings.static,
+                           compiled_forward(model) if settings.compile else None)
     logits = step(None)
     unfinished = torch.ones(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
     tokens = []

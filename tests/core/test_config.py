@@ -36,6 +36,27 @@ def test_policy_trains_on_the_annotated_dataset_only():
         load_config(task_config_path("demo"), ["policy.data=sft_data"])
 
 
+def test_fg_ppo_starts_from_the_fine_grained_defaults():
+    cfg = load_config(task_config_path("demo")).policy.fg_ppo.settings
+    # [FG] fine_grained_config.yml, with the demo's budget and sampling written over it
+    assert (cfg.semantics, cfg.kl_coef, cfg.adaptive_kl, cfg.gamma, cfg.lam, cfg.vf_coef) == (
+        "fine_grained", 0.3, False, 1.0, 0.95, 1.0)
+    assert (cfg.whiten_rewards, cfg.kl_stop_threshold, cfg.ppo_epochs, cfg.steps) == (True, 10.0, 4, 6)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("policy.fg_ppo.rewards={gold_rm: {weight: 1.0}}", "fg_ppo.rewards \\['gold_rm'\\] are not annotation.scorers"),
+    ("policy.fg_ppo.ppo.semantics=legacy_step", "fg_ppo is always fine_grained"),
+    ("policy.fg_ppo.ppo.critic=separate", "critic separate needs a value_model"),
+    ("policy.fg_ppo.rewards.rel_rm.std=0", "std must be positive"),
+    ("policy.init={path: somewhere}", "start from the sft stage or from policy.init, exactly one"),
+    ("policy.pairs=null", "policy.algorithms \\['dpo', 'pro'\\] need policy.pairs"),
+])
+def test_policy_sections_are_checked(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(task_config_path("demo"), [override])
+
+
 def test_a_revision_that_is_not_a_commit_sha_is_flagged(caplog):
     from rlhf_core.config import warn_if_unpinned
 

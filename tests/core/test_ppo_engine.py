@@ -118,6 +118,22 @@ def test_segment_rewards_land_on_the_segment_end_token():
     assert segment_positions(tok, "in the", [2, 6]) == [0, 1]
 
 
+def test_sequence_rewards_land_on_the_last_response_token_eos_included(tmp_path):
+    from rlhf_core.train.ppo import _Engine
+
+    policy, tok = tiny_policy(seed=0)
+    dense = lambda prompts, texts: [[(None, 1.0), (3, 0.5)], 2.0]  # noqa: E731
+    engine = _Engine(policy, tok, PROMPTS, dense, toy_ppo_config(), tmp_path, None, None)
+    # row 0: 4 response tokens (the last is EOS): None -> token 3; "the" ends at its own last token
+    raw = engine._score(["p", "p"], ["the cat", "a"], [4, 2], 6)
+    the = len(tok("the", add_special_tokens=False)["input_ids"]) - 1
+    expected = torch.zeros(2, 6)
+    expected[0, 3] += 1.0
+    expected[0, the] += 0.5
+    expected[1, 1] = 2.0
+    assert torch.equal(raw, expected)
+
+
 def _run_script(work: Path, out: Path, kill_at: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "tests.core.tiny_rl", str(work), str(out), str(kill_at)],

@@ -96,6 +96,21 @@ def test_fg_token_score_is_the_sum_of_segment_rewards(trained):
     assert scorer(prompts, responses) == [sum(-1.0 if e else 1.0 for e in errs) for errs in errors]
 
 
+def test_fg_token_dense_rewards_land_where_its_segments_end(trained):
+    from rlhf_core.data.segmentation import reward_segments
+    from rlhf_core.train.rm_token import segments_of
+
+    _, _, _, refs, clean = trained
+    scorer = build_scorer("reward_model", model=refs["relevance"].path)
+    prompts, responses = clean["prompt"].tolist()[:6], [rs[2] for rs in clean["responses"]][:6]
+    errors = scorer.segment_errors(prompts, responses)
+    for text, errs, dense in zip(responses, errors, scorer.segment_rewards(prompts, responses)):
+        segments = reward_segments(text, "subsentence")
+        # the segments the RM labels are the ones whose ends the rewards go to, in order
+        assert [" ".join(t.split()) for t, _ in segments] == segments_of(text, "subsentence")
+        assert dense == [(end, -1.0 if e else 1.0) for (_, end), e in zip(segments, errs)]
+
+
 def reward_models_segments(text: str) -> list[str]:
     from rlhf_core.train.rm_token import segments_of
 

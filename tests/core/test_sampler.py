@@ -30,6 +30,8 @@ def policy():
     SamplingSettings(30, do_sample=True, temperature=0.7, top_k=20),
     SamplingSettings(30, do_sample=True, top_p=0.9),
     SamplingSettings(30, do_sample=False),
+    SamplingSettings(30, do_sample=True, temperature=0.7, top_k=20, static=True),  # preallocated cache
+    SamplingSettings(30, do_sample=False, static=True),
 ])
 def test_same_tokens_as_hf_generate(policy, settings):
     model, tok = policy

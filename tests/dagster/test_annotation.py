@@ -20,7 +20,7 @@ from tests.dagster.ranges import materialize_range, refs
 from tests.dagster.test_pipeline import MICRO
 
 DAY = "2026-11-22"
-SCORERS = ["rm", "gold", "length", "diversity"]
+SCORERS = ["rm", "gold", "length", "diversity", "rel_rm", "fact_rm", "holistic_rm"]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def env(tmp_path_factory):
     mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
     overrides = MICRO + [f"annotation.incoming.folder={root / 'incoming'}"]
     resources = build_resources(str(root / "artifacts"))
-    assert run_task("demo", overrides, ["data", "models", "annotation"], resources=resources) == 0
+    assert run_task("demo", overrides, ["data", "models", "reward_model", "annotation"], resources=resources) == 0
     yield root, overrides, resources
     mp.undo()
 
@@ -73,15 +73,16 @@ def test_every_scorer_and_shard_is_a_partition_with_counts_and_a_histogram(env):
 def test_scorers_and_annotation_under_a_backfill_range_write_one_ref_per_partition(env):
     root, overrides, resources = env
     assets = definitions(overrides, resources).assets
-    for name, (start, end) in {"reward_scorers": ("rm", "diversity"),
-                               "annotated_responses": ("rm|0", "diversity|1")}.items():
+    for name, (start, end) in {"reward_scorers": ("rm", SCORERS[-1]),
+                               "annotated_responses": ("rm|0", f"{SCORERS[-1]}|1")}.items():
         folder = root / "artifacts" / "_refs" / "demo" / name
         single_key_refs = refs(folder)
         shutil.rmtree(folder)
         assert materialize_range(assets, dg.AssetKey(["demo", name]), start, end, resources).success
         assert refs(folder) == single_key_refs
+    specs = load_config(task_config_path("demo"), overrides).annotation.scorers
     for scorer in SCORERS:  # each partition keeps its own metadata
-        assert latest("annotated_responses", f"{scorer}|1")["scorer"] == ("reward_model" if scorer == "rm" else scorer)
+        assert latest("annotated_responses", f"{scorer}|1")["scorer"] == specs[scorer].scorer
 
 
 def test_a_second_run_over_unchanged_rows_scores_nothing(env):
@@ -175,7 +176,7 @@ def test_a_backfill_range_of_incoming_partitions_scores_each_day_and_scorer(env)
     defs = definitions(overrides, resources)
     write_day(root, DAY, [{"prompt": "Question: Where? Answer:", "completion": " In a range."}])
     incoming = dg.AssetKey(["demo", "annotated_incoming"])
-    assert materialize_range(defs.assets, incoming, f"{DAY}|rm", f"{DAY}|diversity", resources).success
+    assert materialize_range(defs.assets, incoming, f"{DAY}|rm", f"{DAY}|{SCORERS[-1]}", resources).success
     written = refs(root / "artifacts" / "_refs" / "demo" / "annotated_incoming")
     assert {f"{DAY}|{s}" for s in SCORERS} <= set(written)
     for scorer in SCORERS:

@@ -27,7 +27,8 @@ def test_reward_models_are_partitioned_by_their_declared_names():
 
 def test_rl_assets_are_partitioned_by_algorithm_with_an_sft_baseline():
     policy = defs.resolve_assets_def(dg.AssetKey(["demo", "policy"]))
-    assert policy.partitions_def.get_partition_keys() == ["sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo"]
+    assert policy.partitions_def.get_partition_keys() == ["sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo",
+                                                          "fg_ppo"]
 
 
 def test_jobs_cover_each_partitioning():

@@ -27,8 +27,10 @@ MICRO = [
     "reference_value.epochs=1",
     "reference_value.generation.max_new_tokens=16",
     "evaluation.generation.max_new_tokens=16",
-    # two tiny rollouts each for ppo and grpo (groups of 2)
+    # two tiny rollouts each for ppo, grpo (groups of 2) and fg_ppo
     "policy.ppo={steps: 2, prompts_per_rollout: 4, samples_per_prompt: 2, mini_batch_size: 4, ppo_epochs: 1,"
+    " max_new_tokens: 8}",
+    "policy.fg_ppo.ppo={steps: 2, prompts_per_rollout: 4, samples_per_prompt: 2, mini_batch_size: 4, ppo_epochs: 1,"
     " max_new_tokens: 8}",
 ]
 
@@ -59,12 +61,12 @@ def latest(key: str, partition: str | None = None) -> dict:
 def test_leaderboard_has_a_measured_row_per_algorithm(run):
     root, _ = run
     board = pd.read_csv(root / "artifacts" / "demo" / "leaderboard.csv")
-    assert sorted(board["algorithm"]) == ["a_lol", "dpo", "grpo", "nll", "ppo", "pro", "sft"]
+    assert sorted(board["algorithm"]) == ["a_lol", "dpo", "fg_ppo", "grpo", "nll", "ppo", "pro", "sft"]
     for col in ("gold", "reward", "rm", "relevance", "length", "distinct_2"):
         assert board[col].notna().all()
 
 
-def test_pro_ppo_and_grpo_partitions_train_and_report_their_metrics(run):
+def test_pro_and_online_partitions_train_and_report_their_metrics(run):
     pro = latest("policy", "pro")
     assert pro["algorithm"] == "pro" and pro["steps"] > 0 and math.isfinite(pro["final_loss"])
     assert 0.0 <= pro["rank_accuracy"] <= 1.0
@@ -74,6 +76,9 @@ def test_pro_ppo_and_grpo_partitions_train_and_report_their_metrics(run):
         assert len(m["reward_per_step"]) == 2
         assert all(0.0 <= r <= 1.0 for r in m["reward_per_step"])  # R here is the sigmoid of the RM logit
         assert {"time_generation_s", "time_scoring_s", "time_update_s"} <= set(m)
+    fg = latest("policy", "fg_ppo")  # the dense reward of the trained R1, R2 and R3
+    assert fg["semantics"] == "fine_grained" and fg["steps"] == 2 and fg["stop_reason"] == ""
+    assert len(fg["reward_per_step"]) == 2 and all(math.isfinite(r) for r in fg["reward_per_step"])
 
 
 def test_metadata_reports_quarantine_and_rm_accuracy(run):
@@ -122,9 +127,9 @@ def test_rl_assets_under_a_backfill_range_write_and_read_one_ref_per_partition(r
     single_key_refs = {name: refs(folder) for name, folder in folders.items()}
     for name, folder in folders.items():  # each reads its parent's refs as the range run wrote them
         shutil.rmtree(folder)
-        assert materialize_range(assets, dg.AssetKey(["demo", name]), "sft", "grpo", resources).success
+        assert materialize_range(assets, dg.AssetKey(["demo", name]), "sft", "fg_ppo", resources).success
         assert refs(folder) == single_key_refs[name]  # same artifacts: nothing crossed partitions
-    assert latest("evaluation")["algorithm"] in ("sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo")
+    assert latest("evaluation")["algorithm"] in ("sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo", "fg_ppo")
 
 
 def test_changing_one_stage_rebuilds_only_it_and_its_descendants(run):
