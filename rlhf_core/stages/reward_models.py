@@ -43,7 +43,7 @@ def base_model(spec: RewardModelSpec, cfg: Any, sft_ref: ArtifactRef | None, tok
     from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification,
                               AutoModelForTokenClassification)
 
-    from rlhf_core.models.load import build_causal_lm, from_pretrained_source
+    from rlhf_core.models.load import build_causal_lm, from_pretrained_model
 
     cls = {"sequence": AutoModelForSequenceClassification, "token": AutoModelForTokenClassification,
            "causal": AutoModelForCausalLM, "backbone": AutoModel}[head]
@@ -51,8 +51,14 @@ def base_model(spec: RewardModelSpec, cfg: Any, sft_ref: ArtifactRef | None, tok
     init = cfg.sft.model.init if spec.init == "scratch" else (spec.model.init if spec.model else None)
     if init is not None:  # a random network of the configured sizes
         return cls.from_config(build_causal_lm(init, tok, cfg.seed).config, **extra)
-    source = ModelSource(path=sft_ref.path) if spec.init == "sft" else spec.model
-    return from_pretrained_source(cls, source, use_safetensors=True, **extra)
+    return from_pretrained_model(cls, base_source(spec, sft_ref), use_safetensors=True, **extra)
+
+
+def base_source(spec: RewardModelSpec, sft_ref: ArtifactRef | None) -> ModelSource | None:
+    """Where a pretrained base loads from (what an adapter-only RM artifact names); None when built in code."""
+    if spec.init == "sft":
+        return ModelSource(path=sft_ref.path)
+    return spec.model if spec.model is not None and spec.model.init is None else None
 
 
 def rm_tokenizer(spec: RewardModelSpec, tok_ref: ArtifactRef | None):
@@ -105,10 +111,10 @@ def reward_model(ctx: Context, name: str, tok_ref: ArtifactRef | None, sft_ref: 
 
             result = train_sequence_rm(kind, model, tok, train_rows, spec.train, work, _compute(ctx.cfg, spec),
                                        spec.truncation_side, spec.response_template)
-        save_model(result.model, tok, out)
+        saved = save_model(result.model, tok, out, base_source(spec, sft_ref))
         write_json_atomic(out / "reward_model.json", info)
         loss_curve(result.history, out / "loss_curve.png", f"{name} ({kind}) loss")
-        return {"reward_model": info, "train_rows": len(train_rows), "steps": result.steps,
+        return {**saved, "reward_model": info, "train_rows": len(train_rows), "steps": result.steps,
                 "final_loss": result.history[-1]["loss"], "loss_curve": "loss_curve.png",
                 **{f"final_train_{k}": v for k, v in result.history[-1].items()
                    if k not in ("step", "loss", "grad_norm", "lr")}}
