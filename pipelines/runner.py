@@ -75,7 +75,8 @@ def _outcome(metas: list) -> str:
 
 
 def _asset_lines(result: dg.ExecuteInProcessResult, elapsed: float, partition: str | None) -> list[str]:
-    """One line per asset of a finished step, in the order they finished, each with its own time."""
+    """One line per asset of a finished step, in the order they finished, each with its own time
+    (indented: the step's own line follows them)."""
     metas: dict[str, list] = {}
     lines = []
     for event in result.all_events:
@@ -85,7 +86,7 @@ def _asset_lines(result: dg.ExecuteInProcessResult, elapsed: float, partition: s
             seconds = event.event_specific_data.duration_ms / 1000
             elapsed += seconds
             name = event.step_key.split("__")[-1] + (f" [{partition}]" if partition else "")
-            lines.append(f"[{elapsed:7.1f}s] {name}: {_outcome(metas.get(event.step_key, []))} ({seconds:.1f}s)")
+            lines.append(f"  [{elapsed:7.1f}s] {name}: {_outcome(metas.get(event.step_key, []))} ({seconds:.1f}s)")
     return lines
 
 

@@ -81,11 +81,16 @@ def online_config(cfg: PolicyConfig, algorithm: str) -> PPOConfig:
     return dataclasses.replace(cfg.ppo, semantics=ONLINE_SEMANTICS[algorithm])
 
 
+def _start_source(ctx: Context, sft_ref: ArtifactRef | None) -> ModelSource:
+    """Where the policy RL starts from: the SFT artifact, else ``policy.init``."""
+    return ModelSource(path=sft_ref.path) if sft_ref is not None else ctx.cfg.policy.init
+
+
 def _start(ctx: Context, sft_ref: ArtifactRef | None, quantization: str | None = None):
-    """The policy RL starts from and its tokenizer: the SFT artifact, else ``policy.init``."""
+    """The starting policy and its tokenizer."""
     from rlhf_core.models.load import load_policy, load_tokenizer
 
-    source = ModelSource(path=sft_ref.path) if sft_ref is not None else ctx.cfg.policy.init
+    source = _start_source(ctx, sft_ref)
     return load_policy(source, quantization), load_tokenizer(source)
 
 
@@ -138,7 +143,7 @@ def policy(ctx: Context, algorithm: str, sft_ref: ArtifactRef | None, value_ref:
                                compute=ctx.cfg.compute)
         else:
             result = train_offline(model, tok, rows, algorithm, cfg.train, work, cfg, compute=ctx.cfg.compute)
-        saved = save_model(result.model, tok, out, ModelSource(path=sft_ref.path))
+        saved = save_model(result.model, tok, out, _start_source(ctx, sft_ref))
         loss_curve(result.history, out / "loss_curve.png", f"{algorithm} loss")
         last = result.history[-1]
         return {**saved, "algorithm": algorithm, "train_rows": len(rows), "steps": result.steps,

@@ -172,7 +172,7 @@ def test_the_documented_demo_commands_run_on_the_built_graph(run, capsys):
     for select in ("rl", "sft_model"):
         assert main(["run", "demo", "--select", select, "--verbose", *micro_args()]) == 0
     steps = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
-    assert len(steps) == 10 and all(": reused (" in line for line in steps), steps  # rl: 1 + 7 + 1; sft_model: 1
+    assert len(steps) == 11 and all(": reused (" in line for line in steps), steps  # rl: 1 + 8 + 1; sft_model: 1
     assert main(["leaderboard", "demo"]) == 0
     assert "Leaderboard (" in capsys.readouterr().out
     assert main(["status", "demo", "--verbose", *micro_args()]) == 0

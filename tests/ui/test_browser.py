@@ -51,11 +51,15 @@ def test_materialize_all_from_the_lineage_page_then_read_the_leaderboard(ui, pag
     assert result["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), result
 
     page.goto(f"{ui.url}/assets/demo/leaderboard")
-    table = page.locator("table:has(th:text-is('gold'))")
+    # The UI shows a long markdown value behind "[Show Markdown]", in a dialog.
+    table_row = page.locator("tr").filter(has=page.get_by_text("table", exact=True))
+    table_row.get_by_text("[Show Markdown]").click()
+    table = page.get_by_role("dialog").locator("table:has(th:text-is('gold'))")
     sync_api.expect(table.first).to_be_visible()
-    for algorithm in ("sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo"):
+    for algorithm in ("sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo", "fg_ppo"):
         sync_api.expect(table.first.locator(f"td:text-is('{algorithm}')")).to_have_count(1)
     page.screenshot(path=SHOTS / "4-leaderboard.png", full_page=True)
+    page.keyboard.press("Escape")
     plot_row = page.locator("tr").filter(has=page.get_by_text("plot", exact=True))
     plot_row.get_by_text("[Show Markdown]").click()
     plot = page.get_by_role("dialog").locator("img[alt='plot']")

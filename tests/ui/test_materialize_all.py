@@ -69,5 +69,5 @@ def test_every_partition_has_its_own_ref_pointing_at_its_own_artifact(backfill):
 def test_the_leaderboard_is_written(backfill):
     _, artifacts, _, _ = backfill
     board = pd.read_csv(artifacts / "demo" / "leaderboard.csv")
-    assert sorted(board["algorithm"]) == ["a_lol", "dpo", "grpo", "nll", "ppo", "pro", "sft"]
+    assert sorted(board["algorithm"]) == ["a_lol", "dpo", "fg_ppo", "grpo", "nll", "ppo", "pro", "sft"]
     assert board["gold"].notna().all()
