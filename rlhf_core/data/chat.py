@@ -8,6 +8,10 @@ BOS text removed, because tokenizing adds the tokenizer's own BOS (docs/sources.
 A pair table keeps a multi-turn context in its ``prompt`` column as a JSON list of ``{role,
 content}`` messages (``conversation_prompt``); any other prompt text is one user message, so a
 scorer reads RewardBench's single-turn prompts and a pair table's contexts alike.
+
+The pair-PM reads its context in a plain template of its own instead (docs/sources.md §2.4, §3.5):
+
+    message = pair_pm_message(plain_context(prompt_messages(prompt)), response_a, response_b)
 """
 from __future__ import annotations
 
@@ -40,3 +44,14 @@ def prompt_messages(prompt: str) -> list[dict]:
                                               for m in messages):
             return messages
     return [{"role": "user", "content": prompt}]
+
+
+def plain_context(messages: list[dict]) -> str:
+    """[RF]'s plain template of a pair-PM context: ``\\n``, then ``\\n\\n<turn> {role}\\n {content}``
+    per message, then ``\\n\\n\\n``."""
+    return "\n" + "".join(f"\n\n<turn> {m['role']}\n {m['content']}" for m in messages) + "\n\n\n"
+
+
+def pair_pm_message(context: str, first: str, second: str) -> str:
+    """The pair-PM's user message: which of the two responses to the context is better."""
+    return f"[CONTEXT] {context} [RESPONSE A] {first} [RESPONSE B] {second} \n"

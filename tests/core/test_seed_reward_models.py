@@ -179,3 +179,13 @@ def test_rlhflow_bt_pair_pm_and_armo_on_reward_bench(tmp_path):
             assert board.loc[model, section] == pytest.approx(expected), (model, section)
         assert board.loc[model, "overall"] == pytest.approx(np.mean([board.loc[model, s] for s in sections]))
     print({m: board.loc[m, list(sections)].round(2).to_dict() for m in board.index})
+
+    # Judged on its own pair embeddings (the seed's eval monitors fit: eval_split train) by the head alone
+    from rlhf_core.stages import rm_eval
+
+    data = {name: store.build("rlhflow", name, None, {"n": name},  # train_all's own artifacts
+                              lambda out, _, rows=tables[name]: write_table(rows, out / "table.parquet") or {})
+            for name in ("armorm_objective_embeddings", "armorm_pair_embeddings")}  # fmt: skip
+    _, meta = rm_eval.reward_model_eval(cfg, store, "armo", refs["armo"], data, None)
+    scores = table_scores(refs["armo"].dir, read_spec(refs["armo"]), tables["armorm_pair_embeddings"])
+    assert meta["heldout"]["pair_accuracy"] == pytest.approx(np.mean(scores[:, 0] > scores[:, 1]))

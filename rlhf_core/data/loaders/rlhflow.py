@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from rlhf_core.config import DatasetConfig, SourceConfig, TaskConfig
-from rlhf_core.data.chat import conversation_prompt
+from rlhf_core.data.chat import conversation_prompt, pair_pm_message, plain_context
 from rlhf_core.data.quarantine import CleanResult, Ledger
 from rlhf_core.data.registry import builder, loader
 from rlhf_core.data.rows import RowError, get_field, get_str, read_parquet_source
@@ -97,12 +97,11 @@ def build_pair_pm(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: Ta
         if rule:
             ledger.drop(rule)
             continue
-        context = "\n" + "".join(f"\n\n<turn> {m['role']}\n {m['content']}" for m in chosen[:-1]) + "\n\n\n"
         good, bad = chosen[-1]["content"], rejected[-1]["content"]
         label = "A" if rng.random() < 0.5 else "B"
         first, second = (good, bad) if label == "A" else (bad, good)
         out.append({"id": row.id, "split": row.split, "completion": label,
-                    "prompt": f"[CONTEXT] {context} [RESPONSE A] {first} [RESPONSE B] {second} \n"})  # fmt: skip
+                    "prompt": pair_pm_message(plain_context(chosen[:-1]), first, second)})
     return ledger.result(_shuffled(pd.DataFrame(out, columns=["id", "split", "prompt", "completion"]), spec))
 
 
