@@ -365,16 +365,11 @@ class TaskConfig:
     launcher: LauncherConfig = field(default_factory=LauncherConfig)  # where stages run; in no key
 
     def _check_embedding_tables(self, where: str, builders: dict[str, str]) -> None:
-        """The datasets exist, come from the given embedding builders and share one backbone
-        (``model``, and for pair tables also ``token_pattern`` and ``strip_bos_text``)."""
+        """The datasets exist and come from the given embedding builders (that they share one
+        backbone is checked when the tables meet: ``stages.reward_models.check_same_backbone``)."""
         for name, builder in builders.items():
             if name not in self.datasets or self.datasets[name].builder != builder:
                 raise ConfigError(f"{where}: dataset {name!r} must be an embedding table of builder {builder!r}")
-        keys = ("model", "strip_bos_text") if len(set(builders.values())) > 1 else (
-            "model", "strip_bos_text", "token_pattern")
-        seen = {tuple(repr(self.datasets[n].options.get(k)) for k in keys) for n in builders}
-        if len(seen) > 1:
-            raise ConfigError(f"{where}: datasets {sorted(builders)} must embed with the same {' / '.join(keys)}")
 
     def __post_init__(self) -> None:
         ann, policy = self.annotation, self.policy

@@ -43,9 +43,16 @@ def embedded_correct(rm_ref: ArtifactRef, rows: pd.DataFrame) -> np.ndarray:
     return pairwise_correct(scores[:, 0], scores[:, 1])
 
 
+def _embedded(task) -> list[str]:
+    """The configured RMs scored on RewardBench's embeddings (ArmoRMs trained on embedding tables)."""
+    return [n for n in task.reward_bench.models if task.reward_models[n].precomputed_embeddings]
+
+
 def _reads(task) -> list[str]:
+    tables = [task.reward_bench.embeddings, *(task.reward_models[n].pairs for n in _embedded(task))]
     return ["reward_bench", *(f"reward_models.{n}.{k}" for n in task.reward_bench.models
-                              for k in ("kind", "precomputed_embeddings"))]
+                              for k in ("kind", "precomputed_embeddings", "pairs")),
+            *(f"datasets.{d}" for d in tables if d and len(tables) > 1)]  # their backbones must agree
 
 
 @stage(_reads)
@@ -57,11 +64,16 @@ def reward_bench(ctx: Context, rm_refs: dict[str, ArtifactRef], data_ref: Artifa
     from rlhf_core.eval.plots import bar_chart
     from rlhf_core.rewards.trained_rm import trained_reward_model
 
+    from rlhf_core.stages.reward_models import check_same_backbone
+
     cfg = ctx.cfg.reward_bench
     counts = EXAMPLE_COUNTS if cfg.counts == "official" else SEED_EXAMPLE_COUNTS
-    embedded = [n for n in cfg.models if ctx.cfg.reward_models[n].precomputed_embeddings]
+    embedded = _embedded(ctx.cfg)
     if embedded and embeddings_ref is None:
         raise ValueError(f"reward_bench: {embedded} score RewardBench's embeddings; none were given")
+    if embedded:  # scored on embeddings by the backbone they were trained on
+        check_same_backbone(ctx.cfg.datasets, [cfg.embeddings, *(ctx.cfg.reward_models[n].pairs for n in embedded)],
+                            ("model", "strip_bos_text", "token_pattern"), "reward_bench")
     parents = {f"rm/{n}": rm_refs[n] for n in cfg.models}
     if embedded:
         parents["embeddings"] = embeddings_ref

@@ -36,7 +36,7 @@ def _reads(task: TaskConfig, name: str) -> list[str]:
     spec = task.reward_models[name]
     return [f"reward_models.{name}", "seed", "compute", *(["sft.model.init"] if spec.init == "scratch" else []),
             *(["gold", "world"] if needs_gold(task, name) else []),
-            *([f"datasets.{spec.pairs}"] if spec.precomputed_embeddings else [])]  # the tables' backbone
+            *([f"datasets.{spec.data}", f"datasets.{spec.pairs}"] if spec.precomputed_embeddings else [])]
 
 
 def base_model(spec: RewardModelSpec, cfg: Any, sft_ref: ArtifactRef | None, tok, head: str):
@@ -174,6 +174,15 @@ def _build_armo(backbone, tok, rows, data_refs, world_ref, spec: RewardModelSpec
     return _save_armo(armo, report, spec, info, out, len(rows), len(pairs))
 
 
+def check_same_backbone(datasets: Any, names: list[str], keys: tuple[str, ...], where: str) -> None:
+    """Embedding tables read together must come from one backbone read one way (their ``keys``
+    options: ``model``, ``strip_bos_text``, and for stage-2 tables ``token_pattern``)."""
+    seen = {tuple(repr(datasets[n].options.get(k)) for k in keys) for n in names}
+    if len(seen) > 1:
+        raise ValueError(f"{where}: datasets {sorted(set(names))} embed with different {' / '.join(keys)}; "
+                         "give them the same")
+
+
 def _build_armo_tables(rows, data_refs, spec: RewardModelSpec, info: dict, cfg: Any, out: Path) -> dict[str, Any]:
     """ArmoRM on the data layer's embedding tables. The artifact names their backbone and how
     they were read from it, so the scorer embeds new text the way the tables were made."""
@@ -182,6 +191,7 @@ def _build_armo_tables(rows, data_refs, spec: RewardModelSpec, info: dict, cfg: 
     from rlhf_core.data.tokenizer import source_option
     from rlhf_core.train.armo_rm import fit_armo_tables
 
+    check_same_backbone(cfg.datasets, [spec.data, spec.pairs], ("model", "strip_bos_text"), f"armo {info['name']!r}")
     pairs = split_rows(data_refs[spec.pairs], spec.train_split)
     armo, report = fit_armo_tables(rows, list(spec.objectives), pairs, spec.train, _verbosity_dim(spec),
                                    spec.gating_steps)

@@ -83,13 +83,10 @@ def test_numbers_read_as_users_write_them(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("reward_models.armo.model={path: x}", "precomputed_embeddings is an armo setting, without init or model"),
     ("reward_models.armo.pairs=pair_pm", "dataset 'pair_pm' must be an embedding table of builder 'armorm_pair_embeddings'"),
-    ("datasets.armorm_pair_embeddings.options.model={path: other}", "must embed with the same model / strip_bos_text"),
-    ("datasets.reward_bench_embeddings.options.token_pattern=gemma2", "reward_bench: datasets .* must embed with the same"),
     ("reward_bench.embeddings=null", "'armo' scores embeddings; name the RewardBench embedding dataset"),
     ("reward_models.bt.response_template='A: {response}'", "chat_template renders prompt and response of a one-logit RM"),
     ("reward_models.bt.gating_steps=10", "gating_steps is a positive number of armo stage-2 steps"),
 ])  # fmt: skip
 def test_rlhflow_reward_model_sections_are_checked(override, message):
-    # an ArmoRM on embedding tables is scored by those tables' backbone: every table it meets must share it
     with pytest.raises(ConfigError, match=message):
         load_config(task_config_path("rlhflow"), [override])

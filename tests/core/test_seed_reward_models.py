@@ -189,3 +189,16 @@ def test_rlhflow_bt_pair_pm_and_armo_on_reward_bench(tmp_path):
     _, meta = rm_eval.reward_model_eval(cfg, store, "armo", refs["armo"], data, None)
     scores = table_scores(refs["armo"].dir, read_spec(refs["armo"]), tables["armorm_pair_embeddings"])
     assert meta["heldout"]["pair_accuracy"] == pytest.approx(np.mean(scores[:, 0] > scores[:, 1]))
+
+
+def test_embedding_tables_read_together_must_share_their_backbone():
+    from rlhf_core.config import load_config, task_config_path
+
+    cfg = load_config(task_config_path("rlhflow"), ["datasets.reward_bench_embeddings.options.token_pattern=gemma2"])
+    stage2 = ("model", "strip_bos_text", "token_pattern")
+    reward_models.check_same_backbone(cfg.datasets, ["armorm_objective_embeddings", "armorm_pair_embeddings"],
+                                      ("model", "strip_bos_text"), "armo")  # one backbone, read one way
+    with pytest.raises(ValueError, match=r"reward_bench: datasets \['armorm_pair_embeddings', 'reward_bench_embeddings'\] "
+                                         "embed with different model / strip_bos_text / token_pattern"):
+        reward_models.check_same_backbone(cfg.datasets, ["armorm_pair_embeddings", "reward_bench_embeddings"], stage2,
+                                          "reward_bench")
