@@ -192,6 +192,7 @@ class RewardModelSpec:
     # [RF]: prompt and response are one conversation rendered by the model tokenizer's chat template
     # (docs/sources.md §3.5, §5.5); a prompt may be a JSON conversation (rlhf_core.data.chat)
     chat_template: bool = False
+    pad_token: str | None = None  # [RF] llama3 / mistral: a new pad token (embeddings resized), not EOS
     lora: LoraConfig | None = None  # adapters for this RM only ([CRS] r 16, alpha 32)
     # fg_token: which [FG] file (relevance = R1, factuality = R2), its segment unit, and where the
     # segment marker sits: "before" each segment as in [FG] (a bidirectional encoder), or "after" it,
@@ -219,6 +220,8 @@ class RewardModelSpec:
         if self.chat_template and (self.kind not in SEQUENCE_RM_KINDS or self.response_template != "{response}"):
             raise ConfigError(f"chat_template renders prompt and response of a one-logit RM, without a "
                               f"response_template; not for kind {self.kind}")
+        if self.pad_token is not None and (self.kind not in SEQUENCE_RM_KINDS or self.lora is not None):
+            raise ConfigError("pad_token resizes the embeddings of a fully trained one-logit RM (not with lora)")
         if self.gating_steps is not None and (self.kind != "armo" or self.gating_steps < 1):
             raise ConfigError("gating_steps is a positive number of armo stage-2 steps")
         if self.kind == "fg_token" and self.label_type is None:

@@ -71,6 +71,14 @@ def rm_tokenizer(spec: RewardModelSpec, tok_ref: ArtifactRef | None):
     return load_tok(tok_ref)
 
 
+def add_pad_token(model, tok, pad_token: str) -> None:
+    """[RF]'s new pad token (docs/sources.md §5.5): with EOS as the pad, a conversation ending in
+    EOS (llama3-Instruct's ``<|eot_id|>``) would be read one token early, as if that were padding."""
+    tok.add_special_tokens({"pad_token": pad_token})
+    model.resize_token_embeddings(len(tok))
+    model.config.pad_token_id = tok.pad_token_id
+
+
 def _compute(cfg: Any, spec: RewardModelSpec):
     return cfg.compute if spec.lora is None else dataclasses.replace(cfg.compute, lora=spec.lora)
 
@@ -101,6 +109,9 @@ def reward_model(ctx: Context, name: str, tok_ref: ArtifactRef | None, sft_ref: 
             return _build_armo_tables(train_rows, data_refs, spec, info, ctx.cfg, out)
         tok = rm_tokenizer(spec, tok_ref)
         model = base_model(spec, ctx.cfg, sft_ref, tok, HEADS.get(kind, "sequence"))
+        if spec.pad_token:
+            add_pad_token(model, tok, spec.pad_token)
+            info["pad_token"] = spec.pad_token
         if kind == "armo":
             return _build_armo(model, tok, train_rows, data_refs, world_ref, spec, info, ctx.cfg, out)
         if kind == "fg_token":

@@ -152,6 +152,11 @@ def test_rlhflow_bt_pair_pm_and_armo_on_reward_bench(tmp_path):
     assert board.index.tolist() == ["bt", "pair_pm", "armo"]
     assert list(embedded["id"]) == list(texts["id"])  # every fixture pair was embedded: the same examples
 
+    # [RF]'s BT gets its own pad token, so a conversation's final <|eot_id|> is never taken for padding
+    bt_scorer = build_scorer("reward_model", model=refs["bt"].path, progress=False)
+    assert bt_scorer.tokenizer.pad_token == "[PAD]" and bt_scorer.pad_id == len(bt_scorer.tokenizer) - 1
+    assert bt_scorer.model.config.pad_token_id == bt_scorer.pad_id != bt_scorer.tokenizer.eos_token_id
+
     # Per-example correctness from the scorers, called directly on the texts.
     prompts, chosen, rejected = (texts[c].tolist() for c in ("prompt", "chosen", "rejected"))
     scalar = {n: build_scorer("reward_model", model=refs[n].path, progress=False) for n in ("bt", "armo")}
