@@ -86,7 +86,7 @@ def test_numbers_read_as_users_write_them(tmp_path):
     ("reward_bench.embeddings=null", "'armo' scores embeddings; name the RewardBench embedding dataset"),
     ("reward_models.bt.response_template='A: {response}'", "chat_template renders prompt and response of a one-logit RM"),
     ("reward_models.bt.gating_steps=10", "gating_steps is a positive number of armo stage-2 steps"),
-    ("reward_models.pair_pm.pad_token=[PAD]", "pad_token resizes the embeddings of a fully trained one-logit RM"),
+    ("reward_models.pair_pm.pad_token=PAD", "pad_token resizes the embeddings of a fully trained one-logit RM"),
 ])  # fmt: skip
 def test_rlhflow_reward_model_sections_are_checked(override, message):
     with pytest.raises(ConfigError, match=message):
