@@ -114,7 +114,9 @@ def build_bt_pairs(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: T
     All inputs concatenated and shuffled with ``shuffle_seed``.
 
     Dropped by rule: a conversation whose last turn is not the assistant's (``no_final_answer``),
-    and a pair whose contexts differ (``context_mismatch``): the standard format shares them.
+    a pair whose contexts differ (``context_mismatch``: the standard format shares them), a blank
+    final answer (``empty_answer``) and two equal ones (``identical_answers``), which a pair table
+    may not hold (its asset check); the seed tokenizes such pairs as they are.
 
     Options: ``shuffle_seed`` (42).
     """
@@ -128,6 +130,10 @@ def build_bt_pairs(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: T
             ledger.drop("no_final_answer")
         elif chosen[:-1] != rejected[:-1]:
             ledger.drop("context_mismatch")
+        elif not chosen[-1]["content"].strip() or not rejected[-1]["content"].strip():
+            ledger.drop("empty_answer")
+        elif chosen[-1]["content"] == rejected[-1]["content"]:
+            ledger.drop("identical_answers")
         else:
             out.append({"id": row.id, "split": row.split, "prompt": conversation_prompt(chosen[:-1]),
                         "chosen": chosen[-1]["content"], "rejected": rejected[-1]["content"]})

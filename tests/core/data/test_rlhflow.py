@@ -74,17 +74,17 @@ def test_pair_pm_filters_template_and_label(res):
 
 def test_bt_pairs_split_the_shared_context_from_the_two_answers(res):
     bt = res["bt_pairs"]
-    # of the 9 pairs, two end in a user turn (odd / swapped roles) and two have different contexts
-    # (unequal length, other question); the blank chosen answer stays, as the seed does not filter
-    assert bt.counts() == {"input_rows": 9, "kept_rows": 5, "quarantined_rows": 0, "dropped_context_mismatch": 2,
-                           "dropped_no_final_answer": 2}  # fmt: skip
+    # of the 9 pairs, two end in a user turn (odd / swapped roles), two have different contexts
+    # (unequal length, other question) and one a blank chosen answer
+    assert bt.counts() == {"input_rows": 9, "kept_rows": 4, "quarantined_rows": 0, "dropped_context_mismatch": 2,
+                           "dropped_no_final_answer": 2, "dropped_empty_answer": 1}  # fmt: skip
     row = bt.kept.set_index("id").loc["RLHFlow/UltraFeedback-preference-standard-2"]
     assert json.loads(row.prompt) == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
                                       {"role": "user", "content": "Name a colour."}]  # fmt: skip
     assert (row.chosen, row.rejected) == ("Blue.", "Seven.")
-    kept = [f"RLHFlow/UltraFeedback-preference-standard-{i}" for i in (1, 2, 6)] + [
+    kept = [f"RLHFlow/UltraFeedback-preference-standard-{i}" for i in (1, 2)] + [
         "RLHFlow/HH-RLHF-Helpful-standard-1", "RLHFlow/SHP-standard-1"]  # input order
-    assert list(bt.kept["id"]) == [kept[i] for i in np.random.default_rng(42).permutation(5)]  # shuffled, seed 42
+    assert list(bt.kept["id"]) == [kept[i] for i in np.random.default_rng(42).permutation(4)]  # shuffled, seed 42
 
 
 def test_armorm_attributes_keep_nan(res):
