@@ -26,7 +26,7 @@ class ArmoScorer:
 
         self.spec = spec
         self.version = f"1+armo+{Path(model).resolve()}"
-        if "backbone" in spec:  # the embedding tables' backbone: the head's weights name it (its path or sha)
+        if "backbone" in spec:  # the embedding tables' backbone (the artifact is keyed by those tables)
             from rlhf_core.data.armo_embeddings import load_backbone
 
             self.backbone, self.tokenizer = load_backbone(spec["backbone"], builder="armo scorer", device=device)

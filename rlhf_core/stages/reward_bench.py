@@ -63,19 +63,17 @@ def reward_bench(ctx: Context, rm_refs: dict[str, ArtifactRef], data_ref: Artifa
                                              section_scores, subset_accuracy)
     from rlhf_core.eval.plots import bar_chart
     from rlhf_core.rewards.trained_rm import trained_reward_model
-
     from rlhf_core.stages.reward_models import check_same_backbone
 
     cfg = ctx.cfg.reward_bench
     counts = EXAMPLE_COUNTS if cfg.counts == "official" else SEED_EXAMPLE_COUNTS
     embedded = _embedded(ctx.cfg)
-    if embedded and embeddings_ref is None:
-        raise ValueError(f"reward_bench: {embedded} score RewardBench's embeddings; none were given")
+    parents = {f"rm/{n}": rm_refs[n] for n in cfg.models}
     if embedded:  # scored on embeddings by the backbone they were trained on
+        if embeddings_ref is None:
+            raise ValueError(f"reward_bench: {embedded} score RewardBench's embeddings; none were given")
         check_same_backbone(ctx.cfg.datasets, [cfg.embeddings, *(ctx.cfg.reward_models[n].pairs for n in embedded)],
                             ("model", "strip_bos_text", "token_pattern"), "reward_bench")
-    parents = {f"rm/{n}": rm_refs[n] for n in cfg.models}
-    if embedded:
         parents["embeddings"] = embeddings_ref
 
     def build(out: Path, _: Path) -> dict[str, Any]:

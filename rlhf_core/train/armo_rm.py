@@ -56,7 +56,8 @@ def chat_embeddings(backbone, tokenizer, prompts: list[str], responses: list[str
     final token's state and the state where ``pattern`` last starts."""
     seqs, positions = [], []
     for i, (p, r) in enumerate(zip(prompts, responses)):
-        ids = render(tokenizer, [*prompt_messages(p), {"role": "assistant", "content": r}], strip_bos_text=strip_bos_text)
+        conversation = [*prompt_messages(p), {"role": "assistant", "content": r}]
+        ids = render(tokenizer, conversation, strip_bos_text=strip_bos_text)
         at = gating_positions(ids, pattern)
         if at is None:
             raise ValueError(f"armo: row {i}: token pattern {list(pattern)} not found in the rendered conversation")

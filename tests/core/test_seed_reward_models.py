@@ -145,7 +145,8 @@ def test_rlhflow_bt_pair_pm_and_armo_on_reward_bench(tmp_path):
     store = ArtifactStore(tmp_path / "store")
     built = build_task(cfg, only={"reward_bench", "reward_bench_embeddings"})
     texts, embedded = built["reward_bench"].kept, built["reward_bench_embeddings"].kept
-    bench = {name: store.build("rlhflow", name, None, {}, lambda out, _, rows=rows: write_table(rows, out / "table.parquet") or {})
+    bench = {name: store.build("rlhflow", name, None, {},
+                               lambda out, _, rows=rows: write_table(rows, out / "table.parquet") or {})
              for name, rows in (("reward_bench", texts), ("reward_bench_embeddings", embedded))}  # fmt: skip
     ref, _ = reward_bench.reward_bench(cfg, store, refs, bench["reward_bench"], bench["reward_bench_embeddings"])
     board = pd.read_parquet(ref.file("table.parquet")).set_index("model")
@@ -203,7 +204,8 @@ def test_embedding_tables_read_together_must_share_their_backbone():
     stage2 = ("model", "strip_bos_text", "token_pattern")
     reward_models.check_same_backbone(cfg.datasets, ["armorm_objective_embeddings", "armorm_pair_embeddings"],
                                       ("model", "strip_bos_text"), "armo")  # one backbone, read one way
-    with pytest.raises(ValueError, match=r"reward_bench: datasets \['armorm_pair_embeddings', 'reward_bench_embeddings'\] "
-                                         "embed with different model / strip_bos_text / token_pattern"):
+    tables = r"\['armorm_pair_embeddings', 'reward_bench_embeddings'\]"
+    with pytest.raises(ValueError, match=f"reward_bench: datasets {tables} embed with different model / strip_bos_text / "
+                                         "token_pattern"):
         reward_models.check_same_backbone(cfg.datasets, ["armorm_pair_embeddings", "reward_bench_embeddings"], stage2,
                                           "reward_bench")
