@@ -184,7 +184,6 @@ def test_rlhflow_bt_pair_pm_and_armo_on_reward_bench(tmp_path):
             expected = 100 * sum(n * accuracy[s] for s, n in counts.items()) / sum(counts.values())
             assert board.loc[model, section] == pytest.approx(expected), (model, section)
         assert board.loc[model, "overall"] == pytest.approx(np.mean([board.loc[model, s] for s in sections]))
-    print({m: board.loc[m, list(sections)].round(2).to_dict() for m in board.index})
 
     # Judged on its own pair embeddings (the seed's eval monitors fit: eval_split train) by the head alone
     from rlhf_core.stages import rm_eval
