@@ -113,11 +113,15 @@ def build_board(task: TaskConfig) -> list[dg.AssetsDefinition]:
     if task.reward_bench is None:
         return [reward_models]
 
+    embeddings = task.reward_bench.embeddings
+    embeddings_in = {"embeddings": asset_in(task, data_key(task, embeddings))} if embeddings else {}
+
     @dg.asset(key=key(task, "reward_bench"), group_name=f"{task.task}_reward_models",
-              ins={"rm": asset_in(task, "reward_model"), "data": asset_in(task, data_key(task, task.reward_bench.data))},
+              ins={"rm": asset_in(task, "reward_model"), "data": asset_in(task, data_key(task, task.reward_bench.data)),
+                   **embeddings_in},
               code_version=bench.reward_bench.version(task),
               description="RewardBench section and overall scores of the configured reward models.")
-    def reward_bench(artifacts: ArtifactStoreResource, rm, data):
-        return output(*bench.reward_bench(task, artifacts.store(), rm, data))
+    def reward_bench(artifacts: ArtifactStoreResource, rm, data, **inputs):
+        return output(*bench.reward_bench(task, artifacts.store(), rm, data, inputs.get("embeddings")))
 
     return [reward_models, reward_bench]

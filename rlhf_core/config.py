@@ -166,6 +166,9 @@ class SFTConfig:
 FG_LABEL_TYPES = {"relevance": ("NF-ERR", "subsentence"), "factuality": ("F-ERR", "sentence")}
 
 
+SEQUENCE_RM_KINDS = ("bradley_terry", "fg_sequence_preference", "crs_ranking", "crs_absolute")  # one logit
+
+
 @dataclass(frozen=True)
 class RewardModelSpec:
     """One reward model: its kind (the loss, docs/sources.md §5), data, base network and training.
@@ -186,6 +189,10 @@ class RewardModelSpec:
     eval_split: str = "test"
     truncation_side: Literal["left", "right"] = "left"  # [RF] truncates on the left (docs/sources.md §5.5)
     response_template: str = "{response}"  # how a response follows the prompt ([CRS]: a ChatML assistant turn)
+    # [RF]: prompt and response are one conversation rendered by the model tokenizer's chat template
+    # (docs/sources.md §3.5, §5.5); a prompt may be a JSON conversation (rlhf_core.data.chat)
+    chat_template: bool = False
+    pad_token: str | None = None  # [RF] llama3 / mistral: a new pad token (embeddings resized), not EOS
     lora: LoraConfig | None = None  # adapters for this RM only ([CRS] r 16, alpha 32)
     # fg_token: which [FG] file (relevance = R1, factuality = R2), its segment unit, and where the
     # segment marker sits: "before" each segment as in [FG] (a bidirectional encoder), or "after" it,
@@ -198,10 +205,25 @@ class RewardModelSpec:
     objectives: list[str] = field(default_factory=list)
     pairs: str | None = None
     verbosity_objective: str | None = None  # the objective others are debiased against ([RF]: helpsteer-verbosity)
+    # armo on the backbone embedding tables of the data layer (the armorm_*_embeddings datasets
+    # ``data`` and ``pairs``): no base network here, the backbone is the one those tables name
+    precomputed_embeddings: bool = False
+    gating_steps: int | None = None  # armo stage-2 steps ([RF]: 2000); default: train.epochs over the pairs
 
     def __post_init__(self) -> None:
-        if (self.init is None) == (self.model is None):
+        if self.precomputed_embeddings:
+            if self.kind != "armo" or self.init is not None or self.model is not None:
+                raise ConfigError("precomputed_embeddings is an armo setting, without init or model: the "
+                                  "backbone is the embedding tables' own")
+        elif (self.init is None) == (self.model is None):
             raise ConfigError("give exactly one of init (sft, scratch) and model")
+        if self.chat_template and (self.kind not in SEQUENCE_RM_KINDS or self.response_template != "{response}"):
+            raise ConfigError(f"chat_template renders prompt and response of a one-logit RM, without a "
+                              f"response_template; not for kind {self.kind}")
+        if self.pad_token is not None and (self.kind not in SEQUENCE_RM_KINDS or self.lora is not None):
+            raise ConfigError("pad_token resizes the embeddings of a fully trained one-logit RM (not with lora)")
+        if self.gating_steps is not None and (self.kind != "armo" or self.gating_steps < 1):
+            raise ConfigError("gating_steps is a positive number of armo stage-2 steps")
         if self.kind == "fg_token" and self.label_type is None:
             raise ConfigError("kind fg_token needs label_type (relevance or factuality)")
         if self.kind != "fg_token" and (self.label_type or self.segmentation):
@@ -238,6 +260,9 @@ class RewardBenchConfig:
     data: str
     models: list[str]  # names under reward_models
     counts: Literal["official", "seed"] = "official"
+    # RewardBench's backbone embeddings (an armorm_pair_embeddings dataset), which the ArmoRMs
+    # trained on precomputed embeddings are scored on
+    embeddings: str | None = None
 
 
 @dataclass(frozen=True)
@@ -342,6 +367,13 @@ class TaskConfig:
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)  # where stages run; in no key
 
+    def _check_embedding_tables(self, where: str, builders: dict[str, str]) -> None:
+        """The datasets exist and come from the given embedding builders (that they share one
+        backbone is checked when the tables meet: ``stages.reward_models.check_same_backbone``)."""
+        for name, builder in builders.items():
+            if name not in self.datasets or self.datasets[name].builder != builder:
+                raise ConfigError(f"{where}: dataset {name!r} must be an embedding table of builder {builder!r}")
+
     def __post_init__(self) -> None:
         ann, policy = self.annotation, self.policy
         rm_refs = [s.partition for s in (ann.scorers.values() if ann else ()) if s.model_asset == "reward_model"]
@@ -349,10 +381,21 @@ class TaskConfig:
             if name not in self.reward_models:
                 raise ConfigError(f"annotation: reward model {name!r} is not declared in reward_models "
                                   f"({sorted(self.reward_models)})")
+        for name, spec in self.reward_models.items():
+            if spec.precomputed_embeddings:
+                self._check_embedding_tables(f"reward_models.{name}", {
+                    spec.data: "armorm_objective_embeddings", spec.pairs: "armorm_pair_embeddings"})
         if self.reward_bench is not None:
             for name in self.reward_bench.models:
                 if name not in self.reward_models or self.reward_models[name].kind in ("fg_token",):
                     raise ConfigError(f"reward_bench.models: {name!r} is not a declared pairwise or scalar reward model")
+                spec = self.reward_models[name]
+                if spec.precomputed_embeddings:  # scored on RewardBench's embeddings by the same backbone
+                    if self.reward_bench.embeddings is None:
+                        raise ConfigError(f"reward_bench: {name!r} scores embeddings; name the RewardBench "
+                                          "embedding dataset in reward_bench.embeddings")
+                    self._check_embedding_tables("reward_bench", {
+                        spec.pairs: "armorm_pair_embeddings", self.reward_bench.embeddings: "armorm_pair_embeddings"})
         if self.reward_models and self.sft is None and any(s.init for s in self.reward_models.values()):
             raise ConfigError("reward_models: init sft / scratch needs an sft section")
         if ann is not None and ann.data is None and ann.incoming is None and policy is None:

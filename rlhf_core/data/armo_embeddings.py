@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlhf_core.data.chat import chat_text
 from rlhf_core.data.tokenizer import source_option
 from rlhf_core.models.load import from_pretrained_source, load_tokenizer
 from rlhf_core.rewards.model_loading import inference_dtype, pick_device
@@ -55,9 +56,7 @@ def render(tokenizer, messages: list[dict], *, strip_bos_text: bool = True) -> n
     With ``strip_bos_text`` the template's BOS text is removed before tokenizing, as the seed does
     for FsfairX, so the tokenizer's own BOS is the only one.
     """
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
-    if strip_bos_text and tokenizer.bos_token:
-        text = text.replace(tokenizer.bos_token, "")
+    text = chat_text(tokenizer, messages, strip_bos_text=strip_bos_text)
     return np.asarray(tokenizer(text)["input_ids"], dtype=np.int32)
 
 
@@ -68,6 +67,13 @@ def last_occurrence(ids, pattern: tuple[int, ...]) -> int | None:
         return None
     hits = np.flatnonzero((np.lib.stride_tricks.sliding_window_view(ids, len(pattern)) == pattern).all(axis=1))
     return int(hits[-1]) if len(hits) else None
+
+
+def gating_positions(ids, pattern: tuple[int, ...]) -> list[int] | None:
+    """``[start of the last pattern, final token]``: where a stage-2 response's ``prompt_embedding``
+    and ``embedding`` are read; None when the pattern is missing."""
+    start = last_occurrence(ids, pattern)
+    return None if start is None else [start, len(ids) - 1]
 
 
 def hidden_states_at(

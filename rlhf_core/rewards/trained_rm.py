@@ -8,7 +8,8 @@ The artifact's ``reward_model.json`` (written by the ``reward_model`` stage) say
 settings, and the kind says what a score is:
 
 - one-logit kinds (``bradley_terry``, ``fg_sequence_preference``, ``crs_ranking``,
-  ``crs_absolute``): the raw logit on ``prompt + completion``, encoded as in training. The
+  ``crs_absolute``): the raw logit on ``prompt + completion``, encoded as in training (with
+  ``chat_template``, the chat-rendered conversation: a plain prompt is one user message). The
   absolute RM was trained through a sigmoid; its score is the pre-sigmoid logit, as [CRS] RL
   uses it (docs/sources.md §3.3).
 - ``fg_token``: ``Σ_segments (+1 if no error else −1)``, the [FG] per-segment reward summed with
@@ -49,12 +50,13 @@ class SequenceRMScorer(RewardModelLogitScorer):
         self.truncation_side = spec["truncation_side"]
         self.response_template = spec["response_template"]
         super().__init__(model=model, max_length=kwargs.pop("max_length", spec["max_length"]), **kwargs)
+        self.chat_tokenizer = self.tokenizer if spec.get("chat_template") else None  # older artifacts: plain
         self.version = f"{SCORE_VERSION}+{self.version}"
 
     def model_inputs(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[list[str], None]:
         from rlhf_core.train.reward_model import rm_text
 
-        return [rm_text(p, r, self.response_template) for p, r in zip(prompts, responses)], None
+        return [rm_text(p, r, self.response_template, self.chat_tokenizer) for p, r in zip(prompts, responses)], None
 
 
 class TokenRMScorer:

@@ -35,7 +35,8 @@ def needs_gold(task: TaskConfig, name: str) -> bool:
 def _reads(task: TaskConfig, name: str) -> list[str]:
     spec = task.reward_models[name]
     return [f"reward_models.{name}", "seed", "compute", *(["sft.model.init"] if spec.init == "scratch" else []),
-            *(["gold", "world"] if needs_gold(task, name) else [])]
+            *(["gold", "world"] if needs_gold(task, name) else []),
+            *([f"datasets.{spec.data}", f"datasets.{spec.pairs}"] if spec.precomputed_embeddings else [])]
 
 
 def base_model(spec: RewardModelSpec, cfg: Any, sft_ref: ArtifactRef | None, tok, head: str):
@@ -70,6 +71,14 @@ def rm_tokenizer(spec: RewardModelSpec, tok_ref: ArtifactRef | None):
     return load_tok(tok_ref)
 
 
+def add_pad_token(model, tok, pad_token: str) -> None:
+    """[RF]'s new pad token (docs/sources.md §5.5): with EOS as the pad, a conversation ending in
+    EOS (llama3-Instruct's ``<|eot_id|>``) would be read one token early, as if that were padding."""
+    tok.add_special_tokens({"pad_token": pad_token})
+    model.resize_token_embeddings(len(tok))
+    model.config.pad_token_id = tok.pad_token_id
+
+
 def _compute(cfg: Any, spec: RewardModelSpec):
     return cfg.compute if spec.lora is None else dataclasses.replace(cfg.compute, lora=spec.lora)
 
@@ -92,11 +101,17 @@ def reward_model(ctx: Context, name: str, tok_ref: ArtifactRef | None, sft_ref: 
     kind = spec.kind
 
     def build(out: Path, work: Path) -> dict[str, Any]:
-        tok = rm_tokenizer(spec, tok_ref)
-        train_rows = split_rows(data_refs[spec.data], spec.train_split)
-        model = base_model(spec, ctx.cfg, sft_ref, tok, HEADS.get(kind, "sequence"))
         info: dict[str, Any] = {"kind": kind, "name": name, "max_length": spec.train.max_length,
-                                "truncation_side": spec.truncation_side, "response_template": spec.response_template}
+                                "truncation_side": spec.truncation_side, "response_template": spec.response_template,
+                                "chat_template": spec.chat_template}
+        train_rows = split_rows(data_refs[spec.data], spec.train_split)
+        if spec.precomputed_embeddings:
+            return _build_armo_tables(train_rows, data_refs, spec, info, ctx.cfg, out)
+        tok = rm_tokenizer(spec, tok_ref)
+        model = base_model(spec, ctx.cfg, sft_ref, tok, HEADS.get(kind, "sequence"))
+        if spec.pad_token:
+            add_pad_token(model, tok, spec.pad_token)
+            info["pad_token"] = spec.pad_token
         if kind == "armo":
             return _build_armo(model, tok, train_rows, data_refs, world_ref, spec, info, ctx.cfg, out)
         if kind == "fg_token":
@@ -110,7 +125,7 @@ def reward_model(ctx: Context, name: str, tok_ref: ArtifactRef | None, sft_ref: 
             from rlhf_core.train.reward_model import train_sequence_rm
 
             result = train_sequence_rm(kind, model, tok, train_rows, spec.train, work, _compute(ctx.cfg, spec),
-                                       spec.truncation_side, spec.response_template)
+                                       spec.truncation_side, spec.response_template, spec.chat_template)
         saved = save_model(result.model, tok, out, base_source(spec, sft_ref))
         write_json_atomic(out / "reward_model.json", info)
         loss_curve(result.history, out / "loss_curve.png", f"{name} ({kind}) loss")
@@ -153,25 +168,63 @@ def objective_labels(rows, objectives: list[str], world_ref: ArtifactRef | None,
     return gold.components(rows["prompt"].tolist(), rows["completion"].tolist())[objectives].to_numpy(dtype=float)
 
 
+def _verbosity_dim(spec: RewardModelSpec) -> int | None:
+    return spec.objectives.index(spec.verbosity_objective) if spec.verbosity_objective else None
+
+
 def _build_armo(backbone, tok, rows, data_refs, world_ref, spec: RewardModelSpec, info: dict, cfg: Any,
                 out: Path) -> dict[str, Any]:
-    from rlhf_core.eval.plots import loss_curve
     from rlhf_core.models.load import save_model
-    from rlhf_core.train.armo_rm import fit_armo, save_armo
+    from rlhf_core.train.armo_rm import fit_armo
 
     backbone.eval()
     pairs = split_rows(data_refs[spec.pairs], spec.train_split)
     labels = objective_labels(rows, list(spec.objectives), world_ref, cfg)
-    verbosity = spec.objectives.index(spec.verbosity_objective) if spec.verbosity_objective else None
-    armo, report = fit_armo(backbone, tok, rows, labels, pairs, spec.train, verbosity)
-    losses = report.pop("losses")
+    armo, report = fit_armo(backbone, tok, rows, labels, pairs, spec.train, _verbosity_dim(spec), spec.gating_steps)
     save_model(backbone, tok, out)
+    return _save_armo(armo, report, spec, info, out, len(rows), len(pairs))
+
+
+def check_same_backbone(datasets: Any, names: list[str], keys: tuple[str, ...], where: str) -> None:
+    """Embedding tables read together must come from one backbone read one way (their ``keys``
+    options: ``model``, ``strip_bos_text``, and for stage-2 tables ``token_pattern``)."""
+    seen = {tuple(repr(datasets[n].options.get(k)) for k in keys) for n in names}
+    if len(seen) > 1:
+        raise ValueError(f"{where}: datasets {sorted(set(names))} embed with different {' / '.join(keys)}; "
+                         "give them the same")
+
+
+def _build_armo_tables(rows, data_refs, spec: RewardModelSpec, info: dict, cfg: Any, out: Path) -> dict[str, Any]:
+    """ArmoRM on the data layer's embedding tables. The artifact names their backbone and how
+    they were read from it, so the scorer embeds new text the way the tables were made."""
+    from rlhf_core.config_parse import to_dict
+    from rlhf_core.data.armo_embeddings import token_pattern
+    from rlhf_core.data.tokenizer import source_option
+    from rlhf_core.train.armo_rm import fit_armo_tables
+
+    check_same_backbone(cfg.datasets, [spec.data, spec.pairs], ("model", "strip_bos_text"), f"armo {info['name']!r}")
+    pairs = split_rows(data_refs[spec.pairs], spec.train_split)
+    armo, report = fit_armo_tables(rows, list(spec.objectives), pairs, spec.train, _verbosity_dim(spec),
+                                   spec.gating_steps)
+    made = cfg.datasets[spec.pairs]
+    info.update(backbone=to_dict(source_option(made.options.get("model"), name="model", builder=made.builder)),
+                token_pattern=list(token_pattern(made.options.get("token_pattern", "llama3"), builder=made.builder)),
+                strip_bos_text=made.options.get("strip_bos_text", True))
+    return _save_armo(armo, report, spec, info, out, len(rows), len(pairs))
+
+
+def _save_armo(armo, report: dict, spec: RewardModelSpec, info: dict, out: Path, n_rows: int,
+               n_pairs: int) -> dict[str, Any]:
+    from rlhf_core.eval.plots import loss_curve
+    from rlhf_core.train.armo_rm import save_armo
+
+    losses = report.pop("losses")
     save_armo(armo, out)
     info.update(objectives=list(spec.objectives), gating=report["gating"])
     write_json_atomic(out / "reward_model.json", info)
     loss_curve([{"step": i + 1, "loss": v} for i, v in enumerate(losses)], out / "loss_curve.png",
                f"{info['name']} (armo) gating loss")
-    return {"reward_model": info, "train_rows": len(rows), "train_pairs": len(pairs), "steps": len(losses),
+    return {"reward_model": info, "train_rows": n_rows, "train_pairs": n_pairs, "steps": len(losses),
             "final_loss": losses[-1], "loss_curve": "loss_curve.png", **report}
 
 

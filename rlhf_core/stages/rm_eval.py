@@ -70,13 +70,20 @@ def reward_model_eval(ctx: Context, name: str, rm_ref: ArtifactRef, data_refs: d
     spec = ctx.cfg.reward_models[name]
 
     def build(out: Path, _: Path) -> dict[str, Any]:
-        scorer = trained_reward_model(str(rm_ref.dir), progress=False)
         # ArmoRM is judged on its held-out preference pairs; every other kind on its own data's.
         held = split_rows(data_refs[spec.pairs or spec.data], spec.eval_split)
-        heldout = heldout_metrics(spec.kind, scorer, held, rm_ref)
+        if spec.precomputed_embeddings:  # pairs given as embeddings: the head alone scores them
+            from rlhf_core.eval.rm_metrics import pair_accuracy
+            from rlhf_core.train.armo_rm import table_scores
+
+            scores = table_scores(rm_ref.dir, read_spec(rm_ref), held)
+            heldout = {"pair_accuracy": pair_accuracy(scores[:, 0], scores[:, 1])}
+        else:
+            heldout = heldout_metrics(spec.kind, trained_reward_model(str(rm_ref.dir), progress=False), held, rm_ref)
         summary: dict[str, Any] = {"name": name, "kind": spec.kind, **_headline(spec.kind, heldout)}
         meta: dict[str, Any] = {"heldout": heldout, "heldout_rows": len(held)}
         if probe_ref is not None:
+            scorer = trained_reward_model(str(rm_ref.dir), progress=False)
             probe = table(probe_ref)
             gold = gold_metrics(scorer, spec.kind, probe)
             summary.update(gold)

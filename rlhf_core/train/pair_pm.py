@@ -1,7 +1,8 @@
 """[RF] pairwise preference model: a causal LM that answers "A" or "B" (docs/sources.md §2.4, §3.5, §5.6).
 
-The user message is ``[CONTEXT] {context} [RESPONSE A] {A} [RESPONSE B] {B} \\n`` (built here from
-``prompt, chosen, rejected`` rows, or already built by the ``pair_pm`` data builder) and the answer
+The user message is ``[CONTEXT] {context} [RESPONSE A] {A} [RESPONSE B] {B} \\n`` with the context in
+[RF]'s plain ``<turn>`` template (built here from ``prompt, chosen, rejected`` rows and when
+scoring, or already built by the ``pair_pm`` data builder), and the answer
 is the single token ``A`` or ``B``. With a chat template the message is rendered as one user
 turn with the generation prompt; a tokenizer without one (the demo's BPE) reads the message as
 plain text. Training puts the loss on the label token only (``rm_losses.pairwise_preference``);
@@ -35,9 +36,13 @@ def label_ids(tokenizer) -> tuple[int, int]:
     return ids[0][0], ids[1][0]
 
 
-def message_ids(tokenizer, context: str, a: str, b: str, max_length: int) -> list[int]:
-    """Ids of the prompt that precedes the answer token, left-truncated to ``max_length - 1``."""
-    return render_message(tokenizer, f"[CONTEXT] {context} [RESPONSE A] {a} [RESPONSE B] {b} \n", max_length)
+def message_ids(tokenizer, prompt: str, a: str, b: str, max_length: int) -> list[int]:
+    """Ids of the message that precedes the answer token, left-truncated to ``max_length - 1``; the
+    prompt (one user message, or a JSON conversation) is the context in [RF]'s plain template, as
+    the ``pair_pm`` rows have it."""
+    from rlhf_core.data.chat import pair_pm_message, plain_context, prompt_messages
+
+    return render_message(tokenizer, pair_pm_message(plain_context(prompt_messages(prompt)), a, b), max_length)
 
 
 def render_message(tokenizer, text: str, max_length: int) -> list[int]:

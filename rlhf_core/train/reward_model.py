@@ -11,7 +11,9 @@ in its rows and its loss (``rm_losses``):
 - ``crs_absolute``: rows ``prompt, completion, score`` (a target in [0, 1]).
 
 The text is ``prompt + response_template.format(response=...)`` ([CRS]:
-``<|im_start|>assistant\n{response}<|im_end|>\n`` after the ChatML prefix), encoded exactly as the
+``<|im_start|>assistant\n{response}<|im_end|>\n`` after the ChatML prefix), or with
+``chat_template`` ([RF]) the prompt's conversation and the response rendered by the tokenizer's
+chat template, truncated on the left as [RF] does (``rm_text``), encoded exactly as the
 ``reward_model`` scorer encodes it (``encode_texts``: the tokenizer's own special tokens, truncated
 on ``truncation_side``), so a trained RM scores at inference what it saw in training. A decoder
 (GPT-2) head reads the last non-pad token.
@@ -24,12 +26,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rlhf_core.config import ComputeConfig, TrainConfig
+from rlhf_core.config import SEQUENCE_RM_KINDS, ComputeConfig, TrainConfig
 from rlhf_core.rewards.batching import encode, pad_batch
 from rlhf_core.train import rm_losses
 from rlhf_core.train.loop import BatchOrder, Engine, LoopResult, total_steps
 
-SEQUENCE_KINDS = ("bradley_terry", "fg_sequence_preference", "crs_ranking", "crs_absolute")
 PAIR_KINDS = ("bradley_terry", "fg_sequence_preference")
 
 
@@ -79,22 +80,31 @@ def _absolute_step(model_fn, ids: list[list[int]], targets: torch.Tensor):
     return step
 
 
-def rm_text(prompt: str, response: str, template: str) -> str:
+def rm_text(prompt: str, response: str, template: str, chat_tokenizer=None) -> str:
+    """The text an RM reads: ``prompt + template.format(response=...)``, or with ``chat_tokenizer``
+    ([RF], docs/sources.md §3.5, §5.5) the conversation of the prompt's messages and the response
+    rendered by that tokenizer's chat template, BOS text removed (encoding adds the BOS token)."""
+    if chat_tokenizer is not None:
+        from rlhf_core.data.chat import chat_text, prompt_messages
+
+        return chat_text(chat_tokenizer, [*prompt_messages(prompt), {"role": "assistant", "content": response}])
     return prompt + template.format(response=response)
 
 
 def train_sequence_rm(kind: str, model, tokenizer, rows: pd.DataFrame, train: TrainConfig, work_dir: Path,
                       compute: ComputeConfig | None = None, truncation_side: str = "left",
-                      response_template: str = "{response}") -> LoopResult:
-    """Train a one-logit RM of ``kind`` on its training ``rows`` (columns in the module docstring)."""
-    if kind not in SEQUENCE_KINDS:
-        raise ValueError(f"train_sequence_rm: kind {kind!r} is not one of {SEQUENCE_KINDS}")
+                      response_template: str = "{response}", chat_template: bool = False) -> LoopResult:
+    """Train a one-logit RM of ``kind`` on its training ``rows`` (columns in the module docstring);
+    ``chat_template``: the texts are chat-rendered conversations (``rm_text``)."""
+    if kind not in SEQUENCE_RM_KINDS:
+        raise ValueError(f"train_sequence_rm: kind {kind!r} is not one of {SEQUENCE_RM_KINDS}")
     if model.config.pad_token_id is None:  # a decoder head pools at the last non-pad token
         model.config.pad_token_id = tokenizer.pad_token_id
     prompts = rows["prompt"].tolist()
+    chat = tokenizer if chat_template else None
 
     def enc(responses: list[str]) -> list[list[int]]:
-        texts = [rm_text(p, r, response_template) for p, r in zip(prompts, responses)]
+        texts = [rm_text(p, r, response_template, chat) for p, r in zip(prompts, responses)]
         return encode_texts(tokenizer, texts, train.max_length, truncation_side)
 
     engine = Engine(model, train, total_steps(train, len(rows)), compute)
@@ -105,7 +115,7 @@ def train_sequence_rm(kind: str, model, tokenizer, rows: pd.DataFrame, train: Tr
     if kind in PAIR_KINDS:
         step = _pair_step(model_fn, kind, enc(rows["chosen"].tolist()), enc(rows["rejected"].tolist()))
     elif kind == "crs_ranking":
-        replies = [encode_texts(tokenizer, [rm_text(p, r, response_template) for r in rs], train.max_length,
+        replies = [encode_texts(tokenizer, [rm_text(p, r, response_template, chat) for r in rs], train.max_length,
                                 truncation_side) for p, rs in zip(prompts, rows["completions"])]
         step = _ranking_step(model_fn, replies)
     else:

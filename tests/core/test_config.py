@@ -78,3 +78,16 @@ def test_numbers_read_as_users_write_them(tmp_path):
         load_config(task_config_path("demo"), ["sft.train.batch_size=1.5e0"])
     with pytest.raises(ConfigError, match="policy.train.lr: expected a number, got 'fast'"):
         load_config(task_config_path("demo"), ["policy.train.lr=fast"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("reward_models.armo.model={path: x}", "precomputed_embeddings is an armo setting, without init or model"),
+    ("reward_models.armo.pairs=pair_pm", "dataset 'pair_pm' must be an embedding table of builder 'armorm_pair_embeddings'"),
+    ("reward_bench.embeddings=null", "'armo' scores embeddings; name the RewardBench embedding dataset"),
+    ("reward_models.bt.response_template='A: {response}'", "chat_template renders prompt and response of a one-logit RM"),
+    ("reward_models.bt.gating_steps=10", "gating_steps is a positive number of armo stage-2 steps"),
+    ("reward_models.pair_pm.pad_token=PAD", "pad_token resizes the embeddings of a fully trained one-logit RM"),
+])  # fmt: skip
+def test_rlhflow_reward_model_sections_are_checked(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(task_config_path("rlhflow"), [override])

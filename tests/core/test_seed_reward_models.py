@@ -103,18 +103,108 @@ def test_qa_feedback_token_and_preference_rms(tmp_path, tiny_longformer):
         assert scorer([prompt], [answer]) == [sum(-1.0 if e else 1.0 for e in errors)]
 
 
-def test_rlhflow_pair_pm_and_its_reward_bench_scores(tmp_path):
-    from rlhf_core.stages import reward_bench
+TINY_LLAMA3 = "data/fixtures/rlhflow/tiny-llama3-rm"
 
-    cfg, refs, tables = train_all("rlhflow", ["reward_models.pair_pm.model={path: data/fixtures/rlhflow/tiny-llama3-rm}",
-                                              f"reward_models.pair_pm.train={TINY_TRAIN}"], tmp_path)
-    store = ArtifactStore(tmp_path / "store")
-    rows = build_task(cfg, only={"reward_bench"})["reward_bench"].kept
-    bench = store.build("rlhflow", "reward_bench_rows", None, {}, lambda out, _: write_table(rows, out / "table.parquet") or {})
-    ref, _ = reward_bench.reward_bench(cfg, store, refs, bench)
+
+def test_rf_bt_text_is_the_chat_rendered_conversation_cut_on_the_left():
+    from rlhf_core.config import ModelSource
+    from rlhf_core.data.chat import conversation_prompt
+    from rlhf_core.models.load import load_tokenizer
+    from rlhf_core.train.reward_model import encode_texts, rm_text
+
+    tok = load_tokenizer(ModelSource(path=TINY_LLAMA3))
+    context = conversation_prompt([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+                                   {"role": "user", "content": "Name a colour."}])
+    turn = "<|start_header_id|>{}<|end_header_id|>\n\n{}<|eot_id|>"
+    text = rm_text(context, "Blue.", "{response}", tok)  # the template's BOS text is removed
+    assert text == "".join(turn.format(r, c) for r, c in (("user", "Hi"), ("assistant", "Hello!"),
+                                                           ("user", "Name a colour."), ("assistant", "Blue.")))
+    assert rm_text("Name a colour.", "Blue.", "{response}", tok) == turn.format("user", "Name a colour.") + turn.format(
+        "assistant", "Blue.")  # a plain prompt is one user message
+    full = tok(text)["input_ids"]
+    assert full[0] == tok.bos_token_id and full.count(tok.bos_token_id) == 1  # the tokenizer's own BOS, once
+    # [RF] truncates on the left: the BOS and the end of the conversation (the answer) stay
+    (cut,) = encode_texts(tok, [text], 8, "left")
+    assert cut == [tok.bos_token_id] + full[-7:]
+    assert tok.convert_ids_to_tokens(cut[1:]) == ["\n\n", "B", "l", "u", "e", ".", "<|eot_id|>"]  # a char vocabulary
+
+
+def test_rlhflow_bt_pair_pm_and_armo_on_reward_bench(tmp_path):
+    """All three [RF] RMs train on the fixtures and score through the registry; RewardBench's
+    section scores equal the official-count weighting of each model's own per-example correctness."""
+    import numpy as np
     import pandas as pd
 
-    board = pd.read_parquet(ref.file("table.parquet"))
-    assert board["model"].tolist() == ["pair_pm"]
-    scored = [s for s in ("Chat", "Chat Hard", "Safety", "Reasoning") if s in board]
-    assert scored and all(0 <= board.loc[0, s] <= 100 for s in scored)
+    from rlhf_core.stages import reward_bench
+
+    tiny = f"{{path: {TINY_LLAMA3}}}"
+    cfg, refs, tables = train_all("rlhflow", [
+        *(f"reward_models.{n}.{k}={v}" for n in ("bt", "pair_pm") for k, v in (("model", tiny), ("train", TINY_TRAIN))),
+        "reward_models.armo.gating_steps=20", "reward_models.armo.train={batch_size: 16, lr: 1.0e-3}",
+    ], tmp_path)  # fmt: skip
+    store = ArtifactStore(tmp_path / "store")
+    built = build_task(cfg, only={"reward_bench", "reward_bench_embeddings"})
+    texts, embedded = built["reward_bench"].kept, built["reward_bench_embeddings"].kept
+    bench = {name: store.build("rlhflow", name, None, {},
+                               lambda out, _, rows=rows: write_table(rows, out / "table.parquet") or {})
+             for name, rows in (("reward_bench", texts), ("reward_bench_embeddings", embedded))}  # fmt: skip
+    ref, _ = reward_bench.reward_bench(cfg, store, refs, bench["reward_bench"], bench["reward_bench_embeddings"])
+    board = pd.read_parquet(ref.file("table.parquet")).set_index("model")
+    assert board.index.tolist() == ["bt", "pair_pm", "armo"]
+    assert list(embedded["id"]) == list(texts["id"])  # every fixture pair was embedded: the same examples
+
+    # [RF]'s BT gets its own pad token, so a conversation's final <|eot_id|> is never taken for padding
+    bt_scorer = build_scorer("reward_model", model=refs["bt"].path, progress=False)
+    assert bt_scorer.tokenizer.pad_token == "[PAD]" and bt_scorer.pad_id == len(bt_scorer.tokenizer) - 1
+    assert bt_scorer.model.config.pad_token_id == bt_scorer.pad_id != bt_scorer.tokenizer.eos_token_id
+
+    # Per-example correctness from the scorers, called directly on the texts.
+    prompts, chosen, rejected = (texts[c].tolist() for c in ("prompt", "chosen", "rejected"))
+    scalar = {n: build_scorer("reward_model", model=refs[n].path, progress=False) for n in ("bt", "armo")}
+    right = {n: [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(s(prompts, chosen), s(prompts, rejected))]
+             for n, s in scalar.items()}  # fmt: skip
+    p_chosen = build_scorer("reward_model", model=refs["pair_pm"].path).preference(prompts, chosen, rejected)
+    right["pair_pm"] = [1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0 for p in p_chosen]
+    # ArmoRM on the texts (backbone forward here) agrees with its head on RewardBench's embedding table
+    from rlhf_core.stages.reward_models import read_spec
+    from rlhf_core.train.armo_rm import table_scores
+
+    head = table_scores(refs["armo"].dir, read_spec(refs["armo"]), embedded)
+    np.testing.assert_allclose(head[:, 0], scalar["armo"](prompts, chosen), rtol=1e-4, atol=1e-5)
+
+    # The official counts of the fixture's subsets (one example each), by section.
+    sections = {"Chat": {"alpacaeval-easy": 100}, "Chat Hard": {"mt-bench-hard": 37},
+                "Safety": {"xstest-should-refuse": 154, "xstest-should-respond": 250, "donotanswer": 136},
+                "Reasoning": {"math-prm": 984, "hep-python": 164}}  # fmt: skip
+    subset = texts["subset"].tolist()
+    assert sorted(subset) == sorted(s for counts in sections.values() for s in counts)
+    for model in ("bt", "pair_pm", "armo"):
+        accuracy = dict(zip(subset, right[model]))
+        for section, counts in sections.items():
+            expected = 100 * sum(n * accuracy[s] for s, n in counts.items()) / sum(counts.values())
+            assert board.loc[model, section] == pytest.approx(expected), (model, section)
+        assert board.loc[model, "overall"] == pytest.approx(np.mean([board.loc[model, s] for s in sections]))
+
+    # Judged on its own pair embeddings (the seed's eval monitors fit: eval_split train) by the head alone
+    from rlhf_core.stages import rm_eval
+
+    data = {name: store.build("rlhflow", name, None, {"n": name},  # train_all's own artifacts
+                              lambda out, _, rows=tables[name]: write_table(rows, out / "table.parquet") or {})
+            for name in ("armorm_objective_embeddings", "armorm_pair_embeddings")}  # fmt: skip
+    _, meta = rm_eval.reward_model_eval(cfg, store, "armo", refs["armo"], data, None)
+    scores = table_scores(refs["armo"].dir, read_spec(refs["armo"]), tables["armorm_pair_embeddings"])
+    assert meta["heldout"]["pair_accuracy"] == pytest.approx(np.mean(scores[:, 0] > scores[:, 1]))
+
+
+def test_embedding_tables_read_together_must_share_their_backbone():
+    from rlhf_core.config import load_config, task_config_path
+
+    cfg = load_config(task_config_path("rlhflow"), ["datasets.reward_bench_embeddings.options.token_pattern=gemma2"])
+    stage2 = ("model", "strip_bos_text", "token_pattern")
+    reward_models.check_same_backbone(cfg.datasets, ["armorm_objective_embeddings", "armorm_pair_embeddings"],
+                                      ("model", "strip_bos_text"), "armo")  # one backbone, read one way
+    tables = r"\['armorm_pair_embeddings', 'reward_bench_embeddings'\]"
+    with pytest.raises(ValueError, match=f"reward_bench: datasets {tables} embed with different model / strip_bos_text / "
+                                         "token_pattern"):
+        reward_models.check_same_backbone(cfg.datasets, ["armorm_pair_embeddings", "reward_bench_embeddings"], stage2,
+                                          "reward_bench")

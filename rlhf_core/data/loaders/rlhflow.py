@@ -6,6 +6,8 @@ embeddings, RewardBench evaluation pairs.
 - builder ``pair_pm``: the pairwise-preference-model SFT rows of ``process_pair_data.py``
   (docs/sources.md §2.4): filters, plain-template context, the chosen answer at a random position, then all
   inputs concatenated and shuffled with seed 42.
+- builder ``bt_pairs``: the Bradley-Terry RM's pairs, the shared context and the two final answers
+  (docs/sources.md §5.5), all inputs concatenated and shuffled with seed 42.
 - loader ``armorm_multi_objective``: ``messages`` plus the 19 attribute columns, NaN where an
   attribute is missing (docs/sources.md §1.5, §2.5 stage 1 labels).
 - builders ``armorm_objective_embeddings`` / ``armorm_pair_embeddings``: ArmoRM stage-1 and
@@ -28,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from rlhf_core.config import DatasetConfig, SourceConfig, TaskConfig
+from rlhf_core.data.chat import conversation_prompt, pair_pm_message, plain_context
 from rlhf_core.data.quarantine import CleanResult, Ledger
 from rlhf_core.data.registry import builder, loader
 from rlhf_core.data.rows import RowError, get_field, get_str, read_parquet_source
@@ -94,15 +97,52 @@ def build_pair_pm(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: Ta
         if rule:
             ledger.drop(rule)
             continue
-        context = "\n" + "".join(f"\n\n<turn> {m['role']}\n {m['content']}" for m in chosen[:-1]) + "\n\n\n"
         good, bad = chosen[-1]["content"], rejected[-1]["content"]
         label = "A" if rng.random() < 0.5 else "B"
         first, second = (good, bad) if label == "A" else (bad, good)
         out.append({"id": row.id, "split": row.split, "completion": label,
-                    "prompt": f"[CONTEXT] {context} [RESPONSE A] {first} [RESPONSE B] {second} \n"})  # fmt: skip
-    table = pd.DataFrame(out, columns=["id", "split", "prompt", "completion"])
-    order = np.random.default_rng(option(spec, "shuffle_seed", 42)).permutation(len(table))
-    return ledger.result(table.iloc[order])
+                    "prompt": pair_pm_message(plain_context(chosen[:-1]), first, second)})
+    return ledger.result(_shuffled(pd.DataFrame(out, columns=["id", "split", "prompt", "completion"]), spec))
+
+
+@builder("bt_pairs")
+def build_bt_pairs(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskConfig) -> CleanResult:
+    """Explicit-prompt pair rows ``{id, split, prompt, chosen, rejected}`` of the [RF] Bradley-Terry
+    recipe (docs/sources.md §1.5, §5.5): ``prompt`` is the shared context as a JSON conversation
+    (``rlhf_core.data.chat``), ``chosen`` / ``rejected`` the final assistant turns; a
+    ``chat_template`` RM renders them back into the two whole conversations the seed tokenizes.
+    All inputs concatenated and shuffled with ``shuffle_seed``.
+
+    Dropped by rule: a conversation whose last turn is not the assistant's (``no_final_answer``),
+    a pair whose contexts differ (``context_mismatch``: the standard format shares them), a blank
+    final answer (``empty_answer``) and two equal ones (``identical_answers``), which a pair table
+    may not hold (its asset check); the seed tokenizes such pairs as they are.
+
+    Options: ``shuffle_seed`` (42).
+    """
+    check_options(spec, {"shuffle_seed"})
+    df = pd.concat(list(inputs.values()), ignore_index=True)
+    ledger = Ledger(spec.builder, n_input=len(df))
+    out = []
+    for row in df.itertuples(index=False):
+        chosen, rejected = json.loads(row.chosen), json.loads(row.rejected)
+        if chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
+            ledger.drop("no_final_answer")
+        elif chosen[:-1] != rejected[:-1]:
+            ledger.drop("context_mismatch")
+        elif not chosen[-1]["content"].strip() or not rejected[-1]["content"].strip():
+            ledger.drop("empty_answer")
+        elif chosen[-1]["content"] == rejected[-1]["content"]:
+            ledger.drop("identical_answers")
+        else:
+            out.append({"id": row.id, "split": row.split, "prompt": conversation_prompt(chosen[:-1]),
+                        "chosen": chosen[-1]["content"], "rejected": rejected[-1]["content"]})
+    return ledger.result(_shuffled(pd.DataFrame(out, columns=["id", "split", "prompt", "chosen", "rejected"]), spec))
+
+
+def _shuffled(table: pd.DataFrame, spec: DatasetConfig) -> pd.DataFrame:
+    """The rows in the order ``Dataset.shuffle(seed=shuffle_seed)`` draws (default 42)."""
+    return table.iloc[np.random.default_rng(option(spec, "shuffle_seed", 42)).permutation(len(table))]
 
 
 def _pair_pm_rule(chosen: list[dict], rejected: list[dict]) -> str | None:
@@ -201,14 +241,14 @@ def build_armorm_pair_embeddings(
         if max(len(ids) for ids in sides) > max_length:
             ledger.drop("longer_than_max_length")
             continue
-        starts = [armo.last_occurrence(ids, pattern) for ids in sides]
-        if None in starts:
-            side = ("chosen", "rejected")[starts.index(None)]
+        at = [armo.gating_positions(ids, pattern) for ids in sides]
+        if None in at:
+            side = ("chosen", "rejected")[at.index(None)]
             ledger.quarantine_row(row_no, side, f"token pattern {list(pattern)} not found", row._asdict())
             continue
         kept.append(row_no - 1)
         sequences += sides
-        positions += [[start, len(ids) - 1] for start, ids in zip(starts, sides)]
+        positions += at
     states = armo.hidden_states_at(model, sequences, positions, option(spec, "batch_size", 8))
     out = df.iloc[kept].drop(columns=[c for c in ("prompt", "chosen", "rejected") if c in df.columns])
     # states alternate chosen, rejected; each is (2, H): [prompt position, final token]

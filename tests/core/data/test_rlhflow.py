@@ -3,8 +3,10 @@ RewardBench pairs (docs/sources.md §1.5, §2.4, §2.5, §7.5). The embedding da
 (its exact positions and states are tested in ``test_armo_embeddings``)."""
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -70,9 +72,25 @@ def test_pair_pm_filters_template_and_label(res):
     pd.testing.assert_frame_equal(again.kept, pm.kept)  # seeded positions and shuffle
 
 
+def test_bt_pairs_split_the_shared_context_from_the_two_answers(res):
+    bt = res["bt_pairs"]
+    # of the 9 pairs, two end in a user turn (odd / swapped roles), two have different contexts
+    # (unequal length, other question) and one a blank chosen answer
+    assert bt.counts() == {"input_rows": 9, "kept_rows": 4, "quarantined_rows": 0, "dropped_context_mismatch": 2,
+                           "dropped_no_final_answer": 2, "dropped_empty_answer": 1}  # fmt: skip
+    row = bt.kept.set_index("id").loc["RLHFlow/UltraFeedback-preference-standard-2"]
+    assert json.loads(row.prompt) == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+                                      {"role": "user", "content": "Name a colour."}]  # fmt: skip
+    assert (row.chosen, row.rejected) == ("Blue.", "Seven.")
+    kept = [f"RLHFlow/UltraFeedback-preference-standard-{i}" for i in (1, 2)] + [
+        "RLHFlow/HH-RLHF-Helpful-standard-1", "RLHFlow/SHP-standard-1"]  # input order
+    assert list(bt.kept["id"]) == [kept[i] for i in np.random.default_rng(42).permutation(4)]  # shuffled, seed 42
+
+
 def test_armorm_attributes_keep_nan(res):
     arm = res["armorm"]
-    assert arm.counts() == {"input_rows": 4, "kept_rows": 3, "quarantined_rows": 1}
+    # 12 fully labelled rows follow (but for a few NaN) so that ArmoRM's stage-1 probes fit on the fixture
+    assert arm.counts() == {"input_rows": 16, "kept_rows": 15, "quarantined_rows": 1}
     assert quarantine_reasons(arm) == [(PARQUET, 4, "messages[0]", "expected {role: str, content: str}")]
     first = arm.kept.iloc[0]
     assert (first["helpsteer-helpfulness"], first["helpsteer-verbosity"]) == (3.0, 1.0)
@@ -109,8 +127,8 @@ def test_reward_bench_rows_sections_and_quarantine(res):
 
 def test_armorm_embeddings_on_the_fixtures(res):
     stage1 = res["armorm_objective_embeddings"]
-    assert stage1.counts() == {"input_rows": 3, "kept_rows": 3, "quarantined_rows": 0}
-    assert stage1.kept["embedding"].map(len).tolist() == [16, 16, 16]  # the tiny model's hidden size
+    assert stage1.counts() == {"input_rows": 15, "kept_rows": 15, "quarantined_rows": 0}
+    assert stage1.kept["embedding"].map(len).tolist() == [16] * 15  # the tiny model's hidden size
     assert len(stage1.kept.columns) == 3 + 19
 
     pairs = res["armorm_pair_embeddings"]
