@@ -13,47 +13,20 @@ sft_model``; ``--rebuild`` itself runs in ``test_cli``) and the ``--profile gpu`
 from __future__ import annotations
 
 import re
-import shlex
-from pathlib import Path
 
 import pytest
 
 from pipelines.cli import _parser, main
 from pipelines.runner import rebuild_closure, resolve_selection
 from pipelines.task_defs import run_plan
-from rlhf_core.config import load_config, task_config_path, tasks_dir
-from tests.dagster.test_cli import MICRO_ARGS
-
-REPO = Path(__file__).resolve().parents[2]
-COMMAND = re.compile(r"^(?:\.venv/bin/)?rlhf (?:run|status|tasks|leaderboard)\b")
-
-
-def documented() -> list[tuple[str, list[str]]]:
-    """``(where, argv after "rlhf")`` of every command line in the docs, ``\\`` continuations joined."""
-    found = []
-    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted(tasks_dir().glob("*.yaml"))]
-    for path in files:
-        lines = [line.lstrip("#").strip() if path.suffix == ".yaml" else line.strip()
-                 for line in path.read_text().splitlines()]
-        for i, line in enumerate(lines):
-            if not COMMAND.match(line):
-                continue
-            parts = [line]
-            while parts[-1].endswith("\\"):
-                parts[-1] = parts[-1][:-1]
-                i += 1
-                parts.append(lines[i])
-            argv = shlex.split(" ".join(parts), comments=True)
-            found.append((f"{path.relative_to(REPO)}:{i + 1}", argv[1:]))
-    return found
-
-
-COMMANDS = documented()
+from rlhf_core.config import load_config, task_config_path
+from tests.dagster.documented import COMMANDS, shown
+from tests.dagster.test_pipeline import micro_command
 
 
 def test_the_docs_show_the_commands_a_user_needs():
-    shown = {" ".join(argv[:2]) for _, argv in COMMANDS}
-    assert {"run demo", "status demo", "tasks", "leaderboard demo"} <= shown
+    commands = {" ".join(argv[:2]) for _, argv in COMMANDS}
+    assert {"run demo", "status demo", "tasks", "leaderboard demo"} <= commands
     assert len({where.split(":")[0] for where, _ in COMMANDS}) >= 12  # README, docs/gpu.md, every task YAML
 
 
@@ -73,10 +46,8 @@ def test_every_documented_command_parses_and_validates(where, argv):
 def test_the_demo_data_command_runs_and_status_and_tasks_run(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path / "artifacts"))
-    commands = {" ".join(argv): argv for _, argv in COMMANDS}
-    run = commands["run demo --select data"]
-    assert main([*run[:2], *MICRO_ARGS, *run[2:]]) == 0
-    assert main([*commands["status demo"], *MICRO_ARGS]) == 0
+    assert main(micro_command(shown("run demo --select data"))) == 0
+    assert main(micro_command(shown("status demo"))) == 0
     assert re.search(r"^raw_world +materialized$", capsys.readouterr().out, re.M)
-    assert main(commands["tasks"]) == 0
+    assert main(shown("tasks")) == 0
     assert "demo " in capsys.readouterr().out
