@@ -7,7 +7,7 @@ starts: the task config with its ``--profile`` and ``--set`` values, and the ``-
 and ``rlhf status demo`` run here (the micro config's overrides before the command's own);
 ``rlhf run demo``, ``--select rl``, ``--select sft_model``, ``rlhf leaderboard demo`` and ``status``
 run in ``test_pipeline`` on the micro config. Validated only: the commands that retrain the whole demo
-with other settings (``--set policy.train.lr=5e-4``, ``--set policy.algorithms=...``, ``--rebuild
+with other settings (``--set policy.train.lr=1e-3``, ``--set policy.algorithms=...``, ``--rebuild
 sft_model``; ``--rebuild`` itself runs in ``test_cli``) and the ``--profile gpu`` commands (CUDA).
 """
 from __future__ import annotations

@@ -212,12 +212,12 @@ def stored_ref(root: Path, asset: str, partition: str | None = None) -> str:
 
 
 def test_ctrl_c_ends_a_retrain_in_one_line_and_the_same_command_resumes(run, tmp_path, capsys):
-    """The demo YAML's ``rlhf run demo --set policy.train.lr=5e-4``, in a process sent SIGINT (as Ctrl-C
+    """The demo YAML's ``rlhf run demo --set policy.train.lr=1e-3``, in a process sent SIGINT (as Ctrl-C
     does) once the policies' steps begin: exit 130, one ``interrupted`` line naming the step, no
     traceback, and a store that holds whole artifacts only. Run again, it finishes: every policy is
     trained at the new rate (a new key), the SFT reference is found, not trained again."""
     root, _ = run
-    argv = micro_command(shown("run demo --set policy.train.lr=5e-4"))
+    argv = micro_command(shown("run demo --set policy.train.lr=1e-3"))
     algorithms = load_config(task_config_path("demo"), MICRO).policy.algorithms
     before = {a: stored_ref(root, "policy", a) for a in algorithms}
     sft = stored_ref(root, "sft_model")
