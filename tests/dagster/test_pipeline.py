@@ -256,8 +256,12 @@ def test_ctrl_c_ends_a_retrain_in_one_line_and_the_same_command_resumes(run, tmp
 def test_rebuild_sft_model_builds_it_and_everything_downstream_again(run, capsys):
     """README's ``rlhf run demo --rebuild sft_model``: the store has every artifact, and yet the SFT
     reference and all that depends on it are built again (the launcher's stages too); the rest is found."""
-    forced = rebuild_closure("demo", run_plan(load_config(task_config_path("demo"), MICRO)), ["sft_model"])
+    root, _ = run
+    steps = run_plan(load_config(task_config_path("demo"), MICRO))
+    forced = rebuild_closure("demo", steps, ["sft_model"])
     assert {"sft_model", "reward_model", "policy", "leaderboard"} <= forced and "tokenizer" not in forced
+    stored = {d.name for d in (root / "artifacts" / "demo").iterdir() if d.is_dir()}
+    assert stored <= {k.path[-1] for s in steps for k in s.keys}  # the store files artifacts under asset names
     capsys.readouterr()
     assert main([*micro_command(shown("run demo --rebuild sft_model")), "--verbose"]) == 0
     done = outcomes(capsys.readouterr().out)
