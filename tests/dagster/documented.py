@@ -8,11 +8,13 @@ from pathlib import Path
 from rlhf_core.config import tasks_dir
 
 REPO = Path(__file__).resolve().parents[2]
-COMMAND = re.compile(r"^(?:\.venv/bin/)?rlhf (?:run|status|tasks|leaderboard)\b")
+# an environment assignment or two (RLHF_LAUNCHER=subprocess), then the command
+COMMAND = re.compile(r"^(?:[A-Z_]+=\S+ )*(?:\.venv/bin/)?rlhf (?:run|status|tasks|leaderboard)\b")
 
 
 def documented() -> list[tuple[str, list[str]]]:
-    """``(where, argv after "rlhf")`` of every command line in the docs, ``\\`` continuations joined."""
+    """``(where, argv after "rlhf")`` of every command line in the docs, ``\\`` continuations joined
+    (environment assignments before it dropped)."""
     found = []
     files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted(tasks_dir().glob("*.yaml"))]
     for path in files:
@@ -27,7 +29,8 @@ def documented() -> list[tuple[str, list[str]]]:
                 i += 1
                 parts.append(lines[i])
             argv = shlex.split(" ".join(parts), comments=True)
-            found.append((f"{path.relative_to(REPO)}:{i + 1}", argv[1:]))
+            start = next(n for n, arg in enumerate(argv) if arg.endswith("rlhf"))
+            found.append((f"{path.relative_to(REPO)}:{i + 1}", argv[start + 1:]))
     return found
 
 

@@ -2,13 +2,20 @@
 
 Each one goes through the real argument parser and then everything ``rlhf`` checks before work
 starts: the task config with its ``--profile`` and ``--set`` values, and the ``--select`` and
-``--rebuild`` names against the task's asset graph. What each executes: the seed headers'
-``--select data`` commands run in ``test_seed_tasks``; ``rlhf run demo --select data``, ``rlhf tasks``
-and ``rlhf status demo`` run here (the micro config's overrides before the command's own);
-``rlhf run demo``, ``--select rl``, ``--select sft_model``, ``rlhf leaderboard demo`` and ``status``
-run in ``test_pipeline`` on the micro config. Validated only: the commands that retrain the whole demo
-with other settings (``--set policy.train.lr=1e-3``, ``--set policy.algorithms=...``, ``--rebuild
-sft_model``; ``--rebuild`` itself runs in ``test_cli``) and the ``--profile gpu`` commands (CUDA).
+``--rebuild`` names against the task's asset graph. Where each is executed (the demo's on the micro
+config: its overrides before the command's own flags, which win):
+
+- here: ``rlhf run demo --select data``, ``rlhf status demo``, ``rlhf tasks``;
+- ``test_seed_tasks``: each seed YAML header's ``rlhf run <task> --select data --set ...``;
+- ``test_pipeline``: ``rlhf run demo``, ``--select rl``, ``--select sft_model``, ``rlhf leaderboard
+  demo``, ``rlhf status demo``, and the retrains on the store it built: ``--set policy.train.lr=1e-3``
+  (interrupted by SIGINT, then run again to the end), ``--set policy.algorithms=[...] --set
+  sft.train.epochs=8`` and ``--rebuild sft_model``.
+
+Validated only: the ``--profile gpu`` and ``--profile multi_gpu_zero3`` commands of docs/gpu.md, which
+need CUDA (``tests/gpu`` runs their stages on a GPU box), and its ``RLHF_LAUNCHER=subprocess rlhf run
+demo --set launcher.processes=2 --set launcher.cpu=true``, the whole demo with every heavy stage in
+2 processes, too slow for the suite: ``test_launcher`` runs ``sft_model`` with those settings.
 """
 from __future__ import annotations
 
