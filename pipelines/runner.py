@@ -3,11 +3,16 @@
 One line per finished step: when it finished, what it materialized, whether the store built the
 artifacts or found them, and how long it took. A step that fails prints ``FAILED <step>`` and
 re-raises, so the command line reports a user error as one line and a bug with its traceback.
+Ctrl-C ends the run with one ``interrupted`` line naming the step that was running (exit 130).
 """
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 import dagster as dg
 import pandas as pd
@@ -15,9 +20,8 @@ import pandas as pd
 from pipelines.instance import instance
 from pipelines.task_defs import Step, run_plan
 from resources import artifact_root, build_resources
-from resources.artifacts import ArtifactStoreResource
 from rlhf_core.config import ConfigError, load_config, task_config_path
-from rlhf_core.errors import MissingInputError
+from rlhf_core.errors import Interrupted, MissingInputError
 
 MANY = 3  # a step of more assets is named by its job, not by listing them
 
@@ -74,9 +78,9 @@ def _outcome(metas: list) -> str:
     return "reused" if reused else "built" if built else "done"
 
 
-def _asset_lines(result: dg.ExecuteInProcessResult, elapsed: float, partition: str | None) -> list[str]:
+def _step_lines(result: dg.ExecuteInProcessResult, elapsed: float, partition: str | None) -> tuple[list[str], list]:
     """One line per asset of a finished step, in the order they finished, each with its own time
-    (indented: the step's own line follows them)."""
+    (indented: the step's own line follows them), and the metadata of everything it materialized."""
     metas: dict[str, list] = {}
     lines = []
     for event in result.all_events:
@@ -87,7 +91,7 @@ def _asset_lines(result: dg.ExecuteInProcessResult, elapsed: float, partition: s
             elapsed += seconds
             name = event.step_key.split("__")[-1] + (f" [{partition}]" if partition else "")
             lines.append(f"  [{elapsed:7.1f}s] {name}: {_outcome(metas.get(event.step_key, []))} ({seconds:.1f}s)")
-    return lines
+    return lines, [m for step in metas.values() for m in step]
 
 
 def run_task(task_name: str, overrides: list[str], select: list[str], resources: dict | None = None,
@@ -99,33 +103,68 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
     forced = rebuild_closure(task_name, steps, list(rebuild))
     inst = instance()
     resources = resources or build_resources()
-    if forced:
-        resources = {**resources, "artifacts": ArtifactStoreResource(root=resources["artifacts"].root,
-                                                                      rebuild=sorted(forced))}
+    if forced:  # the store, and the launcher's through it, build these again
+        resources = {**resources, **build_resources(resources["artifacts"].root, forced, resources["launcher"].kind)}
     todo = [(step, [k for k in step.keys if k in chosen], p) for step in steps for p in step.partitions]
     todo = [t for t in todo if t[1]]
-    print(f"rlhf run {task_name}: {len(todo)} steps; artifacts in {resources['artifacts'].root}"
-          + (f"; rebuilding {', '.join(sorted(forced))}" if forced else ""), flush=True)
-    start = time.time()
-    for step, keys, partition in todo:
-        label = _label(task_name, step, keys, partition)
-        t0 = time.time()
+    start, where = time.time(), "before the first step"
+    with noted_interrupts() as noted:
         try:
-            result = dg.materialize(every_asset, selection=keys, partition_key=partition, instance=inst,
-                                    resources=resources, run_config=_logs(verbose), tags={"rlhf/task": task_name})
-        except BaseException:
-            print(f"[{time.time() - start:7.1f}s] FAILED {label} ({time.time() - t0:.1f}s)", flush=True)
-            raise
-        if not result.success:
-            print(f"[{time.time() - start:7.1f}s] FAILED {label} ({time.time() - t0:.1f}s)", flush=True)
-            return 1
-        lines = _asset_lines(result, t0 - start, partition)
-        if len(lines) > 1:  # a step of several assets: each asset's line, then the step's own
-            print("\n".join(lines), flush=True)
-        metas = [e.event_specific_data.materialization.metadata for e in result.get_asset_materialization_events()]
-        print(f"[{time.time() - start:7.1f}s] {label}: {_outcome(metas)} ({time.time() - t0:.1f}s)", flush=True)
+            print(f"rlhf run {task_name}: {len(todo)} steps; artifacts in {resources['artifacts'].root}"
+                  + (f"; rebuilding {', '.join(sorted(forced))}" if forced else ""), flush=True)
+            for number, (step, keys, partition) in enumerate(todo, 1):
+                label = _label(task_name, step, keys, partition)
+                where = f"during {label} (step {number} of {len(todo)})"
+                t0 = time.time()
+                try:
+                    result = dg.materialize(every_asset, selection=keys, partition_key=partition, instance=inst,
+                                            resources=resources, run_config=_logs(verbose),
+                                            tags={"rlhf/task": task_name})
+                except Exception:
+                    print(f"[{time.time() - start:7.1f}s] FAILED {label} ({time.time() - t0:.1f}s)", flush=True)
+                    raise
+                if not result.success:
+                    print(f"[{time.time() - start:7.1f}s] FAILED {label} ({time.time() - t0:.1f}s)", flush=True)
+                    return 1
+                where = f"after {label} (step {number} of {len(todo)})"
+                lines, metas = _step_lines(result, t0 - start, partition)
+                if len(lines) > 1:  # a step of several assets: each asset's line, then the step's own
+                    print("\n".join(lines), flush=True)
+                print(f"[{time.time() - start:7.1f}s] {label}: {_outcome(metas)} ({time.time() - t0:.1f}s)",
+                      flush=True)
+                if noted:  # an interrupt Python dropped: it stops the run here
+                    raise KeyboardInterrupt
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
+            # The store holds only whole artifacts (the one a step was building is deleted as the
+            # interrupt unwinds it; its checkpoints stay): the same command again resumes.
+            raise Interrupted(f"{where}; what finished is in the store: run the same command again to resume")
     print(f"done in {time.time() - start:.1f}s", flush=True)
     return 0
+
+
+@contextmanager
+def noted_interrupts() -> Iterator[list[int]]:
+    """Ctrl-C raises KeyboardInterrupt, as by default, and is also noted in the list yielded.
+
+    Python drops an exception raised inside a garbage-collection callback or ``__del__`` (Dagster's
+    storage has such callbacks), so an interrupt can vanish; the run checks the list after each step.
+    Inside a step Dagster installs its own handler and raises ``DagsterExecutionInterruptedError``.
+    """
+    noted: list[int] = []
+
+    def note(signum: int, frame: Any) -> None:
+        noted.append(signum)
+        raise KeyboardInterrupt
+
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # a background job: leave it ignored
+    if ignored or threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def print_leaderboard(task_name: str) -> int:

@@ -7,6 +7,7 @@ which overrides every task's ``launcher.kind``: inprocess, subprocess or k8s).
 from __future__ import annotations
 
 import os
+from typing import Iterable
 
 from rlhf_core.config import project_root
 from resources.artifacts import ArtifactStoreResource
@@ -18,7 +19,10 @@ def artifact_root() -> str:
     return os.environ.get("RLHF_ARTIFACTS", str(project_root() / "data" / "artifacts"))
 
 
-def build_resources(root: str | None = None) -> dict:
-    root = root or artifact_root()
-    return {"artifacts": ArtifactStoreResource(root=root), "io_manager": RefIOManager(root=root),
-            "launcher": LauncherResource(root=root, kind=os.environ.get("RLHF_LAUNCHER") or None)}
+def build_resources(root: str | None = None, rebuild: Iterable[str] = (), launcher: str | None = None) -> dict:
+    """``rebuild``: asset names the store (and so the launcher) builds again even where it has them;
+    ``launcher``: a launcher kind for every task, else RLHF_LAUNCHER's, else each task's own."""
+    artifacts = ArtifactStoreResource(root=root or artifact_root(), rebuild=sorted(rebuild))
+    kind = launcher or os.environ.get("RLHF_LAUNCHER") or None
+    return {"artifacts": artifacts, "io_manager": RefIOManager(root=artifacts.root),
+            "launcher": LauncherResource(artifacts=artifacts, kind=kind)}

@@ -11,6 +11,11 @@
   from ``configs/deploy/k8s_stage_pod.yaml``: ``nvidia.com/gpu`` per process, the artifact store
   mounted at the same path, so the pod reads the inputs and writes the artifact where Dagster finds it.
 
+Before a ``subprocess`` or ``k8s`` launch the launcher asks the store for the stage's artifact,
+through the stage's own key computation (the stage called on a ``find_only`` store): when it is
+there and its files match their hashes, that is the result and no process starts (a launch costs
+seconds of imports before it could report "found"). ``--rebuild`` reaches the command too.
+
 Either way the result is the stage's own ``(ref, meta)``: the ref read back from the artifact's
 ``meta.json`` (its content hash), the metadata the stage wrote there, overlaid with what rank 0
 reported through Pipes (``processes``, the scalars). The task config goes to the command as a
@@ -30,11 +35,12 @@ import dagster as dg
 import yaml
 
 import rlhf_core
+from resources.artifacts import ArtifactStoreResource
 from rlhf_core.cli.stage import COMMANDS, artifact, command_args
 from rlhf_core.config import TaskConfig, accelerate_dir, project_root, to_dict
 from rlhf_core.config_launch import LAUNCHER_KINDS, LauncherConfig
-from rlhf_core.stages.base import Result, done
-from rlhf_core.store import ArtifactStore, hash_key
+from rlhf_core.stages.base import Result, Stage, done
+from rlhf_core.store import ArtifactStore, NotInStore, hash_key
 from rlhf_core.train.losses import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS
 
 
@@ -53,20 +59,25 @@ def spreads(task: TaskConfig, name: str, args: tuple[Any, ...]) -> bool:
 class LauncherResource(dg.ConfigurableResource):
     """Runs a heavy stage where ``kind`` (else the task's ``launcher.kind``) says."""
 
-    root: str  # the artifact store root, shared with the command (a volume in k8s)
+    artifacts: ArtifactStoreResource  # the store (its root is shared with the command: a volume in k8s)
     kind: str | None = None  # overrides every task's launcher.kind (RLHF_LAUNCHER)
 
     def run(self, context: dg.AssetExecutionContext, task: TaskConfig, name: str, *args: Any) -> Result:
         kind = self.kind or task.launcher.kind
         if kind not in LAUNCHER_KINDS:
             raise ValueError(f"launcher kind {kind!r}: expected one of {LAUNCHER_KINDS}")
-        store = ArtifactStore(self.root)
+        store = self.artifacts.store()
         if kind == "inprocess":
             return COMMANDS[name][0](task, store, *args)
+        found = stored(COMMANDS[name][0], task, store, args)
+        if found is not None:
+            context.log.info(f"{name}: found {found[0].path}; nothing to launch")
+            return found
         cfg = task.launcher
         python = sys.executable if kind == "subprocess" else cfg.k8s.python
         stage_args = ["-m", "rlhf_core.cli.stage", name, "--config", str(resolved_config(store, task)),
-                      "--out", str(store.root), *command_args(name, args)]
+                      "--out", str(store.root), *command_args(name, args),
+                      *(flag for asset in sorted(store.rebuild) for flag in ("--rebuild", asset))]
         spread = spreads(task, name, args)
         command = launch_command(python, cfg, stage_args) if spread else [python, *stage_args]
         env = {"ACCELERATE_USE_CPU": "true"} if cfg.cpu else {}
@@ -85,6 +96,19 @@ class LauncherResource(dg.ConfigurableResource):
                                               namespace=cfg.k8s.namespace, env=env,
                                               base_pod_spec=pod_spec(cfg, store.root, cfg.processes if spread else 1))
         return reported(invocation.get_materialize_result().metadata, name, kind)
+
+
+def stored(stage: Stage, task: TaskConfig, store: ArtifactStore, args: tuple[Any, ...]) -> Result | None:
+    """The stage's result when the store already has its artifact, every file checked against its
+    ``meta.json`` (a damaged one fails here, naming the command that rebuilds it); None when it must
+    be built. The stage computes its own key: it runs up to its ``build`` call on a store that finds
+    but never builds."""
+    try:
+        ref, meta = stage(task, ArtifactStore(store.root, store.rebuild, find_only=True), *args)
+    except NotInStore:
+        return None
+    ref.checked_dir()
+    return ref, meta
 
 
 def resolved_config(store: ArtifactStore, task: TaskConfig) -> Path:

@@ -2,6 +2,7 @@
 
 The command lines (``rlhf``, ``python -m rlhf_core.cli.stage``) print a ``UserError`` as one line,
 ``error: <message>``, and exit with status 2; anything else is a bug and keeps its traceback.
+Ctrl-C (``KeyboardInterrupt``, or ``Interrupted`` with a message) prints ``interrupted`` and exits 130.
 """
 from __future__ import annotations
 
@@ -20,3 +21,7 @@ class OfflineHubError(UserError, RuntimeError):
 
 class CorruptArtifactError(UserError):
     """A stored artifact's file no longer matches the hash its ``meta.json`` recorded."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what was running and how to resume (``interrupted: <message>``)."""

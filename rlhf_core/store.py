@@ -7,7 +7,9 @@ sibling directory and renamed into place, so a directory that exists is complete
 never leaves half an artifact that a later run trusts, and an unchanged re-run finds the
 artifact and recomputes nothing. Temporary directories of killed runs are removed.
 ``meta.json`` records a sha256 per file, checked when a stage reads the file (``store_verify``);
-a store made with ``rebuild={"sft_model"}`` builds those assets again even where they exist.
+a store made with ``rebuild={"sft_model"}`` builds those assets again even where they exist, and one
+made with ``find_only=True`` returns what exists and raises ``NotInStore`` instead of building (a
+launcher asks it first, through the stage's own key computation, before it starts a process).
 
     store = ArtifactStore(root)
     ref = store.build("demo", "sft_model", None, key_parts, lambda out: train(out))
@@ -31,6 +33,10 @@ from rlhf_core.store_verify import META_FILE, hash_files, verify
 
 # Artifacts rebuilt by this process: a store asked to rebuild an asset does so once per artifact.
 _rebuilt: set[Path] = set()
+
+
+class NotInStore(LookupError):
+    """A ``find_only`` store has no artifact for the key asked for: it would have to be built."""
 
 
 @dataclass(frozen=True)
@@ -157,9 +163,10 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 class ArtifactStore:
-    def __init__(self, root: str | Path, rebuild: Iterable[str] = ()):
+    def __init__(self, root: str | Path, rebuild: Iterable[str] = (), find_only: bool = False):
         self.root = Path(root).resolve()
         self.rebuild = frozenset(rebuild)  # asset names built again even where the store has them
+        self.find_only = find_only  # build() raises NotInStore rather than build
 
     def location(self, task: str, asset: str, partition: str | None, key: str) -> Path:
         base = self.root / task / asset
@@ -196,6 +203,8 @@ class ArtifactStore:
         if (final / META_FILE).exists() and not rebuild:
             meta = json.loads((final / META_FILE).read_text())
             return ArtifactRef(str(final), meta["content_hash"], key, cached=True)
+        if self.find_only:
+            raise NotInStore(f"{final} is not in the store" + (" (to be rebuilt)" if rebuild else ""))
         work = final.with_name(f"{key}.work")
         if rebuild:  # no resuming from checkpoints of the build being replaced
             shutil.rmtree(work, ignore_errors=True)

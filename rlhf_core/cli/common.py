@@ -6,8 +6,9 @@
         return guarded(lambda: work(opts), opts.debug)
 
 A ``UserError`` (a bad config, an unknown selection, a missing input, a corrupted artifact) is
-printed as ``error: <message>`` with exit status 2; ``--debug`` adds its traceback. Any other
-exception is a bug and keeps its traceback.
+printed as ``error: <message>`` with exit status 2; ``--debug`` adds its traceback. Ctrl-C
+prints ``interrupted`` (with where, when the interrupt says) and exits 130, as a shell reports a
+process that SIGINT ended. Any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Callable
 from rlhf_core.errors import UserError
 
 USER_ERROR_STATUS = 2
+INTERRUPTED_STATUS = 130  # 128 + SIGINT
 
 
 def output_flags() -> argparse.ArgumentParser:
@@ -54,7 +56,8 @@ def one_line(err: BaseException) -> str:
 
 
 def guarded(work: Callable[[], int], debug: bool) -> int:
-    """Run ``work``; a user error becomes one ``error:`` line on stderr and exit status 2."""
+    """Run ``work``; a user error becomes one ``error:`` line on stderr and exit status 2, Ctrl-C
+    one ``interrupted`` line and 130."""
     try:
         return work()
     except UserError as err:
@@ -62,3 +65,8 @@ def guarded(work: Callable[[], int], debug: bool) -> int:
             traceback.print_exc()
         print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
         return USER_ERROR_STATUS
+    except KeyboardInterrupt as err:
+        if debug:
+            traceback.print_exc()
+        print("interrupted" + (f": {one_line(err)}" if str(err) else ""), file=sys.stderr, flush=True)
+        return INTERRUPTED_STATUS

@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="artifact store root to write into")
     parser.add_argument("--input", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--rebuild", action="append", default=[], metavar="ASSET",
+                        help="an asset name (sft_model) built again even where the store has it")
     return parser
 
 
@@ -155,8 +157,8 @@ def run(opts: argparse.Namespace) -> int:
         task = load_config(opts.config, opts.overrides)
         stage, params = COMMANDS[opts.stage]
         try:
-            ref, meta = stage(task, ArtifactStore(opts.out), *call_args(params, _pairs(opts.input, "--input"),
-                                                                         _pairs(opts.arg, "--arg")))
+            store = ArtifactStore(opts.out, rebuild=opts.rebuild)
+            ref, meta = stage(task, store, *call_args(params, _pairs(opts.input, "--input"), _pairs(opts.arg, "--arg")))
         except NotMainProcess:
             return 0  # rank 0 writes and reports the artifact
         summary = {"artifact": ref.path, "content_hash": ref.content_hash, "cached": ref.cached,

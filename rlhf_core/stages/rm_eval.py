@@ -221,6 +221,6 @@ def reward_model_board(ctx: Context, evaluations: dict[str, ArtifactRef], export
             meta["plot"] = "reward_models.png"
         return meta
 
-    ref, meta = ctx.build("reward_model_board", None, evaluations, build)
+    ref, meta = ctx.build("reward_models", None, evaluations, build)  # the asset's name: --rebuild finds it
     export_copy(ref.file("reward_models.csv"), export)
     return ref, {**meta, "exported_to": str(export)}

@@ -81,6 +81,26 @@ def test_a_bug_keeps_its_traceback():
         guarded(bug, debug=False)
 
 
+def test_ctrl_c_is_one_interrupted_line_and_status_130(capsys):
+    """Both command lines go through ``guarded``; ``rlhf run`` says where it was (a real process is
+    interrupted in ``test_pipeline``)."""
+    from rlhf_core.cli.common import guarded
+    from rlhf_core.errors import Interrupted
+
+    def ctrl_c() -> int:
+        raise KeyboardInterrupt
+
+    def ctrl_c_in_a_step() -> int:
+        raise Interrupted("during sft_model (step 1 of 2); run the same command again to resume")
+
+    assert guarded(ctrl_c, debug=False) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+    assert guarded(ctrl_c_in_a_step, debug=False) == 130
+    assert capsys.readouterr().err == "interrupted: during sft_model (step 1 of 2); run the same command again to resume\n"
+    assert guarded(ctrl_c, debug=True) == 130
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
 def test_tasks_lists_every_config_with_its_first_comment_line(capsys):
     assert main(["tasks"]) == 0
     lines = capsys.readouterr().out.splitlines()

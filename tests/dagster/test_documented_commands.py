@@ -2,58 +2,38 @@
 
 Each one goes through the real argument parser and then everything ``rlhf`` checks before work
 starts: the task config with its ``--profile`` and ``--set`` values, and the ``--select`` and
-``--rebuild`` names against the task's asset graph. What each executes: the seed headers'
-``--select data`` commands run in ``test_seed_tasks``; ``rlhf run demo --select data``, ``rlhf tasks``
-and ``rlhf status demo`` run here (the micro config's overrides before the command's own);
-``rlhf run demo``, ``--select rl``, ``--select sft_model``, ``rlhf leaderboard demo`` and ``status``
-run in ``test_pipeline`` on the micro config. Validated only: the commands that retrain the whole demo
-with other settings (``--set policy.train.lr=5e-4``, ``--set policy.algorithms=...``, ``--rebuild
-sft_model``; ``--rebuild`` itself runs in ``test_cli``) and the ``--profile gpu`` commands (CUDA).
+``--rebuild`` names against the task's asset graph. Where each is executed (the demo's on the micro
+config: its overrides before the command's own flags, which win):
+
+- here: ``rlhf run demo --select data``, ``rlhf status demo``, ``rlhf tasks``;
+- ``test_seed_tasks``: each seed YAML header's ``rlhf run <task> --select data --set ...``;
+- ``test_pipeline``: ``rlhf run demo``, ``--select rl``, ``--select sft_model``, ``rlhf leaderboard
+  demo``, ``rlhf status demo``, and the retrains on the store it built: ``--set policy.train.lr=1e-3``
+  (interrupted by SIGINT, then run again to the end), ``--set policy.algorithms=[...] --set
+  sft.train.epochs=8`` and ``--rebuild sft_model``.
+
+Validated only: the ``--profile gpu`` and ``--profile multi_gpu_zero3`` commands of docs/gpu.md, which
+need CUDA (``tests/gpu`` runs their stages on a GPU box), and its ``RLHF_LAUNCHER=subprocess rlhf run
+demo --set launcher.processes=2 --set launcher.cpu=true``, the whole demo with every heavy stage in
+2 processes, too slow for the suite: ``test_launcher`` runs ``sft_model`` with those settings.
 """
 from __future__ import annotations
 
 import re
-import shlex
-from pathlib import Path
 
 import pytest
 
 from pipelines.cli import _parser, main
 from pipelines.runner import rebuild_closure, resolve_selection
 from pipelines.task_defs import run_plan
-from rlhf_core.config import load_config, task_config_path, tasks_dir
-from tests.dagster.test_cli import MICRO_ARGS
-
-REPO = Path(__file__).resolve().parents[2]
-COMMAND = re.compile(r"^(?:\.venv/bin/)?rlhf (?:run|status|tasks|leaderboard)\b")
-
-
-def documented() -> list[tuple[str, list[str]]]:
-    """``(where, argv after "rlhf")`` of every command line in the docs, ``\\`` continuations joined."""
-    found = []
-    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted(tasks_dir().glob("*.yaml"))]
-    for path in files:
-        lines = [line.lstrip("#").strip() if path.suffix == ".yaml" else line.strip()
-                 for line in path.read_text().splitlines()]
-        for i, line in enumerate(lines):
-            if not COMMAND.match(line):
-                continue
-            parts = [line]
-            while parts[-1].endswith("\\"):
-                parts[-1] = parts[-1][:-1]
-                i += 1
-                parts.append(lines[i])
-            argv = shlex.split(" ".join(parts), comments=True)
-            found.append((f"{path.relative_to(REPO)}:{i + 1}", argv[1:]))
-    return found
-
-
-COMMANDS = documented()
+from rlhf_core.config import load_config, task_config_path
+from tests.dagster.documented import COMMANDS, shown
+from tests.dagster.test_pipeline import micro_command
 
 
 def test_the_docs_show_the_commands_a_user_needs():
-    shown = {" ".join(argv[:2]) for _, argv in COMMANDS}
-    assert {"run demo", "status demo", "tasks", "leaderboard demo"} <= shown
+    commands = {" ".join(argv[:2]) for _, argv in COMMANDS}
+    assert {"run demo", "status demo", "tasks", "leaderboard demo"} <= commands
     assert len({where.split(":")[0] for where, _ in COMMANDS}) >= 12  # README, docs/gpu.md, every task YAML
 
 
@@ -73,10 +53,8 @@ def test_every_documented_command_parses_and_validates(where, argv):
 def test_the_demo_data_command_runs_and_status_and_tasks_run(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path / "artifacts"))
-    commands = {" ".join(argv): argv for _, argv in COMMANDS}
-    run = commands["run demo --select data"]
-    assert main([*run[:2], *MICRO_ARGS, *run[2:]]) == 0
-    assert main([*commands["status demo"], *MICRO_ARGS]) == 0
+    assert main(micro_command(shown("run demo --select data"))) == 0
+    assert main(micro_command(shown("status demo"))) == 0
     assert re.search(r"^raw_world +materialized$", capsys.readouterr().out, re.M)
-    assert main(commands["tasks"]) == 0
+    assert main(shown("tasks")) == 0
     assert "demo " in capsys.readouterr().out

@@ -3,16 +3,19 @@
 The subprocess test materializes the demo's ``sft_model`` (micro config) with
 ``launcher: {kind: subprocess, processes: 2, cpu: true}``: ``torchrun`` starts 2 CPU processes of
 ``python -m rlhf_core.cli.stage sft_model`` that train over gloo; rank 0 writes the artifact and
-reports it through Pipes.
+reports it through Pipes. Materialized again, it is found in the store and nothing is launched.
 """
+import shutil
+
 import dagster as dg
 import pytest
 import torch
 
 from pipelines.task_defs import build_task_definitions
 from resources import build_resources
-from resources.launcher import launch_command, pod_spec
+from resources.launcher import launch_command, pod_spec, stored
 from rlhf_core.config import ModelSource, load_config, task_config_path
+from rlhf_core.errors import CorruptArtifactError
 from rlhf_core.models.load import load_causal_lm
 from rlhf_core.stages import models
 from rlhf_core.store import ArtifactStore, hash_dir
@@ -60,6 +63,37 @@ def test_the_launched_artifact_has_the_in_process_key(launched):
     tok, data = (result.output_for_node(f"demo__{name}") for name in ("tokenizer", "sft_data"))
     ref, _ = models.sft_model(task, ArtifactStore(resources["artifacts"].root), tok, data)
     assert ref.cached and ref.path == result.output_for_node("demo__sft_model").path
+
+
+def test_a_stored_artifact_is_found_before_any_launch(launched):
+    """A second materialization asks the store first: the artifact is there and whole, no process starts."""
+    task, resources, first = launched
+    again = dg.materialize(build_task_definitions(task).assets, selection=[dg.AssetKey(["demo", "sft_model"])],
+                           resources=resources, instance=dg.DagsterInstance.get())
+    assert again.success
+    (mat,) = again.asset_materializations_for_node("demo__sft_model")
+    assert mat.metadata["cached"].value is True and "processes" not in mat.metadata
+    assert again.output_for_node("demo__sft_model").path == first.output_for_node("demo__sft_model").path
+    logs = [e.user_message for e in dg.DagsterInstance.get().all_logs(again.run_id)]
+    assert any("sft_model: found " in m and "nothing to launch" in m for m in logs), logs[-20:]
+    assert not any("launch: " in m or "started on" in m for m in logs)
+
+
+def test_the_store_lookup_keys_as_the_stage_does_and_defers_to_a_rebuild_or_a_damaged_artifact(launched, tmp_path):
+    task, resources, result = launched
+    tok, data = (result.output_for_node(f"demo__{name}") for name in ("tokenizer", "sft_data"))
+    sft = result.output_for_node("demo__sft_model")
+    root = resources["artifacts"].root
+    ref, meta = stored(models.sft_model, task, ArtifactStore(root), (tok, data))
+    assert ref.path == sft.path and ref.cached and meta["steps"] > 0
+    assert stored(models.sft_model, task, ArtifactStore(root, rebuild=["sft_model"]), (tok, data)) is None
+    assert stored(models.sft_model, task, ArtifactStore(tmp_path), (tok, data)) is None  # another store: absent
+    copy = ArtifactStore(tmp_path).root / sft.dir.relative_to(ArtifactStore(root).root)
+    shutil.copytree(sft.dir, copy)
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-64])
+    with pytest.raises(CorruptArtifactError, match="rlhf run demo --rebuild sft_model"):
+        stored(models.sft_model, task, ArtifactStore(tmp_path), (tok, data))
 
 
 def test_launch_commands():

@@ -1,6 +1,14 @@
-"""End to end: the demo graph on a micro config, through Dagster, twice."""
+"""End to end: the demo graph on a micro config, through Dagster, then the documented commands
+that retrain it with other settings (on the same store: only what they change is built), one of
+them interrupted as Ctrl-C would."""
+import json
 import math
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -8,12 +16,15 @@ import pytest
 import dagster as dg
 
 from pipelines.cli import main
-from pipelines.runner import run_task
-from pipelines.task_defs import build_task_definitions
+from pipelines.runner import rebuild_closure, run_task
+from pipelines.task_defs import build_task_definitions, run_plan
 from resources import build_resources
 from rlhf_core.config import load_config, task_config_path
+from rlhf_core.store_verify import is_artifact, verify
+from tests.dagster.documented import shown
 from tests.dagster.ranges import materialize_range, refs
 
+REPO = Path(__file__).resolve().parents[2]
 MICRO = [
     "world.n_prompts={train: 40, val: 8, test: 8}",
     "world.malformed_rows=6",
@@ -37,6 +48,12 @@ MICRO = [
 
 def micro_args() -> list[str]:
     return [arg for item in MICRO for arg in ("--set", item)]
+
+
+def micro_command(argv: list[str]) -> list[str]:
+    """A documented ``rlhf run|status TASK ...`` (argv after "rlhf") on the micro config: its
+    overrides before the command's own flags, which win."""
+    return [*argv[:2], *micro_args(), *argv[2:]]
 
 
 @pytest.fixture(scope="module")
@@ -140,13 +157,11 @@ def test_changing_one_stage_rebuilds_only_it_and_its_descendants(run):
     assert latest("reference_value")["cached"] is False
 
 
-def test_a_plain_stage_command_writes_the_artifact_dagster_wrote(run, tmp_path):
-    """``python -m rlhf_core.cli.stage`` needs no Dagster: same inputs, same key, same content."""
-    import json
-    import subprocess
-    import sys
-
-    from rlhf_core.config import load_config, task_config_path, to_dict
+def test_a_plain_stage_command_writes_the_artifact_dagster_wrote(run, tmp_path, capsys):
+    """``python -m rlhf_core.cli.stage`` needs no Dagster: same inputs, same key, same content; with
+    ``--rebuild`` it builds the artifact again where the store has it (as a launcher's ``--rebuild``)."""
+    from rlhf_core.cli.stage import main as stage_main
+    from rlhf_core.config import to_dict
 
     root, _ = run
     store = root / "artifacts" / "demo"
@@ -154,15 +169,20 @@ def test_a_plain_stage_command_writes_the_artifact_dagster_wrote(run, tmp_path):
     (dagster_made,) = (store / "generations" / "nll").glob("[!.]*")
     resolved = tmp_path / "resolved.json"
     resolved.write_text(json.dumps(to_dict(load_config(task_config_path("demo"), MICRO))))
-    out = subprocess.run(
-        [sys.executable, "-m", "rlhf_core.cli.stage", "generations", "--config", str(resolved),
-         "--out", str(tmp_path / "store"), "--arg", "algorithm=nll", "--input", f"policy={policy}",
-         "--input", f"prompts={latest('sft_data')['artifact']}"],
-        capture_output=True, text=True)
+    command = ["generations", "--config", str(resolved), "--arg", "algorithm=nll", "--input", f"policy={policy}",
+               "--input", f"prompts={latest('sft_data')['artifact']}"]
+    out = subprocess.run([sys.executable, "-m", "rlhf_core.cli.stage", *command, "--out", str(tmp_path / "store")],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     made = json.loads(out.stdout.strip().splitlines()[-1])
     assert made["cached"] is False and Path(made["artifact"]).name == dagster_made.name  # the same key
-    assert made["content_hash"] == json.loads((dagster_made / "meta.json").read_text())["content_hash"]
+    content_hash = json.loads((dagster_made / "meta.json").read_text())["content_hash"]
+    assert made["content_hash"] == content_hash
+    capsys.readouterr()  # (in its own store: a process rebuilds an artifact once, and later tests rebuild these)
+    assert stage_main([*command, "--out", str(tmp_path / "store"), "--rebuild", "generations", "--verbose"]) == 0
+    rebuilt = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rebuilt["cached"] is False and rebuilt["artifact"] == made["artifact"]
+    assert rebuilt["content_hash"] == content_hash
 
 
 def test_the_documented_demo_commands_run_on_the_built_graph(run, capsys):
@@ -177,3 +197,93 @@ def test_the_documented_demo_commands_run_on_the_built_graph(run, capsys):
     assert "Leaderboard (" in capsys.readouterr().out
     assert main(["status", "demo", "--verbose", *micro_args()]) == 0
     assert capsys.readouterr().out.splitlines()[-1].endswith(", 0 stale, 0 missing")
+
+
+def outcomes(out: str) -> dict[str, str]:
+    """``{"asset [partition]": "built" | "reused" | "done"}`` from ``rlhf run``'s output (its lines
+    naming one asset; a step of several prints each asset's own line before the step's)."""
+    return dict(re.findall(r"^ *\[ *[\d.]+s\] (\w+(?: \[[^\]]+\])?): (\w+) \([\d.]+s\)$", out, re.M))
+
+
+def stored_ref(root: Path, asset: str, partition: str | None = None) -> str:
+    """The artifact path the IO manager hands downstream for an asset (partition)."""
+    ref = root / "artifacts" / "_refs" / "demo" / asset / f"{partition or '__all__'}.json"
+    return json.loads(ref.read_text())["path"]
+
+
+def test_ctrl_c_ends_a_retrain_in_one_line_and_the_same_command_resumes(run, tmp_path, capsys):
+    """The demo YAML's ``rlhf run demo --set policy.train.lr=1e-3``, in a process sent SIGINT (as Ctrl-C
+    does) once the policies' steps begin: exit 130, one ``interrupted`` line naming the step, no
+    traceback, and a store that holds whole artifacts only. Run again, it finishes: every policy is
+    trained at the new rate (a new key), the SFT reference is found, not trained again."""
+    root, _ = run
+    argv = micro_command(shown("run demo --set policy.train.lr=1e-3"))
+    algorithms = load_config(task_config_path("demo"), MICRO).policy.algorithms
+    before = {a: stored_ref(root, "policy", a) for a in algorithms}
+    sft = stored_ref(root, "sft_model")
+    env = {"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1",
+           "DAGSTER_HOME": os.environ["DAGSTER_HOME"], "RLHF_ARTIFACTS": os.environ["RLHF_ARTIFACTS"]}
+    with open(tmp_path / "stderr", "w") as stderr:  # a file: a full pipe would stall the process
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *argv], cwd=REPO, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=stderr)
+        out = []
+        for line in proc.stdout:
+            out.append(line)
+            if "[sft]: " in line:  # the baseline's step is done: the first policy's step is starting
+                proc.send_signal(signal.SIGINT)
+                break
+        out += proc.stdout.readlines()
+        assert proc.wait(timeout=600) == 130, "".join(out)
+    err = (tmp_path / "stderr").read_text()
+    assert "Traceback" not in err and "FAILED" not in "".join(out), err
+    said = [line for line in err.splitlines() if "interrupt" in line.lower()]
+    assert said == [err.strip().splitlines()[-1]] and said[0].startswith("interrupted: "), err
+    assert "run the same command again to resume" in said[0]
+    store = root / "artifacts"
+    assert not list(store.rglob(".tmp-*"))  # nothing half-written: no temporary directory or file left
+    for meta in store.rglob("meta.json"):
+        verify(meta.parent)  # every stored artifact is whole
+    assert all(is_artifact(json.loads(ref.read_text())["path"]) for ref in (store / "_refs").rglob("*.json"))
+
+    capsys.readouterr()
+    assert main([*argv, "--verbose"]) == 0
+    done = outcomes(capsys.readouterr().out)
+    assert done["sft_model"] == "reused" and stored_ref(root, "sft_model") == sft
+    assert done[f"policy [{algorithms[-1]}]"] == "built"
+    assert all(stored_ref(root, "policy", a) != before[a] for a in algorithms)  # the new rate: new keys
+
+
+def test_rebuild_sft_model_builds_it_and_everything_downstream_again(run, capsys):
+    """README's ``rlhf run demo --rebuild sft_model``: the store has every artifact, and yet the SFT
+    reference and all that depends on it are built again (the launcher's stages too); the rest is found."""
+    root, _ = run
+    steps = run_plan(load_config(task_config_path("demo"), MICRO))
+    forced = rebuild_closure("demo", steps, ["sft_model"])
+    assert {"sft_model", "reward_model", "policy", "leaderboard"} <= forced and "tokenizer" not in forced
+    stored = {d.name for d in (root / "artifacts" / "demo").iterdir() if d.is_dir()}
+    assert stored <= {k.path[-1] for s in steps for k in s.keys}  # the store files artifacts under asset names
+    capsys.readouterr()
+    assert main([*micro_command(shown("run demo --rebuild sft_model")), "--verbose"]) == 0
+    done = outcomes(capsys.readouterr().out)
+    assert {name.split(" [")[0] for name in done} >= forced
+    for name, outcome in done.items():
+        if name == "policy [sft]":
+            assert outcome == "done"  # the baseline passes the SFT reference on
+        else:
+            assert outcome == ("built" if name.split(" [")[0] in forced else "reused"), (name, outcome)
+
+
+def test_the_algorithms_override_trains_exactly_the_listed_algorithms(run, capsys):
+    """README's ``--set policy.algorithms='[nll, a_lol, a_lol_seq, dpo]' --set sft.train.epochs=8``: a
+    longer-trained SFT reference, then those four (and the baseline), and a leaderboard of them alone."""
+    root, _ = run
+    argv = shown("run demo --set policy.algorithms=[nll, a_lol, a_lol_seq, dpo] --set sft.train.epochs=8")
+    capsys.readouterr()
+    assert main([*micro_command(argv), "--verbose"]) == 0
+    done = outcomes(capsys.readouterr().out)
+    listed = ["nll", "a_lol", "a_lol_seq", "dpo"]
+    assert done["sft_model"] == "built"
+    assert sorted(n for n in done if n.startswith("policy [")) == sorted(f"policy [{a}]" for a in ["sft", *listed])
+    assert all(done[f"policy [{a}]"] == "built" for a in listed)
+    board = pd.read_csv(root / "artifacts" / "demo" / "leaderboard.csv")
+    assert sorted(board["algorithm"]) == sorted(["sft", *listed])
