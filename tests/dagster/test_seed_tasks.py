@@ -5,8 +5,6 @@ The overrides are parsed from each task YAML's header comment (the documented
 """
 from __future__ import annotations
 
-import shlex
-
 import dagster as dg
 import pytest
 
@@ -14,29 +12,17 @@ from pipelines.runner import resolve_selection, run_task
 from pipelines.task_defs import run_plan
 from resources import build_resources
 from rlhf_core.config import load_config, task_config_path
+from tests.dagster.documented import COMMANDS, REPO
 
 SEED_TASKS = ["hh_rlhf", "hh_pro", "oasst_crs", "qa_feedback", "detox", "comet", "reddit", "faithdial", "rlhflow"]
 
 
-def header_command(task: str) -> list[str]:
-    """The ``rlhf run <task> ...`` command of the YAML header, with its ``\\`` continuations joined."""
-    lines = task_config_path(task).read_text().splitlines()
-    comments = [line[1:].strip() for line in lines[: next(i for i, l in enumerate(lines) if not l.startswith("#"))]]
-    start = next(i for i, c in enumerate(comments) if c.startswith(f"rlhf run {task} "))
-    parts = []
-    for c in comments[start:]:
-        parts.append(c.removesuffix("\\").strip())
-        if not c.endswith("\\"):
-            break
-    return shlex.split(" ".join(parts))
-
-
 def header_overrides(task: str) -> tuple[list[str], list[str]]:
-    """(``--set`` values, ``--select`` values) of the header command."""
-    argv = header_command(task)
-    assert argv[:3] == ["rlhf", "run", task]
+    """(``--set`` values, ``--select`` values) of the ``rlhf run <task>`` command of the YAML header."""
+    header = f"{task_config_path(task).relative_to(REPO)}:"
+    argv = next(argv for where, argv in COMMANDS if where.startswith(header) and argv[:2] == ["run", task])
     overrides, select = [], []
-    it = iter(argv[3:])
+    it = iter(argv[2:])
     for flag in it:
         assert flag in ("--set", "--select"), f"{task}: unexpected header argument {flag!r}"
         (overrides if flag == "--set" else select).append(next(it))
