@@ -30,7 +30,7 @@ from rlhf_core.rewards.classifiers import RewardModelLogitScorer
 from rlhf_core.rewards.model_loading import load_model_and_tokenizer
 
 RM_SPEC = "reward_model.json"
-SCORE_VERSION = "1"  # bump when a kind's score changes for the same weights
+SCORE_VERSION = "2"  # bump when a kind's score changes for the same weights (2: fg_token ties are errors)
 
 
 def rm_spec(model_dir: str | Path) -> dict[str, Any]:
