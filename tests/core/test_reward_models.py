@@ -150,6 +150,14 @@ def test_each_kind_reports_its_seed_metric_on_held_out_rows(trained):
         value = meta["heldout"][expected[spec.kind]]
         assert 0.0 <= value <= 1.0 or (spec.kind == "crs_absolute" and value >= 0.0), (name, meta["heldout"])
         assert meta["summary"]["heldout_value"] == meta["heldout"][meta["summary"]["heldout_metric"]]
+        if spec.kind == "armo":  # the demo's objectives are gold components: its weights against gold's
+            per = meta["gating_vs_gold"].set_index("objective")
+            assert per["gold_weight"].to_dict() == {"relevance": 1.0, "factuality": 1.0, "completeness": 1.0,
+                                                    "toxicity": -1.0}
+            scale = float(build_scorer("reward_model", model=refs[name].path).armo.gating.logit_scale.detach())
+            assert per["gating_mean"].sum() == pytest.approx(scale, rel=1e-5)  # softmax times logit_scale
+            assert np.allclose(per["coefficient"], per["gating_mean"])  # no verbosity objective: T = I
+            assert -1.0 <= meta["summary"]["gating_gold_cosine"] <= 1.0
 
 
 def test_gold_metrics_compare_scores_with_gold_within_each_prompt():
