@@ -47,14 +47,9 @@ class SequenceRMScorer(RewardModelLogitScorer):
 
     def __init__(self, model: str, spec: dict[str, Any], **kwargs: Any):
         self.truncation_side = spec["truncation_side"]
-        self.response_template = spec["response_template"]
-        super().__init__(model=model, max_length=kwargs.pop("max_length", spec["max_length"]), **kwargs)
+        super().__init__(model=model, response_template=spec["response_template"],
+                         max_length=kwargs.pop("max_length", spec["max_length"]), **kwargs)
         self.version = f"{SCORE_VERSION}+{self.version}"
-
-    def model_inputs(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[list[str], None]:
-        from rlhf_core.train.reward_model import rm_text
-
-        return [rm_text(p, r, self.response_template) for p, r in zip(prompts, responses)], None
 
 
 class TokenRMScorer:

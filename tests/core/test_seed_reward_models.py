@@ -118,3 +118,30 @@ def test_rlhflow_pair_pm_and_its_reward_bench_scores(tmp_path):
     assert board["model"].tolist() == ["pair_pm"]
     scored = [s for s in ("Chat", "Chat Hard", "Safety", "Reasoning") if s in board]
     assert scored and all(0 <= board.loc[0, s] <= 100 for s in scored)
+
+
+def test_hh_pro_is_scored_by_the_pretrained_oasst_rm_on_the_seeds_input(tmp_path):
+    # hh_pro trains no RM: its data's rewards come from the released OASST pythia RM, which also
+    # scores its generations (sigmoid of the logit). A tiny random GPT-NeoX stands in for it.
+    import torch
+    from transformers import AutoTokenizer, GPTNeoXForSequenceClassification
+
+    from rlhf_core.rewards.combine import RewardFunction, terms
+    from tests.dagster.test_seed_rl import _neox
+
+    neox = _neox(tmp_path / "neox")
+    cfg = load_task("hh_pro", [*header_overrides("hh_pro")[0], f"annotation.scorers.reward.params.model={neox}"])
+    assert not cfg.reward_models
+    rows = build_task(cfg, only={"hh_pairs"})["hh_pairs"].kept
+    row = rows[rows["chosen"] == "Put it in boiling water for 8 minutes."].iloc[0]
+    spec = cfg.annotation.scorers["reward"]
+    scorer = build_scorer(spec.scorer, **spec.params, progress=False)
+    (score,) = scorer([row["prompt"]], [row["chosen"]])
+    # docs/sources.md §3.2: every element of the prefix, the response included, followed by EOS
+    text = "<|prompter|>How do I boil an egg?<|endoftext|><|assistant|>Put it in boiling water for 8 minutes.<|endoftext|>"
+    tok, model = AutoTokenizer.from_pretrained(neox), GPTNeoXForSequenceClassification.from_pretrained(neox)
+    with torch.no_grad():
+        expected = model(**tok(text, return_tensors="pt")).logits[0, 0].item()
+    assert score == pytest.approx(expected, rel=1e-5)
+    (reward,) = RewardFunction({"reward": scorer}, terms(cfg.annotation.scorers))([row["prompt"]], [row["chosen"]])
+    assert reward == pytest.approx(1 / (1 + math.exp(-expected)), rel=1e-5)
