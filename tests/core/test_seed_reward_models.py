@@ -2,6 +2,7 @@
 architectures) and score through the scorer registry; [CRS]'s combined reward is their weighted sum."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -43,7 +44,10 @@ def test_oasst_crs_ranking_and_absolute_rms_and_the_combined_reward(tmp_path):
 
     tiny = "{path: data/fixtures/rlhflow/tiny-llama3-rm}"
     cfg, refs, tables = train_all("oasst_crs", [f"reward_models.{n}.{k}={v}" for n in ("ranking", "absolute")
-                                                for k, v in (("model", tiny), ("train", TINY_TRAIN))], tmp_path)
+                                                for k, v in (("model", tiny), ("train", TINY_TRAIN),
+                                                             ("quantization", "null"))], tmp_path)
+    for name in ("ranking", "absolute"):  # adapter-only artifacts naming the one base both share
+        assert json.loads((refs[name].dir / "adapter_base.json").read_text())["source"]["path"] == tiny[7:-1]
     rows = tables["absolute_rm"].head(4)
     ranking, absolute = scores_of(refs["ranking"], rows), scores_of(refs["absolute"], rows)
     assert all(math.isfinite(s) for s in ranking + absolute)
@@ -51,6 +55,18 @@ def test_oasst_crs_ranking_and_absolute_rms_and_the_combined_reward(tmp_path):
                for c, spec in cfg.annotation.scorers.items()}
     crs = RewardFunction(scorers, terms(cfg.annotation.scorers))(rows["prompt"].tolist(), rows["completion"].tolist())
     assert crs == pytest.approx([0.25 * r + 0.75 * a for r, a in zip(ranking, absolute)], rel=1e-5)
+
+
+def test_oasst_crs_rms_declare_the_seeds_8bit_base_adapters_and_optimiser():
+    from rlhf_core.config import ConfigError
+
+    cfg = load_task("oasst_crs")
+    for spec in cfg.reward_models.values():
+        assert spec.quantization == "8bit" and spec.model.hub_id == "andreaskoepf/llama2-7b-oasst-baseline"
+        assert (spec.lora.r, spec.lora.alpha, spec.lora.merge) == (16, 32, False)
+        assert (spec.train.lr_schedule, spec.train.adam_beta2, spec.train.warmup_ratio) == ("cosine", 0.95, 0.03)
+    with pytest.raises(ConfigError, match="quantization loads a pretrained `model`"):
+        load_task("oasst_crs", ["reward_models.ranking.lora=null"])
 
 
 @pytest.fixture
