@@ -16,16 +16,15 @@ step's rows, so the update equals the one of a single process on the whole batch
 
 A checkpoint ``checkpoints/step-N`` (model, optimiser, scheduler, grad scaler and every
 process's RNG through ``Accelerator.save_state``, loaded back with ``weights_only=True``; the
-step and history in ``state.json``) is written into ``step-N.tmp`` with a ``COMPLETE`` marker
-written last, then renamed into place; older ones are removed only after that. A run restarts
-from the newest complete checkpoint, so a kill in the middle of a save costs one interval.
+step and history in ``state.json``) is written and published the way ``checkpoint_dir`` says;
+older ones are removed only after that. A run restarts from the newest complete checkpoint, so a
+kill in the middle of a save costs one interval.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +34,9 @@ import torch
 
 from rlhf_core.config import ComputeConfig, TrainConfig
 from rlhf_core.progress import progress_bar
+from rlhf_core.train.checkpoint_dir import base_name, complete_copy, publish
 
 StepFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
-COMPLETE = "COMPLETE"  # written last into a checkpoint: a directory without it is ignored
 
 
 class NotMainProcess(Exception):
@@ -258,7 +257,8 @@ class Engine:
 
     def _save(self, root: Path, step: int, history: list) -> None:
         acc = self.accelerator
-        final, tmp = root / f"step-{step:08d}", root / f"step-{step:08d}.tmp"
+        final = root / f"step-{step:08d}"
+        tmp = final.with_name(final.name + ".tmp")
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         acc.wait_for_everyone()
@@ -266,9 +266,7 @@ class Engine:
         acc.wait_for_everyone()
         if acc.is_main_process:
             (tmp / "state.json").write_text(json.dumps({"step": step, "history": history}))
-            _fsync_tree(tmp)
-            (tmp / COMPLETE).write_text(str(step))
-            os.replace(tmp, final)
+            publish(tmp, final, step)
             for old in root.iterdir():
                 if old != final:
                     shutil.rmtree(old, ignore_errors=True)
@@ -301,16 +299,10 @@ def plain_copy(sharded: torch.nn.Module, state: dict[str, torch.Tensor]) -> torc
 
 
 def latest_checkpoint(root: Path) -> Path | None:
-    """The newest checkpoint whose completeness marker exists (half-written ones are skipped)."""
-    done = [p for p in Path(root).glob("step-*") if not p.name.endswith(".tmp") and (p / COMPLETE).exists()]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
+    """The newest checkpoint with a complete copy (half-written ones are skipped)."""
+    names = {base_name(p) for p in Path(root).glob("step-*")}
+    done = [copy for name in names if (copy := complete_copy(Path(root) / name)) is not None]
+    return max(done, key=lambda p: int(base_name(p).split("-")[1]), default=None)
 
 
 def run_loop(model: torch.nn.Module, cfg: TrainConfig, order: BatchOrder, steps: int, step_fn: StepFn,

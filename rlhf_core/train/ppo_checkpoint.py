@@ -1,18 +1,15 @@
 """Atomic, resumable checkpoints of the online RL engine (``ppo.py``): weights, optimiser,
 scheduler, KL controller, running moments, early-stop count, history, RNG and, between PPO epochs,
-the rollout buffer. A checkpoint is written to ``<name>.tmp`` with its ``COMPLETE`` marker last,
-then swapped in; a crash mid-swap leaves one complete copy that ``load`` finds."""
+the rollout buffer, as checkpoint folders that are whole or not used (``checkpoint_dir``)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 
 import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from rlhf_core.train.checkpoint_dir import complete_copy, publish, staging
 from rlhf_core.train.ppo_models import BUFFER_KEYS
 
 
@@ -23,10 +20,9 @@ class CheckpointMixin:
         return {"policy": self.policy, **({"critic": self.critic} if self.critic is not None else {})}
 
     def save(self, name: str, step: int, current: dict | None) -> None:
-        """Atomically write a checkpoint: temp folder, COMPLETE marker last, then swap it in."""
-        final, tmp, old = self.work / name, self.work / f"{name}.tmp", self.work / f"{name}.old"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        """Atomically write checkpoint ``name``."""
+        final = self.work / name
+        tmp = staging(final)
         for key, module in self._modules().items():
             save_model(module, str(tmp / f"{key}.safetensors"))
         state = {
@@ -39,21 +35,10 @@ class CheckpointMixin:
             "current": current,
         }
         torch.save(state, tmp / "state.pt")
-        (tmp / "COMPLETE").write_text(json.dumps({"step": step}))
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-
-    def _complete_dir(self, name: str) -> Path | None:
-        for cand in (name, f"{name}.tmp", f"{name}.old"):  # a crash mid-swap leaves one of these complete
-            if (self.work / cand / "COMPLETE").exists():
-                return self.work / cand
-        return None
+        publish(tmp, final, step)
 
     def load(self, name: str = "checkpoint", weights_only: bool = False) -> dict | None:
-        path = self._complete_dir(name)
+        path = complete_copy(self.work / name)
         if path is None:
             return None
         for key, module in self._modules().items():

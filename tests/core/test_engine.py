@@ -102,11 +102,13 @@ def test_merge_option_returns_a_plain_model(tmp_path):
 
 def test_only_checkpoints_with_their_marker_count(tmp_path):
     root = tmp_path / "checkpoints"
-    for name, marked in [("step-00000002", True), ("step-00000004", False), ("step-00000006.tmp", True)]:
+    for name, marked in [("step-00000002", True), ("step-00000004", False), ("step-00000006.tmp", False)]:
         (root / name).mkdir(parents=True)
         if marked:
             (root / name / "COMPLETE").write_text("x")
     assert latest_checkpoint(root).name == "step-00000002"
+    (root / "step-00000006.tmp" / "COMPLETE").write_text("x")  # killed after the marker, before the swap
+    assert latest_checkpoint(root).name == "step-00000006.tmp"
     assert latest_checkpoint(tmp_path / "none") is None
 
 
