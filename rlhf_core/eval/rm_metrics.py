@@ -187,11 +187,14 @@ def linear_effects(scores, components) -> np.ndarray:
     return np.linalg.lstsq(design, s, rcond=None)[0][1:]
 
 
-def weight_agreement(learned, gold) -> dict[str, float]:
+def weight_agreement(learned, gold, tie_below: float = 1e-6) -> dict[str, float]:
     """Cosine similarity and Spearman rank correlation of learned per-objective weights with the
-    gold ones (signed: a penalised objective has a negative gold weight)."""
+    gold ones (signed: a penalised objective has a negative gold weight). For the ranks, weights
+    closer than ``tie_below`` times the largest one tie: a saturated softmax leaves values like
+    1e-20 and 1e-30, whose order is noise."""
     w, g = _array(learned, "learned"), _array(gold, "gold")
     _same_length(learned=w, gold=g)
     norm = np.linalg.norm(w) * np.linalg.norm(g)
+    ranked = np.round(w / np.abs(w).max() / tie_below) if norm else w
     return {"cosine": float(w @ g / norm) if norm else float("nan"),
-            "spearman": float(spearmanr(w, g).statistic) if np.ptp(w) > 0 and np.ptp(g) > 0 else float("nan")}
+            "spearman": float(spearmanr(ranked, g).statistic) if np.ptp(ranked) > 0 and np.ptp(g) > 0 else float("nan")}

@@ -112,6 +112,10 @@ def test_armo_gating_coefficients_and_their_agreement_with_gold_weights():
     coeffs = M.gating_coefficients(gates, transform)
     assert coeffs == pytest.approx([0.4, 0.3, 0.2, -0.275])
     assert M.weight_agreement(coeffs, [1, 1, 1, -1])["cosine"] == pytest.approx(1.175 / (2 * math.sqrt(0.365625)))
+    # A saturated gate: (1.2, 3e-22, 4e-15, 2e-38) ranks as (1.2, 0, 0, 0), i.e. (4, 2, 2, 2) against
+    # (3, 3, 3, 1): covariance of the centred ranks 1, variances 3 and 3 -> 1/3; cosine 1.2 / (1.2 * 2).
+    saturated = M.weight_agreement([1.2, 3e-22, 4e-15, 2e-38], [1, 1, 1, -1])
+    assert saturated == pytest.approx({"cosine": 0.5, "spearman": 1 / 3})
 
 
 def test_linear_effects_recover_the_weights_of_an_exact_linear_score():
