@@ -194,6 +194,7 @@ class RewardModelSpec:
     chat_template: bool = False
     pad_token: str | None = None  # [RF] llama3 / mistral: a new pad token (embeddings resized), not EOS
     lora: LoraConfig | None = None  # adapters for this RM only ([CRS] r 16, alpha 32)
+    quantization: Literal["4bit", "8bit"] | None = None  # its pretrained base in 4/8 bit ([CRS]: 8bit; CUDA only)
     # fg_token: which [FG] file (relevance = R1, factuality = R2), its segment unit, and where the
     # segment marker sits: "before" each segment as in [FG] (a bidirectional encoder), or "after" it,
     # so that a causal (GPT-2) base has read the segment when it labels it.
@@ -232,6 +233,8 @@ class RewardModelSpec:
             raise ConfigError("kind armo needs objectives (stage 1) and pairs (stage 2)")
         if self.verbosity_objective is not None and self.verbosity_objective not in self.objectives:
             raise ConfigError(f"verbosity_objective {self.verbosity_objective!r} is not one of {self.objectives}")
+        if self.quantization is not None and (self.lora is None or self.model is None):
+            raise ConfigError("quantization loads a pretrained `model` to train adapters on: set model and lora")
 
     @property
     def unit(self) -> str:

@@ -112,14 +112,15 @@ class World:
         return judgement
 
 
+def signed_weights(weights: GoldConfig) -> dict[str, float]:
+    """The coefficient of each component in gold (toxicity is penalised: its coefficient is negative)."""
+    return {"relevance": weights.relevance, "factuality": weights.factuality, "completeness": weights.completeness,
+            "toxicity": -weights.toxicity}
+
+
 def gold_components(world: World, weights: GoldConfig, prompt: str, response: str) -> dict[str, float]:
     comps = world.judge(prompt, response).components()
-    comps["gold"] = (
-        weights.relevance * comps["relevance"]
-        + weights.factuality * comps["factuality"]
-        + weights.completeness * comps["completeness"]
-        - weights.toxicity * comps["toxicity"]
-    )
+    comps["gold"] = sum(w * comps[name] for name, w in signed_weights(weights).items())
     return comps
 
 

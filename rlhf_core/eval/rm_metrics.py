@@ -7,6 +7,8 @@
   ``token_error_baselines`` the all-error and all-no-error baselines; ``labelled_tags`` turns
   token-classifier logits into the tags they are computed on
 - ``spearman`` and ``gold_pair_accuracy``: how well any RM's scores agree with a gold judge
+- ``gating_coefficients``, ``linear_effects`` and ``weight_agreement``: [RF] ArmoRM §5.7, how the
+  weight it puts on each objective compares with the weights a gold judge combines them with
 
 Section numbers refer to docs/sources.md. Inputs are 1-D array-likes; a metric that has nothing
 to average raises rather than returning a made-up number.
@@ -159,3 +161,40 @@ def gold_pair_accuracy(score_a, score_b, gold_a, gold_b) -> float:
     better = np.where(a_better, sa[keep], sb[keep])
     worse = np.where(a_better, sb[keep], sa[keep])
     return float(np.mean(pairwise_correct(better, worse)))
+
+
+def gating_coefficients(gates, transform) -> np.ndarray:
+    """The weight an ArmoRM puts on each raw objective reward, averaged over prompts (K,).
+
+    The score is ``Σ_k g_k R_k`` with ``R = r T`` (``r``: the stage-1 probe rewards, which
+    estimate the objectives on their own scale), so it equals ``Σ_j r_j c_j`` with
+    ``c = T g`` (the released model's ``gating @ Tᵀ``). ``gates`` (N, K) are the gating outputs
+    of N prompts (``logit_scale`` included), ``transform`` the (K, K) debiasing ``T``.
+    """
+    g, t = np.asarray(gates, dtype=float), np.asarray(transform, dtype=float)
+    if g.ndim != 2 or t.shape != (g.shape[1], g.shape[1]) or not len(g):
+        raise ValueError(f"need gates (N, K) with N >= 1 and transform (K, K), got {g.shape} and {t.shape}")
+    return t @ g.mean(axis=0)
+
+
+def linear_effects(scores, components) -> np.ndarray:
+    """Least-squares coefficients (K,) of ``scores ≈ a + Σ_k b_k component_k``: the weight a
+    model's scores put on each gold component, end to end."""
+    s, x = _array(scores, "scores"), np.asarray(components, dtype=float)
+    if x.ndim != 2 or len(x) != len(s) or len(s) <= x.shape[1] + 1:
+        raise ValueError(f"need more rows than components + 1, got scores {s.shape} and components {x.shape}")
+    design = np.column_stack([np.ones(len(s)), x])
+    return np.linalg.lstsq(design, s, rcond=None)[0][1:]
+
+
+def weight_agreement(learned, gold, tie_below: float = 1e-6) -> dict[str, float]:
+    """Cosine similarity and Spearman rank correlation of learned per-objective weights with the
+    gold ones (signed: a penalised objective has a negative gold weight). For the ranks, weights
+    closer than ``tie_below`` times the largest one tie: a saturated softmax leaves values like
+    1e-20 and 1e-30, whose order is noise."""
+    w, g = _array(learned, "learned"), _array(gold, "gold")
+    _same_length(learned=w, gold=g)
+    norm = np.linalg.norm(w) * np.linalg.norm(g)
+    ranked = np.round(w / np.abs(w).max() / tie_below) if norm else w
+    return {"cosine": float(w @ g / norm) if norm else float("nan"),
+            "spearman": float(spearmanr(ranked, g).statistic) if np.ptp(ranked) > 0 and np.ptp(g) > 0 else float("nan")}

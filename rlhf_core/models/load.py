@@ -76,18 +76,22 @@ def load_tokenizer(source: ModelSource):
     return tok
 
 
+def quantized_load(quantization: str | None) -> dict:
+    """``from_pretrained`` arguments of a QLoRA base ("4bit" or "8bit", CUDA only); none without."""
+    from rlhf_core.train.lora import quantization_config
+
+    if not quantization:
+        return {}
+    # A quantized base is placed at load time, on this process's GPU (LOCAL_RANK under a launcher).
+    return {"quantization_config": quantization_config(quantization),
+            "device_map": {"": int(os.environ.get("LOCAL_RANK", 0))}}
+
+
 def load_causal_lm(source: ModelSource, quantization: str | None = None):
     """A causal LM; ``quantization`` ("4bit" or "8bit", CUDA only) loads a QLoRA base."""
     from transformers import AutoModelForCausalLM
 
-    from rlhf_core.train.lora import quantization_config
-
-    # A quantized base is placed at load time, on this process's GPU (LOCAL_RANK under a launcher).
-    device = {"": int(os.environ.get("LOCAL_RANK", 0))}
-    extra = {}
-    if quantization:
-        extra = {"quantization_config": quantization_config(quantization), "device_map": device}
-    return from_pretrained_model(AutoModelForCausalLM, source, use_safetensors=True, **extra)
+    return from_pretrained_model(AutoModelForCausalLM, source, use_safetensors=True, **quantized_load(quantization))
 
 
 def load_policy(source: ModelSource, quantization: str | None = None):

@@ -50,6 +50,17 @@ class ArmoScorer:
 
         return head_scores(self.armo, *self.embeddings(prompts, completions), objectives=True)
 
+    def gating(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
+        """The gating network's weights (N, K) for each prompt (read at the prompt's last token of
+        ``prompt + completion``, as in scoring), ``logit_scale`` included."""
+        import torch
+
+        from rlhf_core.train.armo_rm import embeddings
+
+        _, x = embeddings(self.backbone, self.tokenizer, list(prompts), list(completions), self.spec["max_length"])
+        with torch.inference_mode():
+            return self.armo.gating(torch.as_tensor(x, device=self.device)).cpu().numpy()
+
     def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
         from rlhf_core.train.armo_rm import head_scores
 

@@ -59,22 +59,29 @@ class FaithCriticScorer(BatchedModelScorer):
 class RewardModelLogitScorer(BatchedModelScorer):
     """The raw logit of a one-output reward model on ``prompt + completion`` ([WA], docs/sources.md §3.4).
 
-    Input: the prompt and response joined as one text with the tokenizer's own special tokens,
-    truncated on the left so the response is kept. Value: logits[:, 0], no squashing. This is
-    also how a task scores its data with a reward model it trained itself (``model_asset``).
+    Input: the prompt followed by the response as ``response_template`` writes it (the response
+    alone by default; [LoL]'s OASST RM reads ``"{response}<|endoftext|>"``, docs/sources.md §3.2),
+    as one text with the tokenizer's own special tokens, truncated on the left so the response is
+    kept. Value: logits[:, 0], no squashing. This is also how a task scores its data with a reward
+    model it trained itself (``model_asset``).
     """
 
     name = "rm_logit"
     default_model = None
     truncation_side = "left"
 
-    def __init__(self, **kwargs: Any):
+    chat_tokenizer = None  # a tokenizer whose chat template renders the text (rm_text): trained [RF] RMs
+
+    def __init__(self, response_template: str = "{response}", **kwargs: Any):
         super().__init__(**kwargs)
+        self.response_template = response_template
         if self.model.config.pad_token_id is None:  # decoder RMs pool at the last non-pad token
             self.model.config.pad_token_id = self.pad_id
 
     def model_inputs(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[list[str], None]:
-        return [p + r for p, r in zip(prompts, responses)], None
+        from rlhf_core.train.reward_model import rm_text
+
+        return [rm_text(p, r, self.response_template, self.chat_tokenizer) for p, r in zip(prompts, responses)], None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(**batch).logits.float()[:, 0]

@@ -31,7 +31,7 @@ from rlhf_core.rewards.classifiers import RewardModelLogitScorer
 from rlhf_core.rewards.model_loading import load_model_and_tokenizer
 
 RM_SPEC = "reward_model.json"
-SCORE_VERSION = "1"  # bump when a kind's score changes for the same weights
+SCORE_VERSION = "2"  # bump when a kind's score changes for the same weights (2: fg_token ties are errors)
 
 
 def rm_spec(model_dir: str | Path) -> dict[str, Any]:
@@ -48,15 +48,10 @@ class SequenceRMScorer(RewardModelLogitScorer):
 
     def __init__(self, model: str, spec: dict[str, Any], **kwargs: Any):
         self.truncation_side = spec["truncation_side"]
-        self.response_template = spec["response_template"]
-        super().__init__(model=model, max_length=kwargs.pop("max_length", spec["max_length"]), **kwargs)
+        super().__init__(model=model, response_template=spec["response_template"],
+                         max_length=kwargs.pop("max_length", spec["max_length"]), **kwargs)
         self.chat_tokenizer = self.tokenizer if spec.get("chat_template") else None  # older artifacts: plain
         self.version = f"{SCORE_VERSION}+{self.version}"
-
-    def model_inputs(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[list[str], None]:
-        from rlhf_core.train.reward_model import rm_text
-
-        return [rm_text(p, r, self.response_template, self.chat_tokenizer) for p, r in zip(prompts, responses)], None
 
 
 class TokenRMScorer:

@@ -242,7 +242,21 @@ def combine_rewards(ctx: Context, asset: str, partition: str | None, annotations
                         preview=kept.drop(columns=["prompt"]).head(5))
         return meta
 
-    return ctx.build(asset, partition, parents, build, rows=pd.util.hash_pandas_object(rows).sum().item())
+    return ctx.build(asset, partition, parents, build, rows=rows_fingerprint(rows))
+
+
+def rows_fingerprint(rows: pd.DataFrame) -> int:
+    """A content hash of a table whose cells may be lists or arrays (e.g. [CRS]'s ``prefix``
+    turns), which pandas' own row hashing refuses: such a cell is hashed as its JSON."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, (np.ndarray, list, tuple)):
+            return [plain(v) for v in value]
+        return {k: plain(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    cells = rows.apply(lambda col: col.map(lambda v: json.dumps(plain(v), default=str)
+                                           if isinstance(v, (np.ndarray, list, tuple, dict)) else v)
+                       if col.dtype == object else col)
+    return pd.util.hash_pandas_object(cells).sum().item()
 
 
 def annotation_rows(data_ref: ArtifactRef) -> pd.DataFrame:

@@ -44,7 +44,7 @@ def base_model(spec: RewardModelSpec, cfg: Any, sft_ref: ArtifactRef | None, tok
     from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification,
                               AutoModelForTokenClassification)
 
-    from rlhf_core.models.load import build_causal_lm, from_pretrained_model
+    from rlhf_core.models.load import build_causal_lm, from_pretrained_model, quantized_load
 
     cls = {"sequence": AutoModelForSequenceClassification, "token": AutoModelForTokenClassification,
            "causal": AutoModelForCausalLM, "backbone": AutoModel}[head]
@@ -52,7 +52,8 @@ def base_model(spec: RewardModelSpec, cfg: Any, sft_ref: ArtifactRef | None, tok
     init = cfg.sft.model.init if spec.init == "scratch" else (spec.model.init if spec.model else None)
     if init is not None:  # a random network of the configured sizes
         return cls.from_config(build_causal_lm(init, tok, cfg.seed).config, **extra)
-    return from_pretrained_model(cls, base_source(spec, sft_ref), use_safetensors=True, **extra)
+    return from_pretrained_model(cls, base_source(spec, sft_ref), use_safetensors=True, **extra,
+                                 **quantized_load(spec.quantization))
 
 
 def base_source(spec: RewardModelSpec, sft_ref: ArtifactRef | None) -> ModelSource | None:

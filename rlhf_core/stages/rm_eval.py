@@ -7,7 +7,8 @@
                         pair accuracy, [CRS] ranking pos/neg accuracy and mean scores, [CRS]
                         absolute MSE/MAE overall and by bin, [FG] token P/R/F1/accuracy against
                         the trivial baselines; and on the probe, Spearman with gold and pairwise
-                        accuracy against gold, per probe source
+                        accuracy against gold, per probe source; for a demo ArmoRM, its weight on
+                        each objective against the gold judge's (``gating_vs_gold``)
     reward_model_board  one row per RM, exported to ``data/artifacts/<task>/reward_models.csv``
 
 The sampled probe is where generalisation shows: its responses come from another distribution
@@ -23,12 +24,13 @@ import numpy as np
 import pandas as pd
 
 from rlhf_core.stages.base import TABLE, Context, Result, stage, table
-from rlhf_core.stages.reward_models import read_spec, split_rows
+from rlhf_core.stages.reward_models import needs_gold, read_spec, split_rows
 from rlhf_core.store import ArtifactRef, write_table
 
 PROBE_SOURCES = ("logged", "sampled")
 BOARD_COLUMNS = ("heldout_metric", "heldout_value", "gold_spearman_logged", "gold_pair_acc_logged",
-                 "gold_spearman_sampled", "gold_pair_acc_sampled")
+                 "gold_spearman_sampled", "gold_pair_acc_sampled", "gating_gold_cosine", "gating_gold_spearman",
+                 "effect_gold_cosine")
 
 
 @stage(lambda task: ["reward_model_eval", "seed", "gold", "world"])
@@ -61,7 +63,7 @@ def gold_probe(ctx: Context, responses_ref: ArtifactRef, sft_ref: ArtifactRef, w
     return ctx.build("gold_probe", None, {"responses": responses_ref, "sft": sft_ref, "world": world_ref}, build)
 
 
-@stage(lambda task, name: [f"reward_models.{name}"])
+@stage(lambda task, name: [f"reward_models.{name}", *(["gold"] if task.reward_models[name].kind == "armo" else [])])
 def reward_model_eval(ctx: Context, name: str, rm_ref: ArtifactRef, data_refs: dict[str, ArtifactRef],
                       probe_ref: ArtifactRef | None) -> Result:
     """Held-out metrics of RM ``name``, and its agreement with the gold judge when there is a probe."""
@@ -90,6 +92,12 @@ def reward_model_eval(ctx: Context, name: str, rm_ref: ArtifactRef, data_refs: d
             meta["gold"] = gold
             if spec.kind == "armo" and all(o in probe for o in spec.objectives):
                 meta["objectives_vs_gold"] = objective_agreement(scorer, list(spec.objectives), probe)
+        if needs_gold(ctx.cfg, name):
+            from rlhf_core.demo.gold import signed_weights
+
+            agreement, meta["gating_vs_gold"] = gating_vs_gold(scorer, list(spec.objectives), held,
+                                                               signed_weights(ctx.cfg.gold), probe_ref)
+            summary.update(agreement)
         write_table(pd.DataFrame([summary]), out / TABLE)
         return {**meta, "summary": summary}
 
@@ -109,6 +117,37 @@ def objective_agreement(scorer, objectives: list[str], probe: pd.DataFrame) -> p
         rows += [{"objective": o, "source": source, "spearman": spearman(rewards[:, k], part[o].to_numpy(float))
                   if np.ptp(part[o].to_numpy(float)) > 0 else float("nan")} for k, o in enumerate(objectives)]
     return pd.DataFrame(rows)
+
+
+def gating_vs_gold(scorer, objectives: list[str], held: pd.DataFrame, gold_weights: dict[str, float],
+                   probe_ref: ArtifactRef | None) -> tuple[dict[str, float], pd.DataFrame]:
+    """An ArmoRM's weight on each objective against the gold judge's, which combines the same
+    components (docs/sources.md §5.7): the gating coefficients ``c = T · mean(g)`` over the
+    held-out prompts (what the score multiplies each probe reward by), and, with a probe, the
+    end-to-end effect of each gold component on the score (a least-squares fit). Both are compared
+    with the signed gold weights by cosine similarity and Spearman; the table has them per
+    objective, also as shares of their absolute sum (``softmax`` gating cannot weigh an objective
+    negatively, so a penalised gold component is matched at best by a coefficient of 0)."""
+    from rlhf_core.eval.rm_metrics import gating_coefficients, linear_effects, weight_agreement
+
+    missing = [o for o in objectives if o not in gold_weights]
+    if missing:
+        raise ValueError(f"armo: objective(s) {missing} are not gold components {sorted(gold_weights)}")
+    first = held.drop_duplicates("prompt")
+    gates = scorer.gating(first["prompt"].tolist(), first["chosen"].tolist())
+    coeffs = gating_coefficients(gates, scorer.armo.transform.cpu().numpy())
+    gold = np.asarray([gold_weights[o] for o in objectives], dtype=float)
+    per = pd.DataFrame({"objective": objectives, "gating_mean": gates.mean(axis=0), "coefficient": coeffs,
+                        "coefficient_share": coeffs / np.abs(coeffs).sum(), "gold_weight": gold,
+                        "gold_share": gold / np.abs(gold).sum()})
+    out = {f"gating_gold_{k}": v for k, v in weight_agreement(coeffs, gold).items()} | {"gating_prompts": len(first)}
+    if probe_ref is not None:
+        probe = table(probe_ref)
+        effects = linear_effects(scorer(probe["prompt"].tolist(), probe["completion"].tolist()),
+                                 probe[objectives].to_numpy(dtype=float))
+        per["score_effect"] = effects
+        out |= {f"effect_gold_{k}": v for k, v in weight_agreement(effects, gold).items()}
+    return out, per
 
 
 def heldout_metrics(kind: str, scorer, rows: pd.DataFrame, rm_ref: ArtifactRef) -> dict[str, Any]:

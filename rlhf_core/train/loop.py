@@ -106,6 +106,17 @@ def accumulation_steps(global_batch: int, micro_batch: int | None, processes: in
     return global_batch // (micro * processes)
 
 
+def lr_factor(step: int, steps: int, train: TrainConfig) -> float:
+    """The learning-rate multiplier at optimiser step ``step``: linear warmup over ``warmup_ratio``
+    of the steps, then linear or cosine (half a period, as transformers' cosine schedule) to 0."""
+    warmup = int(train.warmup_ratio * steps)
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    if train.lr_schedule == "linear":
+        return max(0.0, (steps - step) / max(1, steps - warmup))
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup))))
+
+
 class Engine:
     """A model prepared for training: LoRA adapters, device, precision, parallelism, optimiser."""
 
@@ -129,11 +140,9 @@ class Engine:
         params = [p for p in model.parameters() if p.requires_grad]
         # Measured: the fused kernel on CUDA; on CPU the per-tensor loop beats the default multi-tensor one.
         kernel = {"fused": True} if acc.device.type == "cuda" else {"foreach": False}
-        optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay, **kernel)
-        warmup = int(train.warmup_ratio * steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
+        optimizer = torch.optim.AdamW(params, lr=train.lr, betas=(0.9, train.adam_beta2),
+                                      weight_decay=train.weight_decay, **kernel)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, train))
         self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.device = acc.device

@@ -216,10 +216,11 @@ def marker_logits(model, tokenizer, ids: list[list[int]], batch_size: int = 32) 
 
 
 def segment_errors(model, tokenizer, spec: dict, prompts: list[str], completions: list[str]) -> list[list[bool]]:
-    """Per response, whether each of its segments has an error (error logit > no-error logit at its
-    marker), with the settings of the artifact's ``reward_model.json`` (``spec``)."""
+    """Per response, whether each of its segments has an error (the no-error logit does not beat the
+    error logit at its marker: a tie is an error, as [FG]'s 2-way argmax, docs/sources.md §3.1),
+    with the settings of the artifact's ``reward_model.json`` (``spec``)."""
     err, ok = spec["error_label_id"], spec["no_error_label_id"]
     rows = [token_inputs(tokenizer, p, segments_of(c, spec["segmentation"]), spec["marker"], spec["max_length"])
             for p, c in zip(prompts, completions)]
     logits = marker_logits(model, tokenizer, [r[0] for r in rows])
-    return [[bool(z[pos, err] > z[pos, ok]) for pos in r[2]] for r, z in zip(rows, logits)]
+    return [[bool(z[pos, err] >= z[pos, ok]) for pos in r[2]] for r, z in zip(rows, logits)]

@@ -140,3 +140,23 @@ def test_a_stage_reads_only_what_it_declares(env, tmp_path):
         view.annotation.scorers["length"].scorer
     with pytest.raises(UndeclaredConfigError, match="'seed'"):
         view.seed
+
+
+def test_rows_holding_lists_combine_and_their_lists_are_part_of_the_cache_key(tmp_path):
+    # [CRS]'s absolute_rm rows keep each reply's conversation prefix as a list of turns.
+    store = ArtifactStore(tmp_path / "artifacts")
+    rows = ROWS.assign(prefix=[["Q?", f"turn {i}"] for i in range(8)])
+    data = store.build("t", "rows", None, {"rows": 2}, lambda out, _: write_table(rows, out / "table.parquet") or {})
+    task = task_config(tmp_path)
+    refs = {}
+    for name in ("length", "div"):
+        ref = scorer(task, store, data, name)
+        refs[name] = [stages.annotate_shard(task, store, name, s, data, ref)[0] for s in (0, 1)]
+    read = stages.annotation_rows(data)
+    out, _ = stages.combine_rewards(task, store, "rewards", None, refs, read)
+    assert table(out).set_index("row_id").loc["r2", "prefix"].tolist() == ["Q?", "turn 2"]
+    edited = read.copy()
+    edited.at[0, "prefix"] = ["Q?", "another turn"]
+    assert stages.rows_fingerprint(edited) != stages.rows_fingerprint(read)
+    again, meta = stages.combine_rewards(task, store, "rewards", None, refs, edited)
+    assert not meta["cached"] and again.key != out.key

@@ -110,3 +110,29 @@ def test_only_checkpoints_with_their_marker_count(tmp_path):
     (root / "step-00000006.tmp" / "COMPLETE").write_text("x")  # killed after the marker, before the swap
     assert latest_checkpoint(root).name == "step-00000006.tmp"
     assert latest_checkpoint(tmp_path / "none") is None
+
+
+def test_lr_schedules_warm_up_then_decay_linearly_or_by_cosine():
+    from rlhf_core.train.loop import lr_factor
+
+    # 20 steps, warmup 0.1 -> 2 warmup steps (1/2, 2/2), then 18 steps of decay
+    linear = TrainConfig(warmup_ratio=0.1)
+    cosine = TrainConfig(warmup_ratio=0.1, lr_schedule="cosine")
+    assert [lr_factor(s, 20, linear) for s in (0, 1, 2, 11, 19)] == pytest.approx([0.5, 1.0, 1.0, 0.5, 1 / 18])
+    # cosine: 0.5 (1 + cos(pi (s - 2) / 18)): 1 at s = 2, 0.5 halfway (s = 11), near 0 at the end
+    assert [lr_factor(s, 20, cosine) for s in (0, 1, 2, 11)] == pytest.approx([0.5, 1.0, 1.0, 0.5])
+    assert lr_factor(5, 20, cosine) == pytest.approx(0.5 * (1 + math.cos(math.pi * 3 / 18)))
+    assert lr_factor(19, 20, cosine) == pytest.approx(0.5 * (1 + math.cos(math.pi * 17 / 18)))
+
+
+def test_the_engine_builds_adamw_with_the_configured_betas_and_schedule():
+    from rlhf_core.train.loop import Engine
+
+    model, _ = tiny_lm()
+    engine = Engine(model, dataclasses.replace(TRAIN, adam_beta2=0.95, lr_schedule="cosine"), steps=10)
+    assert engine.optimizer.param_groups[0]["betas"] == (0.9, 0.95)
+    assert engine.optimizer.param_groups[0]["lr"] == pytest.approx(TRAIN.lr)  # no warmup: the full lr first
+    for _ in range(5):
+        engine.optimizer.step()
+        engine.scheduler.step()
+    assert engine.optimizer.param_groups[0]["lr"] == pytest.approx(TRAIN.lr * 0.5)  # cosine halfway

@@ -111,6 +111,27 @@ def test_fg_token_dense_rewards_land_where_its_segments_end(trained):
         assert dense == [(end, -1.0 if e else 1.0) for (_, end), e in zip(segments, errs)]
 
 
+def test_fg_token_tie_between_error_and_no_error_logits_is_an_error():
+    # [FG] takes a 2-way argmax whose first entry is the error label: a tie counts as an error.
+    import torch
+    from transformers import GPT2Config, GPT2ForTokenClassification
+
+    from rlhf_core.train.rm_token import segment_errors
+
+    tok = train_tokenizer(["Zorbal is red. It eats figs. Question: what?"] * 4, 300, 1)
+    model = GPT2ForTokenClassification(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=16, n_layer=1,
+                                                  n_head=2, num_labels=3, pad_token_id=tok.pad_token_id))
+    with torch.no_grad():  # every output 0 at every position: error and no-error logits tie
+        model.classifier.weight.zero_()
+        model.classifier.bias.zero_()
+    spec = {"error_label_id": 1, "no_error_label_id": 2, "segmentation": "sentence", "marker": "after",
+            "max_length": 64}
+    assert segment_errors(model.eval(), tok, spec, ["Question: what?"], ["Zorbal is red. It eats figs."]) == [[True, True]]
+    with torch.no_grad():
+        model.classifier.bias[2] = 1e-3  # no-error now wins by a hair
+    assert segment_errors(model, tok, spec, ["Question: what?"], ["Zorbal is red. It eats figs."]) == [[False, False]]
+
+
 def reward_models_segments(text: str) -> list[str]:
     from rlhf_core.train.rm_token import segments_of
 
@@ -129,6 +150,14 @@ def test_each_kind_reports_its_seed_metric_on_held_out_rows(trained):
         value = meta["heldout"][expected[spec.kind]]
         assert 0.0 <= value <= 1.0 or (spec.kind == "crs_absolute" and value >= 0.0), (name, meta["heldout"])
         assert meta["summary"]["heldout_value"] == meta["heldout"][meta["summary"]["heldout_metric"]]
+        if spec.kind == "armo":  # the demo's objectives are gold components: its weights against gold's
+            per = meta["gating_vs_gold"].set_index("objective")
+            assert per["gold_weight"].to_dict() == {"relevance": 1.0, "factuality": 1.0, "completeness": 1.0,
+                                                    "toxicity": -1.0}
+            scale = float(build_scorer("reward_model", model=refs[name].path).armo.gating.logit_scale.detach())
+            assert per["gating_mean"].sum() == pytest.approx(scale, rel=1e-5)  # softmax times logit_scale
+            assert np.allclose(per["coefficient"], per["gating_mean"])  # no verbosity objective: T = I
+            assert -1.0 <= meta["summary"]["gating_gold_cosine"] <= 1.0
 
 
 def test_gold_metrics_compare_scores_with_gold_within_each_prompt():

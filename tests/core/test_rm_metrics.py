@@ -94,3 +94,33 @@ def test_labelled_tags_read_predictions_at_labelled_positions():
     assert M.labelled_tags(logits, labels, names, restrict_to=("NF-ERR", "O")) == (["NF-ERR", "O"], ["O", "NF-ERR"])
     with pytest.raises(ValueError, match="do not match"):
         M.labelled_tags(logits, labels, names[:2])
+
+
+def test_armo_gating_coefficients_and_their_agreement_with_gold_weights():
+    # Two prompts' gates average to g = (0.4, 0.3, 0.2, 0.1); gold weights (1, 1, 1, -1) (toxicity penalised).
+    gates = [[0.5, 0.3, 0.2, 0.0], [0.3, 0.3, 0.2, 0.2]]
+    identity = [[float(i == j) for j in range(4)] for i in range(4)]
+    assert M.gating_coefficients(gates, identity) == pytest.approx([0.4, 0.3, 0.2, 0.1])
+    agree = M.weight_agreement([0.4, 0.3, 0.2, 0.1], [1, 1, 1, -1])
+    # cosine 0.8 / (sqrt(0.30) * 2); ranks (4, 3, 2, 1) vs (3, 3, 3, 1): 3 / sqrt(5 * 3)
+    assert agree["cosine"] == pytest.approx(0.8 / (math.sqrt(0.30) * 2))
+    assert agree["spearman"] == pytest.approx(3 / math.sqrt(15))
+    # Debiasing against objective 3 with penalties (0.5, 0.25, 0, 1): T = I with row 3 minus them, and
+    # score = sum_k g_k (r T)_k = sum_j r_j (T g)_j, so c_3 = -0.5 * 0.4 - 0.25 * 0.3 = -0.275.
+    transform = [row[:] for row in identity]
+    transform[3] = [-0.5, -0.25, 0.0, 0.0]
+    coeffs = M.gating_coefficients(gates, transform)
+    assert coeffs == pytest.approx([0.4, 0.3, 0.2, -0.275])
+    assert M.weight_agreement(coeffs, [1, 1, 1, -1])["cosine"] == pytest.approx(1.175 / (2 * math.sqrt(0.365625)))
+    # A saturated gate: (1.2, 3e-22, 4e-15, 2e-38) ranks as (1.2, 0, 0, 0), i.e. (4, 2, 2, 2) against
+    # (3, 3, 3, 1): covariance of the centred ranks 1, variances 3 and 3 -> 1/3; cosine 1.2 / (1.2 * 2).
+    saturated = M.weight_agreement([1.2, 3e-22, 4e-15, 2e-38], [1, 1, 1, -1])
+    assert saturated == pytest.approx({"cosine": 0.5, "spearman": 1 / 3})
+
+
+def test_linear_effects_recover_the_weights_of_an_exact_linear_score():
+    comps = [[0, 0], [1, 0], [0, 1], [1, 1], [2, 1]]
+    scores = [3 + 2 * a - 0.5 * b for a, b in comps]
+    assert M.linear_effects(scores, comps) == pytest.approx([2.0, -0.5])
+    with pytest.raises(ValueError, match="more rows"):
+        M.linear_effects(scores[:3], comps[:3])

@@ -2,6 +2,7 @@
 architectures) and score through the scorer registry; [CRS]'s combined reward is their weighted sum."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -43,7 +44,10 @@ def test_oasst_crs_ranking_and_absolute_rms_and_the_combined_reward(tmp_path):
 
     tiny = "{path: data/fixtures/rlhflow/tiny-llama3-rm}"
     cfg, refs, tables = train_all("oasst_crs", [f"reward_models.{n}.{k}={v}" for n in ("ranking", "absolute")
-                                                for k, v in (("model", tiny), ("train", TINY_TRAIN))], tmp_path)
+                                                for k, v in (("model", tiny), ("train", TINY_TRAIN),
+                                                             ("quantization", "null"))], tmp_path)
+    for name in ("ranking", "absolute"):  # adapter-only artifacts naming the one base both share
+        assert json.loads((refs[name].dir / "adapter_base.json").read_text())["source"]["path"] == tiny[7:-1]
     rows = tables["absolute_rm"].head(4)
     ranking, absolute = scores_of(refs["ranking"], rows), scores_of(refs["absolute"], rows)
     assert all(math.isfinite(s) for s in ranking + absolute)
@@ -51,6 +55,18 @@ def test_oasst_crs_ranking_and_absolute_rms_and_the_combined_reward(tmp_path):
                for c, spec in cfg.annotation.scorers.items()}
     crs = RewardFunction(scorers, terms(cfg.annotation.scorers))(rows["prompt"].tolist(), rows["completion"].tolist())
     assert crs == pytest.approx([0.25 * r + 0.75 * a for r, a in zip(ranking, absolute)], rel=1e-5)
+
+
+def test_oasst_crs_rms_declare_the_seeds_8bit_base_adapters_and_optimiser():
+    from rlhf_core.config import ConfigError
+
+    cfg = load_task("oasst_crs")
+    for spec in cfg.reward_models.values():
+        assert spec.quantization == "8bit" and spec.model.hub_id == "andreaskoepf/llama2-7b-oasst-baseline"
+        assert (spec.lora.r, spec.lora.alpha, spec.lora.merge) == (16, 32, False)
+        assert (spec.train.lr_schedule, spec.train.adam_beta2, spec.train.warmup_ratio) == ("cosine", 0.95, 0.03)
+    with pytest.raises(ConfigError, match="quantization loads a pretrained `model`"):
+        load_task("oasst_crs", ["reward_models.ranking.lora=null"])
 
 
 @pytest.fixture
@@ -208,3 +224,30 @@ def test_embedding_tables_read_together_must_share_their_backbone():
                                          "token_pattern"):
         reward_models.check_same_backbone(cfg.datasets, ["armorm_pair_embeddings", "reward_bench_embeddings"], stage2,
                                           "reward_bench")
+
+
+def test_hh_pro_is_scored_by_the_pretrained_oasst_rm_on_the_seeds_input(tmp_path):
+    # hh_pro trains no RM: its data's rewards come from the released OASST pythia RM, which also
+    # scores its generations (sigmoid of the logit). A tiny random GPT-NeoX stands in for it.
+    import torch
+    from transformers import AutoTokenizer, GPTNeoXForSequenceClassification
+
+    from rlhf_core.rewards.combine import RewardFunction, terms
+    from tests.dagster.test_seed_rl import _neox
+
+    neox = _neox(tmp_path / "neox")
+    cfg = load_task("hh_pro", [*header_overrides("hh_pro")[0], f"annotation.scorers.reward.params.model={neox}"])
+    assert not cfg.reward_models
+    rows = build_task(cfg, only={"hh_pairs"})["hh_pairs"].kept
+    row = rows[rows["chosen"] == "Put it in boiling water for 8 minutes."].iloc[0]
+    spec = cfg.annotation.scorers["reward"]
+    scorer = build_scorer(spec.scorer, **spec.params, progress=False)
+    (score,) = scorer([row["prompt"]], [row["chosen"]])
+    # docs/sources.md §3.2: every element of the prefix, the response included, followed by EOS
+    text = "<|prompter|>How do I boil an egg?<|endoftext|><|assistant|>Put it in boiling water for 8 minutes.<|endoftext|>"
+    tok, model = AutoTokenizer.from_pretrained(neox), GPTNeoXForSequenceClassification.from_pretrained(neox)
+    with torch.no_grad():
+        expected = model(**tok(text, return_tensors="pt")).logits[0, 0].item()
+    assert score == pytest.approx(expected, rel=1e-5)
+    (reward,) = RewardFunction({"reward": scorer}, terms(cfg.annotation.scorers))([row["prompt"]], [row["chosen"]])
+    assert reward == pytest.approx(1 / (1 + math.exp(-expected)), rel=1e-5)

@@ -114,6 +114,9 @@ def test_reward_model_board_has_a_row_per_rm_judged_against_gold(run):
     for col in ("gold_spearman_logged", "gold_spearman_sampled", "gold_pair_acc_logged", "gold_pair_acc_sampled"):
         # NaN: undefined on micro data (an RM with one score for all, or samples gold ties throughout)
         assert (board[col].between(-1, 1) | board[col].isna()).all(), col
+    # the demo ArmoRM's weights on the gold judge's components against the judge's own weights
+    armo = board.set_index("name").loc["armo"]
+    assert -1 <= armo["gating_gold_cosine"] <= 1 and board["gating_gold_cosine"].notna().sum() == 1
 
 
 def test_asset_checks_pass_inside_their_assets_steps(run):

@@ -120,8 +120,7 @@ def seed_overrides(task: str, tmp) -> list[str]:
                 f"annotation.scorers.absolute={{scorer: rm_logit, weight: 0.75, params: {{model: "
                 f"{_llama(tmp / 'absolute', classifier=True)}}}}}",
                 f"policy.ppo={SHORT_PPO % ', grad_accum: 1'}",
-                "evaluation.split=train",  # the fixture's few trees leave the 5% val split empty
-                "annotation.data=null"]  # RL scores its own samples; annotating absolute_rm is the RM suite's test
+                "evaluation.split=train"]  # the fixture's few trees leave the 5% val split empty
     assert task == "hh_pro"
     return [f"policy.init={{path: {_llama(tmp / 'llama')}}}",
             f"annotation.scorers.reward.params={{model: {_neox(tmp / 'neox')}}}",
