@@ -16,6 +16,7 @@ than the logged responses every RM was trained on.
 """
 from __future__ import annotations
 
+import functools
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ def reward_model_eval(ctx: Context, name: str, rm_ref: ArtifactRef, data_refs: d
     spec = ctx.cfg.reward_models[name]
 
     def build(out: Path, _: Path) -> dict[str, Any]:
+        # loaded once, and only where needed: a table-trained ArmoRM's held-out pairs need no backbone
+        load_scorer = functools.cache(lambda: trained_reward_model(str(rm_ref.dir), progress=False))
         # ArmoRM is judged on its held-out preference pairs; every other kind on its own data's.
         held = split_rows(data_refs[spec.pairs or spec.data], spec.eval_split)
         if spec.precomputed_embeddings:  # pairs given as embeddings: the head alone scores them
@@ -81,21 +84,20 @@ def reward_model_eval(ctx: Context, name: str, rm_ref: ArtifactRef, data_refs: d
             scores = table_scores(rm_ref.dir, read_spec(rm_ref), held)
             heldout = {"pair_accuracy": pair_accuracy(scores[:, 0], scores[:, 1])}
         else:
-            heldout = heldout_metrics(spec.kind, trained_reward_model(str(rm_ref.dir), progress=False), held, rm_ref)
+            heldout = heldout_metrics(spec.kind, load_scorer(), held, rm_ref)
         summary: dict[str, Any] = {"name": name, "kind": spec.kind, **_headline(spec.kind, heldout)}
         meta: dict[str, Any] = {"heldout": heldout, "heldout_rows": len(held)}
         if probe_ref is not None:
-            scorer = trained_reward_model(str(rm_ref.dir), progress=False)
             probe = table(probe_ref)
-            gold = gold_metrics(scorer, spec.kind, probe)
+            gold = gold_metrics(load_scorer(), spec.kind, probe)
             summary.update(gold)
             meta["gold"] = gold
             if spec.kind == "armo" and all(o in probe for o in spec.objectives):
-                meta["objectives_vs_gold"] = objective_agreement(scorer, list(spec.objectives), probe)
+                meta["objectives_vs_gold"] = objective_agreement(load_scorer(), list(spec.objectives), probe)
         if needs_gold(ctx.cfg, name):
             from rlhf_core.demo.gold import signed_weights
 
-            agreement, meta["gating_vs_gold"] = gating_vs_gold(scorer, list(spec.objectives), held,
+            agreement, meta["gating_vs_gold"] = gating_vs_gold(load_scorer(), list(spec.objectives), held,
                                                                signed_weights(ctx.cfg.gold), probe_ref)
             summary.update(agreement)
         write_table(pd.DataFrame([summary]), out / TABLE)
