@@ -1,7 +1,7 @@
-"""Optimiser and loop settings shared by every trainer (beside ``config.py``, which re-exports them)."""
+"""Optimiser, loop and adapter settings shared by every trainer (beside ``config.py``, which re-exports them)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -20,3 +20,15 @@ class TrainConfig:
     max_length: int = 128
     checkpoint_every: int = 200  # optimizer steps between resumable checkpoints
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """Low-rank adapters (peft) on a frozen base; the [LoL] seeds' settings are the defaults."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    # ["all-linear"]: every Linear (and GPT-2 Conv1D) layer but the output head
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    merge: bool = True  # fold the adapters into the base after training; False: the result keeps them separate
