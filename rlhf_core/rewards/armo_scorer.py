@@ -55,11 +55,9 @@ class ArmoScorer:
         ``prompt + completion``, as in scoring), ``logit_scale`` included."""
         import torch
 
-        from rlhf_core.train.armo_rm import embeddings
-
-        _, x = embeddings(self.backbone, self.tokenizer, list(prompts), list(completions), self.spec["max_length"])
-        with torch.inference_mode():
-            return self.armo.gating(torch.as_tensor(x, device=self.device)).cpu().numpy()
+        _, x = self.embeddings(prompts, completions)
+        with torch.inference_mode():  # the head is on the CPU, as in head_scores
+            return self.armo.gating(torch.as_tensor(x, dtype=torch.float32)).numpy()
 
     def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
         from rlhf_core.train.armo_rm import head_scores

@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.cli import main
 from rlhf_core.stages.base import TABLE
-from tests.dagster.test_pipeline import micro_args
+from tests.dagster.test_pipeline import micro_args, own_instance
 
 REPO = Path(__file__).resolve().parents[2]
 MICRO_ARGS = micro_args()
@@ -22,13 +22,9 @@ MICRO_ARGS = micro_args()
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory):
     """The demo's data group on the micro config, in its own instance and store."""
-    root = tmp_path_factory.mktemp("cli")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-    mp.setenv("RLHF_ARTIFACTS", str(root / "artifacts"))
-    assert main(["run", "demo", "--select", "data", "--verbose", *MICRO_ARGS]) == 0
-    yield root
-    mp.undo()
+    with own_instance(tmp_path_factory.mktemp("cli")) as root:
+        assert main(["run", "demo", "--select", "data", "--verbose", *MICRO_ARGS]) == 0
+        yield root
 
 
 def rlhf(*argv: str, env_root: Path | None = None) -> subprocess.CompletedProcess:

@@ -1,6 +1,7 @@
 """End to end: the demo graph on a micro config, through Dagster, then the documented commands
 that retrain it with other settings (on the same store: only what they change is built), one of
 them interrupted as Ctrl-C would."""
+import contextlib
 import json
 import math
 import os
@@ -56,16 +57,21 @@ def micro_command(argv: list[str]) -> list[str]:
     return [*argv[:2], *micro_args(), *argv[2:]]
 
 
+@contextlib.contextmanager
+def own_instance(root: Path):
+    """A Dagster instance and an artifact store of their own under ``root``, for a module's fixture."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+        mp.setenv("RLHF_ARTIFACTS", str(root / "artifacts"))
+        yield root
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-    mp.setenv("RLHF_ARTIFACTS", str(root / "artifacts"))
-    resources = build_resources()
-    assert main(["run", "demo", "--verbose", *micro_args()]) == 0  # the documented `rlhf run demo`, micro config
-    yield root, resources
-    mp.undo()
+    with own_instance(tmp_path_factory.mktemp("pipeline")) as root:
+        resources = build_resources()
+        assert main(["run", "demo", "--verbose", *micro_args()]) == 0  # the documented `rlhf run demo`, micro config
+        yield root, resources
 
 
 def latest(key: str, partition: str | None = None) -> dict:
