@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from rlhf_core.errors import MissingInputError
-from rlhf_core.store import ArtifactRef, write_json_atomic
+from rlhf_core.store import ArtifactRef, ArtifactStore, write_json_atomic
 
 UNPARTITIONED = "__all__"
 
@@ -23,7 +23,8 @@ class RefIOManager(dg.ConfigurableIOManager):
     root: str
 
     def _path(self, key: dg.AssetKey, partition: str | None) -> Path:
-        return Path(self.root).joinpath("_refs", *key.path, f"{UNPARTITIONED if partition is None else partition}.json")
+        # refs live beside the artifacts' local copies (an object store's cache), as paths on this machine
+        return ArtifactStore(self.root).root.joinpath("_refs", *key.path, f"{UNPARTITIONED if partition is None else partition}.json")
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         name = context.asset_key.to_user_string()

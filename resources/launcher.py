@@ -76,7 +76,7 @@ class LauncherResource(dg.ConfigurableResource):
         cfg = task.launcher
         python = sys.executable if kind == "subprocess" else cfg.k8s.python
         stage_args = ["-m", "rlhf_core.cli.stage", name, "--config", str(resolved_config(store, task)),
-                      "--out", str(store.root), *command_args(name, args),
+                      "--out", store.url, *command_args(name, args),
                       *(flag for asset in sorted(store.rebuild) for flag in ("--rebuild", asset))]
         spread = spreads(task, name, args)
         command = launch_command(python, cfg, stage_args) if spread else [python, *stage_args]
@@ -104,7 +104,7 @@ def stored(stage: Stage, task: TaskConfig, store: ArtifactStore, args: tuple[Any
     be built. The stage computes its own key: it runs up to its ``build`` call on a store that finds
     but never builds."""
     try:
-        ref, meta = stage(task, ArtifactStore(store.root, store.rebuild, find_only=True), *args)
+        ref, meta = stage(task, ArtifactStore(store.url, store.rebuild, find_only=True), *args)
     except NotInStore:
         return None
     ref.checked_dir()
