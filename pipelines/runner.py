@@ -11,7 +11,6 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Iterator
 
 import dagster as dg
@@ -22,6 +21,7 @@ from pipelines.task_defs import Step, run_plan
 from resources import artifact_root, build_resources
 from rlhf_core.config import ConfigError, load_config, task_config_path
 from rlhf_core.errors import Interrupted, MissingInputError
+from rlhf_core.store import ArtifactStore
 
 MANY = 3  # a step of more assets is named by its job, not by listing them
 
@@ -168,7 +168,7 @@ def noted_interrupts() -> Iterator[list[int]]:
 
 
 def print_leaderboard(task_name: str) -> int:
-    path = Path(artifact_root()) / task_name / "leaderboard.csv"
+    path = ArtifactStore(artifact_root()).root / task_name / "leaderboard.csv"  # an object store's: its cache
     if not path.exists():
         raise MissingInputError(f"{path} does not exist: run `rlhf run {task_name}` first")
     print(f"Leaderboard ({path}):")

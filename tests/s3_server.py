@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -19,7 +19,7 @@ import pytest
 from rlhf_core.errors import CorruptArtifactError
 from rlhf_core.store import ArtifactStore
 from rlhf_core.store_remote import COMMIT_FILE, UPLOADS, ObjectStore
-from tests.s3_server import bucket, child_env, s3_env  # noqa: F401 (fixtures)
+from tests.s3_server import child_env
 
 
 def write(text: str, calls: list | None = None):
