@@ -13,6 +13,12 @@ from rlhf_core.store import ArtifactRef, hash_key
 GPU_POOL = "gpu"
 
 
+def gpu_pool(task: TaskConfig) -> str:
+    """The pool of a task's model assets: one per GPU class (``launcher.gpu_class``), so that each class's
+    limit is its own GPUs."""
+    return f"{GPU_POOL}-{task.launcher.gpu_class}" if task.launcher.gpu_class else GPU_POOL
+
+
 def key(task: TaskConfig, name: str) -> dg.AssetKey:
     return dg.AssetKey([task.task, name])
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.common import GPU_POOL, asset_in, data_key, key
+from assets.common import asset_in, data_key, gpu_pool, key
 from resources.artifacts import ArtifactStoreResource
 from resources.launcher import LauncherResource
 from resources.metadata import output
@@ -24,7 +24,7 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(key=key(task, "sft_model"), group_name=group, kinds={"pytorch"},
               ins={"tok": asset_in(task, "tokenizer"), "data": asset_in(task, data_key(task, task.sft.data))},
-              code_version=stages.sft_model.version(task), pool=GPU_POOL,
+              code_version=stages.sft_model.version(task), pool=gpu_pool(task),
               description="Supervised fine-tuning (NLL) on demonstrations.")
     def sft_model(context: dg.AssetExecutionContext, launcher: LauncherResource, tok, data):
         return output(*launcher.run(context, task, "sft_model", tok, data))

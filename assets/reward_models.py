@@ -8,7 +8,7 @@
 """
 import dagster as dg
 
-from assets.common import GPU_POOL, asset_in, data_key, key, per_partition
+from assets.common import asset_in, data_key, gpu_pool, key, per_partition
 from resources.artifacts import ArtifactStoreResource
 from resources.launcher import LauncherResource
 from resources.metadata import output
@@ -54,7 +54,7 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
     # The trained RMs are models (``--select models`` builds them); their evaluation is its own group.
     @dg.asset(key=key(task, "reward_model"), group_name=f"{task.task}_models", partitions_def=parts, kinds={"pytorch"},
               ins={**base_ins, **_data_ins(task), **world_in}, code_version=_version(task, stages.reward_model),
-              backfill_policy=one_run, pool=GPU_POOL,
+              backfill_policy=one_run, pool=gpu_pool(task),
               description="Each declared reward model, trained with its kind's loss; a HF model plus "
                           "reward_model.json, usable as the 'reward_model' scorer.")
     def reward_model(context: dg.AssetExecutionContext, launcher: LauncherResource, **inputs):

@@ -5,7 +5,7 @@ V_ref, the online policies (ppo, grpo) and the evaluation score samples with the
 """
 import dagster as dg
 
-from assets.common import GPU_POOL, asset_in, data_key, key, per_partition
+from assets.common import asset_in, data_key, gpu_pool, key, per_partition
 from resources.artifacts import ArtifactStoreResource
 from resources.launcher import LauncherResource
 from resources.metadata import output
@@ -34,7 +34,7 @@ def build_reference_value(task: TaskConfig) -> list[dg.AssetsDefinition]:
     @dg.asset(key=key(task, "reference_value"), group_name=f"{task.task}_rl", kinds={"pytorch"},
               ins={"sft": asset_in(task, "sft_model"), "prompts": asset_in(task, data_key(task, task.sft.data)),
                    "rewards": asset_in(task, "rewards"), "scorers": _scorers_in(task)},
-              code_version=rl.reference_value.version(task), pool=GPU_POOL,
+              code_version=rl.reference_value.version(task), pool=gpu_pool(task),
               description="A-LoL value head V_ref(x), fitted to the task's reward of the reference's own samples, "
                           "and the advantages A = R - V_ref(x) of the training rows.")
     def reference_value(context: dg.AssetExecutionContext, launcher: LauncherResource, sft, prompts, rewards, scorers):
@@ -61,7 +61,7 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
     @dg.asset(key=key(task, "policy"), group_name=group, partitions_def=parts, kinds={"pytorch"},
               ins={**{k: asset_in(task, name) for k, name in optional.items() if name},
                    "prompts": prompts_in, "scorers": _scorers_in(task)},
-              code_version=rl.policy.version(task), backfill_policy=one_run, pool=GPU_POOL,
+              code_version=rl.policy.version(task), backfill_policy=one_run, pool=gpu_pool(task),
               description="The starting policy fine-tuned by one algorithm; partition 'sft' is the start itself.")
     def policy(context: dg.AssetExecutionContext, launcher: LauncherResource, prompts, scorers, **given):
         refs = {k: given.get(k) for k in optional}
@@ -70,7 +70,7 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts, backfill_policy=one_run,
               ins={"policy": asset_in(task, "policy"), "prompts": prompts_in},
-              code_version=evaluation.generations.version(task), pool=GPU_POOL,
+              code_version=evaluation.generations.version(task), pool=gpu_pool(task),
               description="Samples on the evaluation prompts.")
     def generations(context: dg.AssetExecutionContext, launcher: LauncherResource, policy, prompts):
         return per_partition(context, lambda algorithm: launcher.run(context, task, "generations", algorithm,
