@@ -36,8 +36,10 @@ def ensure_home() -> Path:
         kind = os.environ.get("RLHF_INSTANCE", "sqlite")
         if kind not in TEMPLATES:
             raise ValueError(f"RLHF_INSTANCE={kind!r}: expected one of {sorted(TEMPLATES)}")
-        if kind == "postgres" and not os.environ.get("DAGSTER_POSTGRES_URL"):
-            raise ValueError("RLHF_INSTANCE=postgres needs DAGSTER_POSTGRES_URL (postgresql://user@host:5432/db)")
+        if kind == "postgres" and not os.environ.get("DAGSTER_POSTGRES_URL", "").startswith("postgresql+psycopg2://"):
+            # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; dagster-postgres brings psycopg2
+            raise ValueError("RLHF_INSTANCE=postgres needs DAGSTER_POSTGRES_URL=postgresql+psycopg2://user:password@"
+                             "host:5432/db")
         tmp = home / ".dagster.yaml.tmp"
         shutil.copyfile(TEMPLATES[kind], tmp)
         if os.environ.get("RLHF_STEP_LOGS"):
@@ -63,7 +65,7 @@ def apply_pools(inst: dg.DagsterInstance, path: Path = POOLS) -> dict[str, int]:
     for pool, limit in limits.items():
         if not isinstance(limit, int) or limit < 0:
             raise ValueError(f"{path}: pool {pool!r}: expected a whole number of slots, got {limit!r}")
-        inst.event_log_storage.set_concurrency_limit(pool, limit)
+        inst.event_log_storage.set_concurrency_slots(pool, limit)
     return limits
 
 

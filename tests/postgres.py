@@ -26,15 +26,15 @@ def _answers(host: str, port: int) -> bool:
 
 @contextlib.contextmanager
 def _database(server_url: str) -> Iterator[str]:
-    """A new database on the server (dropped afterwards); yields its URL."""
+    """A new database on the server (``user@host:port``, dropped afterwards); yields its SQLAlchemy URL."""
     import psycopg2
 
     name = f"rlhf_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(f"{server_url}/postgres")
+    admin = psycopg2.connect(f"postgresql://{server_url}/postgres")
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
     try:
-        yield f"{server_url}/{name}"
+        yield f"postgresql+psycopg2://{server_url}/{name}"
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
@@ -53,7 +53,7 @@ def _throwaway_cluster() -> Iterator[str]:
         subprocess.run([pg_ctl, "-D", str(data), "-w", "-l", str(Path(tmp) / "log"), "-o",
                         f"-h 127.0.0.1 -p {port} -k {tmp}", "start"], check=True, capture_output=True)
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}"
+            yield f"postgres@127.0.0.1:{port}"
         finally:
             subprocess.run([pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
 
@@ -66,11 +66,11 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
-    """Yields ``postgresql://...`` of a database of its own; skips the test when none can be had."""
+    """Yields ``postgresql+psycopg2://...`` of a database of its own; skips the test when none can be had."""
     pytest.importorskip("psycopg2", reason="the PostgreSQL instance needs dagster-postgres (pip install -e '.[postgres]')")
     pytest.importorskip("dagster_postgres", reason="the PostgreSQL instance needs dagster-postgres")
     if _answers(*SERVER):
-        server = contextlib.nullcontext(f"postgresql://postgres@{SERVER[0]}:{SERVER[1]}")
+        server = contextlib.nullcontext(f"postgres@{SERVER[0]}:{SERVER[1]}")
     else:
         server = _throwaway_cluster()
     with server as url, _database(url) as database:
