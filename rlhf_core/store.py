@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pandas as pd
 
 from rlhf_core.config import to_dict
+from rlhf_core.errors import MissingInputError
 from rlhf_core.store_remote import ObjectStore, cache_dir, is_remote
 from rlhf_core.store_verify import META_FILE, hash_files, verify
 
@@ -251,6 +252,28 @@ class ArtifactStore:
             if record["content_hash"] != content_hash:  # another machine committed it first: use its artifact
                 return self._found(final, key)
         return ArtifactRef(str(final), content_hash, key, cached=False)
+
+    def localize(self, path: str | Path) -> None:
+        """Make sure the artifact at ``path`` (a ref's path) is on this machine: on an object store, a
+        machine with a cache of its own (a pod) fetches it. A local store has nothing to fetch."""
+        final = Path(path)
+        if self.remote is None or (final / META_FILE).exists():
+            return
+        if not final.is_relative_to(self.root) or self._found(final, final.name) is None:
+            raise MissingInputError(f"{final} is not a committed artifact of {self.url} (cache {self.root}); "
+                                    "every machine needs the same RLHF_CACHE")
+
+    def write_record(self, rel: str, data: dict[str, Any]) -> None:
+        """A small JSON file beside the artifacts (the Dagster IO manager's refs), on the object store too
+        when there is one, so that a run on another machine reads it."""
+        write_json_atomic(self.root / rel, data)
+        if self.remote:
+            self.remote.put_json(rel, data)
+
+    def read_record(self, rel: str) -> dict[str, Any] | None:
+        if self.remote:
+            return self.remote.get_json(rel)
+        return json.loads((self.root / rel).read_text()) if (self.root / rel).exists() else None
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()

@@ -56,10 +56,18 @@ class ObjectStore:
 
     def record(self, rel: str) -> dict[str, Any] | None:
         """The artifact's commit record, or None while it is not committed."""
+        return self.get_json(f"{rel}/{COMMIT_FILE}")
+
+    def get_json(self, rel: str) -> Any:
+        """A small JSON object (a commit record, a ref), or None where there is none."""
         try:
-            return json.loads(self.fs.cat_file(self._path(rel, COMMIT_FILE)))
+            return json.loads(self.fs.cat_file(self._path(rel)))
         except FileNotFoundError:
             return None
+
+    def put_json(self, rel: str, data: Any) -> None:
+        """Write a small JSON object whole (one PUT: a reader sees the old object or the new one)."""
+        self.fs.pipe_file(self._path(rel), json.dumps(data, indent=1, sort_keys=True).encode())
 
     def committed(self, parent: str) -> list[str]:
         """The names of the committed artifacts directly below ``parent`` (an asset partition's folder)."""

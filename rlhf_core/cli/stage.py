@@ -158,6 +158,8 @@ def run(opts: argparse.Namespace) -> int:
         stage, params = COMMANDS[opts.stage]
         try:
             store = ArtifactStore(opts.out, rebuild=opts.rebuild)
+            for path in _pairs(opts.input, "--input").values():  # a pod's own cache fetches its inputs
+                store.localize(path)
             ref, meta = stage(task, store, *call_args(params, _pairs(opts.input, "--input"), _pairs(opts.arg, "--arg")))
         except NotMainProcess:
             return 0  # rank 0 writes and reports the artifact

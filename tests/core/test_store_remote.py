@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_core.errors import CorruptArtifactError
+from rlhf_core.errors import CorruptArtifactError, MissingInputError
 from rlhf_core.store import ArtifactStore
 from rlhf_core.store_remote import COMMIT_FILE, UPLOADS, ObjectStore
 from tests.s3_server import child_env
@@ -169,3 +170,17 @@ def test_a_kill_during_upload_leaves_nothing_trusted_and_a_rerun_publishes(bucke
     assert calls == ["rerun"] and not ref.cached and ref.key == key
     assert uploads(bucket, f"t/model/{key}") == [remote.record(f"t/model/{key}")["upload"]] != [orphan]
     assert (ref.checked_dir() / "a.txt").read_text() == "rerun"
+
+
+def test_a_machine_with_an_empty_cache_reads_refs_and_inputs_from_the_store(bucket, tmp_path, monkeypatch):
+    store = ArtifactStore(bucket)
+    ref = store.build("t", "asset", None, {"x": 1}, write("hello"))
+    store.write_record("_refs/t/asset/__all__.json", ref.__dict__)
+    monkeypatch.setenv("RLHF_CACHE", str(tmp_path / "cache"))  # same path, emptied: a fresh pod
+    shutil.rmtree(tmp_path / "cache")
+    pod = ArtifactStore(bucket)
+    assert pod.read_record("_refs/t/asset/__all__.json")["path"] == ref.path
+    pod.localize(ref.path)
+    assert (ref.checked_dir() / "a.txt").read_text() == "hello"
+    with pytest.raises(MissingInputError, match="not a committed artifact"):
+        pod.localize(Path(ref.path).with_name("0000000000000000"))
