@@ -24,6 +24,7 @@ RUNS = "{ runsOrError { ... on Runs { results { runId status startTime endTime t
 
 
 def two_tasks_env(root: Path, url: str) -> dict[str, str]:
+    root.mkdir()
     env = micro_demo_env(root)
     tasks = Path(env["RLHF_TASKS_DIR"])
     raw = yaml.safe_load((tasks / "demo.yaml").read_text())
