@@ -24,7 +24,6 @@ resolved JSON under ``<store>/_launch/``, so the command computes the same artif
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import string
 import sys
@@ -114,13 +113,10 @@ def stored(stage: Stage, task: TaskConfig, store: ArtifactStore, args: tuple[Any
 def resolved_config(store: ArtifactStore, task: TaskConfig) -> Path:
     """The task config as resolved JSON under the store (content-addressed), readable by the command."""
     data = to_dict(task)
-    path = store.root / "_launch" / task.task / f"{hash_key(data)}.json"
-    if not path.exists():  # in the config's own key order (sources, scorers), as the stages read it
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-    return path
+    rel = f"_launch/{task.task}/{hash_key(data)}.json"
+    if not (store.root / rel).exists():  # on an object store, a pod fetches it from there
+        store.write_record(rel, data)
+    return store.root / rel
 
 
 def launch_command(python: str, cfg: LauncherConfig, stage_args: list[str]) -> list[str]:

@@ -263,17 +263,33 @@ class ArtifactStore:
             raise MissingInputError(f"{final} is not a committed artifact of {self.url} (cache {self.root}); "
                                     "every machine needs the same RLHF_CACHE")
 
-    def write_record(self, rel: str, data: dict[str, Any]) -> None:
-        """A small JSON file beside the artifacts (the Dagster IO manager's refs), on the object store too
-        when there is one, so that a run on another machine reads it."""
-        write_json_atomic(self.root / rel, data)
+    def write_record(self, rel: str, data: dict[str, Any]) -> Path:
+        """A small JSON file beside the artifacts (the IO manager's refs, a launch's resolved config), on the
+        object store too when there is one, so that a run or a pod on another machine reads it. Keys keep
+        their order (a config's sources and scorers are read in it). Returns its local path."""
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
         if self.remote:
             self.remote.put_json(rel, data)
+        return path
 
     def read_record(self, rel: str) -> dict[str, Any] | None:
         if self.remote:
             return self.remote.get_json(rel)
         return json.loads((self.root / rel).read_text()) if (self.root / rel).exists() else None
+
+    def localize_record(self, path: str | Path) -> None:
+        """Make sure a record at ``path`` (under this store's local root) is on this machine (a pod)."""
+        path = Path(path)
+        if self.remote is None or path.exists():
+            return
+        data = self.read_record(self._rel(path)) if path.is_relative_to(self.root) else None
+        if data is None:
+            raise MissingInputError(f"{path}: not on this machine, nor in {self.url}")
+        self.write_record(self._rel(path), data)
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()

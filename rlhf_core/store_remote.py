@@ -67,7 +67,7 @@ class ObjectStore:
 
     def put_json(self, rel: str, data: Any) -> None:
         """Write a small JSON object whole (one PUT: a reader sees the old object or the new one)."""
-        self.fs.pipe_file(self._path(rel), json.dumps(data, indent=1, sort_keys=True).encode())
+        self.fs.pipe_file(self._path(rel), json.dumps(data, indent=1).encode())
 
     def committed(self, parent: str) -> list[str]:
         """The names of the committed artifacts directly below ``parent`` (an asset partition's folder)."""

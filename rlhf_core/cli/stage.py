@@ -154,6 +154,7 @@ def run(opts: argparse.Namespace) -> int:
     from rlhf_core.train.loop import NotMainProcess
 
     with pipes_reporter(opts.stage) as report:
+        ArtifactStore(opts.out).localize_record(opts.config)  # a pod fetches a launch's config from the store
         task = load_config(opts.config, opts.overrides)
         stage, params = COMMANDS[opts.stage]
         try:

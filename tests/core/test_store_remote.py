@@ -184,3 +184,13 @@ def test_a_machine_with_an_empty_cache_reads_refs_and_inputs_from_the_store(buck
     assert (ref.checked_dir() / "a.txt").read_text() == "hello"
     with pytest.raises(MissingInputError, match="not a committed artifact"):
         pod.localize(Path(ref.path).with_name("0000000000000000"))
+
+
+def test_a_launch_config_written_on_one_machine_is_read_on_another_in_its_own_order(bucket, tmp_path, monkeypatch):
+    config = {"task": "t", "sources": {"zeta": 1, "alpha": 2}}  # the order of sources is meaningful
+    path = ArtifactStore(bucket).write_record("_launch/t/abc.json", config)
+    shutil.rmtree(tmp_path / "cache")  # a pod: the same cache path, empty
+    ArtifactStore(bucket).localize_record(path)
+    assert list(json.loads(path.read_text())["sources"]) == ["zeta", "alpha"]
+    with pytest.raises(MissingInputError, match="nor in s3://"):
+        ArtifactStore(bucket).localize_record(path.with_name("missing.json"))
