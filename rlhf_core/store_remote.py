@@ -114,10 +114,12 @@ class ObjectStore:
     def download(self, rel: str, record: dict[str, Any], dest: Path) -> None:
         """Fetch the committed files into ``dest`` (an empty directory), each checked against the record."""
         expected = {**record["files"], META_FILE: record["meta_sha256"]}
+        for name in expected:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        # one call for all files: fsspec's async filesystems (s3fs, gcsfs) fetch them concurrently
+        self.fs.get([self._path(rel, UPLOADS, record["upload"], name) for name in expected],
+                    [str(dest / name) for name in expected])
         for name, sha in expected.items():
-            target = dest / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.fs.get_file(self._path(rel, UPLOADS, record["upload"], name), str(target))
-            if sha256_file(target) != sha:
+            if sha256_file(dest / name) != sha:
                 raise CorruptArtifactError(f"{self.url}/{rel}: {name} does not match the sha256 in its "
                                            f"{COMMIT_FILE}; the object store copy is damaged")
