@@ -102,11 +102,11 @@ out.write_text(json.dumps({"hash": ref.content_hash, "cached": ref.cached, "path
 def start_builder(root: str, tmp_path: Path, name: str, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
     out = tmp_path / f"{name}.json"
     proc = subprocess.Popen([sys.executable, "-c", BUILDER, root, str(tmp_path / "go"), str(out)],
-                            env=child_env(env))
+                            env=child_env(env), stderr=(tmp_path / f"{name}.err").open("w"))
     return proc, out
 
 
-def wait_for(predicate, timeout_s: float = 60) -> None:
+def wait_for(predicate, timeout_s: float = 120) -> None:
     deadline = time.time() + timeout_s
     while not predicate():
         assert time.time() < deadline, "timed out"
@@ -114,11 +114,15 @@ def wait_for(predicate, timeout_s: float = 60) -> None:
 
 
 def race(root: str, tmp_path: Path, caches: tuple[str, str]) -> list[dict]:
-    """Two builder processes of one artifact; returns what each got back."""
-    procs = [start_builder(root, tmp_path, f"b{i}", {"RLHF_CACHE": cache, "HOLD_S": "20"})
+    """Two builder processes of one artifact, both held until each is building it or waiting for the other
+    (on one machine: the lock's message); returns what each got back."""
+    procs = [start_builder(root, tmp_path, f"b{i}", {"RLHF_CACHE": cache, "HOLD_S": "60"})
              for i, cache in enumerate(caches)]
-    wait_for(lambda: any(tmp_path.glob("go.*")))  # the first is inside its build
-    time.sleep(1.0)  # the second reaches its lock (or its own build, on another machine)
+    if caches[0] == caches[1]:
+        wait_for(lambda: any(tmp_path.glob("go.*")) and any(
+            "another process is building it" in (tmp_path / f"b{i}.err").read_text() for i in range(2)))
+    else:
+        wait_for(lambda: len(list(tmp_path.glob("go.*"))) == 2)
     (tmp_path / "go").write_text("go")
     for proc, _ in procs:
         assert proc.wait(timeout=120) == 0
