@@ -35,7 +35,7 @@ def two_tasks_env(root: Path, url: str) -> dict[str, str]:
 
 def backfills(root: Path, together: bool) -> tuple[float, list[dict]]:
     """Wall time of both tasks' backfills, launched together or one after the other; the runs."""
-    with postgres_database() as url, serve(two_tasks_env(root, url), root / "ui.log") as ui:
+    with postgres_database() as url, serve(two_tasks_env(root, url), root / "ui.log", timeout_s=900) as ui:
         nodes = ui.gql("{ assetNodes { assetKey { path } dependencyKeys { path } } }")["assetNodes"]
         selections = {t: upstream(nodes, [t, "sft_model"]) for t in TASKS}
         t0 = time.time()
