@@ -45,8 +45,14 @@ def leaderboard(store: str, cache: Path, monkeypatch) -> pd.DataFrame:
 
 
 def built(output: str) -> int:
-    """How many artifacts a run's lines say it built ("built", "3 built, 1 reused")."""
-    return sum(int(n or 1) for n in re.findall(r": (?:(\d+) )?built\b", output))
+    """How many artifacts a run's lines say it built: one line per asset ("sft_model: built", "annotated_responses
+    [rm|0]: 3 built, 1 reused"); a step's own line ("reward_model, reward_model_eval [bt]: built") is not counted."""
+    count = 0
+    for line in output.splitlines():
+        m = re.match(r"\s*\[\s*[\d.]+s\] (.+?): (?:(\d+) )?built\b", line)
+        if m and ", " not in m[1] and " assets)" not in m[1]:
+            count += int(m[2] or 1)
+    return count
 
 
 def stored(store: str, cache: Path) -> int:
