@@ -70,6 +70,7 @@ def overlap(runs: list[dict]) -> bool:
 
 def test_two_tasks_backfills_run_at_once_on_postgres(tmp_path):
     sequential, runs_seq = backfills(tmp_path / "sequential", together=False)
+    print(f"\none after the other: {sequential:.1f}s", flush=True)
     parallel, runs_par = backfills(tmp_path / "parallel", together=True)
     print(f"\ntwo tasks' backfills (SFT model and its upstream, micro demo) on PostgreSQL: one after the other "
           f"{sequential:.1f}s ({len(runs_seq)} runs), at once {parallel:.1f}s ({len(runs_par)} runs)")
