@@ -352,10 +352,3 @@ def latest_checkpoint(root: Path) -> Path | None:
     names = {base_name(p) for p in Path(root).glob("step-*")}
     done = [copy for name in names if (copy := complete_copy(Path(root) / name)) is not None]
     return max(done, key=lambda p: int(base_name(p).split("-")[1]), default=None)
-
-
-def run_loop(model: torch.nn.Module, cfg: TrainConfig, order: BatchOrder, steps: int, step_fn: StepFn,
-             work_dir: Path, desc: str, compute: ComputeConfig | None = None) -> LoopResult:
-    """Train ``model`` with a ``step_fn`` that calls ``model`` itself: valid in one process, where
-    preparing leaves the module object in place (several processes need ``Engine.model``)."""
-    return Engine(model, cfg, steps, compute).run(order, step_fn, work_dir, desc)

@@ -42,7 +42,7 @@ from torch import nn
 from rlhf_core.config import ComputeConfig, TrainConfig
 from rlhf_core.config_rl import PPOConfig
 from rlhf_core.train import ppo_math as pm
-from rlhf_core.train.loop import Engine, NotMainProcess
+from rlhf_core.train.loop import Engine, NotMainProcess, make_accelerator
 from rlhf_core.train.offline import frozen_copy
 from rlhf_core.train.ppo_checkpoint import CheckpointMixin
 from rlhf_core.train.ppo_models import (BUFFER_KEYS, ActorCritic, ValueHead, ValueModel, model_inputs, response_logp,
@@ -114,16 +114,14 @@ class _Engine(CheckpointMixin):
         """The shared training engine over the policy and its critic: Adam (AdamW without decay), the
         schedule ticked per optimiser step (constant, or [FG]'s warmup then linear decay to 0), clipping
         when ``max_grad_norm`` is set. Every process holds the whole rollout, so a step's rows need not split."""
-        from accelerate import PartialState
-
         cfg = self.cfg
         rows = cfg.prompts_per_rollout * cfg.samples_per_prompt
         per_rollout = 1 if cfg.semantics == "fine_grained" else math.ceil(rows / (cfg.mini_batch_size * cfg.grad_accum))
-        world = PartialState().num_processes
+        compute = dataclasses.replace(compute or ComputeConfig(), micro_batch_size=None)
+        world = make_accelerator(compute).num_processes  # the one the engine gets
         if rows % world:
             raise ValueError(f"a rollout of {rows} rows (prompts_per_rollout x samples_per_prompt) does not split "
                              f"evenly over {world} processes")
-        compute = dataclasses.replace(compute or ComputeConfig(), micro_batch_size=None)
         if compute.lora is not None or compute.gradient_checkpointing:
             raise ValueError("online RL takes a policy with its LoRA adapters already on it, and no gradient "
                              "checkpointing: set compute.lora to null and compute.gradient_checkpointing to false")
