@@ -24,6 +24,11 @@ running score moments, early-stop count, history, the torch RNG state and, betwe
 the rollout buffer, so a killed run resumes mid-step and ends exactly as an uninterrupted one.
 With ``eval_every`` set, greedy completions of the eval prompts are scored every that many
 steps, and the best mean reward's weights are kept in ``work_dir/best`` ([FG]).
+
+The policy and its critic train as one module (``ActorCritic``) on the shared training engine
+(``loop.Engine``): its optimiser (AdamW without decay is Adam), schedule, clipping and precision,
+and ``Engine.step`` for the optimiser steps the update picks; over several processes, see
+``train_ppo``.
 """
 from __future__ import annotations
 
@@ -45,8 +50,15 @@ from rlhf_core.train import ppo_math as pm
 from rlhf_core.train.loop import Engine, NotMainProcess, make_accelerator
 from rlhf_core.train.offline import frozen_copy
 from rlhf_core.train.ppo_checkpoint import CheckpointMixin
-from rlhf_core.train.ppo_models import (BUFFER_KEYS, ActorCritic, ValueHead, ValueModel, model_inputs, response_logp,
-                                        segment_positions)
+from rlhf_core.train.ppo_models import (
+    BUFFER_KEYS,
+    ActorCritic,
+    ValueHead,
+    ValueModel,
+    model_inputs,
+    response_logp,
+    segment_positions,
+)
 from rlhf_core.train.sampler import SamplingSettings, Shard, sample
 
 Segments = Sequence[tuple[Union[int, None], float]]
@@ -353,6 +365,7 @@ class _Engine(CheckpointMixin):
     def run(self) -> PPOResult:
         cfg = self.cfg
         state = self.load()
+        self.engine.accelerator.wait_for_everyone()  # all have read it before rank 0 writes the first checkpoint
         if state is None:
             self._maybe_eval(0)
             self.save("checkpoint", 0, None)  # the first "last good" checkpoint

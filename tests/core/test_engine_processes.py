@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 from engine_worker import assert_same_weights, tiny_lm
-from tiny_rl import tiny_policy
 from safetensors.torch import load_file
+from tiny_rl import tiny_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = str(Path(__file__).with_name("engine_worker.py"))
