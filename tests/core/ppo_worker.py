@@ -40,6 +40,15 @@ SETTINGS = {
         "lr_schedule": "linear",
         "warmup_steps": 1,
     },
+    # [FG]: whitened dense rewards, every minibatch (weighted by its share of length) in one step per epoch
+    "fine_grained": {
+        "semantics": "fine_grained",
+        "whiten_rewards": True,
+        "adaptive_kl": False,
+        "vf_coef": 1.0,
+        "value_dropout": 0.0,
+        "lr": 3e-3,
+    },
     # groups of 4 over two processes; 12 rows in minibatches of 4 give one process two of three minibatches
     "grpo": {
         "semantics": "grpo",
