@@ -85,7 +85,6 @@ class PPOResult:
 class _Engine(CheckpointMixin):
     def __init__(self, policy, tokenizer, prompts: list[str], reward_fn: RewardFn, cfg: PPOConfig, work_dir: Path,
                  eval_prompts: list[str] | None, value_model, compute: ComputeConfig | None = None):
-
         if not prompts:
             raise ValueError("train_ppo needs at least one prompt")
         if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
