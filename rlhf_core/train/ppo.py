@@ -128,7 +128,9 @@ class _Engine(CheckpointMixin):
         cfg = self.cfg
         rows = cfg.prompts_per_rollout * cfg.samples_per_prompt
         per_rollout = 1 if cfg.semantics == "fine_grained" else math.ceil(rows / (cfg.mini_batch_size * cfg.grad_accum))
-        compute = dataclasses.replace(compute or ComputeConfig(), micro_batch_size=None)
+        # Rollout widths vary, so a compiled training forward would recompile every step (sampling has its own).
+        compute = compute or ComputeConfig()
+        compute = dataclasses.replace(compute, micro_batch_size=None, compile=bool(compute.compile))
         world = make_accelerator(compute).num_processes  # the one the engine gets
         if rows % world:
             raise ValueError(f"a rollout of {rows} rows (prompts_per_rollout x samples_per_prompt) does not split "
