@@ -56,6 +56,13 @@ SETTINGS = {
         "prompts_per_rollout": 3,
         "grad_accum": 3,
     },
+    # leave-one-out baselines over groups of 4 split between the processes
+    "rloo": {
+        "semantics": "rloo",
+        "samples_per_prompt": 4,
+        "prompts_per_rollout": 3,
+        "grad_accum": 3,
+    },
 }
 
 
