@@ -4,6 +4,9 @@ plain python (one process) or torchrun (several, each rolling out its share of t
     python tests/core/ppo_worker.py OUT WORK SEMANTICS
     ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 tests/core/ppo_worker.py OUT WORK SEMANTICS
 
+SEMANTICS is a key of ``SETTINGS``: the tests run legacy_step and grpo; fine_grained and rloo are
+there for the same check by hand (make test has no time for every semantics).
+
 Rank 0 writes ``OUT/run.json`` (every rollout's response tokens and the history) and
 ``OUT/weights.safetensors`` (the policy and its critic); the other ranks end with ``NotMainProcess``.
 """
