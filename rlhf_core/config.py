@@ -234,6 +234,7 @@ class AnnotationConfig:
 class TaskConfig:
     task: str
     seed: int
+    seeds: list[int] = field(default_factory=list)  # training seeds of the policies (stages/trials.py)
     world: DemoWorldConfig | None = None
     gold: GoldConfig | None = None
     tokenizer: TokenizerConfig | None = None
