@@ -86,3 +86,15 @@ def _describe(algorithm: str, setting: str, overrides: dict[str, dict], sweep: p
         return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                         for k, v in sorted(overrides[algorithm].items())) + " (policy.overrides)"
     return setting or "shared"
+
+
+def readable(board: pd.DataFrame) -> pd.DataFrame:
+    """The board as text cells: ``mean [lo, hi]`` per metric, ``± std`` over seeds where there are several."""
+    out = board[[c for c in ("algorithm", "setting", "seeds") if c in board]].copy()
+    for metric in [c for c in board if f"{c}_lo" in board]:
+        cells = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in
+                 zip(board[metric], board[f"{metric}_lo"], board[f"{metric}_hi"])]
+        if f"{metric}_seed_std" in board:
+            cells = [f"{c} ±{s:.3f}" for c, s in zip(cells, board[f"{metric}_seed_std"])]
+        out[metric] = cells
+    return out

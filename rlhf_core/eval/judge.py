@@ -21,10 +21,11 @@ import hashlib
 import json
 import re
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -151,6 +152,8 @@ class ChatJudge:
 
     def replies(self, items: list[tuple[str, str, str]]) -> list[str]:
         """The judge's reply to each ordered (prompt, first, second), from the cache where it has it."""
+        import openai
+
         requests = [self._request(*item) for item in items]
         keys = [ReplyCache.key(r) for r in requests]
         replies = {k: self.cache.get(k) for k in set(keys)}
@@ -161,7 +164,7 @@ class ChatJudge:
             for future in as_completed(futures):
                 try:
                     reply = future.result()
-                except Exception as err:  # openai.APIError and friends, after the client's own retries
+                except openai.APIError as err:  # 429s, 5xx, timeouts: after the client's own retries
                     for f in futures:
                         f.cancel()
                     raise JudgeUnavailableError(f"judge {self.model}: {type(err).__name__}: {err}; the "

@@ -96,7 +96,7 @@ def judge_win_rates(ctx: Context, evaluations: dict[str, ArtifactRef], prompts_r
         rates_df = pd.DataFrame(rates)
         write_table(rates_df, out / TABLE)
         write_table(pd.concat(verdicts, ignore_index=True), out / "verdicts.parquet")
-        meta: dict[str, Any] = {"judge": getattr(judge, "model", None) or getattr(judge, "name"),
+        meta: dict[str, Any] = {"judge": getattr(judge, "model", None) or judge.name,
                                 "comparisons": len(pairs), "win_rates": rates_df}
         if agree:
             agree_df = pd.concat(agree, ignore_index=True)

@@ -105,8 +105,9 @@ def prompts_table(store: ArtifactStore, ids: list[int]):
 
 
 def run(store, endpoint, n: int, prompt: str = "alpaca_eval"):
-    task = load_config(task_config_path("demo"), [f"evaluation.judge={{kind: chat, prompt: {prompt}, "
-                                                  "temperature: 1.0, agreement: [rm], source_column: source, concurrency: 2}"])
+    judge = (f"{{kind: chat, prompt: {prompt}, temperature: 1.0, agreement: [rm], source_column: source, "
+             "concurrency: 2}")
+    task = load_config(task_config_path("demo"), [f"evaluation.judge={judge}"])
     ids = list(range(n))
     base = pd.DataFrame({"id": ids, "prompt": [f"question {i}" for i in ids],
                          "completion": [f"answer {i}" for i in ids], "rm": [0.0] * n})
