@@ -77,7 +77,7 @@ def trials(task: TaskConfig) -> list[Trial]:
     and on val too where a grid has more than one point (the val trials pick the point)."""
     policy = task.policy
     seeds = list(task.seeds) or [None]
-    out = [Trial(BASELINE, seed=s) for s in (seeds if policy.algorithms else [None])]
+    out = [Trial(BASELINE, seed=s) for s in seeds]
     for algorithm in policy.algorithms:
         grid = policy.sweep.get(algorithm, {})
         points = [{k: _value(v) for k, v in zip(grid, values)} for values in itertools.product(*grid.values())]
