@@ -6,6 +6,7 @@ RLHF_JUDGE_MODEL are set (``build_resources`` reads them), which then win, as RL
 (``api_key_env``, default OPENAI_API_KEY) only when the judge is asked: it is never a resource
 setting, so it appears in no run config, log or metadata.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,6 +28,8 @@ class JudgeResource(dg.ConfigurableResource):
             return None
         base_url, model = self.base_url or cfg.base_url, self.model or cfg.model
         if not base_url or not model:
-            raise UserError("evaluation.judge: a chat judge needs base_url and model (in the task config, or "
-                            "RLHF_JUDGE_BASE_URL and RLHF_JUDGE_MODEL)")
+            raise UserError(
+                "evaluation.judge: a chat judge needs base_url and model (in the task config, or "
+                "RLHF_JUDGE_BASE_URL and RLHF_JUDGE_MODEL)"
+            )
         return Endpoint(base_url, model, os.environ.get(cfg.api_key_env, ""))

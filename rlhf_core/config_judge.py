@@ -2,6 +2,7 @@
 
 It lives beside ``config.py`` (which re-exports it) to keep each module small.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -4,6 +4,7 @@ Input: each evaluated trial (``rlhf_core.stages.trials``) with its summary (the 
 and its per-sample rows. Where an algorithm was swept, its setting is the one with the best mean
 ``rank_by`` on the validation split (over seeds), and its row reports that setting's test trials.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,16 @@ def trial_table(summaries: dict[str, dict]) -> pd.DataFrame:
     for key, summary in summaries.items():
         trial = parse(key)
         numbers = {k: v for k, v in summary.items() if k != "algorithm" and isinstance(v, (int, float))}
-        out.append({"trial": key, "algorithm": trial.algorithm, "setting": trial.setting,
-                    "seed": trial.seed, "split": trial.split or "", **numbers})
+        out.append(
+            {
+                "trial": key,
+                "algorithm": trial.algorithm,
+                "setting": trial.setting,
+                "seed": trial.seed,
+                "split": trial.split or "",
+                **numbers,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -43,14 +52,22 @@ def choose_settings(runs: pd.DataFrame, rank_by: str) -> tuple[dict[str, str], p
         chosen[algorithm] = on_val.mean().idxmax()
         on_test = rows.groupby("setting")[rank_by].mean()
         for setting in settings:
-            sweep.append({"algorithm": algorithm, "setting": setting, f"val_{rank_by}": on_val.mean()[setting],
-                          f"test_{rank_by}": on_test[setting], "seeds": int(on_val.size()[setting]),
-                          "chosen": setting == chosen[algorithm]})
+            sweep.append(
+                {
+                    "algorithm": algorithm,
+                    "setting": setting,
+                    f"val_{rank_by}": on_val.mean()[setting],
+                    f"test_{rank_by}": on_test[setting],
+                    "seeds": int(on_val.size()[setting]),
+                    "chosen": setting == chosen[algorithm],
+                }
+            )
     return chosen, pd.DataFrame(sweep)
 
 
-def leaderboard(summaries: dict[str, dict], tables: dict[str, pd.DataFrame], rank_by: str, seed: int,
-                overrides: dict[str, dict]) -> dict[str, pd.DataFrame]:
+def leaderboard(
+    summaries: dict[str, dict], tables: dict[str, pd.DataFrame], rank_by: str, seed: int, overrides: dict[str, dict]
+) -> dict[str, pd.DataFrame]:
     """``board``: per algorithm, each metric's mean over seeds, its 95% bootstrap interval over prompts
     (``_lo``, ``_hi``) and, with several seeds, its std over them (``_seed_std``); ``intervals``: the same
     numbers one metric per row; ``sweep``: the swept settings on val and test; ``trials``: every trial."""
@@ -64,15 +81,26 @@ def leaderboard(summaries: dict[str, dict], tables: dict[str, pd.DataFrame], ran
     for algorithm, setting in chosen.items():
         reported = runs[(runs["algorithm"] == algorithm) & (runs["split"] != VALIDATION) & (runs["setting"] == setting)]
         ci = metric_intervals([tables[t] for t in reported["trial"]], metrics, seed).set_index("metric")
-        row = {"algorithm": algorithm, "setting": _describe(algorithm, setting, overrides, sweep),
-               "seeds": len(reported)}
+        row = {
+            "algorithm": algorithm,
+            "setting": _describe(algorithm, setting, overrides, sweep),
+            "seeds": len(reported),
+        }
         for m in metrics:
             row.update({m: ci.loc[m, "value"], f"{m}_lo": ci.loc[m, "lo"], f"{m}_hi": ci.loc[m, "hi"]})
             if len(reported) > 1:
                 row[f"{m}_seed_std"] = float(reported[m].std(ddof=1))
-            long.append({"algorithm": algorithm, "metric": m, "mean": ci.loc[m, "value"], "ci95_lo": ci.loc[m, "lo"],
-                         "ci95_hi": ci.loc[m, "hi"], "seed_std": float(reported[m].std(ddof=1)) if len(reported) > 1
-                         else np.nan, "seeds": len(reported)})
+            long.append(
+                {
+                    "algorithm": algorithm,
+                    "metric": m,
+                    "mean": ci.loc[m, "value"],
+                    "ci95_lo": ci.loc[m, "lo"],
+                    "ci95_hi": ci.loc[m, "hi"],
+                    "seed_std": float(reported[m].std(ddof=1)) if len(reported) > 1 else np.nan,
+                    "seeds": len(reported),
+                }
+            )
         rows.append(row)
     board = pd.DataFrame(rows).sort_values(rank_by, ascending=False).reset_index(drop=True)
     return {"board": board, "intervals": pd.DataFrame(long), "sweep": sweep, "trials": runs}
@@ -83,8 +111,12 @@ def _describe(algorithm: str, setting: str, overrides: dict[str, dict], sweep: p
     if not sweep.empty and algorithm in set(sweep["algorithm"]):
         return f"{setting} (best on val of {int((sweep['algorithm'] == algorithm).sum())})"
     if algorithm in overrides:
-        return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in sorted(overrides[algorithm].items())) + " (policy.overrides)"
+        return (
+            " ".join(
+                f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(overrides[algorithm].items())
+            )
+            + " (policy.overrides)"
+        )
     return setting or "shared"
 
 
@@ -92,8 +124,10 @@ def readable(board: pd.DataFrame) -> pd.DataFrame:
     """The board as text cells: ``mean [lo, hi]`` per metric, ``± std`` over seeds where there are several."""
     out = board[[c for c in ("algorithm", "setting", "seeds") if c in board]].copy()
     for metric in [c for c in board if f"{c}_lo" in board]:
-        cells = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in
-                 zip(board[metric], board[f"{metric}_lo"], board[f"{metric}_hi"])]
+        cells = [
+            f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+            for v, lo, hi in zip(board[metric], board[f"{metric}_lo"], board[f"{metric}_hi"])
+        ]
         if f"{metric}_seed_std" in board:
             cells = [f"{c} ±{s:.3f}" for c, s in zip(cells, board[f"{metric}_seed_std"])]
         out[metric] = cells

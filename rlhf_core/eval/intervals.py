@@ -6,6 +6,7 @@ answers "would another set of prompts from the same distribution rank these algo
 The percentile method is used (BCa needs a statistic that varies, which a constant column or a small
 corpus does not).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -64,14 +65,21 @@ def mean_statistic(values: np.ndarray, prompt_of_row: np.ndarray, n_prompts: int
     return stat
 
 
-def bootstrap(stat: Callable[[np.ndarray], np.ndarray], n_prompts: int, seed: int,
-              resamples: int = RESAMPLES) -> tuple[float, float]:
+def bootstrap(
+    stat: Callable[[np.ndarray], np.ndarray], n_prompts: int, seed: int, resamples: int = RESAMPLES
+) -> tuple[float, float]:
     """The percentile interval of ``stat`` over resamples of the prompts (NaN with fewer than 2 prompts)."""
     if n_prompts < 2:
         return float("nan"), float("nan")
-    res = stats.bootstrap((np.arange(n_prompts),), lambda idx, axis=-1: stat(idx), vectorized=True,
-                          n_resamples=resamples, confidence_level=CONFIDENCE, method="percentile",
-                          rng=np.random.default_rng(seed))
+    res = stats.bootstrap(
+        (np.arange(n_prompts),),
+        lambda idx, axis=-1: stat(idx),
+        vectorized=True,
+        n_resamples=resamples,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -79,8 +87,9 @@ def bootstrap(stat: Callable[[np.ndarray], np.ndarray], n_prompts: int, seed: in
 CORPUS = {"distinct_1": 1, "distinct_2": 2}
 
 
-def metric_intervals(runs: list[pd.DataFrame], metrics: list[str], seed: int, text: str = "completion",
-                     resamples: int = RESAMPLES) -> pd.DataFrame:
+def metric_intervals(
+    runs: list[pd.DataFrame], metrics: list[str], seed: int, text: str = "completion", resamples: int = RESAMPLES
+) -> pd.DataFrame:
     """One row per metric: its mean over ``runs`` (one table per training seed) and the bootstrap
     interval of that mean over prompts.
 
@@ -109,8 +118,9 @@ def metric_intervals(runs: list[pd.DataFrame], metrics: list[str], seed: int, te
     return pd.DataFrame(out, columns=["metric", "value", "lo", "hi"])
 
 
-def _statistic(rows: pd.DataFrame, codes: np.ndarray, n_prompts: int, metric: str,
-               text: str) -> Callable[[np.ndarray], np.ndarray] | None:
+def _statistic(
+    rows: pd.DataFrame, codes: np.ndarray, n_prompts: int, metric: str, text: str
+) -> Callable[[np.ndarray], np.ndarray] | None:
     column = rows.get(metric)
     if column is not None and pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return mean_statistic(column.to_numpy(np.float64), codes, n_prompts)

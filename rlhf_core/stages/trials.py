@@ -14,6 +14,7 @@ trials of one policy, share their policy artifact. ``lr`` means the learning rat
 own trainer (``policy.train.lr``, ``policy.ppo.lr`` or ``policy.fg_ppo.ppo.lr``); any other sweep key
 is a path under ``policy``. A seed sets every trainer's seed and the evaluation's sampling seed.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -108,8 +109,10 @@ def seed_paths(task: TaskConfig) -> list[str]:
 
 def variant(task: TaskConfig, trial: Trial) -> TaskConfig:
     """The task config a trial's stages run on (the task itself for a trial that changes nothing)."""
-    values = {sweep_path(task, trial.algorithm, k): v
-              for k, v in {**task.policy.overrides.get(trial.algorithm, {}), **trial.settings}.items()}
+    values = {
+        sweep_path(task, trial.algorithm, k): v
+        for k, v in {**task.policy.overrides.get(trial.algorithm, {}), **trial.settings}.items()
+    }
     if trial.seed is not None:
         values.update({p: trial.seed for p in seed_paths(task)})
     if trial.split is not None:

@@ -1,4 +1,5 @@
 """Bootstrap intervals over prompts, the seed spread and the sweep's choice on val, against hand-worked values."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,11 +56,18 @@ def _evaluation(values: list[float], seed: int) -> tuple[dict, pd.DataFrame]:
 def test_the_board_picks_the_sweep_point_best_on_val_and_reports_it_on_test_over_seeds():
     # dpo at lr 1e-4 is better on val (0.9 vs 0.1) but worse on test: the board must report 1e-4's
     # test trials, never the better test number of the other point.
-    runs = {"sft@seed=1": [0.2, 0.4], "sft@seed=2": [0.4, 0.6],
-            "dpo@lr=5e-05@seed=1": [0.8, 0.8], "dpo@lr=5e-05@seed=2": [0.8, 0.8],
-            "dpo@lr=0.0001@seed=1": [0.2, 0.4], "dpo@lr=0.0001@seed=2": [0.6, 0.4],
-            "dpo@lr=5e-05@seed=1@split=val": [0.1, 0.1], "dpo@lr=5e-05@seed=2@split=val": [0.1, 0.1],
-            "dpo@lr=0.0001@seed=1@split=val": [0.9, 0.9], "dpo@lr=0.0001@seed=2@split=val": [0.9, 0.9]}
+    runs = {
+        "sft@seed=1": [0.2, 0.4],
+        "sft@seed=2": [0.4, 0.6],
+        "dpo@lr=5e-05@seed=1": [0.8, 0.8],
+        "dpo@lr=5e-05@seed=2": [0.8, 0.8],
+        "dpo@lr=0.0001@seed=1": [0.2, 0.4],
+        "dpo@lr=0.0001@seed=2": [0.6, 0.4],
+        "dpo@lr=5e-05@seed=1@split=val": [0.1, 0.1],
+        "dpo@lr=5e-05@seed=2@split=val": [0.1, 0.1],
+        "dpo@lr=0.0001@seed=1@split=val": [0.9, 0.9],
+        "dpo@lr=0.0001@seed=2@split=val": [0.9, 0.9],
+    }
     evals = {k: _evaluation(v, 0) for k, v in runs.items()}
     out = leaderboard({k: s for k, (s, _) in evals.items()}, {k: t for k, (_, t) in evals.items()}, "gold", 0, {})
     board = out["board"].set_index("algorithm")
@@ -75,8 +83,10 @@ def test_the_board_picks_the_sweep_point_best_on_val_and_reports_it_on_test_over
 
 
 def test_seeds_and_a_sweep_become_trial_partitions_whose_configs_differ_only_there():
-    task = load_config(task_config_path("demo"), ["seeds=[1,2]", "policy.sweep={dpo: {lr: [5e-5, 1.0e-4]}}",
-                                                  "policy.overrides={nll: {lr: 1.0e-4}}"])
+    task = load_config(
+        task_config_path("demo"),
+        ["seeds=[1,2]", "policy.sweep={dpo: {lr: [5e-5, 1.0e-4]}}", "policy.overrides={nll: {lr: 1.0e-4}}"],
+    )
     keys = trials.partition_keys(task)
     assert keys[:4] == ["sft@seed=1", "sft@seed=2", "nll@seed=1", "nll@seed=2"]
     assert "dpo@lr=5e-05@seed=2@split=val" in keys and "ppo@seed=1@split=val" not in keys

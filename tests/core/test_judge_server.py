@@ -6,6 +6,7 @@ sampling at temperature 1 gets each with probability 1/6: its one-token verdicts
 prompt are a mix of readable ones and garbage, and the unparseable share must count exactly the
 garbage. Its [LoL] replies cannot spell a verdict at all.
 """
+
 import os
 import shutil
 import socket
@@ -35,15 +36,29 @@ def tiny_chat_model(path: Path) -> Path:
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")  # one token per character
     tok.decoder = decoders.Fuse()
-    template = ("{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                "{% if add_generation_prompt %}<s>assistant: {% endif %}")
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   chat_template=template)
+    template = (
+        "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<s>assistant: {% endif %}"
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", chat_template=template
+    )
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                                         max_position_embeddings=4096, bos_token_id=1, eos_token_id=2,
-                                         pad_token_id=0, tie_word_embeddings=False))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+            tie_word_embeddings=False,
+        )
+    )
     with torch.no_grad():
         model.lm_head.weight.zero_()
     model.generation_config.do_sample = True  # the server samples only models whose generation config says so
@@ -65,9 +80,24 @@ def server(tmp_path_factory):
     model = tiny_chat_model(tmp_path_factory.mktemp("judge_model"))
     port = free_port()
     log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
-    proc = subprocess.Popen([str(SERVE), "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
-                             "--device", "cpu", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        [
+            str(SERVE),
+            "serve",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     import httpx
 
     deadline = time.monotonic() + STARTUP_S
@@ -97,20 +127,35 @@ def evaluation(store: ArtifactStore, partition: str, rows: pd.DataFrame):
 
 def prompts_table(store: ArtifactStore, ids: list[int]):
     def build(out, _):
-        write_table(pd.DataFrame({"id": ids, "prompt": [f"question {i}" for i in ids],
-                                  "source": ["koala" if i % 2 else "oasst" for i in ids]}), out / TABLE)
+        write_table(
+            pd.DataFrame(
+                {
+                    "id": ids,
+                    "prompt": [f"question {i}" for i in ids],
+                    "source": ["koala" if i % 2 else "oasst" for i in ids],
+                }
+            ),
+            out / TABLE,
+        )
         return {}
 
     return store.build("demo", "prompts", None, {"ids": ids}, build)
 
 
 def run(store, endpoint, n: int, prompt: str = "alpaca_eval"):
-    judge = (f"{{kind: chat, prompt: {prompt}, temperature: 1.0, agreement: [rm], source_column: source, "
-             "concurrency: 2}")
+    judge = (
+        f"{{kind: chat, prompt: {prompt}, temperature: 1.0, agreement: [rm], source_column: source, concurrency: 2}}"
+    )
     task = load_config(task_config_path("demo"), [f"evaluation.judge={judge}"])
     ids = list(range(n))
-    base = pd.DataFrame({"id": ids, "prompt": [f"question {i}" for i in ids],
-                         "completion": [f"answer {i}" for i in ids], "rm": [0.0] * n})
+    base = pd.DataFrame(
+        {
+            "id": ids,
+            "prompt": [f"question {i}" for i in ids],
+            "completion": [f"answer {i}" for i in ids],
+            "rm": [0.0] * n,
+        }
+    )
     model = base.assign(completion=[f"a better answer to {i}" + "!" * i for i in ids], rm=[1.0] * n)
     evaluations = {"sft": evaluation(store, "sft", base), "dpo": evaluation(store, "dpo", model)}
     return judge_win_rates(task, store, evaluations, prompts_table(store, ids), {}, endpoint)

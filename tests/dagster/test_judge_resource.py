@@ -1,4 +1,5 @@
 """The judge resource: where a chat judge is asked, and its key read only from the environment."""
+
 import pytest
 
 from resources import build_resources
@@ -12,8 +13,11 @@ def test_the_environment_names_the_endpoint_and_holds_the_key(monkeypatch):
     monkeypatch.setenv("MY_JUDGE_KEY", "sk-only-in-env")
     judge = build_resources()["judge"]
     endpoint = judge.endpoint(JudgeConfig(kind="chat", model="judge-from-config", api_key_env="MY_JUDGE_KEY"))
-    assert (endpoint.base_url, endpoint.model, endpoint.api_key) == ("http://127.0.0.1:9/v1", "judge-from-env",
-                                                                     "sk-only-in-env")
+    assert (endpoint.base_url, endpoint.model, endpoint.api_key) == (
+        "http://127.0.0.1:9/v1",
+        "judge-from-env",
+        "sk-only-in-env",
+    )
     assert "sk-only-in-env" not in repr(endpoint) and "sk-only-in-env" not in repr(judge)
 
 
