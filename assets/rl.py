@@ -5,7 +5,7 @@ V_ref, the online policies (ppo, grpo) and the evaluation score samples with the
 """
 import dagster as dg
 
-from assets.common import GPU_POOL, asset_in, data_key, key, per_partition
+from assets.common import GPU_POOL, asset_in, data_key, declared, key, per_partition, stage_asset, stage_ins
 from resources.artifacts import ArtifactStoreResource
 from resources.launcher import LauncherResource
 from resources.metadata import output
@@ -31,16 +31,11 @@ def build_reference_value(task: TaskConfig) -> list[dg.AssetsDefinition]:
     if not has_reference_value(task):
         return []
 
-    @dg.asset(key=key(task, "reference_value"), group_name=f"{task.task}_rl", kinds={"pytorch"},
-              ins={"sft": asset_in(task, "sft_model"), "prompts": asset_in(task, data_key(task, task.sft.data)),
-                   "rewards": asset_in(task, "rewards"), "scorers": _scorers_in(task)},
-              code_version=rl.reference_value.version(task), pool=GPU_POOL,
-              description="A-LoL value head V_ref(x), fitted to the task's reward of the reference's own samples, "
-                          "and the advantages A = R - V_ref(x) of the training rows.")
-    def reference_value(context: dg.AssetExecutionContext, launcher: LauncherResource, sft, prompts, rewards, scorers):
-        return output(*launcher.run(context, task, "reference_value", sft, prompts, rewards, scorers))
-
-    return [reference_value]
+    return [stage_asset(task, rl.reference_value, {"sft": "sft_model", "prompts": data_key(task, task.sft.data),
+                                                   "rewards": "rewards", "scorers": _scorers_in(task)},
+                        launched=True, group_name=f"{task.task}_rl", kinds={"pytorch"},
+                        description="A-LoL value head V_ref(x), fitted to the task's reward of the reference's own "
+                                    "samples, and the advantages A = R - V_ref(x) of the training rows.")]
 
 
 def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
@@ -59,33 +54,33 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
     prompts_in = asset_in(task, data_key(task, rl.prompts_dataset(task)))
 
     @dg.asset(key=key(task, "policy"), group_name=group, partitions_def=parts, kinds={"pytorch"},
-              ins={**{k: asset_in(task, name) for k, name in optional.items() if name},
-                   "prompts": prompts_in, "scorers": _scorers_in(task)},
-              code_version=rl.policy.version(task), backfill_policy=one_run, pool=GPU_POOL,
+              ins=stage_ins(task, rl.policy, **{k: name for k, name in optional.items() if name}, prompts=prompts_in,
+                            scorers=_scorers_in(task)),
+              **declared(task, rl.policy), backfill_policy=one_run, pool=GPU_POOL,
               description="The starting policy fine-tuned by one algorithm; partition 'sft' is the start itself.")
     def policy(context: dg.AssetExecutionContext, launcher: LauncherResource, prompts, scorers, **given):
         refs = {k: given.get(k) for k in optional}
-        return per_partition(context, lambda algorithm: launcher.run(context, task, "policy", algorithm, refs["sft"],
+        return per_partition(context, lambda algorithm: launcher.run(context, task, rl.policy, algorithm, refs["sft"],
                                                                      refs["value"], refs["pairs"], prompts, scorers))
 
     @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts, backfill_policy=one_run,
-              ins={"policy": asset_in(task, "policy"), "prompts": prompts_in},
-              code_version=evaluation.generations.version(task), pool=GPU_POOL,
+              ins=stage_ins(task, evaluation.generations, policy="policy", prompts=prompts_in),
+              **declared(task, evaluation.generations), pool=GPU_POOL,
               description="Samples on the evaluation prompts.")
     def generations(context: dg.AssetExecutionContext, launcher: LauncherResource, policy, prompts):
-        return per_partition(context, lambda algorithm: launcher.run(context, task, "generations", algorithm,
+        return per_partition(context, lambda algorithm: launcher.run(context, task, evaluation.generations, algorithm,
                                                                      policy[algorithm], prompts))
 
     @dg.asset(key=key(task, "evaluation"), group_name=group, partitions_def=parts, backfill_policy=one_run,
-              ins={"gen": asset_in(task, "generations"), "scorers": _scorers_in(task)},
-              code_version=evaluation.evaluation.version(task),
+              ins=stage_ins(task, evaluation.evaluation, gen="generations", scorers=_scorers_in(task)),
+              **declared(task, evaluation.evaluation),
               description="Every reward component (gold breakdown included), the task's reward R, distinct-1/2.")
     def evaluation_(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, gen, scorers):
         return per_partition(context, lambda algorithm: evaluation.evaluation(task, artifacts.store(), algorithm,
                                                                               gen[algorithm], scorers))
 
     @dg.asset(key=key(task, "leaderboard"), group_name=group, ins={"evaluations": asset_in(task, "evaluation")},
-              code_version=evaluation.leaderboard.version(task), kinds={"csv"},
+              **declared(task, evaluation.leaderboard), kinds={"csv"},
               description=f"One row per algorithm; exported to data/artifacts/{task.task}/leaderboard.csv.")
     def leaderboard(artifacts: ArtifactStoreResource, evaluations):
         store = artifacts.store()

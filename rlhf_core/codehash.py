@@ -6,8 +6,8 @@ calls it, through any chain of calls, and of no other stage. Nothing is bumped b
 The walk is static (``ast``, nothing is executed): from a function it follows the names the
 function uses to their definitions, in its own module or in an ``rlhf_core`` module it imports,
 and hashes the source of every definition reached plus each touched module's top-level
-statements (constants, imports). A registry that imports its plug-ins at run time says so with
-a module-level ``DISCOVERS = "<package>"``; every module of that package is then included whole.
+statements (constants, imports). A plug-in looked up by name at run time (``rlhf_core.registry``)
+is not reached: a stage adds the hash of each entry its task's config names (``Stage(uses=...)``).
 
     code_hash(sft_model)   # 16 hex digits
 """
@@ -17,7 +17,6 @@ import ast
 import hashlib
 import importlib.util
 import inspect
-import pkgutil
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,16 +58,15 @@ def _absolute(module: str, node: ast.ImportFrom) -> str:
 
 
 @lru_cache(maxsize=None)
-def _scope(module: str) -> tuple[dict[str, ast.AST], dict[str, Definition | str], list[ast.stmt], list[str]]:
-    """A module's top-level definitions, imported names, other statements and discovered packages."""
+def _scope(module: str) -> tuple[dict[str, ast.AST], dict[str, Definition | str], list[ast.stmt]]:
+    """A module's top-level definitions, imported names and other statements."""
     parsed = _module(module)
     if parsed is None:
-        return {}, {}, [], []
+        return {}, {}, []
     tree, _ = parsed
     defs: dict[str, ast.AST] = {}
     imports: dict[str, Definition | str] = {}  # local name -> (module, name) or a module name
     rest: list[ast.stmt] = []
-    discovers: list[str] = []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             defs[node.name] = node
@@ -83,9 +81,7 @@ def _scope(module: str) -> tuple[dict[str, ast.AST], dict[str, Definition | str]
             for alias in node.names:
                 sub = f"{source}.{alias.name}"
                 imports[alias.asname or alias.name] = sub if _is_module(sub) else (source, alias.name)
-        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "DISCOVERS" for t in node.targets):
-            discovers.append(ast.literal_eval(node.value))
-    return defs, imports, rest, discovers
+    return defs, imports, rest
 
 
 def _locals(node: ast.AST) -> set[str]:
@@ -103,7 +99,7 @@ def _locals(node: ast.AST) -> set[str]:
 
 def _references(module: str, node: ast.AST) -> set[Definition | str]:
     """What a definition uses: local definitions, imported names and modules (also lazy imports)."""
-    defs, imports, _, _ = _scope(module)
+    defs, imports, _ = _scope(module)
     found: set[Definition | str] = set()
     local = _locals(node)
     for sub in ast.walk(node):
@@ -135,18 +131,16 @@ def _walk(start: Definition) -> tuple[set[Definition], set[str]]:
     whole: set[str] = set()
     todo: list[Definition | str] = [start]
 
-    def touch(module: str) -> None:  # a module's top-level statements and plug-ins come with it
+    def touch(module: str) -> None:  # a module's top-level statements come with it
         if module not in modules:
             modules.add(module)
-            _, _, rest, discovers = _scope(module)
             # Constants may use other definitions; imported names count only where a definition uses them.
-            todo.extend(ref for stmt in rest if not isinstance(stmt, (ast.Import, ast.ImportFrom))
+            todo.extend(ref for stmt in _scope(module)[2] if not isinstance(stmt, (ast.Import, ast.ImportFrom))
                         for ref in _references(module, stmt))
-            todo.extend(m.name for pkg in discovers for m in _package_modules(pkg))
 
     while todo:
         item = todo.pop()
-        if isinstance(item, str):  # a whole module is used (``import x``, or a plug-in)
+        if isinstance(item, str):  # a whole module is used (``import x``)
             if item not in whole and _module(item) is not None:
                 whole.add(item)
                 touch(item)
@@ -155,7 +149,7 @@ def _walk(start: Definition) -> tuple[set[Definition], set[str]]:
         if item in seen:
             continue
         module, name = item
-        defs, imports, _, _ = _scope(module)
+        defs, imports, _ = _scope(module)
         if name not in defs:
             if name in imports:  # re-exported
                 todo.append(imports[name])
@@ -166,11 +160,6 @@ def _walk(start: Definition) -> tuple[set[Definition], set[str]]:
         touch(module)
         todo.extend(_references(module, defs[name]))
     return seen, modules
-
-
-def _package_modules(package: str) -> list[pkgutil.ModuleInfo]:
-    spec = importlib.util.find_spec(package)
-    return [] if spec is None else list(pkgutil.iter_modules(spec.submodule_search_locations, package + "."))
 
 
 @lru_cache(maxsize=None)
@@ -193,7 +182,7 @@ def _hash_from(start: Definition) -> str:
     seen, modules = _walk(start)
     digest = hashlib.sha256()
     for module in sorted(modules):
-        defs, _, rest, _ = _scope(module)
+        defs, _, rest = _scope(module)
         digest.update(module.encode())
         for stmt in rest:  # constants and imports of every touched module
             digest.update(_segment(module, stmt).encode())
@@ -207,8 +196,3 @@ def code_hash(fn) -> str:
     fn = inspect.unwrap(fn)
     return _hash_from((fn.__module__, fn.__name__))
 
-
-def code_files(fn) -> list[str]:
-    """The modules whose source ``code_hash(fn)`` covers (for reports and tests)."""
-    fn = inspect.unwrap(fn)
-    return sorted(_walk((fn.__module__, fn.__name__))[1])
