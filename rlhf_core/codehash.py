@@ -10,6 +10,10 @@ statements (constants, imports). A plug-in looked up by name at run time (``rlhf
 is not reached: a stage adds the hash of each entry its task's config names (``Stage(uses=...)``).
 
     code_hash(sft_model)   # 16 hex digits
+    forget("rlhf_core.train.pro")   # that file changed in this process: read it again
+
+What is read of a module (its parse, scope and each definition's references) is kept per module,
+so after an edit only that module is read again and the walks, cheap set operations, are redone.
 """
 from __future__ import annotations
 
@@ -17,14 +21,41 @@ import ast
 import hashlib
 import importlib.util
 import inspect
-from functools import lru_cache
+from functools import lru_cache, wraps
 from pathlib import Path
+from typing import Any, Callable
 
 ROOT_PACKAGE = "rlhf_core"
 Definition = tuple[str, str]  # (module, top-level name)
+_PER_MODULE: list[dict[tuple, Any]] = []  # the caches forget() clears by module
+_HASHES: dict[Definition, tuple[str, set[str]]] = {}  # start -> its hash and the modules it read
 
 
-@lru_cache(maxsize=None)
+def _per_module(fn: Callable) -> Callable:
+    """Cache ``fn(module, *args)``; ``forget(module)`` drops that module's entries."""
+    cache: dict[tuple, Any] = {}
+    _PER_MODULE.append(cache)
+
+    @wraps(fn)
+    def cached(module: str, *args: Any) -> Any:
+        key = (module, *args)
+        if key not in cache:
+            cache[key] = fn(module, *args)
+        return cache[key]
+
+    return cached
+
+
+def forget(module: str) -> None:
+    """Drop what was read of ``module``, whose file changed in this process; every hash is redone."""
+    for cache in _PER_MODULE:
+        for key in [k for k in cache if k[0] == module]:
+            del cache[key]
+    for start in [s for s, (_, modules) in _HASHES.items() if module in modules]:
+        del _HASHES[start]
+
+
+@_per_module
 def _module(name: str) -> tuple[ast.Module, str] | None:
     """The parsed source of an ``rlhf_core`` module (None for packages without one, or others)."""
     if name != ROOT_PACKAGE and not name.startswith(ROOT_PACKAGE + "."):
@@ -57,7 +88,7 @@ def _absolute(module: str, node: ast.ImportFrom) -> str:
     return ".".join(parts + ([node.module] if node.module else []))
 
 
-@lru_cache(maxsize=None)
+@_per_module
 def _scope(module: str) -> tuple[dict[str, ast.AST], dict[str, Definition | str], list[ast.stmt]]:
     """A module's top-level definitions, imported names and other statements."""
     parsed = _module(module)
@@ -124,19 +155,19 @@ def _references(module: str, node: ast.AST) -> set[Definition | str]:
     return found
 
 
-def _walk(start: Definition) -> tuple[set[Definition], set[str]]:
-    """Every definition reachable from ``start`` and every module they touch."""
+def _walk(start: Definition) -> tuple[set[Definition], set[str], set[str]]:
+    """Every definition reachable from ``start``, every module they touch, and every module read
+    on the way (a re-export is read, not touched)."""
     seen: set[Definition] = set()
     modules: set[str] = set()
+    read: set[str] = set()
     whole: set[str] = set()
     todo: list[Definition | str] = [start]
 
     def touch(module: str) -> None:  # a module's top-level statements come with it
         if module not in modules:
             modules.add(module)
-            # Constants may use other definitions; imported names count only where a definition uses them.
-            todo.extend(ref for stmt in _scope(module)[2] if not isinstance(stmt, (ast.Import, ast.ImportFrom))
-                        for ref in _references(module, stmt))
+            todo.extend(_uses(module, None))
 
     while todo:
         item = todo.pop()
@@ -149,6 +180,7 @@ def _walk(start: Definition) -> tuple[set[Definition], set[str]]:
         if item in seen:
             continue
         module, name = item
+        read.add(module)
         defs, imports, _ = _scope(module)
         if name not in defs:
             if name in imports:  # re-exported
@@ -158,11 +190,22 @@ def _walk(start: Definition) -> tuple[set[Definition], set[str]]:
             continue
         seen.add(item)
         touch(module)
-        todo.extend(_references(module, defs[name]))
-    return seen, modules
+        todo.extend(_uses(module, name))
+    return seen, modules, read | modules
 
 
-@lru_cache(maxsize=None)
+@_per_module
+def _uses(module: str, name: str | None) -> frozenset[Definition | str]:
+    """What the definition ``name`` uses; for None, what the module's top-level statements use (constants
+    may use other definitions; imported names count only where a definition uses them)."""
+    defs, _, rest = _scope(module)
+    if name is not None:
+        return frozenset(_references(module, defs[name]))
+    return frozenset(ref for stmt in rest if not isinstance(stmt, (ast.Import, ast.ImportFrom))
+                     for ref in _references(module, stmt))
+
+
+@_per_module
 def _lines(module: str) -> list[str]:
     return [line + "\n" for line in _module(module)[1].split("\n")]  # ast counts lines by "\n"
 
@@ -177,9 +220,13 @@ def _segment(module: str, node: ast.AST) -> str:
     return head + "".join(lines[first + 1 : last]) + lines[last].encode()[: node.end_col_offset].decode()
 
 
-@lru_cache(maxsize=None)
 def _hash_from(start: Definition) -> str:
-    seen, modules = _walk(start)
+    if start not in _HASHES:
+        _HASHES[start] = _digest(*_walk(start))
+    return _HASHES[start][0]
+
+
+def _digest(seen: set[Definition], modules: set[str], read: set[str]) -> tuple[str, set[str]]:
     digest = hashlib.sha256()
     for module in sorted(modules):
         defs, _, rest = _scope(module)
@@ -188,7 +235,7 @@ def _hash_from(start: Definition) -> str:
             digest.update(_segment(module, stmt).encode())
         for name in sorted(n for m, n in seen if m == module):
             digest.update(name.encode() + _segment(module, defs[name]).encode())
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()[:16], read
 
 
 def code_hash(fn) -> str:

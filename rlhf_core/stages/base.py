@@ -182,7 +182,7 @@ class Stage:
     def _declared(self, task: TaskConfig, *ident: Any) -> dict[str, Any]:
         return {p: to_dict(resolve(task, p)) for p in self.reads(task, *ident)}
 
-    def _code(self, task: TaskConfig, *ident: Any) -> str:
+    def code_version(self, task: TaskConfig, *ident: Any) -> str:
         """The hash of the function's code and of the registry entries this partition uses."""
         uses = self.uses_fn(task, *ident[: self._ident]) if self.uses_fn else ()
         return hash_key(code_hash(self.fn), [code_hash(entry) for entry in uses])
@@ -193,11 +193,11 @@ class Stage:
         stage's asset has one version over its partitions (Dagster versions an asset, not a partition)."""
         if self._ident and not ident:
             return hash_key({str(p[0]): self.version(task, *p) for p in self.partitions(task)})
-        return f"config:{hash_key(self.name, self._declared(task, *ident))} code:{self._code(task, *ident)}"
+        return f"config:{hash_key(self.name, self._declared(task, *ident))} code:{self.code_version(task, *ident)}"
 
     def key_version(self, task: TaskConfig, *ident: Any) -> str:
         """The root of the store key of one partition: a hash of its declared values and code."""
-        return hash_key(self.name, self._declared(task, *ident), self._code(task, *ident))
+        return hash_key(self.name, self._declared(task, *ident), self.code_version(task, *ident))
 
     def arguments(self, **given: Any) -> tuple[Any, ...]:
         """Keyword inputs (as an asset gets them) in the stage's order; a missing optional one is None."""
