@@ -12,7 +12,7 @@ made with ``find_only=True`` returns what exists and raises ``NotInStore`` inste
 launcher asks it first, through the stage's own key computation, before it starts a process).
 
     store = ArtifactStore(root)
-    ref = store.build("demo", "sft_model", None, key_parts, lambda out: train(out))
+    ref = store.build("demo", "sft_model", None, key_parts, lambda out, work: train(out, checkpoints=work))
 """
 from __future__ import annotations
 

@@ -23,9 +23,12 @@ import pytest
 from pipelines.task_defs import build_task_definitions
 from rlhf_core.config import load_config, tasks_dir
 from rlhf_core.data.registry import BUILDERS, LOADERS
+from rlhf_core.eval.metrics import distinct_n
 from rlhf_core.rewards.base import SCORERS
 from rlhf_core.stages import all_stages
 from rlhf_core.stages.algorithms import ALGORITHMS
+from rlhf_core.stages.rm_eval import within_prompt_pairs
+from rlhf_core.train.value import fit_value_head
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = {p.stem: load_config(p) for p in sorted(tasks_dir().glob("*.yaml"))}
@@ -169,28 +172,21 @@ def test_a_code_edit_rekeys_exactly_the_partitions_that_run_it_in_every_task(lay
     dialogrpt = {n for n in SCORERS.names() if SCORERS.get(n).__module__ == "rlhf_core.rewards.dialogrpt"}
     expect(append_edit("append to rewards/dialogrpt.py", "rlhf_core.rewards.dialogrpt"),
            named(layout, "reward_scorer", lambda t, c: bool(scorer_names(t.annotation.scorers[c]) & dialogrpt)))
-    expect(append_edit("append to train/pro.py", "rlhf_core.train.pro"), named(layout, "policy", lambda t, a: a == "pro"))
+    expect(append_edit("append to train/pro.py", "rlhf_core.train.pro"),
+           named(layout, "policy", lambda t, a: a == "pro"))
+    # Code a stage imports re-keys every partition of that stage, and of no other.
+    for fn, stage in ((fit_value_head, "reference_value"), (distinct_n, "evaluation"),
+                      (within_prompt_pairs, "reward_model_eval")):
+        expect(definition_edit(fn.__name__, fn), named(layout, stage, lambda *_: True))
 
     changed = changed_by(edits, layout, tmp_path)
     assert len(edits) >= len(SCORERS.names()) // 2 + len(LOADERS.names()) // 2
     wrong = {label: (sorted(changed[label] - p), sorted(p - changed[label])) for label, p in expected.items()
              if changed[label] != p}
     assert not wrong, json.dumps(wrong, indent=1)
-    assert changed["append to train/pro.py"]  # some task trains PRO: the check above is not vacuous
+    assert changed["append to train/pro.py"] and changed["distinct_n"]  # the checks above are not vacuous
     assert any(s == "reward_scorer" for label in expected if label.startswith("scorer")
                for _, s, _ in changed[label])
-
-
-def test_a_stage_function_edit_rekeys_every_partition_of_that_stage_and_no_other(layout, tmp_path):
-    from rlhf_core.eval.metrics import distinct_n
-    from rlhf_core.stages.rm_eval import within_prompt_pairs
-    from rlhf_core.train.value import fit_value_head
-
-    cases = {"fit_value_head": (fit_value_head, "reference_value"), "distinct_n": (distinct_n, "evaluation"),
-             "within_prompt_pairs": (within_prompt_pairs, "reward_model_eval")}
-    changed = changed_by([definition_edit(label, fn) for label, (fn, _) in cases.items()], layout, tmp_path)
-    for label, (_, stage) in cases.items():
-        assert changed[label] == named(layout, stage, lambda *_: True) != set(), label
 
 
 def partition_keys(task) -> dict[Partition, str]:
