@@ -192,8 +192,12 @@ class Stage:
         code this stage runs, apart, so a stale asset can say which of the two changed. A partitioned
         stage's asset has one version over its partitions (Dagster versions an asset, not a partition)."""
         if self._ident and not ident:
-            return hash_key({str(p[0]): self.version(task, *p) for p in self.partitions(task)})
-        return f"config:{hash_key(self.name, self._declared(task, *ident))} code:{self.code_version(task, *ident)}"
+            parts = {str(p[0]): p for p in self.partitions(task)}
+            config = {name: self._declared(task, *p) for name, p in parts.items()}
+            code = hash_key({name: self.code_version(task, *p) for name, p in parts.items()})
+        else:
+            config, code = self._declared(task, *ident), self.code_version(task, *ident)
+        return f"config:{hash_key(self.name, config)} code:{code}"
 
     def key_version(self, task: TaskConfig, *ident: Any) -> str:
         """The root of the store key of one partition: a hash of its declared values and code."""
