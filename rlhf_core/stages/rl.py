@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_core.config import ModelSource, TaskConfig
+from rlhf_core.config import ConfigError, ModelSource, TaskConfig
 from rlhf_core.stages.algorithms import ALGORITHMS, PolicyRun
 from rlhf_core.stages.annotation import reward_function, reward_terms
 from rlhf_core.stages.base import TABLE, Context, Result, load_tok, stage, table, train_rows
@@ -17,6 +17,12 @@ START_READS = ["policy.init", "compute"]  # where every partition's policy start
 
 
 def policy_partitions(task: TaskConfig) -> list[str]:
+    """The starting policy and one partition per listed algorithm (each a name of ``ALGORITHMS``)."""
+    known = ALGORITHMS.names()
+    unknown = [a for a in task.policy.algorithms if a not in known]
+    if unknown:
+        raise ConfigError(f"policy.algorithms: unknown algorithm(s) {unknown}; known: {known} ({BASELINE!r}, the "
+                          "starting policy, is always a partition)")
     return [BASELINE, *task.policy.algorithms]
 
 

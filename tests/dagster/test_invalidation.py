@@ -19,9 +19,12 @@ import yaml
 
 from pipelines.task_defs import build_task_definitions
 from rlhf_core.config import ConfigError, load_config, tasks_dir, to_dict
+from rlhf_core.data.registry import BUILDERS, LOADERS
+from rlhf_core.rewards.base import SCORERS
 
 TASKS = sorted(p.stem for p in tasks_dir().glob("*.yaml"))
 CANDIDATES = {str: ["sft", "scratch", "priority", "uniform", "sigmoid", "identity"]}
+REGISTRIES = {"loader": LOADERS, "builder": BUILDERS, "scorer": SCORERS}
 
 
 def graph(task) -> tuple[dict[str, str], dict[str, set[str]], dict[str, list[str]]]:
@@ -73,7 +76,10 @@ def leaves(node, path=()):
         yield path, node
 
 
-def changed_values(value):
+def changed_values(value, path=()):
+    registry = REGISTRIES.get(path[-1]) if path else None
+    if registry is not None:  # a plug-in's name: the definitions refuse an unknown one, so another entry
+        return [n for n in registry.names() if n != value][:3]
     if isinstance(value, bool):
         return [not value]
     if isinstance(value, int):
@@ -105,7 +111,7 @@ def test_each_config_leaf_rekeys_exactly_its_readers_and_their_descendants(name,
         if path == ("task",):
             continue  # the task's name is the store's first path component, not part of a key
         leaf = ".".join(map(str, path))
-        for new in changed_values(value):
+        for new in changed_values(value, path):
             edited = json.loads(json.dumps(raw))
             set_leaf(edited, path, new)
             (tmp_path / "t.yaml").write_text(yaml.safe_dump(edited))
