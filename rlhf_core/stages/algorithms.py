@@ -110,9 +110,9 @@ def pro(run: PolicyRun) -> dict[str, Any]:
     """PRO's ranking loss plus its SFT term on the pairs."""
     from rlhf_core.train.pro import train_pro
 
-    cfg, rows = run.ctx.cfg.policy, train_rows(run.data)
-    return _saved(run, rows, train_pro(run.model, run.tok, rows, PROConfig(train=cfg.train,
-                                                                            sft_weight=cfg.pro_sft_weight), run.work))
+    cfg, rows = run.ctx.cfg, train_rows(run.data)
+    pro_cfg = PROConfig(train=cfg.policy.train, sft_weight=cfg.policy.pro_sft_weight)
+    return _saved(run, rows, train_pro(run.model, run.tok, rows, pro_cfg, run.work, compute=cfg.compute))
 
 
 @algorithm("ppo", "grpo", section=("policy.ppo",), loss=policy_loss, learns_from="prompts", spreads=False,
