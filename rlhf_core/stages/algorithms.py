@@ -105,7 +105,7 @@ def preference(run: PolicyRun) -> dict[str, Any]:
 
 
 @algorithm("pro", section=("policy.train", "policy.pro_sft_weight"), loss=pro_loss, learns_from="pairs",
-           spreads=False)  # run_loop: one process
+           spreads=False)  # launched as one process, as before this registry: no multi-process PRO test yet
 def pro(run: PolicyRun) -> dict[str, Any]:
     """PRO's ranking loss plus its SFT term on the pairs."""
     from rlhf_core.train.pro import train_pro
