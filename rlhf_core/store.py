@@ -19,7 +19,7 @@ different machines race through the store's conditional commit instead (one publ
 reuses its artifact).
 
     store = ArtifactStore(root)
-    ref = store.build("demo", "sft_model", None, key_parts, lambda out: train(out))
+    ref = store.build("demo", "sft_model", None, key_parts, lambda out, work: train(out, checkpoints=work))
 """
 from __future__ import annotations
 
