@@ -11,6 +11,7 @@ Two export layouts (docs/sources.md §7.4, §8):
 A ballot that is not a ranking of the prompt's models (a tie, a missing or duplicate model) is quarantined
 with its group, prompt, annotator and reason; the prompt is scored on its other ballots.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,14 @@ from typing import Any
 import pandas as pd
 
 from rlhf_core.data.quarantine import CleanResult, Ledger
-from rlhf_core.feedback.ranking import RankingError, borda_points, check_ballot, group_summary, merge_prompt, model_scores
+from rlhf_core.feedback.ranking import (
+    RankingError,
+    borda_points,
+    check_ballot,
+    group_summary,
+    merge_prompt,
+    model_scores,
+)
 
 
 @dataclass
@@ -32,15 +40,34 @@ class Ballots:
     by_prompt: dict[tuple[str, str], list[list[str]]] = field(default_factory=dict)
     annotators: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
-    def add(self, group: str, prompt: str, annotator: str, ranking: Any, models: list[str], where: str) -> None:
+    def add(
+        self,
+        group: str,
+        prompt: str,
+        annotator: str,
+        ranking: Any,
+        models: list[str],
+        where: str,
+    ) -> None:
         self.ledger.n_input += 1
         try:
-            if not isinstance(ranking, list) or not all(isinstance(m, str) for m in ranking):
+            if not isinstance(ranking, list) or not all(
+                isinstance(m, str) for m in ranking
+            ):
                 raise RankingError(f"expected a list of model names, got {ranking!r}")
             ballot = check_ballot(ranking, models)
         except RankingError as err:
-            self.ledger.quarantine_row(None, "ranking", f"{where}: annotator {annotator!r}: {err}",
-                                       {"group": group, "prompt": prompt, "annotator": annotator, "ranking": ranking})
+            self.ledger.quarantine_row(
+                None,
+                "ranking",
+                f"{where}: annotator {annotator!r}: {err}",
+                {
+                    "group": group,
+                    "prompt": prompt,
+                    "annotator": annotator,
+                    "ranking": ranking,
+                },
+            )
             return
         self.by_prompt.setdefault((group, prompt), []).append(ballot)
         self.annotators.setdefault((group, prompt), []).append(annotator)
@@ -49,39 +76,68 @@ class Ballots:
 def read_jsonl(path: Path, into: Ballots) -> None:
     """Plain ballots; a prompt's models are those of its first well-formed ballot."""
     models_of: dict[tuple[str, str], list[str]] = {}
-    for line_no, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+    for line_no, line in enumerate(
+        path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1
+    ):
         if not line.strip():
             continue
         where = f"{path}:{line_no}"
         try:
             row = json.loads(line)
-            group, prompt, annotator = str(row.get("group", "all")), row["prompt"], str(row["annotator"])
+            group, prompt, annotator = (
+                str(row.get("group", "all")),
+                row["prompt"],
+                str(row["annotator"]),
+            )
         except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as err:
             into.ledger.n_input += 1
-            into.ledger.quarantine_row(line_no, "line", f"{where}: not a {{prompt, annotator, ranking}} object: {err}",
-                                       line)
+            into.ledger.quarantine_row(
+                line_no,
+                "line",
+                f"{where}: not a {{prompt, annotator, ranking}} object: {err}",
+                line,
+            )
             continue
         ranking = row.get("ranking")
-        models = models_of.setdefault((group, prompt), sorted(ranking) if isinstance(ranking, list) else [])
+        models = models_of.setdefault(
+            (group, prompt), sorted(ranking) if isinstance(ranking, list) else []
+        )
         into.add(group, prompt, annotator, ranking, models, where)
 
 
-def read_argilla(path: Path, keys: dict[str, dict[str, str]], group: str, into: Ballots) -> None:
+def read_argilla(
+    path: Path, keys: dict[str, dict[str, str]], group: str, into: Ballots
+) -> None:
     """One group's Argilla export; ``keys`` maps each prompt (in file order) to ``{"k": model}``."""
     records = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(records, list) or len(records) != len(keys):
-        raise ValueError(f"{path}: expected a list of {len(keys)} prompts (the keys entry), got "
-                         f"{len(records) if isinstance(records, list) else type(records).__name__}")
+        raise ValueError(
+            f"{path}: expected a list of {len(keys)} prompts (the keys entry), got "
+            f"{len(records) if isinstance(records, list) else type(records).__name__}"
+        )
     for i, ((prompt, mapping), responses) in enumerate(zip(keys.items(), records)):
         models = [mapping[k] for k in sorted(mapping, key=int)]
         for j, resp in enumerate(responses):
-            ranks = {int(k.split("-")[-1]) - 1: v for k, v in resp.items() if k.startswith("response-")}
+            ranks = {
+                int(k.split("-")[-1]) - 1: v
+                for k, v in resp.items()
+                if k.startswith("response-")
+            }
             by_rank = sorted(ranks, key=lambda k: ranks[k])
             ranking: Any = [models[k] for k in by_rank if k < len(models)]
             if sorted(ranks.values()) != list(range(1, len(models) + 1)):
-                ranking = {models[k] if k < len(models) else f"response-{k + 1}": r for k, r in ranks.items()}
-            into.add(group, prompt, str(resp.get("name", resp.get("user_id", j))), ranking, models,
-                     f"{path}[{i}][{j}]")
+                ranking = {
+                    models[k] if k < len(models) else f"response-{k + 1}": r
+                    for k, r in ranks.items()
+                }
+            into.add(
+                group,
+                prompt,
+                str(resp.get("name", resp.get("user_id", j))),
+                ranking,
+                models,
+                f"{path}[{i}][{j}]",
+            )
 
 
 def score(ballots: Ballots) -> tuple[CleanResult, pd.DataFrame]:
@@ -91,10 +147,25 @@ def score(ballots: Ballots) -> tuple[CleanResult, pd.DataFrame]:
     for (group, prompt), votes in ballots.by_prompt.items():
         merged = merge_prompt(votes)
         ballots.ledger.drop("merged_into_the_prompt_ranking", len(votes) - 1)
-        rows.append({"group": group, "prompt": prompt, "n_ballots": len(votes),
-                     "annotators": ballots.annotators[(group, prompt)], "ranking": merged,
-                     "points": json.dumps(borda_points(merged))})
-    table = pd.DataFrame(rows, columns=["group", "prompt", "n_ballots", "annotators", "ranking", "points"])
-    per_group = {g: model_scores(table.loc[table["group"] == g, "ranking"]) for g in table["group"].unique()}
+        rows.append(
+            {
+                "group": group,
+                "prompt": prompt,
+                "n_ballots": len(votes),
+                "annotators": ballots.annotators[(group, prompt)],
+                "ranking": merged,
+                "points": json.dumps(borda_points(merged)),
+            }
+        )
+    table = pd.DataFrame(
+        rows,
+        columns=["group", "prompt", "n_ballots", "annotators", "ranking", "points"],
+    )
+    per_group = {
+        g: model_scores(table.loc[table["group"] == g, "ranking"])
+        for g in table["group"].unique()
+    }
     summary = group_summary(per_group)
-    return ballots.ledger.result(table), pd.DataFrame([{"model": m, **s} for m, s in summary.items()])
+    return ballots.ledger.result(table), pd.DataFrame(
+        [{"model": m, **s} for m, s in summary.items()]
+    )

@@ -4,6 +4,7 @@ Label Studio runs in its own virtual environment (``make annotate``); the pipeli
 only, so its pins never meet ours. The token is sent as a header and kept out of every message this
 module produces: errors name the method, the path and the server's answer, never the headers.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,33 +31,60 @@ class LabelStudio:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            resp = self._session.request(method, f"{self.url}{path}", timeout=TIMEOUT_S, **kwargs)
+            resp = self._session.request(
+                method, f"{self.url}{path}", timeout=TIMEOUT_S, **kwargs
+            )
         except requests.RequestException as err:
-            raise LabelStudioError(f"{method} {self.url}{path}: {type(err).__name__}: cannot reach the server") from None
+            raise LabelStudioError(
+                f"{method} {self.url}{path}: {type(err).__name__}: cannot reach the server"
+            ) from None
         if resp.status_code >= 400:
-            raise LabelStudioError(f"{method} {path}: HTTP {resp.status_code}: {resp.text[:300]}")
+            raise LabelStudioError(
+                f"{method} {path}: HTTP {resp.status_code}: {resp.text[:300]}"
+            )
         return resp.json() if resp.content else None
 
     # ------------------------------------------------------------------ projects and tasks
 
     def project(self, title: str, label_config: str, annotators_per_item: int) -> int:
         """The id of the project with this title, created (or its page updated) as needed."""
-        found = self._call("GET", "/api/projects", params={"title": title, "page_size": 1000})
+        found = self._call(
+            "GET", "/api/projects", params={"title": title, "page_size": 1000}
+        )
         for proj in found.get("results", found) if isinstance(found, dict) else found:
             if proj["title"] == title:
-                if proj.get("label_config") != label_config or proj.get("maximum_annotations") != annotators_per_item:
-                    self._call("PATCH", f"/api/projects/{proj['id']}", json={
-                        "label_config": label_config, "maximum_annotations": annotators_per_item})
+                if (
+                    proj.get("label_config") != label_config
+                    or proj.get("maximum_annotations") != annotators_per_item
+                ):
+                    self._call(
+                        "PATCH",
+                        f"/api/projects/{proj['id']}",
+                        json={
+                            "label_config": label_config,
+                            "maximum_annotations": annotators_per_item,
+                        },
+                    )
                 return int(proj["id"])
-        created = self._call("POST", "/api/projects", json={
-            "title": title, "label_config": label_config, "maximum_annotations": annotators_per_item,
-            "show_skip_button": True})
+        created = self._call(
+            "POST",
+            "/api/projects",
+            json={
+                "title": title,
+                "label_config": label_config,
+                "maximum_annotations": annotators_per_item,
+                "show_skip_button": True,
+            },
+        )
         return int(created["id"])
 
     def tasks(self, project: int) -> list[dict[str, Any]]:
         """Every task of a project with its annotations (the JSON export)."""
-        return self._call("GET", f"/api/projects/{project}/export",
-                          params={"exportType": "JSON", "download_all_tasks": "true"})
+        return self._call(
+            "GET",
+            f"/api/projects/{project}/export",
+            params={"exportType": "JSON", "download_all_tasks": "true"},
+        )
 
     def push(self, project: int, items: list[dict[str, Any]]) -> dict[str, int]:
         """Import the items not yet in the project (by ``item_id``): a second push adds nothing."""
@@ -64,14 +92,23 @@ class LabelStudio:
         new = [{"data": item} for item in items if item["item_id"] not in have]
         if new:
             self._call("POST", f"/api/projects/{project}/import", json=new)
-        return {"items": len(items), "pushed": len(new), "already_there": len(items) - len(new)}
+        return {
+            "items": len(items),
+            "pushed": len(new),
+            "already_there": len(items) - len(new),
+        }
 
     def users(self) -> dict[int, str]:
-        return {int(u["id"]): u.get("email") or u.get("username") or str(u["id"]) for u in self._call("GET", "/api/users")}
+        return {
+            int(u["id"]): u.get("email") or u.get("username") or str(u["id"])
+            for u in self._call("GET", "/api/users")
+        }
 
     # ------------------------------------------------------------------ annotations
 
-    def submitted(self, page: str, project: int, users: dict[int, str]) -> list[Submitted]:
+    def submitted(
+        self, page: str, project: int, users: dict[int, str]
+    ) -> list[Submitted]:
         """Every submitted (not skipped) annotation of a project, with its annotator's e-mail."""
         out = []
         for task in self.tasks(project):
@@ -80,20 +117,41 @@ class LabelStudio:
                     continue
                 who = ann.get("completed_by")
                 who = who.get("id") if isinstance(who, dict) else who
-                out.append(Submitted(page, int(ann["id"]), str(ann.get("updated_at") or ann.get("created_at")),
-                                     users.get(int(who), str(who)), task["data"], ann.get("result") or []))
+                out.append(
+                    Submitted(
+                        page,
+                        int(ann["id"]),
+                        str(ann.get("updated_at") or ann.get("created_at")),
+                        users.get(int(who), str(who)),
+                        task["data"],
+                        ann.get("result") or [],
+                    )
+                )
         return out
 
-    def annotate(self, task_id: int, result: list[dict[str, Any]], completed_by: int | None = None) -> int:
+    def annotate(
+        self,
+        task_id: int,
+        result: list[dict[str, Any]],
+        completed_by: int | None = None,
+    ) -> int:
         """Submit an annotation through the API (as the token's user, or as ``completed_by``)."""
         body: dict[str, Any] = {"result": result}
         if completed_by is not None:
             body["completed_by"] = completed_by
-        return int(self._call("POST", f"/api/tasks/{task_id}/annotations", json=body)["id"])
+        return int(
+            self._call("POST", f"/api/tasks/{task_id}/annotations", json=body)["id"]
+        )
 
     def add_user(self, email: str) -> int:
         """A user of the organisation (created when missing), for a second annotator."""
         for uid, mail in self.users().items():
             if mail == email:
                 return uid
-        return int(self._call("POST", "/api/users", json={"email": email, "username": email.split("@")[0]})["id"])
+        return int(
+            self._call(
+                "POST",
+                "/api/users",
+                json={"email": email, "username": email.split("@")[0]},
+            )["id"]
+        )

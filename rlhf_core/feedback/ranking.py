@@ -15,6 +15,7 @@ Ranked pairs, as [CRS] runs it:
 Equal margins, and several unbeaten candidates in step 4, are taken in alphabetical order of the
 candidates (the seed's order too: its tally matrix is indexed by the sorted names).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -59,8 +60,18 @@ def ranked_pairs(ballots: Sequence[Sequence[str]]) -> list[str]:
     for ballot in ballots:
         check_ballot(ballot, names)
     position = [{m: i for i, m in enumerate(b)} for b in ballots]
-    wins = {(a, b): sum(p[a] < p[b] for p in position) for a in names for b in names if a != b}
-    pairs = [(wins[a, b] - wins[b, a], a, b) for a in names for b in names if a != b and wins[a, b] >= wins[b, a]]
+    wins = {
+        (a, b): sum(p[a] < p[b] for p in position)
+        for a in names
+        for b in names
+        if a != b
+    }
+    pairs = [
+        (wins[a, b] - wins[b, a], a, b)
+        for a in names
+        for b in names
+        if a != b and wins[a, b] >= wins[b, a]
+    ]
     pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
     locked: dict[str, set[str]] = {m: set() for m in names}
     for _, a, b in pairs:
@@ -95,12 +106,21 @@ def model_scores(rankings: Iterable[Sequence[str]]) -> dict[str, float]:
     return {model: sum(p) / len(p) for model, p in sorted(totals.items())}
 
 
-def group_summary(scores_by_group: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+def group_summary(
+    scores_by_group: dict[str, dict[str, float]],
+) -> dict[str, dict[str, float]]:
     """Per model: its score in each group, their mean and population standard deviation."""
     models = sorted({m for scores in scores_by_group.values() for m in scores})
     out = {}
     for model in models:
-        values = [scores[model] for scores in scores_by_group.values() if model in scores]
-        out[model] = {**{f"group:{g}": s[model] for g, s in scores_by_group.items() if model in s},
-                      "mean": statistics.fmean(values), "std": statistics.pstdev(values)}
+        values = [
+            scores[model] for scores in scores_by_group.values() if model in scores
+        ]
+        out[model] = {
+            **{
+                f"group:{g}": s[model] for g, s in scores_by_group.items() if model in s
+            },
+            "mean": statistics.fmean(values),
+            "std": statistics.pstdev(values),
+        }
     return out

@@ -1,10 +1,17 @@
 """Tideman ranked pairs and Borda points against hand-worked examples (docs/sources.md §7.4)."""
+
 import json
 
 import pytest
 
 from rlhf_core.feedback.human_study import Ballots, read_argilla, read_jsonl, score
-from rlhf_core.feedback.ranking import RankingError, borda_points, group_summary, model_scores, ranked_pairs
+from rlhf_core.feedback.ranking import (
+    RankingError,
+    borda_points,
+    group_summary,
+    model_scores,
+    ranked_pairs,
+)
 
 # 9 ballots over A, B, C with a majority cycle A > B > C > A:
 #   4 x A B C, 3 x B C A, 2 x C A B
@@ -21,13 +28,19 @@ def test_ranked_pairs_breaks_a_cycle_at_its_weakest_margin():
     # weaken A > B below C > A: 2 x A B C, 3 x B C A, 2 x C A B
     # A over B 2 + 2 = 4 vs 3 (1); B over C 2 + 3 = 5 vs 2 (3); C over A 3 + 2 = 5 vs 2 (3)
     # lock B > C (3), C > A (3) (equal margins alphabetically: (B, C) before (C, A)); A > B closes the cycle
-    assert ranked_pairs([["A", "B", "C"]] * 2 + [["B", "C", "A"]] * 3 + [["C", "A", "B"]] * 2) == ["B", "C", "A"]
+    assert ranked_pairs(
+        [["A", "B", "C"]] * 2 + [["B", "C", "A"]] * 3 + [["C", "A", "B"]] * 2
+    ) == ["B", "C", "A"]
 
 
 def test_ranked_pairs_two_opposite_ballots_fall_back_to_alphabetical_order():
     # every margin is 0: (A, B), (A, C), (B, C) lock first (alphabetical), their reverses would close cycles
     assert ranked_pairs([["C", "B", "A"], ["A", "B", "C"]]) == ["A", "B", "C"]
-    assert ranked_pairs([["b", "a", "c"], ["b", "c", "a"], ["a", "b", "c"]]) == ["b", "a", "c"]
+    assert ranked_pairs([["b", "a", "c"], ["b", "c", "a"], ["a", "b", "c"]]) == [
+        "b",
+        "a",
+        "c",
+    ]
 
 
 def test_ranked_pairs_rejects_ballots_of_other_candidates():
@@ -38,7 +51,9 @@ def test_ranked_pairs_rejects_ballots_of_other_candidates():
 
 
 def test_borda_points_and_model_scores():
-    assert borda_points(["x", "y", "z"]) == pytest.approx({"x": 1.0, "y": 2 / 3, "z": 1 / 3})
+    assert borda_points(["x", "y", "z"]) == pytest.approx(
+        {"x": 1.0, "y": 2 / 3, "z": 1 / 3}
+    )
     # two prompts: x first then last -> (1 + 1/3) / 2; y (2/3 + 1) / 2; z (1/3 + 2/3) / 2
     scores = model_scores([["x", "y", "z"], ["y", "z", "x"]])
     assert scores == pytest.approx({"x": 2 / 3, "y": 5 / 6, "z": 0.5})
@@ -46,41 +61,99 @@ def test_borda_points_and_model_scores():
 
 def test_group_summary_reproduces_the_published_means_and_population_std():
     # [CRS]'s per-group scores and their reported means / population stds (docs/sources.md §7.4)
-    groups = {"1": {"pref": 0.63, "abs": 0.73, "crs": 0.63}, "2": {"pref": 0.48, "abs": 0.87, "crs": 0.65},
-              "3": {"pref": 0.52, "abs": 0.78, "crs": 0.70}}
+    groups = {
+        "1": {"pref": 0.63, "abs": 0.73, "crs": 0.63},
+        "2": {"pref": 0.48, "abs": 0.87, "crs": 0.65},
+        "3": {"pref": 0.52, "abs": 0.78, "crs": 0.70},
+    }
     out = group_summary(groups)
-    assert [round(out[m]["mean"], 2) for m in ("pref", "abs", "crs")] == [0.54, 0.79, 0.66]
-    assert [round(out[m]["std"], 2) for m in ("pref", "abs", "crs")] == [0.06, 0.06, 0.03]
-    assert out["abs"]["std"] == pytest.approx(0.0579, abs=5e-4)  # reported 0.058 (not the sample std 0.071)
+    assert [round(out[m]["mean"], 2) for m in ("pref", "abs", "crs")] == [
+        0.54,
+        0.79,
+        0.66,
+    ]
+    assert [round(out[m]["std"], 2) for m in ("pref", "abs", "crs")] == [
+        0.06,
+        0.06,
+        0.03,
+    ]
+    assert out["abs"]["std"] == pytest.approx(
+        0.0579, abs=5e-4
+    )  # reported 0.058 (not the sample std 0.071)
     assert out["pref"]["group:2"] == 0.48
 
 
 def test_human_study_reads_both_layouts_and_quarantines_bad_ballots(tmp_path):
-    keys = {"p1": {"0": "rank", "1": "abs", "2": "crs"}, "p2": {"0": "crs", "1": "rank", "2": "abs"}}
+    keys = {
+        "p1": {"0": "rank", "1": "abs", "2": "crs"},
+        "p2": {"0": "crs", "1": "rank", "2": "abs"},
+    }
     export = [
-        [{"response-1": 2, "response-2": 1, "response-3": 3, "name": "ann1"},   # abs, rank, crs
-         {"response-1": 1, "response-2": 2, "response-3": 3, "name": "ann2"},   # rank, abs, crs
-         {"response-1": 3, "response-2": 1, "response-3": 2, "name": "ann3"}],  # abs, crs, rank
-        [{"response-1": 2, "response-2": 2, "response-3": 2, "name": "ann1"},   # a tie: quarantined
-         {"response-1": 1, "response-2": 3, "response-3": 2, "name": "ann2"}],  # crs, abs, rank
+        [
+            {
+                "response-1": 2,
+                "response-2": 1,
+                "response-3": 3,
+                "name": "ann1",
+            },  # abs, rank, crs
+            {
+                "response-1": 1,
+                "response-2": 2,
+                "response-3": 3,
+                "name": "ann2",
+            },  # rank, abs, crs
+            {"response-1": 3, "response-2": 1, "response-3": 2, "name": "ann3"},
+        ],  # abs, crs, rank
+        [
+            {
+                "response-1": 2,
+                "response-2": 2,
+                "response-3": 2,
+                "name": "ann1",
+            },  # a tie: quarantined
+            {"response-1": 1, "response-2": 3, "response-3": 2, "name": "ann2"},
+        ],  # crs, abs, rank
     ]
     (tmp_path / "run1.json").write_text(json.dumps(export))
     ballots = Ballots()
     read_argilla(tmp_path / "run1.json", keys, "run1", ballots)
-    lines = [{"group": "run2", "prompt": "p1", "annotator": "u", "ranking": ["crs", "abs", "rank"]},
-             {"group": "run2", "prompt": "p1", "annotator": "v", "ranking": ["crs", "crs", "rank"]}]
-    (tmp_path / "plain.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    lines = [
+        {
+            "group": "run2",
+            "prompt": "p1",
+            "annotator": "u",
+            "ranking": ["crs", "abs", "rank"],
+        },
+        {
+            "group": "run2",
+            "prompt": "p1",
+            "annotator": "v",
+            "ranking": ["crs", "crs", "rank"],
+        },
+    ]
+    (tmp_path / "plain.jsonl").write_text(
+        "\n".join(json.dumps(x) for x in lines) + "\nnot json\n"
+    )
     read_jsonl(tmp_path / "plain.jsonl", ballots)
     result, board = score(ballots)
     table = result.kept
     # p1 of run1: abs over rank 2-1, abs over crs 3-0, rank over crs 2-1 -> abs, rank, crs
-    merged = {(g, p): r for g, p, r in zip(table["group"], table["prompt"], table["ranking"])}
-    assert merged == {("run1", "p1"): ["abs", "rank", "crs"], ("run1", "p2"): ["crs", "abs", "rank"],
-                      ("run2", "p1"): ["crs", "abs", "rank"]}
+    merged = {
+        (g, p): r for g, p, r in zip(table["group"], table["prompt"], table["ranking"])
+    }
+    assert merged == {
+        ("run1", "p1"): ["abs", "rank", "crs"],
+        ("run1", "p2"): ["crs", "abs", "rank"],
+        ("run2", "p1"): ["crs", "abs", "rank"],
+    }
     assert result.n_input == 8 and len(result.quarantined) == 3
     assert result.dropped == {"merged_into_the_prompt_ranking": 2}
     reasons = " | ".join(result.quarantined["reason"])
-    assert "ann1" in reasons and "ranked twice" in reasons and "not a {prompt, annotator, ranking}" in reasons
+    assert (
+        "ann1" in reasons
+        and "ranked twice" in reasons
+        and "not a {prompt, annotator, ranking}" in reasons
+    )
     by_model = board.set_index("model")
     # run1: abs (1 + 2/3) / 2, crs (1/3 + 1) / 2, rank (2/3 + 1/3) / 2; run2: crs 1, abs 2/3, rank 1/3
     assert by_model.loc["abs", "group:run1"] == pytest.approx(5 / 6)
