@@ -92,7 +92,7 @@ def build_items(
     sample: int | None,
     seed: int,
 ) -> list[dict[str, Any]]:
-    """The items of a collection: one per prompt that every listed policy answered.
+    """The items of a collection: one per prompt that every listed policy answered with some text.
 
     ``answers[policy][prompt_id] = (prompt, completion)``. ``item_id`` hashes the collection, the prompt
     and the answers, so pushing the same generations again finds the same items; ``sample`` keeps a
@@ -103,7 +103,12 @@ def build_items(
             f"feedback collection {collection!r}: {kind} needs {N_ANSWERS[kind]} distinct policies, "
             f"got {list(policies)}"
         )
-    prompt_ids = sorted(set.intersection(*(set(answers[p]) for p in policies)))
+    # an empty answer cannot be marked up or compared (the feedback files require every prediction)
+    prompt_ids = sorted(
+        pid
+        for pid in set.intersection(*(set(answers[p]) for p in policies))
+        if all(answers[p][pid][1].strip() for p in policies)
+    )
     if sample is not None and sample < len(prompt_ids):
         prompt_ids = sorted(random.Random(seed).sample(prompt_ids, sample))
     items = []

@@ -10,9 +10,12 @@ never shows in a log, a batch, an artifact or Dagster's records.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from assets.feedback import annotations_sensor, table_job
@@ -133,7 +136,10 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(
     ls = LabelStudio(tool["url"], tool["token"])
     second, third = ls.add_user("second@localhost"), ls.add_user("third@localhost")
     # [FG] fine-grained on item 1: two spans (words 0-1 Irrelevant, the last word Unverifiable) and a correction
-    _, (fg1, _) = project_tasks(ls, task, "qa_human", "fg_fine_grained")
+    _, fg_tasks = project_tasks(ls, task, "qa_human", "fg_fine_grained")
+    fg1 = max(
+        fg_tasks, key=lambda t: len(t["data"]["answer_1"].split())
+    )  # the browser test takes the other
     answer = fg1["data"]["answer_1"]
     n_words = len(answer.split())
     assert n_words >= 4, answer
@@ -278,3 +284,91 @@ def test_a_missing_token_is_one_clear_error(demo, monkeypatch):
     monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
     with pytest.raises(Exception, match="set LABEL_STUDIO_API_KEY"):
         poll(task, "qa_human")
+
+
+# ----------------------------------------------------------------------------- in the browser
+
+CHROMIUM = shutil.which("chromium")
+SHOTS = Path(__file__).resolve().parent.parent / "artifacts"
+# the character range of words first..last of the answer's text on the page (Label Studio's rich text)
+WORDS_ON_PAGE = """([answer, first, last]) => {
+  const box = [...document.querySelectorAll('.lsf-htx-richtext')].find(e => e.textContent.includes(answer));
+  const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+  let node; while ((node = walker.nextNode()) && !node.textContent.includes(answer)) {}
+  const words = [...node.textContent.matchAll(/\\S+/g)];
+  const range = document.createRange();
+  range.setStart(node, words[first].index);
+  range.setEnd(node, words[last].index + words[last][0].length);
+  const rects = range.getClientRects(), a = rects[0], b = rects[rects.length - 1];
+  return [a.left + 1, a.top + a.height / 2, b.right - 1, b.top + b.height / 2];
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Chromium (apt-get install chromium)"
+)
+def test_a_span_marked_in_the_browser_reaches_the_rm_files(demo, tool, monkeypatch):
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="needs playwright (the ui extra)"
+    )
+    task, _ = demo
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", tool["token"])
+    ls = LabelStudio(tool["url"], tool["token"])
+    pid, fg_tasks = project_tasks(ls, task, "qa_human", "fg_fine_grained")
+    (todo,) = [t for t in fg_tasks if not t["annotations"]]
+    answer = todo["data"]["answer_1"]
+    last = min(len(answer.split()), 5) - 1
+    SHOTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{tool['url']}/user/login/")
+        page.fill("input[name=email]", tool["username"])
+        page.fill("input[name=password]", tool["password"])
+        page.click("button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        page.goto(f"{tool['url']}/projects/{pid}/data?task={todo['id']}")
+        page.locator(".lsf-htx-richtext", has_text=answer).first.wait_for(
+            timeout=120_000
+        )
+        page.screenshot(path=SHOTS / "feedback-1-fine-grained-page.png")
+        page.get_by_text(
+            "Irrelevant", exact=True
+        ).first.click()  # the error type, then the span
+        x0, y0, x1, y1 = page.evaluate(WORDS_ON_PAGE, [answer, 0, last])
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x1, y1, steps=10)
+        page.mouse.up()
+        sync_api.expect(page.locator(".lsf-htx-highlight").first).to_be_visible()
+        page.screenshot(path=SHOTS / "feedback-2-span-marked.png")
+        page.get_by_role("button", name="Submit").click()
+        sync_api.expect(page.get_by_role("button", name="Update")).to_be_visible(
+            timeout=60_000
+        )
+        page.screenshot(path=SHOTS / "feedback-3-submitted.png")
+        browser.close()
+
+    assert isinstance(poll(task, "qa_human"), dg.SensorResult)
+    files = materialize(task, ["qa_human", "human_rel_labels"])
+    assert (
+        meta(files, "qa_human")["kept_rows"] == 2
+        and meta(files, "human_rel_labels")["kept_rows"] == 2
+    )
+    ref = json.loads(
+        (
+            Path(os.environ["RLHF_ARTIFACTS"])
+            / "_refs"
+            / "demo"
+            / "qa_human"
+            / "__all__.json"
+        ).read_text()
+    )
+    rows = pd.read_parquet(Path(ref["path"]) / "table.parquet")
+    (row,) = rows[rows["item_id"] == todo["data"]["item_id"]].to_dict("records")
+    start, end = word_span(answer, 0, last)
+    assert json.loads(row["errors"]) == [
+        {"error type": "Irrelevant", "start": start, "end": end}
+    ]
+    assert row["annotator"] == tool["username"]
