@@ -159,3 +159,40 @@ def test_human_study_reads_both_layouts_and_quarantines_bad_ballots(tmp_path):
     assert by_model.loc["abs", "group:run1"] == pytest.approx(5 / 6)
     assert by_model.loc["crs", "mean"] == pytest.approx((2 / 3 + 1) / 2)
     assert by_model.loc["rank", "std"] == pytest.approx(abs(0.5 - 1 / 3) / 2)
+
+
+def test_the_human_rankings_stage_scores_the_fixture_study(tmp_path):
+    from rlhf_core.config import load_config, task_config_path
+    from rlhf_core.stages.feedback import human_rankings
+    from rlhf_core.store import ArtifactStore, read_table
+
+    study = (
+        "human_rankings={path: data/fixtures/crs_human_study, format: argilla, keys_file: all_keys.json, groups: "
+        "{run1: {file: original-user-study-ws-run-1.json, keys: run_num0}, "
+        "run2: {file: original-user-study-ws-run-2.json, keys: run_num1}}}"
+    )
+    task = load_config(task_config_path("oasst_crs"), [study])
+    ref, meta = human_rankings(task, ArtifactStore(tmp_path))
+    # run1 fruit: ann1 abs>rank>crs, ann2 abs>crs>rank, ann3 rank>abs>crs -> abs 2-1 over rank, abs 3-0 over crs,
+    #   rank 2-1 over crs: abs, rank, crs. run1 hello (keys crs, rank, abs): ann1 crs>abs>rank; ann2's all-2 tie
+    #   quarantined. run2 colour (abs, crs, rank): abs>crs>rank. run2 count (rank, crs, abs): ann4 abs>crs>rank,
+    #   ann5 crs>abs>rank -> abs vs crs 1-1, margin 0: alphabetical, abs first: abs, crs, rank.
+    assert (
+        meta["kept_rows"],
+        meta["quarantined_rows"],
+        meta["dropped_merged_into_the_prompt_ranking"],
+    ) == (4, 1, 3)
+    board = read_table(ref.file("board.parquet")).set_index("model")
+    # run1: abs (1 + 2/3) / 2, crs (1/3 + 1) / 2, rank (2/3 + 1/3) / 2; run2: abs 1, crs 2/3, rank 1/3
+    assert (
+        board.loc["abs", "group:run1"] == pytest.approx(5 / 6)
+        and board.loc["abs", "group:run2"] == 1.0
+    )
+    assert (
+        board.loc["crs", "mean"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+        and board.loc["crs", "std"] == 0.0
+    )
+    assert board.loc["rank", "std"] == pytest.approx(abs(0.5 - 1 / 3) / 2)
+    assert human_rankings(task, ArtifactStore(tmp_path))[
+        0
+    ].cached  # the same files: the same artifact
