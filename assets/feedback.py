@@ -73,7 +73,7 @@ def _table(task: TaskConfig, name: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=key(task, name),
-        group_name=f"{task.task}_feedback",
+        group_name=f"{task.task}_data",
         kinds={"parquet"},
         code_version=stages.feedback_table.version(task, name),
         description=f"The labels of '{name}' ({spec.interface}) from every batch of "
