@@ -25,6 +25,7 @@ class LabelStudio:
         self.url = url.rstrip("/")
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Token {token}"
+        self._token = token
 
     def __repr__(self) -> str:  # never the token
         return f"LabelStudio({self.url!r})"
@@ -38,10 +39,9 @@ class LabelStudio:
             raise LabelStudioError(
                 f"{method} {self.url}{path}: {type(err).__name__}: cannot reach the server"
             ) from None
-        if resp.status_code >= 400:
-            raise LabelStudioError(
-                f"{method} {path}: HTTP {resp.status_code}: {resp.text[:300]}"
-            )
+        if resp.status_code >= 400:  # the answer may quote the request: never the token
+            body = resp.text[:300].replace(self._token, "<token>")
+            raise LabelStudioError(f"{method} {path}: HTTP {resp.status_code}: {body}")
         return resp.json() if resp.content else None
 
     # ------------------------------------------------------------------ projects and tasks
