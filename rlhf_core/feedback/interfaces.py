@@ -84,6 +84,12 @@ def passages_text(passages: list[list[str]]) -> str:
     )
 
 
+def shown_text(text: str) -> str:
+    """An answer as the page shows it and the feedback file stores it: control characters dropped, whitespace
+    runs one space, so the page's character offsets index exactly the stored prediction."""
+    return " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())
+
+
 def build_items(
     collection: str,
     kind: str,
@@ -107,14 +113,14 @@ def build_items(
     prompt_ids = sorted(
         pid
         for pid in set.intersection(*(set(answers[p]) for p in policies))
-        if all(answers[p][pid][1].strip() for p in policies)
+        if all(shown_text(answers[p][pid][1]) for p in policies)
     )
     if sample is not None and sample < len(prompt_ids):
         prompt_ids = sorted(random.Random(seed).sample(prompt_ids, sample))
     items = []
     for pid in prompt_ids:
         prompt = answers[policies[0]][pid][0]
-        texts = [answers[p][pid][1] for p in policies]
+        texts = [shown_text(answers[p][pid][1]) for p in policies]
         question, passages = split_qa_prompt(prompt)
         item = {
             "item_id": f"{collection}-{pid}-{hash_key(prompt, texts)[:10]}",

@@ -107,6 +107,15 @@ def test_items_carry_passages_answers_and_a_stable_id():
         p: {"q1": ("Say hi", f"hi from {p}"), "q2": ("Say bye", f"bye from {p}")}
         for p in "xyz"
     }
+    for p in "xyz":  # no text but control characters and spaces: no item
+        answers[p]["q3"] = ("Say nothing", "\x7f\r ")
+    answers["x"]["q1"] = (
+        "Say hi",
+        "hi\r\n  from\x00 x ",
+    )  # shown as stored: control characters out
+    every = build_items("ranks", "crs_ranking", answers, ["x", "y", "z"], None, 7)
+    assert [i["prompt_id"] for i in every] == ["q1", "q2"]
+    assert "hi from x" in [every[0][f"response_{k}"] for k in (1, 2, 3)]
     ranked = build_items("ranks", "crs_ranking", answers, ["x", "y", "z"], 1, 7)
     assert len(ranked) == 1 and sorted(ranked[0]["keys"].values()) == ["x", "y", "z"]
     k0 = ranked[0]["keys"]["0"]
