@@ -23,16 +23,20 @@ from pipelines.cli import main
 from pipelines.task_defs import build_task_definitions
 from resources import annotation_tool, build_resources
 from rlhf_core.config import load_config, task_config_path
+from rlhf_core.data.loaders.qa_feedback import PAIRS
 from rlhf_core.feedback.label_studio import LabelStudio
 from rlhf_core.stages.feedback import batch_folder
 from tests.dagster.test_pipeline import MICRO, micro_args, own_instance
 
 ALGORITHMS = "policy.algorithms=[nll, dpo, pro]"  # the policies the collections read, and no more
+# enough steps that the three losses move the micro policies apart (one epoch of 40 rows barely moves them)
+POLICY_TRAIN = "policy.train={epochs: 3, batch_size: 8, lr: 5.0e-3, max_length: 96}"
 
 
 def feedback_overrides(tool: dict, root: Path) -> list[str]:
     return [
         ALGORITHMS,
+        POLICY_TRAIN,
         f"feedback.url={tool['url']}",
         f"feedback.folder={root / 'feedback'}",
         "feedback.collections.qa_human.sample=4",
@@ -161,23 +165,18 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(
         }
     )
     ls.annotate(fg1["id"], result)
-    # [FG] comparison of the same item: five decided pairs and one tie
+    # [FG] comparison of the same item: the first answer of each pair wins where the texts differ; a tie where
+    # they are the same text (a pair of equal texts is no preference)
     _, cmp_tasks = project_tasks(ls, task, "qa_human", "fg_comparison")
     cmp1 = next(t for t in cmp_tasks if t["data"]["item_id"] == fg1["data"]["item_id"])
-    ls.annotate(
-        cmp1["id"],
-        labels(
-            {
-                "pair_1_2": "Answer 1",
-                "pair_1_3": "Answer 3",
-                "pair_1_4": "Equal",
-                "pair_2_3": "Answer 2",
-                "pair_2_4": "Answer 4",
-                "pair_3_4": "Answer 3",
-            },
-            "answer_1",
-        ),
-    )
+    texts = [cmp1["data"][f"answer_{k}"] for k in range(1, 5)]
+    choices = {
+        f"pair_{i + 1}_{j + 1}": "Equal" if texts[i] == texts[j] else f"Answer {i + 1}"
+        for i, j in PAIRS
+    }
+    decided = sum(c != "Equal" for c in choices.values())
+    assert decided > 0, texts  # the policies must differ somewhere for a pair to exist
+    ls.annotate(cmp1["id"], labels(choices, "answer_1"))
     # [CRS] one item ranked by two annotators, and a ballot with a shared rank by a third
     _, (rk1, _) = project_tasks(ls, task, "ranks_human", "crs_ranking")
     ls.annotate(
@@ -219,7 +218,7 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(
         ranks["quarantined_rows"],
         ranks["dropped_merged_into_the_item_ranking"],
     ) == (1, 1, 1)
-    assert meta(files, "human_pairs")["kept_rows"] == 5  # the tie gives no pair
+    assert meta(files, "human_pairs")["kept_rows"] == decided  # ties give no pair
     assert (
         meta(files, "human_rel_labels")["kept_rows"] == 1
         and meta(files, "human_fact_labels")["kept_rows"] == 1
