@@ -26,9 +26,7 @@ from rlhf_core.stages import feedback as stages
 def build_tables(task: TaskConfig) -> list[dg.AssetsDefinition]:
     """The collections' tables and the human ranking study: assets with no parent, read before the data."""
     names = list(task.feedback.collections) if task.feedback else []
-    return [_table(task, name) for name in names] + (
-        [_human_rankings(task)] if task.human_rankings else []
-    )
+    return [_table(task, name) for name in names] + ([_human_rankings(task)] if task.human_rankings else [])
 
 
 def build_push(task: TaskConfig) -> list[dg.AssetsDefinition]:
@@ -59,9 +57,7 @@ def _items(task: TaskConfig, name: str) -> dg.AssetsDefinition:
         tool = annotation_tool.connect(task)
         items = stages.read_items(ref)
         for page, project in annotation_tool.project_ids(tool, task, name).items():
-            meta.update(
-                {f"{page}_{k}": v for k, v in tool.push(project, items).items()}
-            )
+            meta.update({f"{page}_{k}": v for k, v in tool.push(project, items).items()})
             meta[f"{page}_project"] = f"{tool.url}/projects/{project}"
         return output(ref, meta)
 
@@ -91,8 +87,7 @@ def _human_rankings(task: TaskConfig) -> dg.AssetsDefinition:
         group_name=f"{task.task}_feedback",
         kinds={"parquet"},
         code_version=stages.human_rankings.version(task),
-        description="A human ranking study: ranked pairs per prompt, Borda points, per-group mean and "
-        "population std.",
+        description="A human ranking study: ranked pairs per prompt, Borda points, per-group mean and population std.",
     )
     def _asset(artifacts: ArtifactStoreResource):
         return output(*stages.human_rankings(task, artifacts.store()))
@@ -127,9 +122,7 @@ def annotations_sensor(task: TaskConfig, name: str, job) -> dg.SensorDefinition:
             annotation_tool.submitted(tool, task, name),
         )
         if batch is None:
-            return dg.SkipReason(
-                f"nothing new ({counts['annotations']} annotations, {counts['pending']} pending)"
-            )
+            return dg.SkipReason(f"nothing new ({counts['annotations']} annotations, {counts['pending']} pending)")
         context.log.info(f"{batch.name}: {counts}")
         return dg.SensorResult(
             run_requests=[

@@ -41,11 +41,7 @@ def tool_env(
     username: str,
     postgres: str | None = None,
 ) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("LABEL_STUDIO_", "DJANGO_", "POSTGRE_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DJANGO_", "POSTGRE_"))}
     env.update(
         {
             "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
@@ -87,9 +83,7 @@ def template_db() -> Path:
             **tool_env(tmp, "unused", "unused", "unused"),
             "LABEL_STUDIO_USERNAME": "",
         }
-        manage = next(
-            (venv() / "lib").glob("python3*/site-packages/label_studio/manage.py")
-        )
+        manage = next((venv() / "lib").glob("python3*/site-packages/label_studio/manage.py"))
         subprocess.run(
             [
                 str(venv() / "bin" / "python"),
@@ -151,16 +145,12 @@ def serve(
             deadline = time.monotonic() + timeout_s
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"Label Studio exited with {proc.returncode}; see {out.name}"
-                    )
+                    raise RuntimeError(f"Label Studio exited with {proc.returncode}; see {out.name}")
                 with contextlib.suppress(requests.RequestException):
                     if requests.get(f"{url}/health", timeout=5).ok:
                         break
                 if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"Label Studio did not answer on {url} within {timeout_s:.0f} s"
-                    )
+                    raise TimeoutError(f"Label Studio did not answer on {url} within {timeout_s:.0f} s")
                 time.sleep(2)
             yield url
         finally:
@@ -181,11 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         help="store in the local PostgreSQL database DBNAME",
     )
     args = parser.parse_args(argv)
-    missing = [
-        v
-        for v in ("LABEL_STUDIO_API_KEY", "LABEL_STUDIO_PASSWORD")
-        if not os.environ.get(v)
-    ]
+    missing = [v for v in ("LABEL_STUDIO_API_KEY", "LABEL_STUDIO_PASSWORD") if not os.environ.get(v)]
     if missing:
         print(
             f"error: set {' and '.join(missing)} first, e.g.\n  export LABEL_STUDIO_API_KEY=$(python3 -c "
@@ -194,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     if not (venv() / "bin" / "label-studio").exists():
-        print(
-            f"error: no Label Studio in {venv()}; run `make annotate`", file=sys.stderr
-        )
+        print(f"error: no Label Studio in {venv()}; run `make annotate`", file=sys.stderr)
         return 2
     username = os.environ.get("LABEL_STUDIO_USERNAME", "annotator@localhost")
     with serve(
@@ -207,9 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         username,
         args.postgres,
     ) as url:
-        print(
-            f"Label Studio on {url} (log in as {username}); Ctrl-C stops it", flush=True
-        )
+        print(f"Label Studio on {url} (log in as {username}); Ctrl-C stops it", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)

@@ -27,9 +27,7 @@ def connect(task: TaskConfig) -> LabelStudio:
 
 
 def label_config(page: str) -> str:
-    return (project_root() / "configs" / "annotation" / f"{page}.xml").read_text(
-        encoding="utf-8"
-    )
+    return (project_root() / "configs" / "annotation" / f"{page}.xml").read_text(encoding="utf-8")
 
 
 def project_title(task: TaskConfig, collection: str, page: str) -> str:
@@ -44,9 +42,7 @@ def project_ids(tool: LabelStudio, task: TaskConfig, collection: str) -> dict[st
     """Each page's project (created on first use) of a collection."""
     overlap = task.feedback.collections[collection].annotators_per_item
     return {
-        page: tool.project(
-            project_title(task, collection, page), label_config(page), overlap
-        )
+        page: tool.project(project_title(task, collection, page), label_config(page), overlap)
         for page in pages(task, collection)
     }
 
@@ -54,8 +50,4 @@ def project_ids(tool: LabelStudio, task: TaskConfig, collection: str) -> dict[st
 def submitted(tool: LabelStudio, task: TaskConfig, collection: str) -> list[Submitted]:
     """Every submitted annotation of a collection's pages."""
     users = tool.users()
-    return [
-        s
-        for page, pid in project_ids(tool, task, collection).items()
-        for s in tool.submitted(page, pid, users)
-    ]
+    return [s for page, pid in project_ids(tool, task, collection).items() for s in tool.submitted(page, pid, users)]

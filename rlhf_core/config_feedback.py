@@ -21,22 +21,15 @@ class FeedbackCollectionConfig:
     """``fg``: [FG]'s fine-grained and comparison pages over 4 answers; ``crs_ranking``: 3 answers ranked."""
 
     interface: Literal["fg", "crs_ranking"]
-    policies: list[
-        str
-    ]  # whose ``generations`` partitions answer each prompt (4 for fg, 3 for crs_ranking)
-    sample: int | None = (
-        None  # push a seeded sample of this many prompts (None: every prompt)
-    )
+    policies: list[str]  # whose ``generations`` partitions answer each prompt (4 for fg, 3 for crs_ranking)
+    sample: int | None = None  # push a seeded sample of this many prompts (None: every prompt)
     annotators_per_item: int = 1  # the project's overlap: how many people see each item
     split: str = "train"  # the split the collected rows belong to
 
     def __post_init__(self) -> None:
-        if len(self.policies) != N_POLICIES[self.interface] or len(
-            set(self.policies)
-        ) != len(self.policies):
+        if len(self.policies) != N_POLICIES[self.interface] or len(set(self.policies)) != len(self.policies):
             raise ConfigError(
-                f"policies: {self.interface} needs {N_POLICIES[self.interface]} distinct policies, "
-                f"got {self.policies}"
+                f"policies: {self.interface} needs {N_POLICIES[self.interface]} distinct policies, got {self.policies}"
             )
         if self.sample is not None and self.sample < 1:
             raise ConfigError(f"sample: expected a positive count, got {self.sample}")
@@ -53,9 +46,7 @@ class FeedbackConfig:
     collections: dict[str, FeedbackCollectionConfig] = field(default_factory=dict)
     url: str = "http://127.0.0.1:8080"
     token_env: str = "LABEL_STUDIO_API_KEY"
-    folder: str = (
-        "data/feedback"  # batches land in <folder>/<task>/<collection>/<UTC time>/
-    )
+    folder: str = "data/feedback"  # batches land in <folder>/<task>/<collection>/<UTC time>/
     poll_seconds: int = 60  # how often the sensor asks the tool for new annotations
 
 
@@ -76,8 +67,6 @@ class HumanRankingsConfig:
 
     def __post_init__(self) -> None:
         if self.format == "argilla" and (not self.groups or self.keys_file is None):
-            raise ConfigError(
-                "argilla: give groups ({name: {file, keys}}) and keys_file"
-            )
+            raise ConfigError("argilla: give groups ({name: {file, keys}}) and keys_file")
         if self.format == "jsonl" and not self.files:
             raise ConfigError("jsonl: give files")

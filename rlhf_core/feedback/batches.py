@@ -141,10 +141,7 @@ def _fg_example(s: Submitted, feedback: dict) -> dict[str, Any]:
         "question": item["question"],
         "passages": item.get("passages") or [],
         "gold": None,
-        **{
-            f"prediction {k}": item[f"answer_{k}"]
-            for k in range(1, N_ANSWERS["fg"] + 1)
-        },
+        **{f"prediction {k}": item[f"answer_{k}"] for k in range(1, N_ANSWERS["fg"] + 1)},
         "feedback": feedback,
         "preference": [0] * 6,
     }
@@ -152,10 +149,7 @@ def _fg_example(s: Submitted, feedback: dict) -> dict[str, Any]:
 
 def _ballot(s: Submitted, ranking: list[str]) -> dict[str, Any]:
     item = s.item
-    responses = {
-        item["keys"][str(k)]: item[f"response_{k + 1}"]
-        for k in range(len(item["keys"]))
-    }
+    responses = {item["keys"][str(k)]: item[f"response_{k + 1}"] for k in range(len(item["keys"]))}
     return {
         "group": item["collection"],
         "prompt": item["prompt"],
@@ -171,11 +165,7 @@ def _ballot(s: Submitted, ranking: list[str]) -> dict[str, Any]:
 
 def batch_dirs(folder: Path) -> list[Path]:
     """A collection's batches, oldest first (their names are UTC times)."""
-    return (
-        sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if folder.is_dir()
-        else []
-    )
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
 
 
 def fingerprint(folder: Path) -> str:
@@ -187,9 +177,7 @@ def written_signatures(folder: Path) -> set[str]:
     seen = set()
     for batch in batch_dirs(folder):
         manifest = json.loads((batch / MANIFEST).read_text(encoding="utf-8"))
-        seen |= {r["signature"] for r in manifest["records"]} | {
-            q["signature"] for q in manifest["quarantined"]
-        }
+        seen |= {r["signature"] for r in manifest["records"]} | {q["signature"] for q in manifest["quarantined"]}
     return seen
 
 
@@ -220,14 +208,10 @@ def write_batch(
     tmp.mkdir(parents=True)
     if kind == "crs_ranking":
         lines = [json.dumps(r["record"], ensure_ascii=False) for r in records]
-        (tmp / BALLOTS).write_text(
-            "".join(line + "\n" for line in lines), encoding="utf-8"
-        )
+        (tmp / BALLOTS).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     else:
         examples = [r["record"] for r in records]
-        (tmp / f"{split}_feedback.json").write_text(
-            json.dumps(examples, ensure_ascii=False, indent=1), "utf-8"
-        )
+        (tmp / f"{split}_feedback.json").write_text(json.dumps(examples, ensure_ascii=False, indent=1), "utf-8")
     manifest = {
         "batch": name,
         "kind": kind,
@@ -236,9 +220,7 @@ def write_batch(
         "records": [{k: v for k, v in r.items() if k != "record"} for r in records],
         "quarantined": quarantined,
     }
-    (tmp / MANIFEST).write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8"
-    )
+    (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     tmp.rename(final)
     return final, counts
 
@@ -246,9 +228,7 @@ def write_batch(
 # ----------------------------------------------------------------------------- the collection's table
 
 
-def collection_table(
-    folder: Path, kind: str, task: TaskConfig
-) -> tuple[CleanResult, dict[str, Any]]:
+def collection_table(folder: Path, kind: str, task: TaskConfig) -> tuple[CleanResult, dict[str, Any]]:
     """The table of every batch of a collection, and what went into it (batches, annotations)."""
     ledger = Ledger(str(folder))
     latest: dict[tuple[str, str], dict[str, Any]] = {}
@@ -273,37 +253,24 @@ def collection_table(
     if kind == "crs_ranking":
         table = _rankings(rows, manifest_split(folder), ledger)
     else:
-        table = pd.DataFrame(
-            rows, columns=[*FEEDBACK_COLUMNS, "item_id", "annotator", "annotations"]
-        )
+        table = pd.DataFrame(rows, columns=[*FEEDBACK_COLUMNS, "item_id", "annotator", "annotations"])
     used = sorted({a for r in rows for a in r["annotations"]})
     return ledger.result(table), {"batches": batches, "annotations_used": used}
 
 
 def manifest_split(folder: Path) -> str:
     dirs = batch_dirs(folder)
-    return (
-        json.loads((dirs[-1] / MANIFEST).read_text(encoding="utf-8"))["split"]
-        if dirs
-        else "train"
-    )
+    return json.loads((dirs[-1] / MANIFEST).read_text(encoding="utf-8"))["split"] if dirs else "train"
 
 
-def _batch_rows(
-    batch: Path, manifest: dict, kind: str, task: TaskConfig, ledger: Ledger
-) -> list[dict]:
+def _batch_rows(batch: Path, manifest: dict, kind: str, task: TaskConfig, ledger: Ledger) -> list[dict]:
     """A batch's records as rows with ``item_id``, ``annotator`` and ``annotations``; [FG] through the loader."""
     meta = manifest["records"]
     if kind == "crs_ranking":
-        ballots = [
-            json.loads(line)
-            for line in (batch / BALLOTS).read_text(encoding="utf-8").splitlines()
-        ]
+        ballots = [json.loads(line) for line in (batch / BALLOTS).read_text(encoding="utf-8").splitlines()]
         return [{**b, "annotations": m["annotations"]} for b, m in zip(ballots, meta)]
     split = manifest["split"]
-    source = SourceConfig(
-        loader="qa_feedback", path=str(batch), files={split: f"{split}_feedback.json"}
-    )
+    source = SourceConfig(loader="qa_feedback", path=str(batch), files={split: f"{split}_feedback.json"})
     result = load_qa_feedback(source, task)
     ledger.n_input += len(result.quarantined)
     ledger.quarantine += result.quarantined.to_dict("records")

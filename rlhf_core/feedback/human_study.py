@@ -51,9 +51,7 @@ class Ballots:
     ) -> None:
         self.ledger.n_input += 1
         try:
-            if not isinstance(ranking, list) or not all(
-                isinstance(m, str) for m in ranking
-            ):
+            if not isinstance(ranking, list) or not all(isinstance(m, str) for m in ranking):
                 raise RankingError(f"expected a list of model names, got {ranking!r}")
             ballot = check_ballot(ranking, models)
         except RankingError as err:
@@ -76,9 +74,7 @@ class Ballots:
 def read_jsonl(path: Path, into: Ballots) -> None:
     """Plain ballots; a prompt's models are those of its first well-formed ballot."""
     models_of: dict[tuple[str, str], list[str]] = {}
-    for line_no, line in enumerate(
-        path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1
-    ):
+    for line_no, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{line_no}"
@@ -99,15 +95,11 @@ def read_jsonl(path: Path, into: Ballots) -> None:
             )
             continue
         ranking = row.get("ranking")
-        models = models_of.setdefault(
-            (group, prompt), sorted(ranking) if isinstance(ranking, list) else []
-        )
+        models = models_of.setdefault((group, prompt), sorted(ranking) if isinstance(ranking, list) else [])
         into.add(group, prompt, annotator, ranking, models, where)
 
 
-def read_argilla(
-    path: Path, keys: dict[str, dict[str, str]], group: str, into: Ballots
-) -> None:
+def read_argilla(path: Path, keys: dict[str, dict[str, str]], group: str, into: Ballots) -> None:
     """One group's Argilla export; ``keys`` maps each prompt (in file order) to ``{"k": model}``."""
     records = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(records, list) or len(records) != len(keys):
@@ -118,18 +110,11 @@ def read_argilla(
     for i, ((prompt, mapping), responses) in enumerate(zip(keys.items(), records)):
         models = [mapping[k] for k in sorted(mapping, key=int)]
         for j, resp in enumerate(responses):
-            ranks = {
-                int(k.split("-")[-1]) - 1: v
-                for k, v in resp.items()
-                if k.startswith("response-")
-            }
+            ranks = {int(k.split("-")[-1]) - 1: v for k, v in resp.items() if k.startswith("response-")}
             by_rank = sorted(ranks, key=lambda k: ranks[k])
             ranking: Any = [models[k] for k in by_rank if k < len(models)]
             if sorted(ranks.values()) != list(range(1, len(models) + 1)):
-                ranking = {
-                    models[k] if k < len(models) else f"response-{k + 1}": r
-                    for k, r in ranks.items()
-                }
+                ranking = {models[k] if k < len(models) else f"response-{k + 1}": r for k, r in ranks.items()}
             into.add(
                 group,
                 prompt,
@@ -161,11 +146,6 @@ def score(ballots: Ballots) -> tuple[CleanResult, pd.DataFrame]:
         rows,
         columns=["group", "prompt", "n_ballots", "annotators", "ranking", "points"],
     )
-    per_group = {
-        g: model_scores(table.loc[table["group"] == g, "ranking"])
-        for g in table["group"].unique()
-    }
+    per_group = {g: model_scores(table.loc[table["group"] == g, "ranking"]) for g in table["group"].unique()}
     summary = group_summary(per_group)
-    return ballots.ledger.result(table), pd.DataFrame(
-        [{"model": m, **s} for m, s in summary.items()]
-    )
+    return ballots.ledger.result(table), pd.DataFrame([{"model": m, **s} for m, s in summary.items()])

@@ -38,12 +38,8 @@ ERROR_LABELS = {
     "Unverifiable": "Unverifiable",
     "Incoherent": "Incoherent",
 }
-MISSING_FIELDS = dict(
-    zip(("missing_answer", "missing_major", "missing_minor"), MISSING_TYPES)
-)
-PAIR_CHOICE = {
-    "Equal": 0
-}  # "Answer i" -> 1 when i is the pair's first answer, 2 when its second
+MISSING_FIELDS = dict(zip(("missing_answer", "missing_major", "missing_minor"), MISSING_TYPES))
+PAIR_CHOICE = {"Equal": 0}  # "Answer i" -> 1 when i is the pair's first answer, 2 when its second
 _IDS = re.compile(r"^\s*(\d+)\s*:\s*(\d+(?:\s*,\s*\d+)*)\s*$")
 
 
@@ -58,9 +54,7 @@ def split_qa_prompt(prompt: str) -> tuple[str, list[list[str]]]:
     """``(question, passages)`` of a prompt in qa-feedback's input layout
     (``question: q context: wikipage: title text: content | wikipage: ...``, docs/sources.md §1.1);
     any other prompt is the question itself, without passages. Passage content starts with its title."""
-    match = re.match(
-        r"^question:\s*(.*?)\s+context:\s*(wikipage:.*)$", prompt, re.DOTALL
-    )
+    match = re.match(r"^question:\s*(.*?)\s+context:\s*(wikipage:.*)$", prompt, re.DOTALL)
     if not match:
         return prompt.strip(), []
     passages = []
@@ -68,9 +62,7 @@ def split_qa_prompt(prompt: str) -> tuple[str, list[list[str]]]:
         page = re.match(r"^wikipage:\s*(.*?)\s+text:\s*(.*)$", part.strip(), re.DOTALL)
         if page:
             title, content = page.group(1).strip(), page.group(2).strip()
-            content = (
-                content[len(title) :].strip() if content.startswith(title) else content
-            )
+            content = content[len(title) :].strip() if content.startswith(title) else content
             passages.append([title, *split_sentences(content)])
     return match.group(1).strip(), passages
 
@@ -78,8 +70,7 @@ def split_qa_prompt(prompt: str) -> tuple[str, list[list[str]]]:
 def passages_text(passages: list[list[str]]) -> str:
     """The passages as the page shows them, every sentence behind its ``[passage:sentence]`` id."""
     return "\n".join(
-        f"{title}\n"
-        + " ".join(f"[{p}:{s}] {sent}" for s, sent in enumerate(sents, start=1))
+        f"{title}\n" + " ".join(f"[{p}:{s}] {sent}" for s, sent in enumerate(sents, start=1))
         for p, (title, *sents) in enumerate(passages, start=1)
     )
 
@@ -159,27 +150,17 @@ def _by_name(result: list[dict], name: str) -> list[dict]:
 
 
 def _texts(result: list[dict], name: str) -> list[str]:
-    return [
-        t
-        for r in _by_name(result, name)
-        for t in (r.get("value", {}).get("text") or [])
-    ]
+    return [t for r in _by_name(result, name) for t in (r.get("value", {}).get("text") or [])]
 
 
-def _evidence_ids(
-    text: str, passages: list[list[str]], what: str
-) -> tuple[int, list[int]]:
+def _evidence_ids(text: str, passages: list[list[str]], what: str) -> tuple[int, list[int]]:
     """``(passage_id, [sentence_id, ...])`` of ``"p:s,s"``; the ids must exist (both 1-based)."""
     match = _IDS.match(text)
     if not match:
-        raise AnnotationError(
-            f"{what}: {text!r} is not passage:sentence ids like '2:3' or '2:3,4'"
-        )
+        raise AnnotationError(f"{what}: {text!r} is not passage:sentence ids like '2:3' or '2:3,4'")
     pid, sids = int(match.group(1)), [int(s) for s in match.group(2).split(",")]
     if not 1 <= pid <= len(passages):
-        raise AnnotationError(
-            f"{what}: evidence passage {pid} does not exist (the item has {len(passages)})"
-        )
+        raise AnnotationError(f"{what}: evidence passage {pid} does not exist (the item has {len(passages)})")
     missing = [s for s in sids if not 1 <= s < len(passages[pid - 1])]
     if missing:
         raise AnnotationError(
@@ -194,24 +175,18 @@ def _span(region: dict, answer: str) -> tuple[int, int]:
     word boundaries (the feedback files' contract, docs/sources.md §2.1)."""
     value = region.get("value", {})
     start, end = value.get("start"), value.get("end")
-    if not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in (start, end)
-    ) or not (0 <= start < end <= len(answer)):
-        raise AnnotationError(
-            f"span [{start}, {end}) is outside the answer (length {len(answer)})"
-        )
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)) or not (
+        0 <= start < end <= len(answer)
+    ):
+        raise AnnotationError(f"span [{start}, {end}) is outside the answer (length {len(answer)})")
     while start < end and answer[start].isspace():
         start += 1
     while end > start and answer[end - 1].isspace():
         end -= 1
     if start == end:
         raise AnnotationError("a span covers only whitespace")
-    if (start > 0 and not answer[start - 1].isspace()) or (
-        end < len(answer) and not answer[end].isspace()
-    ):
-        raise AnnotationError(
-            f"span [{start}, {end}) {answer[start:end]!r} cuts a word"
-        )
+    if (start > 0 and not answer[start - 1].isspace()) or (end < len(answer) and not answer[end].isspace()):
+        raise AnnotationError(f"span [{start}, {end}) {answer[start:end]!r} cuts a word")
     return start, end
 
 
@@ -219,16 +194,13 @@ def parse_fine_grained(item: dict, result: list[dict]) -> dict[str, Any]:
     """The ``feedback`` object of one fine-grained annotation of answer 1 (docs/sources.md §1.1)."""
     answer, passages = item["answer_1"], item.get("passages") or []
     evidence = {
-        r.get("id"): " ".join(r.get("value", {}).get("text") or []).strip()
-        for r in _by_name(result, "evidence")
+        r.get("id"): " ".join(r.get("value", {}).get("text") or []).strip() for r in _by_name(result, "evidence")
     }
     errors = []
     for region in _by_name(result, "errors"):
         labels = region.get("value", {}).get("labels") or []
         if len(labels) != 1 or labels[0] not in ERROR_LABELS:
-            raise AnnotationError(
-                f"error type {labels!r} is not one of {list(ERROR_LABELS)}"
-            )
+            raise AnnotationError(f"error type {labels!r} is not one of {list(ERROR_LABELS)}")
         start, end = _span(region, answer)
         etype, note = ERROR_LABELS[labels[0]], evidence.get(region.get("id"), "")
         if etype == "Wrong-Grounding":
@@ -238,19 +210,14 @@ def parse_fine_grained(item: dict, result: list[dict]) -> dict[str, Any]:
                 if part.strip()
             ]
             if not ids:
-                raise AnnotationError(
-                    f"inconsistent fact {answer[start:end]!r} without evidence ids"
-                )
+                raise AnnotationError(f"inconsistent fact {answer[start:end]!r} without evidence ids")
             note = json.dumps(ids)
-        errors.append(
-            {"error type": etype, "explanation": note, "start": start, "end": end}
-        )
+        errors.append({"error type": etype, "explanation": note, "start": start, "end": end})
     errors.sort(key=lambda e: e["start"])
     for a, b in pairwise(errors):
         if b["start"] < a["end"]:
             raise AnnotationError(
-                f"overlapping spans {answer[a['start'] : a['end']]!r} and "
-                f"{answer[b['start'] : b['end']]!r}"
+                f"overlapping spans {answer[a['start'] : a['end']]!r} and {answer[b['start'] : b['end']]!r}"
             )
     if errors and _by_name(result, "no_error"):
         raise AnnotationError("confirmed 'no error' but marked error spans")
@@ -259,9 +226,7 @@ def parse_fine_grained(item: dict, result: list[dict]) -> dict[str, Any]:
         for text in _texts(result, name):
             for line in filter(str.strip, text.splitlines()):
                 pid, sids = _evidence_ids(line, passages, mtype)
-                missing.append(
-                    {"error type": mtype, "passage_id": pid, "sentence_id": sids}
-                )
+                missing.append({"error type": mtype, "passage_id": pid, "sentence_id": sids})
     corrected = _texts(result, "corrected")
     return {
         "errors": errors,
@@ -275,16 +240,10 @@ def parse_comparison(item: dict, result: list[dict]) -> list[int]:
     prefs = []
     for i, j in PAIRS:
         name = f"pair_{i + 1}_{j + 1}"
-        choices = [
-            c
-            for r in _by_name(result, name)
-            for c in r.get("value", {}).get("choices") or []
-        ]
+        choices = [c for r in _by_name(result, name) for c in r.get("value", {}).get("choices") or []]
         mapping = {**PAIR_CHOICE, f"Answer {i + 1}": 1, f"Answer {j + 1}": 2}
         if len(choices) != 1 or choices[0] not in mapping:
-            raise AnnotationError(
-                f"pair {i + 1}v{j + 1}: expected one of {list(mapping)}, got {choices}"
-            )
+            raise AnnotationError(f"pair {i + 1}v{j + 1}: expected one of {list(mapping)}, got {choices}")
         prefs.append(mapping[choices[0]])
     return prefs
 
@@ -294,11 +253,7 @@ def parse_ranking(item: dict, result: list[dict]) -> list[str]:
     keys = item["keys"]
     ranks = {}
     for k in range(len(keys)):
-        choices = [
-            c
-            for r in _by_name(result, f"rank_{k + 1}")
-            for c in r.get("value", {}).get("choices") or []
-        ]
+        choices = [c for r in _by_name(result, f"rank_{k + 1}") for c in r.get("value", {}).get("choices") or []]
         if len(choices) == 1 and choices[0].isdigit():
             ranks[keys[str(k)]] = int(choices[0])
     if len(set(ranks.values())) != len(ranks):

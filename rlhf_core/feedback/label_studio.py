@@ -32,9 +32,7 @@ class LabelStudio:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            resp = self._session.request(
-                method, f"{self.url}{path}", timeout=TIMEOUT_S, **kwargs
-            )
+            resp = self._session.request(method, f"{self.url}{path}", timeout=TIMEOUT_S, **kwargs)
         except requests.RequestException as err:
             raise LabelStudioError(
                 f"{method} {self.url}{path}: {type(err).__name__}: cannot reach the server"
@@ -48,15 +46,10 @@ class LabelStudio:
 
     def project(self, title: str, label_config: str, annotators_per_item: int) -> int:
         """The id of the project with this title, created (or its page updated) as needed."""
-        found = self._call(
-            "GET", "/api/projects", params={"title": title, "page_size": 1000}
-        )
+        found = self._call("GET", "/api/projects", params={"title": title, "page_size": 1000})
         for proj in found.get("results", found) if isinstance(found, dict) else found:
             if proj["title"] == title:
-                if (
-                    proj.get("label_config") != label_config
-                    or proj.get("maximum_annotations") != annotators_per_item
-                ):
+                if proj.get("label_config") != label_config or proj.get("maximum_annotations") != annotators_per_item:
                     self._call(
                         "PATCH",
                         f"/api/projects/{proj['id']}",
@@ -100,15 +93,12 @@ class LabelStudio:
 
     def users(self) -> dict[int, str]:
         return {
-            int(u["id"]): u.get("email") or u.get("username") or str(u["id"])
-            for u in self._call("GET", "/api/users")
+            int(u["id"]): u.get("email") or u.get("username") or str(u["id"]) for u in self._call("GET", "/api/users")
         }
 
     # ------------------------------------------------------------------ annotations
 
-    def submitted(
-        self, page: str, project: int, users: dict[int, str]
-    ) -> list[Submitted]:
+    def submitted(self, page: str, project: int, users: dict[int, str]) -> list[Submitted]:
         """Every submitted (not skipped) annotation of a project, with its annotator's e-mail."""
         out = []
         for task in self.tasks(project):
@@ -139,9 +129,7 @@ class LabelStudio:
         body: dict[str, Any] = {"result": result}
         if completed_by is not None:
             body["completed_by"] = completed_by
-        return int(
-            self._call("POST", f"/api/tasks/{task_id}/annotations", json=body)["id"]
-        )
+        return int(self._call("POST", f"/api/tasks/{task_id}/annotations", json=body)["id"])
 
     def add_user(self, email: str) -> int:
         """A user of the organisation (created when missing), for a second annotator."""

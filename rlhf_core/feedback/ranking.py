@@ -60,18 +60,8 @@ def ranked_pairs(ballots: Sequence[Sequence[str]]) -> list[str]:
     for ballot in ballots:
         check_ballot(ballot, names)
     position = [{m: i for i, m in enumerate(b)} for b in ballots]
-    wins = {
-        (a, b): sum(p[a] < p[b] for p in position)
-        for a in names
-        for b in names
-        if a != b
-    }
-    pairs = [
-        (wins[a, b] - wins[b, a], a, b)
-        for a in names
-        for b in names
-        if a != b and wins[a, b] >= wins[b, a]
-    ]
+    wins = {(a, b): sum(p[a] < p[b] for p in position) for a in names for b in names if a != b}
+    pairs = [(wins[a, b] - wins[b, a], a, b) for a in names for b in names if a != b and wins[a, b] >= wins[b, a]]
     pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
     locked: dict[str, set[str]] = {m: set() for m in names}
     for _, a, b in pairs:
@@ -113,13 +103,9 @@ def group_summary(
     models = sorted({m for scores in scores_by_group.values() for m in scores})
     out = {}
     for model in models:
-        values = [
-            scores[model] for scores in scores_by_group.values() if model in scores
-        ]
+        values = [scores[model] for scores in scores_by_group.values() if model in scores]
         out[model] = {
-            **{
-                f"group:{g}": s[model] for g, s in scores_by_group.items() if model in s
-            },
+            **{f"group:{g}": s[model] for g, s in scores_by_group.items() if model in s},
             "mean": statistics.fmean(values),
             "std": statistics.pstdev(values),
         }

@@ -23,25 +23,18 @@ def batch_folder(task, collection: str) -> Path:
 
 
 @stage(lambda task, collection: [f"feedback.collections.{collection}", "seed"])
-def annotation_items(
-    ctx: Context, collection: str, generations: dict[str, ArtifactRef]
-) -> Result:
+def annotation_items(ctx: Context, collection: str, generations: dict[str, ArtifactRef]) -> Result:
     """The items of one collection: every prompt its policies answered (or a seeded sample), with a stable id."""
     from rlhf_core.feedback.interfaces import build_items
 
     spec = ctx.cfg.feedback.collections[collection]
     missing = sorted(set(spec.policies) - set(generations))
     if missing:
-        raise ValueError(
-            f"feedback.collections.{collection}: no generations of {missing}; have {sorted(generations)}"
-        )
+        raise ValueError(f"feedback.collections.{collection}: no generations of {missing}; have {sorted(generations)}")
 
     def build(out: Path, _: Path) -> dict[str, Any]:
         answers = {
-            p: {
-                str(r["id"]): (r["prompt"], r["completion"])
-                for r in table(generations[p]).to_dict("records")
-            }
+            p: {str(r["id"]): (r["prompt"], r["completion"]) for r in table(generations[p]).to_dict("records")}
             for p in spec.policies
         }
         items = build_items(
@@ -52,18 +45,14 @@ def annotation_items(
             spec.sample,
             ctx.cfg.seed,
         )
-        (out / "items.json").write_text(
-            json.dumps(items, ensure_ascii=False, indent=1), encoding="utf-8"
-        )
+        (out / "items.json").write_text(json.dumps(items, ensure_ascii=False, indent=1), encoding="utf-8")
         return {
             "items": len(items),
             "interface": spec.interface,
             "policies": list(spec.policies),
         }
 
-    return ctx.build(
-        f"{collection}_items", None, {p: generations[p] for p in spec.policies}, build
-    )
+    return ctx.build(f"{collection}_items", None, {p: generations[p] for p in spec.policies}, build)
 
 
 def read_items(ref: ArtifactRef) -> list[dict[str, Any]]:
@@ -89,9 +78,7 @@ def feedback_table(ctx: Context, collection: str) -> Result:
         result, used = collection_table(folder, kind, ctx.cfg)
         meta = write_clean(result, out)
         (out / "lineage.json").write_text(json.dumps(used, indent=1), encoding="utf-8")
-        preview = result.kept.drop(
-            columns=["passages", "predictions"], errors="ignore"
-        ).head(8)
+        preview = result.kept.drop(columns=["passages", "predictions"], errors="ignore").head(8)
         return {
             **meta,
             "batches": used["batches"],

@@ -24,9 +24,7 @@ TASK = load_config(task_config_path("qa_feedback"))
 
 
 def fg_item():
-    answers = {
-        p: {"q1": (PROMPT, ANSWER if p == "a" else f"answer of {p}")} for p in "abcd"
-    }
+    answers = {p: {"q1": (PROMPT, ANSWER if p == "a" else f"answer of {p}")} for p in "abcd"}
     return build_items("qa_human", "fg", answers, list("abcd"), None, 1)[0]
 
 
@@ -103,10 +101,7 @@ def test_items_carry_passages_answers_and_a_stable_id():
     )
     assert "[1:2] It was built by Ann." in item["passages_text"]
     assert item["item_id"] == fg_item()["item_id"] and item["answer_1"] == ANSWER
-    answers = {
-        p: {"q1": ("Say hi", f"hi from {p}"), "q2": ("Say bye", f"bye from {p}")}
-        for p in "xyz"
-    }
+    answers = {p: {"q1": ("Say hi", f"hi from {p}"), "q2": ("Say bye", f"bye from {p}")} for p in "xyz"}
     for p in "xyz":  # no text but control characters and spaces: no item
         answers[p]["q3"] = ("Say nothing", "\x7f\r ")
     answers["x"]["q1"] = (
@@ -119,9 +114,7 @@ def test_items_carry_passages_answers_and_a_stable_id():
     ranked = build_items("ranks", "crs_ranking", answers, ["x", "y", "z"], 1, 7)
     assert len(ranked) == 1 and sorted(ranked[0]["keys"].values()) == ["x", "y", "z"]
     k0 = ranked[0]["keys"]["0"]
-    assert ranked[0]["response_1"].endswith(
-        f"from {k0}"
-    )  # the keys say who wrote each shown response
+    assert ranked[0]["response_1"].endswith(f"from {k0}")  # the keys say who wrote each shown response
 
 
 def test_a_fine_grained_annotation_and_a_comparison_become_one_feedback_example(
@@ -168,10 +161,7 @@ def test_a_fine_grained_annotation_and_a_comparison_become_one_feedback_example(
     )
     assert meta["annotations_used"] == sorted(a.ref for a in found)
     # polling the same annotations again writes nothing
-    assert (
-        write_batch(tmp_path, "fg", "train", found)[0] is None
-        and len(batch_dirs(tmp_path)) == 1
-    )
+    assert write_batch(tmp_path, "fg", "train", found)[0] is None and len(batch_dirs(tmp_path)) == 1
 
 
 @pytest.mark.parametrize(
@@ -196,9 +186,7 @@ def test_a_fine_grained_annotation_and_a_comparison_become_one_feedback_example(
         ([span("a", 1, 3, "Irrelevant")], "cuts a word"),
     ],
 )
-def test_malformed_fine_grained_annotations_are_quarantined_with_their_reason(
-    tmp_path, result, reason
-):
+def test_malformed_fine_grained_annotations_are_quarantined_with_their_reason(tmp_path, result, reason):
     item = fg_item()
     found = [
         ann("fg_fine_grained", 5, "bad@x", item, result),
@@ -208,11 +196,7 @@ def test_malformed_fine_grained_annotations_are_quarantined_with_their_reason(
     assert (counts["new_records"], counts["new_quarantined"]) == (1, 1)
     table, _ = collection_table(tmp_path, "fg", TASK)
     (q,) = table.quarantined.to_dict("records")
-    assert (
-        reason in q["reason"]
-        and "bad@x" in q["reason"]
-        and item["item_id"] in q["reason"]
-    )
+    assert reason in q["reason"] and "bad@x" in q["reason"] and item["item_id"] in q["reason"]
     assert table.counts()["kept_rows"] == 1 and table.counts()["quarantined_rows"] == 1
 
 
@@ -220,26 +204,16 @@ def test_a_comparison_waits_for_its_annotators_spans_and_an_edit_is_written_agai
     tmp_path,
 ):
     item = fg_item()
-    cmp = ann(
-        "fg_comparison", 2, "ann@x", item, pairs(*[f"Answer {i + 1}" for i, j in PAIRS])
-    )
-    assert write_batch(tmp_path, "fg", "train", [cmp])[1][
-        "pending"
-    ] == 1 and not batch_dirs(tmp_path)
+    cmp = ann("fg_comparison", 2, "ann@x", item, pairs(*[f"Answer {i + 1}" for i, j in PAIRS]))
+    assert write_batch(tmp_path, "fg", "train", [cmp])[1]["pending"] == 1 and not batch_dirs(tmp_path)
     fine = ann("fg_fine_grained", 1, "ann@x", item, GOOD_FG)
     write_batch(tmp_path, "fg", "train", [cmp, fine])
-    edited = ann(
-        "fg_fine_grained", 1, "ann@x", item, GOOD_FG[2:], at="2026-12-07T11:00:00"
-    )
+    edited = ann("fg_fine_grained", 1, "ann@x", item, GOOD_FG[2:], at="2026-12-07T11:00:00")
     _, counts = write_batch(tmp_path, "fg", "train", [cmp, edited])
     assert counts["new_records"] == 1 and len(batch_dirs(tmp_path)) == 2
     table, _ = collection_table(tmp_path, "fg", TASK)
-    assert len(table.kept) == 1 and table.dropped == {
-        "replaced_by_a_later_annotation": 1
-    }
-    assert [e["error type"] for e in json.loads(table.kept.iloc[0]["errors"])] == [
-        "Irrelevant"
-    ]
+    assert len(table.kept) == 1 and table.dropped == {"replaced_by_a_later_annotation": 1}
+    assert [e["error type"] for e in json.loads(table.kept.iloc[0]["errors"])] == ["Irrelevant"]
     assert list(table.kept.iloc[0]["preference"]) == [1] * 6
 
 
@@ -259,15 +233,11 @@ def rank(item, **ranks):
 
 def test_rankings_of_several_annotators_merge_and_bad_ones_are_quarantined(tmp_path):
     answers = {p: {"q1": ("Say hi", f"hi from {p}")} for p in ("rank", "abs", "crs")}
-    item = build_items(
-        "ranks", "crs_ranking", answers, ["rank", "abs", "crs"], None, 90
-    )[0]
+    item = build_items("ranks", "crs_ranking", answers, ["rank", "abs", "crs"], None, 90)[0]
     found = [
         ann("crs_ranking", 1, "u1", item, rank(item, abs=1, rank=2, crs=3)),
         ann("crs_ranking", 2, "u2", item, rank(item, abs=1, crs=2, rank=3)),
-        ann(
-            "crs_ranking", 3, "u3", item, rank(item, abs=1, crs=1, rank=3)
-        ),  # a shared rank
+        ann("crs_ranking", 3, "u3", item, rank(item, abs=1, crs=1, rank=3)),  # a shared rank
         ann("crs_ranking", 4, "u4", item, rank(item, abs=1, crs=2)),
     ]  # a model left out
     _, counts = write_batch(tmp_path, "crs_ranking", "train", found)

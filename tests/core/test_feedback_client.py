@@ -32,15 +32,11 @@ def test_errors_and_repr_never_show_the_token():
         tool = LabelStudio(f"http://127.0.0.1:{server.server_port}", TOKEN)
         with pytest.raises(LabelStudioError) as refused:
             tool.users()
-        assert "HTTP 401" in str(
-            refused.value
-        ) and "Authorization: Token <token>" in str(refused.value)
+        assert "HTTP 401" in str(refused.value) and "Authorization: Token <token>" in str(refused.value)
         assert TOKEN not in str(refused.value) and TOKEN not in repr(tool)
     finally:
         server.shutdown()
         server.server_close()  # the port is free again: nothing answers there
     with pytest.raises(LabelStudioError) as unreachable:
         LabelStudio(f"http://127.0.0.1:{server.server_port}", TOKEN).users()
-    assert "cannot reach the server" in str(unreachable.value) and TOKEN not in str(
-        unreachable.value
-    )
+    assert "cannot reach the server" in str(unreachable.value) and TOKEN not in str(unreachable.value)

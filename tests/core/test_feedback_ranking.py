@@ -28,9 +28,7 @@ def test_ranked_pairs_breaks_a_cycle_at_its_weakest_margin():
     # weaken A > B below C > A: 2 x A B C, 3 x B C A, 2 x C A B
     # A over B 2 + 2 = 4 vs 3 (1); B over C 2 + 3 = 5 vs 2 (3); C over A 3 + 2 = 5 vs 2 (3)
     # lock B > C (3), C > A (3) (equal margins alphabetically: (B, C) before (C, A)); A > B closes the cycle
-    assert ranked_pairs(
-        [["A", "B", "C"]] * 2 + [["B", "C", "A"]] * 3 + [["C", "A", "B"]] * 2
-    ) == ["B", "C", "A"]
+    assert ranked_pairs([["A", "B", "C"]] * 2 + [["B", "C", "A"]] * 3 + [["C", "A", "B"]] * 2) == ["B", "C", "A"]
 
 
 def test_ranked_pairs_two_opposite_ballots_fall_back_to_alphabetical_order():
@@ -51,9 +49,7 @@ def test_ranked_pairs_rejects_ballots_of_other_candidates():
 
 
 def test_borda_points_and_model_scores():
-    assert borda_points(["x", "y", "z"]) == pytest.approx(
-        {"x": 1.0, "y": 2 / 3, "z": 1 / 3}
-    )
+    assert borda_points(["x", "y", "z"]) == pytest.approx({"x": 1.0, "y": 2 / 3, "z": 1 / 3})
     # two prompts: x first then last -> (1 + 1/3) / 2; y (2/3 + 1) / 2; z (1/3 + 2/3) / 2
     scores = model_scores([["x", "y", "z"], ["y", "z", "x"]])
     assert scores == pytest.approx({"x": 2 / 3, "y": 5 / 6, "z": 0.5})
@@ -77,9 +73,7 @@ def test_group_summary_reproduces_the_published_means_and_population_std():
         0.06,
         0.03,
     ]
-    assert out["abs"]["std"] == pytest.approx(
-        0.0579, abs=5e-4
-    )  # reported 0.058 (not the sample std 0.071)
+    assert out["abs"]["std"] == pytest.approx(0.0579, abs=5e-4)  # reported 0.058 (not the sample std 0.071)
     assert out["pref"]["group:2"] == 0.48
 
 
@@ -131,16 +125,12 @@ def test_human_study_reads_both_layouts_and_quarantines_bad_ballots(tmp_path):
             "ranking": ["crs", "crs", "rank"],
         },
     ]
-    (tmp_path / "plain.jsonl").write_text(
-        "\n".join(json.dumps(x) for x in lines) + "\nnot json\n"
-    )
+    (tmp_path / "plain.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
     read_jsonl(tmp_path / "plain.jsonl", ballots)
     result, board = score(ballots)
     table = result.kept
     # p1 of run1: abs over rank 2-1, abs over crs 3-0, rank over crs 2-1 -> abs, rank, crs
-    merged = {
-        (g, p): r for g, p, r in zip(table["group"], table["prompt"], table["ranking"])
-    }
+    merged = {(g, p): r for g, p, r in zip(table["group"], table["prompt"], table["ranking"])}
     assert merged == {
         ("run1", "p1"): ["abs", "rank", "crs"],
         ("run1", "p2"): ["crs", "abs", "rank"],
@@ -149,11 +139,7 @@ def test_human_study_reads_both_layouts_and_quarantines_bad_ballots(tmp_path):
     assert result.n_input == 8 and len(result.quarantined) == 3
     assert result.dropped == {"merged_into_the_prompt_ranking": 2}
     reasons = " | ".join(result.quarantined["reason"])
-    assert (
-        "ann1" in reasons
-        and "ranked twice" in reasons
-        and "not a {prompt, annotator, ranking}" in reasons
-    )
+    assert "ann1" in reasons and "ranked twice" in reasons and "not a {prompt, annotator, ranking}" in reasons
     by_model = board.set_index("model")
     # run1: abs (1 + 2/3) / 2, crs (1/3 + 1) / 2, rank (2/3 + 1/3) / 2; run2: crs 1, abs 2/3, rank 1/3
     assert by_model.loc["abs", "group:run1"] == pytest.approx(5 / 6)
@@ -184,15 +170,7 @@ def test_the_human_rankings_stage_scores_the_fixture_study(tmp_path):
     ) == (4, 1, 3)
     board = read_table(ref.file("board.parquet")).set_index("model")
     # run1: abs (1 + 2/3) / 2, crs (1/3 + 1) / 2, rank (2/3 + 1/3) / 2; run2: abs 1, crs 2/3, rank 1/3
-    assert (
-        board.loc["abs", "group:run1"] == pytest.approx(5 / 6)
-        and board.loc["abs", "group:run2"] == 1.0
-    )
-    assert (
-        board.loc["crs", "mean"] == pytest.approx((2 / 3 + 2 / 3) / 2)
-        and board.loc["crs", "std"] == 0.0
-    )
+    assert board.loc["abs", "group:run1"] == pytest.approx(5 / 6) and board.loc["abs", "group:run2"] == 1.0
+    assert board.loc["crs", "mean"] == pytest.approx((2 / 3 + 2 / 3) / 2) and board.loc["crs", "std"] == 0.0
     assert board.loc["rank", "std"] == pytest.approx(abs(0.5 - 1 / 3) / 2)
-    assert human_rankings(task, ArtifactStore(tmp_path))[
-        0
-    ].cached  # the same files: the same artifact
+    assert human_rankings(task, ArtifactStore(tmp_path))[0].cached  # the same files: the same artifact

@@ -15,13 +15,8 @@ import pytest
 
 from pipelines.annotate import serve, venv
 
-if (
-    os.environ.get("RLHF_FEEDBACK_CHECK") != "1"
-    or not (venv() / "bin" / "label-studio").exists()
-):
-    collect_ignore_glob = [
-        "test_*.py"
-    ]  # `make feedback-check` installs the tool and sets the variable
+if os.environ.get("RLHF_FEEDBACK_CHECK") != "1" or not (venv() / "bin" / "label-studio").exists():
+    collect_ignore_glob = ["test_*.py"]  # `make feedback-check` installs the tool and sets the variable
 
 
 def free_port() -> int:

@@ -62,9 +62,7 @@ def demo(tool, tmp_path_factory):
             )
             == 0
         )
-        task = load_config(
-            task_config_path("demo"), MICRO + overrides, profile="human_feedback"
-        )
+        task = load_config(task_config_path("demo"), MICRO + overrides, profile="human_feedback")
         yield task, root
 
 
@@ -79,11 +77,7 @@ def materialize(task, names: list[str]) -> dg.ExecuteInProcessResult:
 
 
 def meta(result: dg.ExecuteInProcessResult, name: str) -> dict:
-    (event,) = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key.path[-1] == name
-    ]
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == name]
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
@@ -100,9 +94,7 @@ def labels(choices: dict[str, str], to: str) -> list[dict]:
     ]
 
 
-def project_tasks(
-    ls: LabelStudio, task, collection: str, page: str
-) -> tuple[int, list[dict]]:
+def project_tasks(ls: LabelStudio, task, collection: str, page: str) -> tuple[int, list[dict]]:
     pid = annotation_tool.project_ids(ls, task, collection)[page]
     return pid, sorted(ls.tasks(pid), key=lambda t: t["id"])
 
@@ -120,17 +112,13 @@ def poll(task, collection: str):
     return sensor(dg.build_sensor_context(instance=dg.DagsterInstance.get()))
 
 
-def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(
-    demo, tool, monkeypatch, capfd
-):
+def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(demo, tool, monkeypatch, capfd):
     task, root = demo
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", tool["token"])
     pushed = materialize(task, ["qa_human_items", "ranks_human_items"])
     assert meta(pushed, "qa_human_items")["fg_fine_grained_pushed"] == 4
     assert meta(pushed, "ranks_human_items")["crs_ranking_pushed"] == 2
-    again = materialize(
-        task, ["qa_human_items", "ranks_human_items"]
-    )  # a re-push never duplicates
+    again = materialize(task, ["qa_human_items", "ranks_human_items"])  # a re-push never duplicates
     assert meta(again, "qa_human_items")["fg_comparison_already_there"] == 4
     assert meta(again, "ranks_human_items")["crs_ranking_pushed"] == 0
 
@@ -138,9 +126,7 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(
     second, third = ls.add_user("second@localhost"), ls.add_user("third@localhost")
     # [FG] fine-grained on one item: two spans (the first word Irrelevant, the last Unverifiable) and a correction
     _, fg_tasks = project_tasks(ls, task, "qa_human", "fg_fine_grained")
-    fg1 = max(
-        fg_tasks, key=lambda t: len(t["data"]["answer_1"].split())
-    )  # the browser test takes the other
+    fg1 = max(fg_tasks, key=lambda t: len(t["data"]["answer_1"].split()))  # the browser test takes the other
     answer = fg1["data"]["answer_1"]
     n_words = len(answer.split())
     assert n_words >= 2, answer  # the micro policies say little
@@ -170,18 +156,13 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(
     _, cmp_tasks = project_tasks(ls, task, "qa_human", "fg_comparison")
     cmp1 = next(t for t in cmp_tasks if t["data"]["item_id"] == fg1["data"]["item_id"])
     texts = [cmp1["data"][f"answer_{k}"] for k in range(1, 5)]
-    choices = {
-        f"pair_{i + 1}_{j + 1}": "Equal" if texts[i] == texts[j] else f"Answer {i + 1}"
-        for i, j in PAIRS
-    }
+    choices = {f"pair_{i + 1}_{j + 1}": "Equal" if texts[i] == texts[j] else f"Answer {i + 1}" for i, j in PAIRS}
     decided = sum(c != "Equal" for c in choices.values())
     assert decided > 0, texts  # the policies must differ somewhere for a pair to exist
     ls.annotate(cmp1["id"], labels(choices, "answer_1"))
     # [CRS] one item ranked by two annotators, and a ballot with a shared rank by a third
     _, (rk1, _) = project_tasks(ls, task, "ranks_human", "crs_ranking")
-    ls.annotate(
-        rk1["id"], labels({"rank_1": "1", "rank_2": "2", "rank_3": "3"}, "response_1")
-    )
+    ls.annotate(rk1["id"], labels({"rank_1": "1", "rank_2": "2", "rank_3": "3"}, "response_1"))
     ls.annotate(
         rk1["id"],
         labels({"rank_1": "2", "rank_2": "1", "rank_3": "3"}, "response_1"),
@@ -196,9 +177,7 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(
     for collection in ("qa_human", "ranks_human"):
         first = poll(task, collection)
         assert isinstance(first, dg.SensorResult) and len(first.run_requests) == 1
-        assert isinstance(
-            poll(task, collection), dg.SkipReason
-        )  # re-polling changes nothing
+        assert isinstance(poll(task, collection), dg.SkipReason)  # re-polling changes nothing
         assert len(list(batch_folder(task, collection).iterdir())) == 1
 
     files = materialize(
@@ -219,10 +198,7 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(
         ranks["dropped_merged_into_the_item_ranking"],
     ) == (1, 1, 1)
     assert meta(files, "human_pairs")["kept_rows"] == decided  # ties give no pair
-    assert (
-        meta(files, "human_rel_labels")["kept_rows"] == 1
-        and meta(files, "human_fact_labels")["kept_rows"] == 1
-    )
+    assert meta(files, "human_rel_labels")["kept_rows"] == 1 and meta(files, "human_fact_labels")["kept_rows"] == 1
 
     trained = dg.materialize(
         build_task_definitions(task).assets,
@@ -233,28 +209,11 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(
     )
     assert trained.success
     # lineage: the RM's artifact is keyed by the table's content, whose lineage file names the annotations
-    table_ref = json.loads(
-        (
-            root / "artifacts" / "_refs" / "demo" / "ranks_human" / "__all__.json"
-        ).read_text()
-    )
-    rm_ref = json.loads(
-        (
-            root
-            / "artifacts"
-            / "_refs"
-            / "demo"
-            / "reward_model"
-            / "human_ranking.json"
-        ).read_text()
-    )
+    table_ref = json.loads((root / "artifacts" / "_refs" / "demo" / "ranks_human" / "__all__.json").read_text())
+    rm_ref = json.loads((root / "artifacts" / "_refs" / "demo" / "reward_model" / "human_ranking.json").read_text())
     rm_meta = json.loads((Path(rm_ref["path"]) / "meta.json").read_text())
-    assert (
-        rm_meta["key_parts"]["parents"]["data/ranks_human"] == table_ref["content_hash"]
-    )
-    used = json.loads((Path(table_ref["path"]) / "lineage.json").read_text())[
-        "annotations_used"
-    ]
+    assert rm_meta["key_parts"]["parents"]["data/ranks_human"] == table_ref["content_hash"]
+    used = json.loads((Path(table_ref["path"]) / "lineage.json").read_text())["annotations_used"]
     assert len(used) == 2 and all(a.startswith("crs_ranking#") for a in used)
 
     # the token: in no log, batch, artifact or Dagster record
@@ -299,13 +258,9 @@ WORDS_ON_PAGE = """([answer, first, last]) => {
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Chromium (apt-get install chromium)"
-)
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
 def test_a_span_marked_in_the_browser_reaches_the_rm_files(demo, tool, monkeypatch):
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="needs playwright (the ui extra)"
-    )
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the ui extra)")
     task, _ = demo
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", tool["token"])
     ls = LabelStudio(tool["url"], tool["token"])
@@ -323,46 +278,34 @@ def test_a_span_marked_in_the_browser_reaches_the_rm_files(demo, tool, monkeypat
         page.click("button[type=submit]")
         page.wait_for_load_state("networkidle")
         page.goto(f"{tool['url']}/projects/{pid}/data?task={todo['id']}")
-        page.locator(".lsf-htx-richtext", has_text=answer).first.wait_for(
-            timeout=120_000
-        )
+        page.locator(".lsf-htx-richtext", has_text=answer).first.wait_for(timeout=120_000)
         page.screenshot(path=SHOTS / "feedback-1-fine-grained-page.png")
-        page.get_by_text(
-            "Irrelevant", exact=True
-        ).first.click()  # the error type, then the span
+        regions = page.get_by_role("treeitem").filter(has_text="Irrelevant")
+        assert regions.count() == 0  # a fresh item: no region, no draft
+        page.get_by_text("Irrelevant", exact=True).first.click()  # the error type, then the span
         x0, y0, x1, y1 = page.evaluate(WORDS_ON_PAGE, [answer, 0, last])
         page.mouse.move(x0, y0)
         page.mouse.down()
         page.mouse.move(x1, y1, steps=10)
         page.mouse.up()
-        sync_api.expect(page.locator(".lsf-htx-highlight").first).to_be_visible()
+        # the new region is listed with its type in the Regions panel
+        sync_api.expect(regions).to_have_count(1)
         page.screenshot(path=SHOTS / "feedback-2-span-marked.png")
         page.get_by_role("button", name="Submit").click()
-        sync_api.expect(page.get_by_role("button", name="Update")).to_be_visible(
-            timeout=60_000
-        )
+        for _ in range(60):  # the tool has stored it
+            if next(t for t in ls.tasks(pid) if t["id"] == todo["id"])["annotations"]:
+                break
+            page.wait_for_timeout(1000)
+        page.wait_for_timeout(1000)
         page.screenshot(path=SHOTS / "feedback-3-submitted.png")
         browser.close()
 
     assert isinstance(poll(task, "qa_human"), dg.SensorResult)
     files = materialize(task, ["qa_human", "human_rel_labels"])
-    assert (
-        meta(files, "qa_human")["kept_rows"] == 2
-        and meta(files, "human_rel_labels")["kept_rows"] == 2
-    )
-    ref = json.loads(
-        (
-            Path(os.environ["RLHF_ARTIFACTS"])
-            / "_refs"
-            / "demo"
-            / "qa_human"
-            / "__all__.json"
-        ).read_text()
-    )
+    assert meta(files, "qa_human")["kept_rows"] == 2 and meta(files, "human_rel_labels")["kept_rows"] == 2
+    ref = json.loads((Path(os.environ["RLHF_ARTIFACTS"]) / "_refs" / "demo" / "qa_human" / "__all__.json").read_text())
     rows = pd.read_parquet(Path(ref["path"]) / "table.parquet")
     (row,) = rows[rows["item_id"] == todo["data"]["item_id"]].to_dict("records")
     start, end = word_span(answer, 0, last)
-    assert json.loads(row["errors"]) == [
-        {"error type": "Irrelevant", "start": start, "end": end}
-    ]
+    assert json.loads(row["errors"]) == [{"error type": "Irrelevant", "start": start, "end": end}]
     assert row["annotator"] == tool["username"]
