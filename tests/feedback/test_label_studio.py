@@ -50,19 +50,9 @@ def demo(tool, tmp_path_factory):
     root = tmp_path_factory.mktemp("feedback_demo")
     with own_instance(root), pytest.MonkeyPatch.context() as mp:
         mp.setenv("LABEL_STUDIO_API_KEY", tool["token"])
-        overrides = feedback_overrides(tool, root)
-        assert (
-            main(
-                [
-                    "run",
-                    "demo",
-                    *micro_args(),
-                    *(a for o in overrides for a in ("--set", o)),
-                ]
-            )
-            == 0
-        )
-        task = load_config(task_config_path("demo"), MICRO + overrides, profile="human_feedback")
+        trained = [ALGORITHMS, POLICY_TRAIN]  # the plain demo: the profile's RMs need labels first
+        assert main(["run", "demo", *micro_args(), *(a for o in trained for a in ("--set", o))]) == 0
+        task = load_config(task_config_path("demo"), MICRO + feedback_overrides(tool, root), profile="human_feedback")
         yield task, root
 
 
