@@ -49,15 +49,10 @@ class LabelStudio:
         found = self._call("GET", "/api/projects", params={"title": title, "page_size": 1000})
         for proj in found.get("results", found) if isinstance(found, dict) else found:
             if proj["title"] == title:
-                if proj.get("label_config") != label_config or proj.get("maximum_annotations") != annotators_per_item:
-                    self._call(
-                        "PATCH",
-                        f"/api/projects/{proj['id']}",
-                        json={
-                            "label_config": label_config,
-                            "maximum_annotations": annotators_per_item,
-                        },
-                    )
+                same_page = (proj.get("label_config") or "").strip() == label_config.strip()  # it drops the last \n
+                if not same_page or proj.get("maximum_annotations") != annotators_per_item:
+                    body = {"label_config": label_config, "maximum_annotations": annotators_per_item}
+                    self._call("PATCH", f"/api/projects/{proj['id']}", json=body)
                 return int(proj["id"])
         created = self._call(
             "POST",
