@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui ui-check bench setup gpu-check scale-check
+.PHONY: demo test ui ui-check bench setup gpu-check scale-check annotate feedback-check
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -39,3 +39,17 @@ gpu-check: setup  ## on a CUDA box: the gpu tests, then ours vs TRL/HF at GPT-2-
 	$(PY) -m pytest -q -m gpu tests/gpu
 	$(PY) benchmarks/bench_train.py --size gpt2 --batch 16 --sft-len 1024 --dpo-len 512 --precision bf16 \
 		--steps 25 --warmup 5 --rounds 2
+
+# Label Studio in a venv of its own: its pins (Django, pydantic, ...) never meet ours; we talk HTTP to it.
+# sentry-sdk 3 rejects an option Label Studio 1.23 passes at start-up.
+.venv-annotate/.installed:
+	test -x .venv-annotate/bin/python || python3 -m venv .venv-annotate
+	.venv-annotate/bin/python -m pip install -q 'label-studio==1.23.2' 'sentry-sdk<3'
+	touch $@
+
+annotate: setup .venv-annotate/.installed  ## Label Studio on 127.0.0.1:8080 (needs LABEL_STUDIO_API_KEY and LABEL_STUDIO_PASSWORD)
+	$(PY) -m pipelines.annotate
+
+feedback-check: setup .venv-annotate/.installed  ## the annotation tool end to end with the micro demo (and the browser test when Chromium is there)
+	$(PY) -m pip install -q $(PIP_FLAGS) -e '.[dev,ui]'
+	RLHF_FEEDBACK_CHECK=1 $(PY) -m pytest -q -s tests/feedback

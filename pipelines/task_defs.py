@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from assets import annotation, data, judge, models, reward_models, rl
+from assets import annotation, data, feedback, judge, models, reward_models, rl
 from pipelines import automation
 from rlhf_core.config import TaskConfig
 
@@ -37,7 +37,8 @@ def run_plan(task: TaskConfig) -> list[Step]:
     rl_assets = rl.build(task)
     notes = annotation.build(task)
     steps = [
-        Step(f"{task.task}_data_and_models", data.build(task) + models.build(task) + reward_models.build_probe(task)),
+        Step(f"{task.task}_data_and_models",
+             feedback.build_tables(task) + data.build(task) + models.build(task) + reward_models.build_probe(task)),
         Step(f"{task.task}_reward_models", reward_models.build(task)),
         Step(f"{task.task}_reward_model_board", reward_models.build_board(task)),
         Step(f"{task.task}_scorers", [notes["reward_scorers"]] if notes else []),
@@ -64,5 +65,6 @@ def build_task_definitions(task: TaskConfig) -> dg.Definitions:
         jobs.append(job)
         schedules.append(automation.daily_schedule(task, job))
         sensors.append(automation.incoming_sensor(task, job, annotation.day_partitions(task)))
-    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules,
-                          sensors=sensors)
+    push, label_jobs, label_sensors = feedback.build_definitions(task)
+    return dg.Definitions(assets=assets + push, jobs=jobs + label_jobs, schedules=schedules,
+                          sensors=sensors + label_sensors)

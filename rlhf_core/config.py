@@ -21,6 +21,7 @@ import yaml
 # The strict reader lives beside this module; its public names are part of this one's.
 from rlhf_core.config_parse import ConfigError, apply_override, parse_section, to_dict
 # Model sources, trainer settings, launch and the online-RL sections live in their own modules (no cycle).
+from rlhf_core.config_feedback import FeedbackConfig, HumanRankingsConfig
 from rlhf_core.config_launch import LauncherConfig
 from rlhf_core.config_judge import JudgeConfig
 from rlhf_core.config_models import ModelSource, TinyGPTConfig
@@ -250,6 +251,8 @@ class TaskConfig:
     reference_value: ReferenceValueConfig | None = None
     policy: PolicyConfig | None = None
     evaluation: EvaluationConfig | None = None
+    feedback: FeedbackConfig | None = None  # human labels through the annotation tool (config_feedback.py)
+    human_rankings: HumanRankingsConfig | None = None  # an exported human ranking study, scored
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)  # where stages run; in no key
 
