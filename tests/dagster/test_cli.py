@@ -97,12 +97,20 @@ def test_ctrl_c_is_one_interrupted_line_and_status_130(capsys):
     assert "Traceback (most recent call last)" in capsys.readouterr().err
 
 
-def test_tasks_lists_every_config_with_its_first_comment_line(capsys):
+def test_tasks_lists_every_config_with_its_whole_description(capsys):
+    """The header's comment paragraph, every sentence to its end, without the example commands."""
     assert main(["tasks"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    demo = next(line for line in lines if line.startswith("demo "))
-    assert "The offline demo task" in demo
-    assert len(lines) == len(list((REPO / "configs" / "tasks").glob("*.yaml")))
+    out = capsys.readouterr().out
+    entries = {}  # a task's name starts a line; its wrapped description continues on indented lines
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            name, _, line = line.partition(" ")
+            entries[name] = ""
+        entries[name] = " ".join((entries[name] + " " + line).split())
+    assert sorted(entries) == sorted(p.stem for p in (REPO / "configs" / "tasks").glob("*.yaml"))
+    assert entries["demo"].startswith("The offline demo task")
+    assert entries["rlhflow"].endswith("Then the three reward models (BT, pair-PM, ArmoRM) and RewardBench.")
+    assert all(text.endswith(".") and "rlhf run" not in text for text in entries.values()), entries
 
 
 def status(capsys, *extra: str) -> dict[str, str]:
