@@ -325,11 +325,30 @@ def _read_mapping(path: Path, kind: str) -> dict:
     if not path.exists():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise ConfigError(f"{path}: no such {kind}; known: {known}")
-    # A resolved JSON is read as JSON: YAML 1.1 reads a float such as 1e-08 (no dot) as a string.
-    raw = (json.loads if path.suffix == ".json" else yaml.safe_load)(path.read_text()) or {}
+    try:
+        # A resolved JSON is read as JSON: YAML 1.1 reads a float such as 1e-08 (no dot) as a string.
+        raw = (json.loads if path.suffix == ".json" else yaml.safe_load)(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}{_yaml_position(err)}: invalid YAML: {_yaml_problem(err)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name}: top level must be a mapping")
     return raw
+
+
+def _yaml_position(err: yaml.YAMLError) -> str:
+    """``:line:column`` (1-based, as editors count) of a YAML error, where the parser knows it."""
+    mark = getattr(err, "problem_mark", None)
+    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    problem = getattr(err, "problem", None)
+    context = getattr(err, "context", None)
+    return " ".join(p for p in (context, problem) if p) if problem else str(err).splitlines()[0]
 
 
 def _overlay(base: dict, top: dict) -> None:
