@@ -28,6 +28,10 @@ from rlhf_core.config_rm import (FG_LABEL_TYPES, SEQUENCE_RM_KINDS, RewardBenchC
                                   RewardModelEvalConfig, RewardModelSpec)
 from rlhf_core.config_train import LoraConfig, TrainConfig
 
+from rlhf_core.plugins import declared_names
+
+# The packages whose modules register loaders and builders, and scorers (read, not imported, here).
+LOADERS, SCORERS = "rlhf_core.data.loaders", "rlhf_core.rewards"
 # Where relative paths resolve (the working directory, or RLHF_PROJECT_ROOT).
 from rlhf_core.paths import accelerate_dir, profiles_dir, project_root, tasks_dir  # noqa: F401 (re-exported)
 
@@ -257,7 +261,25 @@ class TaskConfig:
             if name not in self.datasets or self.datasets[name].builder != builder:
                 raise ConfigError(f"{where}: dataset {name!r} must be an embedding table of builder {builder!r}")
 
+    def _check_names(self) -> None:
+        """Every loader, builder, scorer and ranking metric the config names exists, so a typo fails
+        when the config loads, not steps later (algorithm names: ``PolicyConfig``)."""
+        named = [(f"sources.{n}.loader", s.loader, declared_names(LOADERS, "loader"))
+                 for n, s in self.sources.items()]
+        named += [(f"datasets.{n}.builder", d.builder, declared_names(LOADERS, "builder"))
+                  for n, d in self.datasets.items()]
+        scorers = self.annotation.scorers if self.annotation else {}
+        named += [(f"annotation.scorers.{n}.scorer", s.scorer, declared_names(SCORERS, "register"))
+                  for n, s in scorers.items()]
+        if self.evaluation is not None:  # the leaderboard's columns: R, each component, distinct-n
+            named.append(("evaluation.rank_by", self.evaluation.rank_by,
+                          {"reward", *scorers, "distinct_1", "distinct_2"}))
+        for where, name, known in named:
+            if name not in known:
+                raise ConfigError(f"{where}: unknown name {name!r}; known: {sorted(known)}")
+
     def __post_init__(self) -> None:
+        self._check_names()
         ann, policy = self.annotation, self.policy
         rm_refs = [s.partition for s in (ann.scorers.values() if ann else ()) if s.model_asset == "reward_model"]
         for name in rm_refs:

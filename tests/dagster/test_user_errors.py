@@ -23,3 +23,13 @@ def test_invalid_yaml_names_the_file_line_and_column(tmp_path, monkeypatch, caps
     assert main(["run", "broken", "--verbose"]) == 2
     line = one_error_line(capsys)
     assert "broken.yaml:5:1: invalid YAML:" in line and "expected ',' or ']'" in line, line
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sft.train.epochs=-1", "demo.yaml: sft.train.epochs: must be positive, got -1"),
+    ("policy.algorithms=[nll, foo]", "demo.yaml: policy: algorithms: unknown ['foo']"),
+])
+def test_bad_counts_and_names_fail_before_the_first_step(override, message, capsys):
+    assert main(["run", "demo", "--verbose", "--set", override]) == 2
+    assert message in one_error_line(capsys)
+    assert capsys.readouterr().out == ""  # not a single step ran
