@@ -22,6 +22,7 @@ from pipelines.task_defs import Step, run_plan
 from resources import artifact_root, build_resources
 from rlhf_core.config import ConfigError, load_config, task_config_path
 from rlhf_core.errors import Interrupted, MissingInputError
+from rlhf_core.paths import writable_folder
 
 MANY = 3  # a step of more assets is named by its job, not by listing them
 
@@ -101,8 +102,9 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
     every_asset = [a for s in steps for a in s.assets]
     chosen = resolve_selection(task_name, steps, select)
     forced = rebuild_closure(task_name, steps, list(rebuild))
-    inst = instance()
     resources = resources or build_resources()
+    writable_folder(resources["artifacts"].root, "the artifact store (RLHF_ARTIFACTS)")
+    inst = instance()
     if forced:  # the store, and the launcher's through it, build these again
         resources = {**resources, **build_resources(resources["artifacts"].root, forced, resources["launcher"].kind)}
     todo = [(step, [k for k in step.keys if k in chosen], p) for step in steps for p in step.partitions]

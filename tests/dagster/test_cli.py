@@ -140,3 +140,19 @@ def test_a_tampered_table_fails_the_step_that_reads_it_and_rebuild_repairs_it(de
     assert main(["run", "demo", "--select", "data", "--rebuild", "raw_feedback", "--verbose", *MICRO_ARGS]) == 0
     out = capsys.readouterr().out
     assert "rebuilding" in out and "clean_feedback" in out.splitlines()[0]
+
+
+def test_a_deleted_parent_folder_names_the_artifact_and_its_rebuild_command(demo_data, capsys):
+    """Not a loader's confusing error about the missing path (a model loader takes it for a hub id)."""
+    import shutil
+
+    (folder,) = [p for p in (demo_data / "artifacts" / "demo" / "raw_feedback").iterdir() if p.is_dir()]
+    shutil.rmtree(folder)
+    # a new cleaning setting: clean_feedback has to be built, from raw_feedback
+    argv = ["--verbose", *MICRO_ARGS, "--set", "datasets.clean_feedback.options.max_response_chars=599"]
+    assert main(["run", "demo", "--select", "clean_feedback", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert "FAILED clean_feedback" in out  # --verbose: Dagster's own log of the failure comes first
+    assert err.strip().splitlines()[-1] == (f"error: parent artifact demo/raw_feedback ({folder}) is gone or incomplete "
+                                        "(no meta.json); rebuild it: rlhf run demo --rebuild raw_feedback")
+    assert main(["run", "demo", "--select", "data", "--rebuild", "raw_feedback", "--verbose", *MICRO_ARGS]) == 0
