@@ -391,3 +391,22 @@ def warn_if_unpinned(hub_id: str, revision: str) -> None:
 
 def task_config_path(task: str) -> Path:
     return tasks_dir() / f"{task}.yaml"
+
+
+def header_command(path: Path) -> str | None:
+    """The first ``rlhf run`` command of a task file's header comment, its ``\\`` continuations
+    joined into one line (the seed tasks' fixture command), or None."""
+    if not path.is_file():
+        return None
+    command = None
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if command is None and text.startswith("rlhf run"):
+            command = text
+        elif command is not None and command.endswith("\\"):
+            command = command[:-1].rstrip() + " " + text
+        elif command is not None:
+            break
+    return command.split("  #")[0].strip() if command else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rlhf_core.config import header_command, task_config_path
+from rlhf_core.errors import OfflineHubError
 from rlhf_core.stages.base import Context, Result, stage, table, write_clean
 from rlhf_core.store import ArtifactRef
 
@@ -15,7 +17,17 @@ def load_source(ctx: Context, name: str) -> Result:
     from rlhf_core.data.registry import get_loader
 
     src = ctx.cfg.sources[name]
-    return ctx.build(f"raw_{name}", None, {}, lambda out, _: write_clean(get_loader(src.loader)(src, ctx.cfg), out))
+
+    def build(out: Path, _: Path) -> dict[str, Any]:
+        try:
+            return write_clean(get_loader(src.loader)(src, ctx.cfg), out)
+        except OfflineHubError as err:  # say which source, and how to run it from local files
+            fixture = header_command(task_config_path(ctx.task))
+            raise OfflineHubError(f"source {name}: {err}; give it a local copy with --set sources.{name}.path=DIR"
+                                  + (f", or run the fixture command from the header of configs/tasks/{ctx.task}.yaml: "
+                                     f"{fixture}" if fixture else "")) from None
+
+    return ctx.build(f"raw_{name}", None, {}, build)
 
 
 @stage(lambda task, name: [f"datasets.{name}", "seed"])

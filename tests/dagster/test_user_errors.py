@@ -79,3 +79,23 @@ def test_a_read_only_store_is_one_line():
                 user=user)
     shutil.rmtree(top)
     assert_one_error_line(proc, f"the artifact store (RLHF_ARTIFACTS) {store} is not writable (Permission denied)")
+
+
+@pytest.mark.parametrize("hub", [{"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}],
+                         ids=["offline_mode", "unreachable"])
+def test_a_source_that_needs_a_download_offline_names_it_and_the_local_alternatives(hub, tmp_path, monkeypatch,
+                                                                                     capsys):
+    for name, value in {**hub, "HF_HOME": str(tmp_path / "hf"), "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+                        "RLHF_ARTIFACTS": str(tmp_path / "artifacts")}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["run", "hh_rlhf", "--select", "raw_hh_rlhf"]) == 2
+    out, err = capsys.readouterr()
+    assert "FAILED raw_hh_rlhf" in out
+    (line,) = [ln for ln in err.strip().splitlines() if ln.startswith("error: ")]
+    assert line.startswith("error: source hh_rlhf: dataset Anthropic/hh-rlhf@") and "--set sources.hh_rlhf.path=DIR" in line
+    assert line.endswith("header of configs/tasks/hh_rlhf.yaml: rlhf run hh_rlhf --select data "
+                         "--set sources.hh_rlhf.path=data/fixtures/hh_rlhf --set sources.hh_first_prompt.path="
+                         "data/fixtures/hh_first_prompt --set datasets.rm_pairs.options.tokenizer='{path: data/fixtures/"
+                         "word_tokenizer}' --set datasets.ppo_prompts.options.tokenizer='{path: data/fixtures/"
+                         "word_tokenizer}'"), line
+    assert err.strip().splitlines()[-1] == line and "Traceback" not in err
