@@ -1,6 +1,6 @@
 """Headless materialization of a task's graph on the persistent Dagster instance (``rlhf run``).
 
-One line per finished step: when it finished, what it materialized, whether the store built the
+A line as each step starts, and one per finished step: when it finished, what it materialized, whether the store built the
 artifacts or found them, and how long it took. A step that fails prints ``FAILED <step>`` and
 re-raises, so the command line reports a user error as one line and a bug with its traceback.
 Ctrl-C ends the run with one ``interrupted`` line naming the step that was running (exit 130).
@@ -117,6 +117,7 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
             for number, (step, keys, partition) in enumerate(todo, 1):
                 label = _label(task_name, step, keys, partition)
                 where = f"during {label} (step {number} of {len(todo)})"
+                print(f"starting {label} (step {number} of {len(todo)})", flush=True)  # a long step is not silent
                 t0 = time.time()
                 try:
                     result = dg.materialize(every_asset, selection=keys, partition_key=partition, instance=inst,

@@ -29,6 +29,7 @@ from rlhf_core.codehash import code_hash
 from rlhf_core.config import TaskConfig, to_dict
 from rlhf_core.data.quarantine import CleanResult
 from rlhf_core.errors import MissingInputError
+from rlhf_core.progress import labelled
 from rlhf_core.store import ArtifactRef, ArtifactStore, hash_key, read_table, write_table
 from rlhf_core.store_verify import META_FILE, is_artifact
 
@@ -111,7 +112,8 @@ class Context:
             for ref in parents.values():
                 if ref is not None:
                     require_whole(ref, self.store.root)
-            return build_fn(out, work)
+            with labelled(asset + (f" [{partition}]" if partition else "")):  # its progress bars name it
+                return build_fn(out, work)
 
         return done(self.store.build(self.task, asset, partition, key, build_from_whole_parents))
 

@@ -48,7 +48,7 @@ def sft_model(ctx: Context, tok_ref: ArtifactRef, data_ref: ArtifactRef) -> Resu
         model = (build_causal_lm(cfg.model.init, tok, ctx.cfg.seed) if cfg.model.init
                  else load_causal_lm(cfg.model, ctx.cfg.compute.quantization))
         train_rows = rows[rows["split"] == "train"]
-        result = train_offline(model, tok, train_rows, "nll", cfg.train, work, compute=ctx.cfg.compute)
+        result = train_offline(model, tok, train_rows, "nll", cfg.train, work, compute=ctx.cfg.compute, desc="train")
         model = result.model  # unwrapped (and LoRA-merged, unless lora.merge is false) by the engine
         saved = save_model(model, tok, out, cfg.model)
         loss_curve(result.history, out / "loss_curve.png", "SFT loss (summed NLL per response)")

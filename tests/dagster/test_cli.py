@@ -156,3 +156,10 @@ def test_a_deleted_parent_folder_names_the_artifact_and_its_rebuild_command(demo
     assert err.strip().splitlines()[-1] == (f"error: parent artifact demo/raw_feedback ({folder}) is gone or incomplete "
                                         "(no meta.json); rebuild it: rlhf run demo --rebuild raw_feedback")
     assert main(["run", "demo", "--select", "data", "--rebuild", "raw_feedback", "--verbose", *MICRO_ARGS]) == 0
+
+
+def test_each_step_says_when_it_starts(demo_data, capsys):
+    assert main(["run", "demo", "--select", "raw_world", "--select", "clean_feedback", "--verbose", *MICRO_ARGS]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "starting raw_world, clean_feedback (step 1 of 1)", lines  # before the step's own lines
+    assert lines[-2].endswith("] raw_world, clean_feedback: reused (" + lines[-2].split(" (")[-1]), lines
