@@ -8,6 +8,7 @@ Ctrl-C ends the run with one ``interrupted`` line naming the step that was runni
 from __future__ import annotations
 
 import signal
+import textwrap
 import threading
 import time
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from resources import artifact_root, build_resources
 from rlhf_core.config import ConfigError, load_config, task_config_path
 from rlhf_core.errors import Interrupted, MissingInputError
 from rlhf_core.paths import writable_folder
+from rlhf_core.stages.evaluation import LEGEND
 
 MANY = 3  # a step of more assets is named by its job, not by listing them
 
@@ -176,4 +178,12 @@ def print_leaderboard(task_name: str) -> int:
         raise MissingInputError(f"{path} does not exist: run `rlhf run {task_name}` first")
     print(f"Leaderboard ({path}):")
     print(pd.read_csv(path).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    legend = path.with_name(LEGEND)
+    if legend.exists():  # a leaderboard built before legends were exported has none
+        rows = pd.read_csv(legend)
+        width = rows["column"].str.len().max()
+        print("\nColumns:")
+        for column, meaning in rows.itertuples(index=False):
+            print(textwrap.fill(meaning, 110, initial_indent=f"  {column:<{width}}  ",
+                                subsequent_indent=" " * (width + 4)))
     return 0

@@ -11,6 +11,8 @@ from rlhf_core.stages.annotation import reward_function, reward_terms
 from rlhf_core.stages.base import TABLE, Context, Result, load_tok, stage, table
 from rlhf_core.store import ArtifactRef, write_table
 
+LEGEND = "leaderboard_legend.csv"  # column, meaning: beside the leaderboard in its artifact and its export
+
 
 @stage(lambda task: ["evaluation.split", "evaluation.generation", "seed"])
 def generations(ctx: Context, algorithm: str, policy_ref: ArtifactRef, prompts_ref: ArtifactRef) -> Result:
@@ -54,9 +56,11 @@ def evaluation(ctx: Context, algorithm: str, gen_ref: ArtifactRef, scorer_refs: 
     return ctx.build("evaluation", algorithm, parents, build)
 
 
-@stage(lambda task: ["evaluation.rank_by"])
+@stage(lambda task: ["evaluation.rank_by", "annotation.scorers"])
 def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path) -> Result:
-    """One row per algorithm, best first by ``evaluation.rank_by``; also exported as CSV to ``export``."""
+    """One row per algorithm, best first by ``evaluation.rank_by``; also exported as CSV to ``export``,
+    with what each column means beside it (``leaderboard_legend.csv``)."""
+    from rlhf_core.eval.legend import leaderboard_legend
     from rlhf_core.eval.plots import bar_chart
 
     rank_by = ctx.cfg.evaluation.rank_by
@@ -68,13 +72,17 @@ def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path)
     rows = rows.sort_values(rank_by, ascending=False).reset_index(drop=True)
 
     def build(out: Path, _: Path) -> dict[str, Any]:
+        legend = leaderboard_legend(ctx.cfg, list(rows.columns))
         write_table(rows, out / TABLE)
         rows.to_csv(out / "leaderboard.csv", index=False, float_format="%.4f")
+        pd.DataFrame(list(legend.items()), columns=["column", "meaning"]).to_csv(out / LEGEND, index=False)
         bar_chart(rows, "algorithm", list(dict.fromkeys([rank_by, "reward"])), out / "leaderboard.png")
-        return {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "table": rows, "plot": "leaderboard.png"}
+        return {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "ranked_by": rank_by, "table": rows,
+                "legend": legend, "plot": "leaderboard.png"}
 
     ref, meta = ctx.build("leaderboard", None, evaluations, build)
     export_copy(ref.file("leaderboard.csv"), export)
+    export_copy(ref.file(LEGEND), export.with_name(LEGEND))
     return ref, {**meta, "exported_to": str(export)}
 
 
