@@ -11,6 +11,7 @@ import signal
 import textwrap
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -111,7 +112,7 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
         resources = {**resources, **build_resources(resources["artifacts"].root, forced, resources["launcher"].kind)}
     todo = [(step, [k for k in step.keys if k in chosen], p) for step in steps for p in step.partitions]
     todo = [t for t in todo if t[1]]
-    start, where = time.time(), "before the first step"
+    start, where, invocation = time.time(), "before the first step", uuid.uuid4().hex
     with noted_interrupts() as noted:
         try:
             print(f"rlhf run {task_name}: {len(todo)} steps; artifacts in {resources['artifacts'].root}"
@@ -122,9 +123,8 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
                 print(f"starting {label} (step {number} of {len(todo)})", flush=True)  # a long step is not silent
                 t0 = time.time()
                 try:
-                    result = dg.materialize(every_asset, selection=keys, partition_key=partition, instance=inst,
-                                            resources=resources, run_config=_logs(verbose),
-                                            tags={"rlhf/task": task_name})
+                    result = _execute(step.job, every_asset, keys, partition, inst, resources, verbose,
+                                      {"rlhf/task": task_name, "rlhf/invocation": invocation})
                 except Exception:
                     print(f"[{time.time() - start:7.1f}s] FAILED {label} ({time.time() - t0:.1f}s)", flush=True)
                     raise
@@ -142,9 +142,29 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
             # The store holds only whole artifacts (the one a step was building is deleted as the
             # interrupt unwinds it; its checkpoints stay): the same command again resumes.
+            mark_canceled(inst, invocation)
             raise Interrupted(f"{where}; what finished is in the store: run the same command again to resume")
     print(f"done in {time.time() - start:.1f}s", flush=True)
     return 0
+
+
+def _execute(job: str, every_asset: list, keys: list[dg.AssetKey], partition: str | None, inst: dg.DagsterInstance,
+             resources: dict, verbose: bool, tags: dict[str, str]) -> dg.ExecuteInProcessResult:
+    """``dg.materialize`` of ``keys``, under the step's own job name (the UI's job of that step) instead
+    of ``__ephemeral_asset_job__``, so a command-line run is listed with the step it ran."""
+    defs = dg.Definitions(assets=every_asset, resources=resources,
+                          jobs=[dg.define_asset_job(job, selection=dg.AssetSelection.assets(*keys))])
+    return defs.resolve_job_def(job).execute_in_process(run_config=_logs(verbose), instance=inst,
+                                                        partition_key=partition, tags=tags)
+
+
+def mark_canceled(inst: dg.DagsterInstance, invocation: str) -> None:
+    """Ctrl-C ends the step's run as a failure (Dagster's in-process run sees an exception); record it
+    as what it was, canceled by the user."""
+    runs = inst.get_runs(dg.RunsFilter(tags={"rlhf/invocation": invocation},
+                                       statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.STARTED]))
+    for run in runs:
+        inst.report_run_canceled(run, message="interrupted (Ctrl-C) from the command line")
 
 
 @contextmanager

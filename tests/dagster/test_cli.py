@@ -163,3 +163,42 @@ def test_each_step_says_when_it_starts(demo_data, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "starting raw_world, clean_feedback (step 1 of 1)", lines  # before the step's own lines
     assert lines[-2].endswith("] raw_world, clean_feedback: reused (" + lines[-2].split(" (")[-1]), lines
+
+
+def test_a_run_is_listed_under_its_step_job_and_ctrl_c_marks_it_canceled(demo_data, capsys):
+    """Runs of ``rlhf run`` carry the UI's job names (not ``__ephemeral_asset_job__``); SIGINT while a
+    step runs ends its run as CANCELED, as the UI's Terminate would, not as a failure."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import dagster as dg
+
+    from pipelines.instance import instance
+
+    inst = instance()
+    runs_before = {r.run_id for r in inst.get_runs()}
+    assert all(r.job_name != "__ephemeral_asset_job__" for r in inst.get_runs())
+    assert {r.job_name for r in inst.get_runs()} >= {"demo_data_and_models"}
+
+    def interrupt_once_a_run_starts() -> None:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            started = [r for r in inst.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+                       if r.run_id not in runs_before]
+            if started:
+                time.sleep(0.5)
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=interrupt_once_a_run_starts, daemon=True)
+    watcher.start()
+    # a new cleaning setting: a step with work to do, long enough to be interrupted
+    code = main(["run", "demo", "--select", "data", "--verbose", *MICRO_ARGS,
+                 "--set", "datasets.clean_feedback.options.max_response_chars=598"])
+    watcher.join()
+    assert code == 130, capsys.readouterr()
+    new = [r for r in inst.get_runs() if r.run_id not in runs_before]
+    assert [(r.job_name, r.status) for r in new] == [("demo_data_and_models", dg.DagsterRunStatus.CANCELED)]
