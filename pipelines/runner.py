@@ -20,11 +20,12 @@ import dagster as dg
 import pandas as pd
 
 from pipelines.instance import instance
-from pipelines.task_defs import Step, run_plan
+from pipelines.task_defs import Step, incoming_steps, run_plan
 from resources import artifact_root, build_resources
 from rlhf_core.config import ConfigError, load_config, task_config_path
-from rlhf_core.errors import Interrupted, MissingInputError
+from rlhf_core.errors import Interrupted, MissingInputError, UserError
 from rlhf_core.paths import writable_folder
+from rlhf_core.stages.annotation import incoming_folder
 from rlhf_core.stages.evaluation import LEGEND
 
 MANY = 3  # a step of more assets is named by its job, not by listing them
@@ -102,8 +103,13 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
              profile: str | None = None, rebuild: list[str] = (), verbose: bool = False) -> int:
     task = load_config(task_config_path(task_name), overrides, profile=profile)
     steps = run_plan(task)
+    if select:  # the incoming days are scored only when asked for (--select incoming or annotated_incoming)
+        steps += incoming_steps(task)
     every_asset = [a for s in steps for a in s.assets]
     chosen = resolve_selection(task_name, steps, select)
+    if any(k in chosen for s in steps if s.only == () for k in s.keys):
+        raise UserError(f"--select: {task_name} has no incoming day to score: drop <YYYY-MM-DD>/*.jsonl files into "
+                        f"{incoming_folder(task)}")
     forced = rebuild_closure(task_name, steps, list(rebuild))
     resources = resources or build_resources()
     writable_folder(resources["artifacts"].root, "the artifact store (RLHF_ARTIFACTS)")

@@ -202,3 +202,28 @@ def test_a_run_is_listed_under_its_step_job_and_ctrl_c_marks_it_canceled(demo_da
     assert code == 130, capsys.readouterr()
     new = [r for r in inst.get_runs() if r.run_id not in runs_before]
     assert [(r.job_name, r.status) for r in new] == [("demo_data_and_models", dg.DagsterRunStatus.CANCELED)]
+
+
+def test_incoming_days_are_scored_from_the_command_line_only_when_selected(demo_data, tmp_path, capsys):
+    """``--select incoming``: every scorer on each day folder present, then the day's reward; an
+    undecodable file is quarantined whole and the day's other file is scored."""
+    import json
+
+    import pandas as pd
+
+    incoming = tmp_path / "incoming"
+    argv = ["--verbose", *MICRO_ARGS, "--set", "policy=null", "--set", "evaluation=null",
+            "--set", "annotation.scorers={length: {scorer: length}}",
+            "--set", f"annotation.incoming.folder={incoming}"]
+    assert main(["run", "demo", "--select", "incoming", *argv]) == 2
+    assert f"has no incoming day to score: drop <YYYY-MM-DD>/*.jsonl files into {incoming}" in capsys.readouterr().err
+    day = incoming / "2026-11-22"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text("".join(json.dumps({"prompt": "Q?", "completion": c}) + "\n" for c in (" A b.", " C.")))
+    (day / "b.jsonl").write_bytes(b'{"prompt": "caf\xe9", "completion": "x"}\n')
+    assert main(["run", "demo", "--select", "reward_scorers", "--select", "incoming", *argv]) == 0
+    out = capsys.readouterr().out
+    assert "annotated_incoming [2026-11-22|length]: built" in out and "incoming_rewards [2026-11-22]: built" in out
+    (ref,) = (demo_data / "artifacts" / "_refs" / "demo" / "incoming_rewards").glob("2026-11-22.json")
+    rewards = pd.read_parquet(Path(json.loads(ref.read_text())["path"]) / TABLE)
+    assert sorted(rewards["length"]) == [1.0, 2.0]
