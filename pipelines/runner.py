@@ -20,7 +20,7 @@ import dagster as dg
 import pandas as pd
 
 from pipelines.instance import instance
-from pipelines.task_defs import Step, incoming_steps, run_plan
+from pipelines.task_defs import Step, run_plan
 from resources import artifact_root, build_resources
 from rlhf_core.config import ConfigError, load_config, task_config_path
 from rlhf_core.errors import Interrupted, MissingInputError, UserError
@@ -102,9 +102,7 @@ def _step_lines(result: dg.ExecuteInProcessResult, elapsed: float, partition: st
 def run_task(task_name: str, overrides: list[str], select: list[str], resources: dict | None = None,
              profile: str | None = None, rebuild: list[str] = (), verbose: bool = False) -> int:
     task = load_config(task_config_path(task_name), overrides, profile=profile)
-    steps = run_plan(task)
-    if select:  # the incoming days are scored only when asked for (--select incoming or annotated_incoming)
-        steps += incoming_steps(task)
+    steps = run_plan(task, incoming=bool(select))  # incoming days are scored only when selected
     every_asset = [a for s in steps for a in s.assets]
     chosen = resolve_selection(task_name, steps, select)
     if any(k in chosen for s in steps if s.only == () for k in s.keys):

@@ -39,7 +39,8 @@ class Step:
         return [None] if parts is None else list(parts.get_partition_keys())
 
 
-def run_plan(task: TaskConfig) -> list[Step]:
+def run_plan(task: TaskConfig, incoming: bool = False) -> list[Step]:
+    """The steps of a whole-task run; ``incoming``: then the incoming days' scoring (``incoming_steps``)."""
     rl_assets = rl.build(task)
     notes = annotation.build(task)
     steps = [
@@ -53,7 +54,7 @@ def run_plan(task: TaskConfig) -> list[Step]:
         Step(f"{task.task}_rl", rl_assets[:-1]),
         Step(f"{task.task}_leaderboard", rl_assets[-1:]),
     ]
-    return [s for s in steps if s.assets]
+    return [s for s in steps if s.assets] + (incoming_steps(task) if incoming else [])
 
 
 def incoming_steps(task: TaskConfig) -> list[Step]:
