@@ -53,7 +53,7 @@ def table(df: pd.DataFrame, legend: dict[str, str] | None = None) -> dg.TableMet
 
 def to_dagster(meta: dict[str, Any]) -> dict[str, dg.MetadataValue]:
     artifact = Path(meta["artifact"]) if "artifact" in meta else None
-    legend = meta.get("legend") or {}
+    legend = dict(meta.get("legend") or {})  # column -> meaning, or (column, meaning) pairs in column order
     out: dict[str, dg.MetadataValue] = {}
     for key, value in meta.items():
         if key == "summary":
@@ -61,7 +61,7 @@ def to_dagster(meta: dict[str, Any]) -> dict[str, dg.MetadataValue]:
         if isinstance(value, pd.DataFrame):
             out[key] = table(value, legend)
         elif key == "legend":  # what each column of the asset's table means, as a table of its own
-            out[key] = table(pd.DataFrame(list(value.items()), columns=["column", "meaning"]))
+            out[key] = table(pd.DataFrame(list(legend.items()), columns=["column", "meaning"]))
         elif isinstance(value, str) and value.endswith(".png") and artifact is not None:
             png = base64.b64encode((artifact / value).read_bytes()).decode()
             out[key] = dg.MetadataValue.md(f"![{key}](data:image/png;base64,{png})")

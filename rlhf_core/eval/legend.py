@@ -1,7 +1,7 @@
 """What each column of a leaderboard means, from the task's reward components and the scorers' own docs.
 
     leaderboard_legend(cfg, ["algorithm", "gold", "reward", "rm", "distinct_1", "n"])
-    # {"gold": "the ranking column (rows best first): mean score of component gold, gold: The simulated ...", ...}
+    # {"gold": "the ranking column (rows best first): mean score of component gold (scorer gold): The ...", ...}
 
 Shown as the column descriptions of the leaderboard's Dagster table, as its own ``legend`` table and
 under ``rlhf leaderboard``.
@@ -30,10 +30,9 @@ def _reward(scorers: dict[str, Any]) -> str:
 
 def _component(name: str, spec: Any) -> str:
     summary, _ = scorer_legend(spec.scorer)
-    what = f"the trained reward model {spec.partition!r} ({spec.scorer})" if spec.partition else \
-        f"{spec.scorer}: {summary}"
+    what = f"the trained reward model {spec.partition!r}" if spec.partition else summary
     weight = f"weight {spec.weight:g} in R" if spec.weight else "reported only, not in R (weight 0)"
-    return f"mean score of component {name}, {what}; {weight}"
+    return f"mean score of component {name} (scorer {spec.scorer}): {what}; {weight}"
 
 
 def leaderboard_legend(cfg: Any, columns: list[str]) -> dict[str, str]:

@@ -78,7 +78,7 @@ def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path)
         pd.DataFrame(list(legend.items()), columns=["column", "meaning"]).to_csv(out / LEGEND, index=False)
         bar_chart(rows, "algorithm", list(dict.fromkeys([rank_by, "reward"])), out / "leaderboard.png")
         return {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "ranked_by": rank_by, "table": rows,
-                "legend": legend, "plot": "leaderboard.png"}
+                "legend": list(legend.items()), "plot": "leaderboard.png"}  # pairs: meta.json sorts a mapping
 
     ref, meta = ctx.build("leaderboard", None, evaluations, build)
     export_copy(ref.file("leaderboard.csv"), export)
