@@ -60,7 +60,7 @@ def read_the_leaderboard(page, url: str) -> None:
     page.goto(f"{url}/assets/demo/leaderboard")
     table_row = page.locator("tr").filter(has=page.get_by_text("table", exact=True))
     table = table_row.locator("table:has(th:text-is('gold'))")
-    sync_api.expect(table.first).to_be_visible()  # a typed table, shown on the page itself
+    table.first.wait_for(timeout=60_000)  # a typed table, shown on the page itself
     for algorithm in ("sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo", "fg_ppo"):
         sync_api.expect(table.first.locator(f"td:text-is('{algorithm}')")).to_have_count(1)
     legend = page.locator("tr").filter(has=page.get_by_text("legend", exact=True))
@@ -71,10 +71,12 @@ def read_the_leaderboard(page, url: str) -> None:
     schema = page.get_by_role("dialog")
     sync_api.expect(schema).to_contain_text("the ranking column (rows best first)")
     page.screenshot(path=SHOTS / "5-leaderboard-schema.png")
-    page.keyboard.press("Escape")
+    schema.get_by_role("button", name="Close").click()
+    sync_api.expect(schema).to_be_hidden()
     plot_row = page.locator("tr").filter(has=page.get_by_text("plot", exact=True))
     plot_row.get_by_text("[Show Markdown]").click()  # one click: the bar chart
     plot = page.get_by_role("dialog").locator("img[alt='plot']")
     sync_api.expect(plot).to_be_visible()
     assert plot.evaluate("img => img.complete && img.naturalWidth > 100")  # the PNG decoded
+    page.wait_for_timeout(1000)  # the dialog's fade-in
     page.screenshot(path=SHOTS / "6-leaderboard-plot.png")
