@@ -200,11 +200,14 @@ def print_leaderboard(task_name: str) -> int:
     path = Path(artifact_root()) / task_name / "leaderboard.csv"
     if not path.exists():
         raise MissingInputError(f"{path} does not exist: run `rlhf run {task_name}` first")
-    print(f"Leaderboard ({path}):")
-    print(pd.read_csv(path).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    from rlhf_core.eval.board import readable
+
+    print(f"Leaderboard ({path}; each metric: mean [95% bootstrap interval over prompts], ± std over seeds):")
+    print(readable(pd.read_csv(path)).to_string(index=False))
     legend = path.with_name(LEGEND)
     if legend.exists():  # a leaderboard built before legends were exported has none
         rows = pd.read_csv(legend)
+        rows = rows[~rows["column"].str.endswith(("_lo", "_hi", "_seed_std"))]  # shown inside their metric's cell
         width = rows["column"].str.len().max()
         print("\nColumns:")
         for column, meaning in rows.itertuples(index=False):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from assets import annotation, data, models, reward_models, rl
+from assets import annotation, data, judge, models, reward_models, rl
 from pipelines import automation
 from rlhf_core.config import TaskConfig
 from rlhf_core.rewards.incoming import day_folders
@@ -52,7 +52,7 @@ def run_plan(task: TaskConfig, incoming: bool = False) -> list[Step]:
         Step(f"{task.task}_rewards", [notes["rewards"]] if "rewards" in notes else []),
         Step(f"{task.task}_reference_value", rl.build_reference_value(task)),
         Step(f"{task.task}_rl", rl_assets[:-1]),
-        Step(f"{task.task}_leaderboard", rl_assets[-1:]),
+        Step(f"{task.task}_leaderboard", rl_assets[-1:] + judge.build(task)),
     ]
     return [s for s in steps if s.assets] + (incoming_steps(task) if incoming else [])
 

@@ -18,7 +18,12 @@ FIXED = {
     "distinct_1": "distinct-1 of the samples: unique words / all words (variety of wording)",
     "distinct_2": "distinct-2 of the samples: unique word pairs / all word pairs",
     "n": "number of evaluation samples (one per evaluation prompt)",
+    "setting": "the algorithm's setting: its own, or for a swept algorithm the best on the validation split",
+    "seeds": "number of training seeds the row averages",
 }
+# A metric's spread beside it (rlhf_core.eval.board): suffix -> what it is of the metric
+SPREAD = {"_lo": "lower end of the 95% bootstrap interval over prompts of", "_hi": "upper end of the 95% bootstrap "
+          "interval over prompts of", "_seed_std": "standard deviation over training seeds of"}
 
 
 def _reward(scorers: dict[str, Any]) -> str:
@@ -42,6 +47,10 @@ def leaderboard_legend(cfg: Any, columns: list[str]) -> dict[str, str]:
     known = {**FIXED, "reward": _reward(scorers), **{c: _component(c, s) for c, s in scorers.items()}}
     for spec in scorers.values():
         known = {**scorer_legend(spec.scorer)[1], **known}
+    for column in columns:
+        for suffix, what in SPREAD.items():
+            if column.endswith(suffix) and column.removesuffix(suffix) in columns:
+                known.setdefault(column, f"{what} {column.removesuffix(suffix)}")
     legend = {c: known.get(c, "a column of a scorer's breakdown") for c in columns}
     rank_by = cfg.evaluation.rank_by
     if rank_by in legend:

@@ -56,29 +56,36 @@ def evaluation(ctx: Context, algorithm: str, gen_ref: ArtifactRef, scorer_refs: 
     return ctx.build("evaluation", algorithm, parents, build)
 
 
-@stage(lambda task: ["evaluation.rank_by", "annotation.scorers"])
+@stage(lambda task: ["evaluation.rank_by", "seed", "policy.overrides", "annotation.scorers"])
 def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path) -> Result:
-    """One row per algorithm, best first by ``evaluation.rank_by``; also exported as CSV to ``export``,
-    with what each column means beside it (``leaderboard_legend.csv``)."""
+    """One row per algorithm, best first by ``evaluation.rank_by``, each metric with its bootstrap 95%
+    interval over prompts and, over several training seeds, its std; swept algorithms at their best
+    setting on val. Also exported as CSV to ``export`` (the intervals and the sweep beside it, and what
+    each column means: ``leaderboard_legend.csv``)."""
+    from rlhf_core.eval.board import leaderboard as board_tables
     from rlhf_core.eval.legend import leaderboard_legend
     from rlhf_core.eval.plots import bar_chart
 
     rank_by = ctx.cfg.evaluation.rank_by
-    rows = pd.DataFrame([ref.meta()["metadata"]["summary"] for ref in evaluations.values()])
-    if rank_by not in rows:
-        raise ValueError(f"evaluation.rank_by {rank_by!r} is not an evaluated column; have {sorted(rows.columns)}")
-    first = ["algorithm", rank_by, *(["reward"] if rank_by != "reward" else [])]
-    rows = rows[first + [c for c in rows if c not in first]]
-    rows = rows.sort_values(rank_by, ascending=False).reset_index(drop=True)
+    summaries = {key: ref.meta()["metadata"]["summary"] for key, ref in evaluations.items()}
+    tables = {key: table(ref) for key, ref in evaluations.items()}
+    overrides = {k: dict(v) for k, v in ctx.cfg.policy.overrides.items()}
+    parts = board_tables(summaries, tables, rank_by, ctx.cfg.seed, overrides)
+    rows = parts["board"]
 
     def build(out: Path, _: Path) -> dict[str, Any]:
         legend = leaderboard_legend(ctx.cfg, list(rows.columns))
         write_table(rows, out / TABLE)
-        rows.to_csv(out / "leaderboard.csv", index=False, float_format="%.4f")
+        for name, frame in parts.items():
+            frame.to_csv(out / f"{'leaderboard' if name == 'board' else name}.csv", index=False, float_format="%.4f")
         pd.DataFrame(list(legend.items()), columns=["column", "meaning"]).to_csv(out / LEGEND, index=False)
         bar_chart(rows, "algorithm", list(dict.fromkeys([rank_by, "reward"])), out / "leaderboard.png")
-        return {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "ranked_by": rank_by, "table": rows,
-                "legend": list(legend.items()), "plot": "leaderboard.png"}  # pairs: meta.json sorts a mapping
+        shown = ["algorithm", "setting", "seeds", *(f"{m}{s}" for m in dict.fromkeys([rank_by, "reward"])
+                                                    for s in ("", "_lo", "_hi", "_seed_std") if f"{m}{s}" in rows)]
+        meta = {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "ranked_by": rank_by,
+                "table": rows[shown], "legend": list(legend.items()),  # pairs: meta.json sorts a mapping
+                "intervals": parts["intervals"], "plot": "leaderboard.png"}
+        return {**meta, "sweep": parts["sweep"]} if not parts["sweep"].empty else meta
 
     ref, meta = ctx.build("leaderboard", None, evaluations, build)
     export_copy(ref.file("leaderboard.csv"), export)

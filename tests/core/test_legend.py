@@ -17,3 +17,6 @@ def test_the_demo_leaderboard_columns_each_have_a_meaning():
     assert legend["relevance"].startswith("the gold judge's relevance")
     assert "(rows best first)" not in legend["reward"]
     assert leaderboard_legend(cfg, ["surprise"])["surprise"] == "a column of a scorer's breakdown"
+    spread = leaderboard_legend(cfg, ["gold", "gold_lo", "gold_seed_std", "seeds"])
+    assert spread["gold_lo"] == "lower end of the 95% bootstrap interval over prompts of gold"
+    assert spread["gold_seed_std"] == "standard deviation over training seeds of gold" and "seeds" in spread["seeds"]
