@@ -7,6 +7,7 @@ markdown image, which the asset page opens in one click.
 from __future__ import annotations
 
 import base64
+import math
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def _column_type(dtype: Any) -> str:
 
 
 def _cell(value: Any, kind: str) -> Any:
-    if value is None or (isinstance(value, float) and value != value):  # a missing value (NaN)
+    if value is None or (isinstance(value, float) and math.isnan(value)):  # a missing value
         return None
     if kind == "float":
         return round(float(value), 4)

@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -135,7 +135,7 @@ class GoldScorer:
 
     name = "gold"
     version = "1"
-    breakdown_legend = {
+    breakdown_legend: ClassVar[dict[str, str]] = {
         "relevance": "the gold judge's relevance: share of the response's sentences that answer the question",
         "factuality": "the gold judge's factuality: share of the stated facts that are true in the world",
         "completeness": "the gold judge's completeness: share of the asked attributes answered correctly",
