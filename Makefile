@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui ui-check bench setup gpu-check
+.PHONY: demo test ui ui-check bench setup gpu-check scale-check
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -16,8 +16,11 @@ demo: setup  ## run the demo pipeline end to end (offline) and print its leaderb
 	.venv/bin/rlhf run demo
 	.venv/bin/rlhf leaderboard demo
 
-test: setup  ## the whole test suite (CPU, offline)
-	$(PY) -m pytest -q
+test: setup  ## the whole test suite (CPU, offline) but the scale tests
+	$(PY) -m pytest -q -m "not scale"
+
+scale-check: setup  ## processes racing on one store (local and a local S3 server), the demo on S3, runs in parallel on PostgreSQL (docs/scale.md)
+	$(PY) -m pytest -q -s -m scale tests
 
 ui: setup  ## the Dagster UI on 127.0.0.1:3000, with the daemon (backfills, schedules, sensors)
 	$(PY) -m pipelines.ui --port 3000

@@ -14,7 +14,7 @@ store, so re-launching after a failure redoes only what failed.
 """
 import dagster as dg
 
-from assets.common import asset_in, data_key, dimension, key, per_partition
+from assets.common import asset_in, data_key, declared, dimension, key, per_partition
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
 from rlhf_core.config import TaskConfig
@@ -63,7 +63,7 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
     @dg.asset(key=key(task, "reward_scorers"), group_name=group, partitions_def=scorer_partitions(task),
               ins={**{f"table_{t}": asset_in(task, data_key(task, d)) for t, d in tables.items()},
                    **{m: asset_in(task, m, **_every_partition(m)) for m in model_names}},
-              code_version=stages.reward_scorer.version(task), backfill_policy=dg.BackfillPolicy.single_run(),
+              **declared(task, stages.reward_scorer), backfill_policy=dg.BackfillPolicy.single_run(),
               description="Each reward component resolved into a scorer that loads: fitted state, parameters "
                           "and a hash of its weights.")
     def reward_scorers(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, **inputs):
@@ -76,7 +76,7 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
         shards = shard_partitions(task)
 
         @dg.asset(key=key(task, "annotated_responses"), group_name=group, partitions_def=shards, pool=POOL,
-                  ins={**data_in, **_scorer_in(task)}, code_version=stages.annotate_shard.version(task),
+                  ins={**data_in, **_scorer_in(task)}, **declared(task, stages.annotate_shard),
                   backfill_policy=dg.BackfillPolicy.single_run(),
                   description=f"'{cfg.data}' scored by each component, in {cfg.shards} shard(s); rows already "
                               "scored by the same scorer are reused, not scored again.")
@@ -90,7 +90,7 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
 
         @dg.asset(key=key(task, "rewards"), group_name=group,
                   ins={**data_in, "annotated": asset_in(task, "annotated_responses")},
-                  code_version=stages.combine_rewards.version(task),
+                  **declared(task, stages.combine_rewards),
                   description="R of every row: the weighted sum of its (transformed) component scores; "
                               "offline RL trains on it.")
         def rewards(artifacts: ArtifactStoreResource, data, annotated):
@@ -118,7 +118,7 @@ def build_incoming(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
     group = f"{task.task}_incoming"
 
     @dg.asset(key=key(task, "annotated_incoming"), group_name=group, partitions_def=parts, pool=POOL,
-              ins=_scorer_in(task), code_version=stages.annotate_incoming.version(task),
+              ins=_scorer_in(task), **declared(task, stages.annotate_incoming),
               backfill_policy=dg.BackfillPolicy.single_run(),
               description=f"Responses dropped into {task.annotation.incoming.folder}/<date>/*.jsonl, scored by "
                           "each component; the sensor and the daily schedule launch it.")
@@ -132,7 +132,7 @@ def build_incoming(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
 
     @dg.asset(key=key(task, "incoming_rewards"), group_name=group, partitions_def=day_partitions(task),
               ins={"annotated": asset_in(task, "annotated_incoming", partition_mapping=BY_DATE)},
-              code_version=stages.combine_rewards.version(task),
+              **declared(task, stages.combine_rewards),
               automation_condition=dg.AutomationCondition.eager(),
               description="The final reward of a day's incoming rows, once every scorer has scored them.")
     def incoming_rewards(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, annotated):

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.common import asset_in, data_key, key
+from assets.common import asset_in, data_key, declared, key
 from resources.artifacts import ArtifactStoreResource
 from resources.judge import JudgeResource
 from resources.metadata import output
@@ -24,7 +24,7 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
             "prompts": asset_in(task, data_key(task, rl.prompts_dataset(task))),
             "scorers": asset_in(task, "reward_scorers", partition_mapping=dg.AllPartitionMapping()),
         },
-        code_version=judge_stage.version(task),
+        **declared(task, judge_stage),
         description=f"Win, tie and loss rates against {cfg.against!r} ({cfg.kind} judge"
         f"{': ' + cfg.scorer if cfg.scorer else ', ' + cfg.prompt} prompt), both orders asked.",
     )

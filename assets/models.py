@@ -2,9 +2,8 @@
 
 import dagster as dg
 
-from assets.common import GPU_POOL, asset_in, data_key, key
+from assets.common import asset_in, data_key, declared, key, stage_asset
 from resources.artifacts import ArtifactStoreResource
-from resources.launcher import LauncherResource
 from resources.metadata import output
 from rlhf_core.config import TaskConfig
 from rlhf_core.stages import models as stages
@@ -18,15 +17,11 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(key=key(task, "tokenizer"), group_name=group, kinds={"huggingface"},
               ins={c: asset_in(task, data_key(task, c)) for c in corpora},
-              code_version=stages.tokenizer.version(task), description="Byte-level BPE trained on the task corpus.")
+              **declared(task, stages.tokenizer), description="Byte-level BPE trained on the task corpus.")
     def tokenizer(artifacts: ArtifactStoreResource, **corpus):
         return output(*stages.tokenizer(task, artifacts.store(), corpus))
 
-    @dg.asset(key=key(task, "sft_model"), group_name=group, kinds={"pytorch"},
-              ins={"tok": asset_in(task, "tokenizer"), "data": asset_in(task, data_key(task, task.sft.data))},
-              code_version=stages.sft_model.version(task), pool=GPU_POOL,
-              description="Supervised fine-tuning (NLL) on demonstrations.")
-    def sft_model(context: dg.AssetExecutionContext, launcher: LauncherResource, tok, data):
-        return output(*launcher.run(context, task, "sft_model", tok, data))
-
+    sft_model = stage_asset(task, stages.sft_model, {"tok": "tokenizer", "data": data_key(task, task.sft.data)},
+                            launched=True, group_name=group, kinds={"pytorch"},
+                            description="Supervised fine-tuning (NLL) on demonstrations.")
     return [tokenizer, sft_model]

@@ -8,7 +8,7 @@
 """
 import dagster as dg
 
-from assets.common import GPU_POOL, asset_in, data_key, key, per_partition
+from assets.common import asset_in, data_key, declared, gpu_pool, key, per_partition, stage_asset, stage_ins
 from resources.artifacts import ArtifactStoreResource
 from resources.launcher import LauncherResource
 from resources.metadata import output
@@ -16,7 +16,6 @@ from rlhf_core.config import TaskConfig
 from rlhf_core.stages import reward_bench as bench
 from rlhf_core.stages import reward_models as stages
 from rlhf_core.stages import rm_eval
-from rlhf_core.store import hash_key
 
 
 def rm_partitions(task: TaskConfig) -> dg.StaticPartitionsDefinition:
@@ -29,11 +28,6 @@ def _datasets(task: TaskConfig) -> list[str]:
 
 def _data_ins(task: TaskConfig) -> dict[str, dg.AssetIn]:
     return {f"data_{d}": asset_in(task, data_key(task, d)) for d in _datasets(task)}
-
-
-def _version(task: TaskConfig, stage) -> str:
-    """One code version over the partitions: each RM's stage version (its own config and code)."""
-    return hash_key({name: stage.version(task, name) for name in task.reward_models})
 
 
 def _probe(task: TaskConfig) -> bool:
@@ -53,15 +47,16 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
 
     # The trained RMs are models (``--select models`` builds them); their evaluation is its own group.
     @dg.asset(key=key(task, "reward_model"), group_name=f"{task.task}_models", partitions_def=parts, kinds={"pytorch"},
-              ins={**base_ins, **_data_ins(task), **world_in}, code_version=_version(task, stages.reward_model),
-              backfill_policy=one_run, pool=GPU_POOL,
+              ins={**base_ins, **_data_ins(task), **world_in}, **declared(task, stages.reward_model),
+              backfill_policy=one_run, pool=gpu_pool(task),
               description="Each declared reward model, trained with its kind's loss; a HF model plus "
                           "reward_model.json, usable as the 'reward_model' scorer.")
     def reward_model(context: dg.AssetExecutionContext, launcher: LauncherResource, **inputs):
         def build_one(name: str):
             data = {d: inputs[f"data_{d}"] for d in stages.rm_datasets(task.reward_models[name])}
             world = inputs.get("world") if stages.needs_gold(task, name) else None
-            return launcher.run(context, task, "reward_model", name, inputs.get("tok"), inputs.get("sft"), data, world)
+            return launcher.run(context, task, stages.reward_model, name, inputs.get("tok"), inputs.get("sft"), data,
+                                world)
 
         return per_partition(context, build_one)
 
@@ -69,7 +64,7 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(key=key(task, "reward_model_eval"), group_name=group, partitions_def=parts, backfill_policy=one_run,
               ins={"rm": asset_in(task, "reward_model"), **_data_ins(task), **probe_in},
-              code_version=_version(task, rm_eval.reward_model_eval),
+              **declared(task, rm_eval.reward_model_eval),
               description="Held-out metric of each RM's kind and its agreement with the gold judge.")
     def reward_model_eval(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, rm, **inputs):
         return per_partition(context, lambda name: rm_eval.reward_model_eval(
@@ -85,15 +80,10 @@ def build_probe(task: TaskConfig) -> list[dg.AssetsDefinition]:
         return []
     cfg = task.reward_model_eval
 
-    @dg.asset(key=key(task, "gold_probe"), group_name=f"{task.task}_reward_models",
-              ins={"responses": asset_in(task, data_key(task, cfg.responses)), "sft": asset_in(task, "sft_model"),
-                   "world": asset_in(task, f"raw_{task.gold.source}")},
-              code_version=rm_eval.gold_probe.version(task),
-              description="Held-out logged responses and fresh SFT samples, graded by the gold judge.")
-    def gold_probe(artifacts: ArtifactStoreResource, responses, sft, world):
-        return output(*rm_eval.gold_probe(task, artifacts.store(), responses, sft, world))
-
-    return [gold_probe]
+    return [stage_asset(task, rm_eval.gold_probe, {"responses": data_key(task, cfg.responses), "sft": "sft_model",
+                                                   "world": f"raw_{task.gold.source}"},
+                        group_name=f"{task.task}_reward_models",
+                        description="Held-out logged responses and fresh SFT samples, graded by the gold judge.")]
 
 
 def build_board(task: TaskConfig) -> list[dg.AssetsDefinition]:
@@ -103,7 +93,7 @@ def build_board(task: TaskConfig) -> list[dg.AssetsDefinition]:
 
     @dg.asset(key=key(task, "reward_models"), group_name=f"{task.task}_reward_models", kinds={"csv"},
               ins={"evaluations": asset_in(task, "reward_model_eval")},
-              code_version=rm_eval.reward_model_board.version(task),
+              **declared(task, rm_eval.reward_model_board),
               description=f"One row per reward model; exported to data/artifacts/{task.task}/reward_models.csv.")
     def reward_models(artifacts: ArtifactStoreResource, evaluations):
         store = artifacts.store()
@@ -114,12 +104,12 @@ def build_board(task: TaskConfig) -> list[dg.AssetsDefinition]:
         return [reward_models]
 
     embeddings = task.reward_bench.embeddings
-    embeddings_in = {"embeddings": asset_in(task, data_key(task, embeddings))} if embeddings else {}
+    embeddings_in = {"embeddings": data_key(task, embeddings)} if embeddings else {}
 
     @dg.asset(key=key(task, "reward_bench"), group_name=f"{task.task}_reward_models",
-              ins={"rm": asset_in(task, "reward_model"), "data": asset_in(task, data_key(task, task.reward_bench.data)),
-                   **embeddings_in},
-              code_version=bench.reward_bench.version(task),
+              ins=stage_ins(task, bench.reward_bench, rm="reward_model", data=data_key(task, task.reward_bench.data),
+                            **embeddings_in),
+              **declared(task, bench.reward_bench),
               description="RewardBench section and overall scores of the configured reward models.")
     def reward_bench(artifacts: ArtifactStoreResource, rm, data, **inputs):
         return output(*bench.reward_bench(task, artifacts.store(), rm, data, inputs.get("embeddings")))

@@ -5,7 +5,7 @@ V_ref, the online policies (ppo, grpo) and the evaluation score samples with the
 """
 import dagster as dg
 
-from assets.common import GPU_POOL, asset_in, data_key, key, per_partition
+from assets.common import asset_in, data_key, declared, gpu_pool, key, per_partition, stage_asset, stage_ins
 from resources.artifacts import ArtifactStoreResource
 from resources.launcher import LauncherResource
 from resources.metadata import output
@@ -15,7 +15,8 @@ from rlhf_core.stages import evaluation, rl, trials
 
 def algorithm_partitions(task: TaskConfig) -> dg.StaticPartitionsDefinition:
     """One partition per algorithm, or per trial (algorithm x sweep point x seed x split: stages/trials.py)."""
-    return dg.StaticPartitionsDefinition(rl.policy_partitions(task))
+    rl.policy_partitions(task)  # every listed algorithm is a registered one
+    return dg.StaticPartitionsDefinition(trials.partition_keys(task))
 
 
 def _scorers_in(task: TaskConfig) -> dg.AssetIn:
@@ -32,16 +33,11 @@ def build_reference_value(task: TaskConfig) -> list[dg.AssetsDefinition]:
     if not has_reference_value(task):
         return []
 
-    @dg.asset(key=key(task, "reference_value"), group_name=f"{task.task}_rl", kinds={"pytorch"},
-              ins={"sft": asset_in(task, "sft_model"), "prompts": asset_in(task, data_key(task, task.sft.data)),
-                   "rewards": asset_in(task, "rewards"), "scorers": _scorers_in(task)},
-              code_version=rl.reference_value.version(task), pool=GPU_POOL,
-              description="A-LoL value head V_ref(x), fitted to the task's reward of the reference's own samples, "
-                          "and the advantages A = R - V_ref(x) of the training rows.")
-    def reference_value(context: dg.AssetExecutionContext, launcher: LauncherResource, sft, prompts, rewards, scorers):
-        return output(*launcher.run(context, task, "reference_value", sft, prompts, rewards, scorers))
-
-    return [reference_value]
+    return [stage_asset(task, rl.reference_value, {"sft": "sft_model", "prompts": data_key(task, task.sft.data),
+                                                   "rewards": "rewards", "scorers": _scorers_in(task)},
+                        launched=True, group_name=f"{task.task}_rl", kinds={"pytorch"},
+                        description="A-LoL value head V_ref(x), fitted to the task's reward of the reference's own "
+                                    "samples, and the advantages A = R - V_ref(x) of the training rows.")]
 
 
 def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
@@ -60,34 +56,34 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
     prompts_in = asset_in(task, data_key(task, rl.prompts_dataset(task)))
 
     @dg.asset(key=key(task, "policy"), group_name=group, partitions_def=parts, kinds={"pytorch"},
-              ins={**{k: asset_in(task, name) for k, name in optional.items() if name},
-                   "prompts": prompts_in, "scorers": _scorers_in(task)},
-              code_version=rl.policy.version(task), backfill_policy=one_run, pool=GPU_POOL,
+              ins=stage_ins(task, rl.policy, **{k: name for k, name in optional.items() if name}, prompts=prompts_in,
+                            scorers=_scorers_in(task)),
+              **declared(task, rl.policy), backfill_policy=one_run, pool=gpu_pool(task),
               description="The starting policy fine-tuned by one algorithm; partition 'sft' is the start itself.")
     def policy(context: dg.AssetExecutionContext, launcher: LauncherResource, prompts, scorers, **given):
         refs = {k: given.get(k) for k in optional}
 
         def train(trial: str):
             variant, algorithm = trials.resolve(task, trial)
-            return launcher.run(context, variant, "policy", algorithm, refs["sft"], refs["value"], refs["pairs"],
+            return launcher.run(context, variant, rl.policy, algorithm, refs["sft"], refs["value"], refs["pairs"],
                                 prompts, scorers)
 
         return per_partition(context, train)
 
     @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts, backfill_policy=one_run,
-              ins={"policy": asset_in(task, "policy"), "prompts": prompts_in},
-              code_version=evaluation.generations.version(task), pool=GPU_POOL,
+              ins=stage_ins(task, evaluation.generations, policy="policy", prompts=prompts_in),
+              **declared(task, evaluation.generations), pool=gpu_pool(task),
               description="Samples on the evaluation prompts.")
     def generations(context: dg.AssetExecutionContext, launcher: LauncherResource, policy, prompts):
         def sample(trial: str):
             variant, algorithm = trials.resolve(task, trial)
-            return launcher.run(context, variant, "generations", algorithm, policy[trial], prompts)
+            return launcher.run(context, variant, evaluation.generations, algorithm, policy[trial], prompts)
 
         return per_partition(context, sample)
 
     @dg.asset(key=key(task, "evaluation"), group_name=group, partitions_def=parts, backfill_policy=one_run,
-              ins={"gen": asset_in(task, "generations"), "scorers": _scorers_in(task)},
-              code_version=evaluation.evaluation.version(task),
+              ins=stage_ins(task, evaluation.evaluation, gen="generations", scorers=_scorers_in(task)),
+              **declared(task, evaluation.evaluation),
               description="Every reward component (gold breakdown included), the task's reward R, distinct-1/2.")
     def evaluation_(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, gen, scorers):
         def score(trial: str):
@@ -97,7 +93,7 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
         return per_partition(context, score)
 
     @dg.asset(key=key(task, "leaderboard"), group_name=group, ins={"evaluations": asset_in(task, "evaluation")},
-              code_version=evaluation.leaderboard.version(task), kinds={"csv"},
+              **declared(task, evaluation.leaderboard), kinds={"csv"},
               description=f"One row per algorithm; exported to data/artifacts/{task.task}/leaderboard.csv.")
     def leaderboard(artifacts: ArtifactStoreResource, evaluations):
         store = artifacts.store()

@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Iterator
 
 import dagster as dg
@@ -27,6 +26,7 @@ from rlhf_core.errors import Interrupted, MissingInputError, UserError
 from rlhf_core.paths import writable_folder
 from rlhf_core.stages.annotation import incoming_folder
 from rlhf_core.stages.evaluation import LEGEND
+from rlhf_core.store import ArtifactStore
 
 MANY = 3  # a step of more assets is named by its job, not by listing them
 
@@ -197,7 +197,7 @@ def noted_interrupts() -> Iterator[list[int]]:
 
 
 def print_leaderboard(task_name: str) -> int:
-    path = Path(artifact_root()) / task_name / "leaderboard.csv"
+    path = ArtifactStore(artifact_root()).root / task_name / "leaderboard.csv"  # an object store's: its cache
     if not path.exists():
         raise MissingInputError(f"{path} does not exist: run `rlhf run {task_name}` first")
     from rlhf_core.eval.board import readable

@@ -13,11 +13,12 @@ Here the daemon ticks every ``BACKFILL_TICK_S`` seconds; one tick costs a fracti
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
 
-from pipelines.instance import ensure_home
+from pipelines.instance import apply_pools, ensure_home, instance
 
 BACKFILL_TICK_S = 3
 WORKSPACE = ["-w", "workspace.yaml"]
@@ -37,6 +38,8 @@ def run_daemon(argv: list[str]) -> None:
 
 def serve(port: int) -> int:
     home = ensure_home()
+    if os.environ.get("RLHF_INSTANCE") == "postgres":  # several runs at once: each GPU class's slots
+        print(f"pool limits: {apply_pools(instance())}", flush=True)
     print(f"DAGSTER_HOME={home}; the UI is at http://127.0.0.1:{port}", flush=True)
     procs = [subprocess.Popen([sys.executable, "-m", "dagster_webserver", *WORKSPACE, "-h", "127.0.0.1",
                                "-p", str(port)]),

@@ -9,12 +9,10 @@ a partitioned parent, holding exactly the parent partitions its own partitions m
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 
 from rlhf_core.errors import MissingInputError
-from rlhf_core.store import ArtifactRef, write_json_atomic
+from rlhf_core.store import ArtifactRef, ArtifactStore
 
 UNPARTITIONED = "__all__"
 
@@ -22,15 +20,16 @@ UNPARTITIONED = "__all__"
 class RefIOManager(dg.ConfigurableIOManager):
     root: str
 
-    def _path(self, key: dg.AssetKey, partition: str | None) -> Path:
-        return Path(self.root).joinpath("_refs", *key.path, f"{UNPARTITIONED if partition is None else partition}.json")
+    def _path(self, key: dg.AssetKey, partition: str | None) -> str:
+        """A ref's place under the store (``ArtifactStore.write_record``: on the object store too, if any)."""
+        return "/".join(["_refs", *key.path, f"{UNPARTITIONED if partition is None else partition}.json"])
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         name = context.asset_key.to_user_string()
         if not context.has_asset_partitions:
             if not isinstance(obj, ArtifactRef):
                 raise TypeError(f"{name}: an unpartitioned asset must return an ArtifactRef, got {type(obj).__name__}")
-            write_json_atomic(self._path(context.asset_key, None), {**obj.__dict__, "cached": False})
+            ArtifactStore(self.root).write_record(self._path(context.asset_key, None), {**obj.__dict__, "cached": False})
             return
         targeted = sorted(str(p) for p in context.asset_partition_keys)
         if not isinstance(obj, dict) or sorted(map(str, obj)) != targeted:
@@ -40,15 +39,19 @@ class RefIOManager(dg.ConfigurableIOManager):
         for partition, ref in obj.items():
             if not isinstance(ref, ArtifactRef):
                 raise TypeError(f"{name} [{partition}]: expected an ArtifactRef, got {type(ref).__name__}")
-            write_json_atomic(self._path(context.asset_key, str(partition)), {**ref.__dict__, "cached": False})
+            ArtifactStore(self.root).write_record(self._path(context.asset_key, str(partition)),
+                                                  {**ref.__dict__, "cached": False})
 
     def _load(self, key: dg.AssetKey, partition: str | None) -> ArtifactRef:
-        path = self._path(key, partition)
-        if not path.exists():
+        store, path = ArtifactStore(self.root), self._path(key, partition)
+        data = store.read_record(path)
+        if data is None:
             where = key.to_user_string() + ("" if partition is None else f" [{partition}]")
-            raise MissingInputError(f"{where} has not been materialized (no {path}); run it first, "
+            raise MissingInputError(f"{where} has not been materialized (no {store.url}/{path}); run it first, "
                                     "or leave out --select")
-        return ArtifactRef.from_json(path.read_text())
+        ref = ArtifactRef(**data)
+        store.localize(ref.path)  # a run on another machine fetches the artifact from the object store
+        return ref
 
     def load_input(self, context: dg.InputContext):
         if context.has_asset_partitions:

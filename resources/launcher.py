@@ -1,12 +1,13 @@
 """Where a heavy stage's core command runs: the ``launcher`` resource.
 
-    ref, meta = launcher.run(context, task, "sft_model", tok, data)   # as stages.sft_model(task, store, tok, data)
+    ref, meta = launcher.run(context, task, models.sft_model, tok, data)   # as models.sft_model(task, store, ...)
 
 - ``inprocess`` calls the stage inside the Dagster step (CPU, the demo, tests).
-- ``subprocess`` runs ``python -m rlhf_core.cli.stage`` under ``accelerate launch`` (with the
-  task's ``launcher.accelerate_config``) or ``torchrun`` (without) on ``launcher.processes``
-  processes, through Dagster Pipes (``PipesSubprocessClient``): their stdout and stderr stream
-  into the step's logs, and rank 0 logs into the run and reports the materialization.
+- ``subprocess`` runs ``python -m rlhf_core.cli.stage`` (its flags from the stage's declaration)
+  under ``accelerate launch`` (with the task's ``launcher.accelerate_config``) or ``torchrun``
+  (without) on ``launcher.processes`` processes where the stage declares that it ``spreads``, through
+  Dagster Pipes (``PipesSubprocessClient``): their stdout and stderr stream into the step's logs,
+  and rank 0 logs into the run and reports the materialization.
 - ``k8s`` runs the same command in one pod (``dagster_k8s.PipesK8sClient``, the ``k8s`` extra) built
   from ``configs/deploy/k8s_stage_pod.yaml``: ``nvidia.com/gpu`` per process, the artifact store
   mounted at the same path, so the pod reads the inputs and writes the artifact where Dagster finds it.
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import string
 import sys
@@ -37,24 +37,11 @@ import yaml
 
 import rlhf_core
 from resources.artifacts import ArtifactStoreResource
-from rlhf_core.cli.stage import COMMANDS, artifact, command_args
+from rlhf_core.cli.stage import artifact, command_args
 from rlhf_core.config import TaskConfig, accelerate_dir, project_root, to_dict
 from rlhf_core.config_launch import LAUNCHER_KINDS, LauncherConfig
 from rlhf_core.stages.base import Result, Stage, done
 from rlhf_core.store import ArtifactStore, NotInStore, hash_key
-from rlhf_core.train.losses import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS
-
-
-def spreads(task: TaskConfig, name: str, args: tuple[Any, ...]) -> bool:
-    """Whether a stage trains through the engine's prepared model, which spreads over processes: SFT,
-    the reward models (but ArmoRM: ridge probes and a gating net on frozen embeddings), the offline and
-    DPO policies. The rest run as one process wherever the launcher puts them: sampling and value
-    fitting, PRO (``run_loop``, one process) and PPO/GRPO (their own engine)."""
-    if name == "policy":
-        return args[0] in OFFLINE_ALGORITHMS + PREFERENCE_ALGORITHMS
-    if name == "reward_model":
-        return task.reward_models[args[0]].kind != "armo"
-    return name == "sft_model"
 
 
 class LauncherResource(dg.ConfigurableResource):
@@ -63,23 +50,25 @@ class LauncherResource(dg.ConfigurableResource):
     artifacts: ArtifactStoreResource  # the store (its root is shared with the command: a volume in k8s)
     kind: str | None = None  # overrides every task's launcher.kind (RLHF_LAUNCHER)
 
-    def run(self, context: dg.AssetExecutionContext, task: TaskConfig, name: str, *args: Any) -> Result:
-        kind = self.kind or task.launcher.kind
+    def run(self, context: dg.AssetExecutionContext, task: TaskConfig, stage: Stage, *args: Any) -> Result:
+        """``stage(task, store, *args)`` where the launcher kind says; a stage that does not spread
+        over processes runs as one wherever it is launched."""
+        kind, name = self.kind or task.launcher.kind, stage.name
         if kind not in LAUNCHER_KINDS:
             raise ValueError(f"launcher kind {kind!r}: expected one of {LAUNCHER_KINDS}")
         store = self.artifacts.store()
         if kind == "inprocess":
-            return COMMANDS[name][0](task, store, *args)
-        found = stored(COMMANDS[name][0], task, store, args)
+            return stage(task, store, *args)
+        found = stored(stage, task, store, args)
         if found is not None:
             context.log.info(f"{name}: found {found[0].path}; nothing to launch")
             return found
         cfg = task.launcher
         python = sys.executable if kind == "subprocess" else cfg.k8s.python
         stage_args = ["-m", "rlhf_core.cli.stage", name, "--config", str(resolved_config(store, task)),
-                      "--out", str(store.root), *command_args(name, args),
+                      "--out", store.url, *command_args(stage, args),
                       *(flag for asset in sorted(store.rebuild) for flag in ("--rebuild", asset))]
-        spread = spreads(task, name, args)
+        spread = stage.spreads(task, *args)
         command = launch_command(python, cfg, stage_args) if spread else [python, *stage_args]
         env = {"ACCELERATE_USE_CPU": "true"} if cfg.cpu else {}
         context.log.info(f"{name}: {kind} launch: {' '.join(command)}")
@@ -105,7 +94,7 @@ def stored(stage: Stage, task: TaskConfig, store: ArtifactStore, args: tuple[Any
     be built. The stage computes its own key: it runs up to its ``build`` call on a store that finds
     but never builds."""
     try:
-        ref, meta = stage(task, ArtifactStore(store.root, store.rebuild, find_only=True), *args)
+        ref, meta = stage(task, ArtifactStore(store.url, store.rebuild, find_only=True), *args)
     except NotInStore:
         return None
     ref.checked_dir()
@@ -115,13 +104,10 @@ def stored(stage: Stage, task: TaskConfig, store: ArtifactStore, args: tuple[Any
 def resolved_config(store: ArtifactStore, task: TaskConfig) -> Path:
     """The task config as resolved JSON under the store (content-addressed), readable by the command."""
     data = to_dict(task)
-    path = store.root / "_launch" / task.task / f"{hash_key(data)}.json"
-    if not path.exists():  # in the config's own key order (sources, scorers), as the stages read it
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-    return path
+    rel = f"_launch/{task.task}/{hash_key(data)}.json"
+    if not (store.root / rel).exists():  # on an object store, a pod fetches it from there
+        store.write_record(rel, data)
+    return store.root / rel
 
 
 def launch_command(python: str, cfg: LauncherConfig, stage_args: list[str]) -> list[str]:

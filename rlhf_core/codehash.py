@@ -6,10 +6,14 @@ calls it, through any chain of calls, and of no other stage. Nothing is bumped b
 The walk is static (``ast``, nothing is executed): from a function it follows the names the
 function uses to their definitions, in its own module or in an ``rlhf_core`` module it imports,
 and hashes the source of every definition reached plus each touched module's top-level
-statements (constants, imports). A registry that imports its plug-ins at run time says so with
-a module-level ``DISCOVERS = "<package>"``; every module of that package is then included whole.
+statements (constants, imports). A plug-in looked up by name at run time (``rlhf_core.registry``)
+is not reached: a stage adds the hash of each entry its task's config names (``Stage(uses=...)``).
 
     code_hash(sft_model)   # 16 hex digits
+    forget("rlhf_core.train.pro")   # that file changed in this process: read it again
+
+What is read of a module (its parse, scope and each definition's references) is kept per module,
+so after an edit only that module is read again and the walks, cheap set operations, are redone.
 """
 from __future__ import annotations
 
@@ -17,15 +21,41 @@ import ast
 import hashlib
 import importlib.util
 import inspect
-import pkgutil
-from functools import lru_cache
+from functools import lru_cache, wraps
 from pathlib import Path
+from typing import Any, Callable
 
 ROOT_PACKAGE = "rlhf_core"
 Definition = tuple[str, str]  # (module, top-level name)
+_PER_MODULE: list[dict[tuple, Any]] = []  # the caches forget() clears by module
+_HASHES: dict[Definition, tuple[str, set[str]]] = {}  # start -> its hash and the modules it read
 
 
-@lru_cache(maxsize=None)
+def _per_module(fn: Callable) -> Callable:
+    """Cache ``fn(module, *args)``; ``forget(module)`` drops that module's entries."""
+    cache: dict[tuple, Any] = {}
+    _PER_MODULE.append(cache)
+
+    @wraps(fn)
+    def cached(module: str, *args: Any) -> Any:
+        key = (module, *args)
+        if key not in cache:
+            cache[key] = fn(module, *args)
+        return cache[key]
+
+    return cached
+
+
+def forget(module: str) -> None:
+    """Drop what was read of ``module``, whose file changed in this process; every hash is redone."""
+    for cache in _PER_MODULE:
+        for key in [k for k in cache if k[0] == module]:
+            del cache[key]
+    for start in [s for s, (_, modules) in _HASHES.items() if module in modules]:
+        del _HASHES[start]
+
+
+@_per_module
 def _module(name: str) -> tuple[ast.Module, str] | None:
     """The parsed source of an ``rlhf_core`` module (None for packages without one, or others)."""
     if name != ROOT_PACKAGE and not name.startswith(ROOT_PACKAGE + "."):
@@ -58,17 +88,16 @@ def _absolute(module: str, node: ast.ImportFrom) -> str:
     return ".".join(parts + ([node.module] if node.module else []))
 
 
-@lru_cache(maxsize=None)
-def _scope(module: str) -> tuple[dict[str, ast.AST], dict[str, Definition | str], list[ast.stmt], list[str]]:
-    """A module's top-level definitions, imported names, other statements and discovered packages."""
+@_per_module
+def _scope(module: str) -> tuple[dict[str, ast.AST], dict[str, Definition | str], list[ast.stmt]]:
+    """A module's top-level definitions, imported names and other statements."""
     parsed = _module(module)
     if parsed is None:
-        return {}, {}, [], []
+        return {}, {}, []
     tree, _ = parsed
     defs: dict[str, ast.AST] = {}
     imports: dict[str, Definition | str] = {}  # local name -> (module, name) or a module name
     rest: list[ast.stmt] = []
-    discovers: list[str] = []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             defs[node.name] = node
@@ -83,9 +112,7 @@ def _scope(module: str) -> tuple[dict[str, ast.AST], dict[str, Definition | str]
             for alias in node.names:
                 sub = f"{source}.{alias.name}"
                 imports[alias.asname or alias.name] = sub if _is_module(sub) else (source, alias.name)
-        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "DISCOVERS" for t in node.targets):
-            discovers.append(ast.literal_eval(node.value))
-    return defs, imports, rest, discovers
+    return defs, imports, rest
 
 
 def _locals(node: ast.AST) -> set[str]:
@@ -103,7 +130,7 @@ def _locals(node: ast.AST) -> set[str]:
 
 def _references(module: str, node: ast.AST) -> set[Definition | str]:
     """What a definition uses: local definitions, imported names and modules (also lazy imports)."""
-    defs, imports, _, _ = _scope(module)
+    defs, imports, _ = _scope(module)
     found: set[Definition | str] = set()
     local = _locals(node)
     for sub in ast.walk(node):
@@ -128,25 +155,23 @@ def _references(module: str, node: ast.AST) -> set[Definition | str]:
     return found
 
 
-def _walk(start: Definition) -> tuple[set[Definition], set[str]]:
-    """Every definition reachable from ``start`` and every module they touch."""
+def _walk(start: Definition) -> tuple[set[Definition], set[str], set[str]]:
+    """Every definition reachable from ``start``, every module they touch, and every module read
+    on the way (a re-export is read, not touched)."""
     seen: set[Definition] = set()
     modules: set[str] = set()
+    read: set[str] = set()
     whole: set[str] = set()
     todo: list[Definition | str] = [start]
 
-    def touch(module: str) -> None:  # a module's top-level statements and plug-ins come with it
+    def touch(module: str) -> None:  # a module's top-level statements come with it
         if module not in modules:
             modules.add(module)
-            _, _, rest, discovers = _scope(module)
-            # Constants may use other definitions; imported names count only where a definition uses them.
-            todo.extend(ref for stmt in rest if not isinstance(stmt, (ast.Import, ast.ImportFrom))
-                        for ref in _references(module, stmt))
-            todo.extend(m.name for pkg in discovers for m in _package_modules(pkg))
+            todo.extend(_uses(module, None))
 
     while todo:
         item = todo.pop()
-        if isinstance(item, str):  # a whole module is used (``import x``, or a plug-in)
+        if isinstance(item, str):  # a whole module is used (``import x``)
             if item not in whole and _module(item) is not None:
                 whole.add(item)
                 touch(item)
@@ -155,7 +180,8 @@ def _walk(start: Definition) -> tuple[set[Definition], set[str]]:
         if item in seen:
             continue
         module, name = item
-        defs, imports, _, _ = _scope(module)
+        read.add(module)
+        defs, imports, _ = _scope(module)
         if name not in defs:
             if name in imports:  # re-exported
                 todo.append(imports[name])
@@ -164,16 +190,22 @@ def _walk(start: Definition) -> tuple[set[Definition], set[str]]:
             continue
         seen.add(item)
         touch(module)
-        todo.extend(_references(module, defs[name]))
-    return seen, modules
+        todo.extend(_uses(module, name))
+    return seen, modules, read | modules
 
 
-def _package_modules(package: str) -> list[pkgutil.ModuleInfo]:
-    spec = importlib.util.find_spec(package)
-    return [] if spec is None else list(pkgutil.iter_modules(spec.submodule_search_locations, package + "."))
+@_per_module
+def _uses(module: str, name: str | None) -> frozenset[Definition | str]:
+    """What the definition ``name`` uses; for None, what the module's top-level statements use (constants
+    may use other definitions; imported names count only where a definition uses them)."""
+    defs, _, rest = _scope(module)
+    if name is not None:
+        return frozenset(_references(module, defs[name]))
+    return frozenset(ref for stmt in rest if not isinstance(stmt, (ast.Import, ast.ImportFrom))
+                     for ref in _references(module, stmt))
 
 
-@lru_cache(maxsize=None)
+@_per_module
 def _lines(module: str) -> list[str]:
     return [line + "\n" for line in _module(module)[1].split("\n")]  # ast counts lines by "\n"
 
@@ -188,18 +220,22 @@ def _segment(module: str, node: ast.AST) -> str:
     return head + "".join(lines[first + 1 : last]) + lines[last].encode()[: node.end_col_offset].decode()
 
 
-@lru_cache(maxsize=None)
 def _hash_from(start: Definition) -> str:
-    seen, modules = _walk(start)
+    if start not in _HASHES:
+        _HASHES[start] = _digest(*_walk(start))
+    return _HASHES[start][0]
+
+
+def _digest(seen: set[Definition], modules: set[str], read: set[str]) -> tuple[str, set[str]]:
     digest = hashlib.sha256()
     for module in sorted(modules):
-        defs, _, rest, _ = _scope(module)
+        defs, _, rest = _scope(module)
         digest.update(module.encode())
         for stmt in rest:  # constants and imports of every touched module
             digest.update(_segment(module, stmt).encode())
         for name in sorted(n for m, n in seen if m == module):
             digest.update(name.encode() + _segment(module, defs[name]).encode())
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()[:16], read
 
 
 def code_hash(fn) -> str:
@@ -207,8 +243,3 @@ def code_hash(fn) -> str:
     fn = inspect.unwrap(fn)
     return _hash_from((fn.__module__, fn.__name__))
 
-
-def code_files(fn) -> list[str]:
-    """The modules whose source ``code_hash(fn)`` covers (for reports and tests)."""
-    fn = inspect.unwrap(fn)
-    return sorted(_walk((fn.__module__, fn.__name__))[1])

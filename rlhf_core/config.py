@@ -1,9 +1,9 @@
 """Typed, frozen, strict task configs loaded from ``configs/tasks/<task>.yaml``.
 
-    cfg = load_config("configs/tasks/demo.yaml", overrides=["sft.epochs=2"])
+    cfg = load_config("configs/tasks/demo.yaml", overrides=["sft.train.epochs=2"])
 
 Unknown keys, missing required keys and wrongly typed values fail with the key's
-path (``demo.yaml: sft.epochs: expected int, got 'two'``). Every stage section is
+path (``demo.yaml: sft.train.epochs: expected a number, got 'two'``). Every stage section is
 optional: a task that lacks one simply does not build that stage.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from rlhf_core.config_rm import (FG_LABEL_TYPES, SEQUENCE_RM_KINDS, RewardBenchC
                                   RewardModelEvalConfig, RewardModelSpec)
 from rlhf_core.config_train import LoraConfig, TrainConfig
 
-from rlhf_core.plugins import declared_names
+from rlhf_core.registry import declared_names
 
 # The packages whose modules register loaders and builders, and scorers (read, not imported, here).
 LOADERS, SCORERS = "rlhf_core.data.loaders", "rlhf_core.rewards"

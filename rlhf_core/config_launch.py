@@ -50,6 +50,9 @@ class LauncherConfig:
     accelerate_config: str | None = None  # configs/accelerate/<name>.yaml; None: torchrun
     cpu: bool = False  # ACCELERATE_USE_CPU: several CPU processes over gloo (tests, CPU boxes)
     k8s: K8sConfig = field(default_factory=K8sConfig)
+    # the GPU kind its launches need (a100, l4): model assets run in the Dagster pool gpu-<class>, whose
+    # limit is that class's GPUs (configs/deploy/pools.yaml); None: the pool gpu
+    gpu_class: str | None = None
 
     def __post_init__(self) -> None:
         if self.processes < 1:

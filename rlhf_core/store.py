@@ -11,13 +11,22 @@ a store made with ``rebuild={"sft_model"}`` builds those assets again even where
 made with ``find_only=True`` returns what exists and raises ``NotInStore`` instead of building (a
 launcher asks it first, through the stage's own key computation, before it starts a process).
 
+Two processes that need the same artifact build it once: a builder holds a lock on its key (``flock``
+on a file under ``<root>/.locks/``), and the other waits for it, then finds the artifact. A root
+``s3://bucket/prefix`` (or ``gs://``) keeps artifacts on object storage (``store_remote``): the
+directories here are then a local read-through cache of committed artifacts, and builders on
+different machines race through the store's conditional commit instead (one publishes, the other
+reuses its artifact).
+
     store = ArtifactStore(root)
-    ref = store.build("demo", "sft_model", None, key_parts, lambda out: train(out))
+    ref = store.build("demo", "sft_model", None, key_parts, lambda out, work: train(out, checkpoints=work))
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -29,7 +38,11 @@ from typing import Any, Callable, Iterable, Iterator
 import pandas as pd
 
 from rlhf_core.config import to_dict
+from rlhf_core.errors import MissingInputError
+from rlhf_core.store_remote import ObjectStore, cache_dir, is_remote
 from rlhf_core.store_verify import META_FILE, hash_files, verify
+
+log = logging.getLogger(__name__)
 
 # Artifacts rebuilt by this process: a store asked to rebuild an asset does so once per artifact.
 _rebuilt: set[Path] = set()
@@ -168,7 +181,11 @@ def read_table(path: Path) -> pd.DataFrame:
 
 class ArtifactStore:
     def __init__(self, root: str | Path, rebuild: Iterable[str] = (), find_only: bool = False):
-        self.root = Path(root).resolve()
+        # ``url``: the root as configured (what another process is given); ``root``: the local directory
+        # of artifacts, which for an object-store root is its read-through cache.
+        self.remote = ObjectStore(str(root)) if is_remote(root) else None
+        self.url = self.remote.url if self.remote else str(Path(root).resolve())
+        self.root = cache_dir(self.url) if self.remote else Path(root).resolve()
         self.rebuild = frozenset(rebuild)  # asset names built again even where the store has them
         self.find_only = find_only  # build() raises NotInStore rather than build
 
@@ -181,6 +198,10 @@ class ArtifactStore:
         base = self.location(task, asset, partition, "")
         if asset in self.rebuild:  # a rebuild starts from nothing, not from what it replaces
             return []
+        if self.remote:
+            found = [(self._record(base / key), self._found(base / key, key)) for key in self.remote.committed(
+                self._rel(base))]
+            return [ref for _, ref in sorted(found, key=lambda f: f[0]["committed_at"], reverse=True)]
         done = [d for d in base.glob("*") if (d / META_FILE).exists()] if base.is_dir() else []
         done.sort(key=lambda d: (d / META_FILE).stat().st_mtime_ns, reverse=True)
         return [ArtifactRef(str(d), json.loads((d / META_FILE).read_text())["content_hash"], d.name, cached=True)
@@ -204,11 +225,18 @@ class ArtifactStore:
         key = hash_key(key_parts)
         final = self.location(task, asset, partition, key)
         rebuild = asset in self.rebuild and final not in _rebuilt
-        if (final / META_FILE).exists() and not rebuild:
-            meta = json.loads((final / META_FILE).read_text())
-            return ArtifactRef(str(final), meta["content_hash"], key, cached=True)
+        if not rebuild and (found := self._found(final, key)) is not None:
+            return found
         if self.find_only:
             raise NotInStore(f"{final} is not in the store" + (" (to be rebuilt)" if rebuild else ""))
+        with self._building(final):
+            if not rebuild and (found := self._found(final, key)) is not None:  # built while this one waited
+                return found
+            return self._build(task, asset, partition, key_parts, build_fn, final, rebuild)
+
+    def _build(self, task: str, asset: str, partition: str | None, key_parts: dict[str, Any],
+               build_fn: Callable[[Path, Path], dict[str, Any]], final: Path, rebuild: bool) -> ArtifactRef:
+        key = final.name
         work = final.with_name(f"{key}.work")
         if rebuild:  # no resuming from checkpoints of the build being replaced
             shutil.rmtree(work, ignore_errors=True)
@@ -223,4 +251,87 @@ class ArtifactStore:
         if rebuild:
             _rebuilt.add(final)
         shutil.rmtree(work, ignore_errors=True)
+        if self.remote:
+            record = self.remote.publish(self._rel(final), final, replace=rebuild)
+            if record["content_hash"] != content_hash:  # another machine committed it first: use its artifact
+                return self._found(final, key)
         return ArtifactRef(str(final), content_hash, key, cached=False)
+
+    def localize(self, path: str | Path) -> None:
+        """Make sure the artifact at ``path`` (a ref's path) is on this machine: on an object store, a
+        machine with a cache of its own (a pod) fetches it. A local store has nothing to fetch."""
+        final = Path(path)
+        if self.remote is None or (final / META_FILE).exists():
+            return
+        if not final.is_relative_to(self.root) or self._found(final, final.name) is None:
+            raise MissingInputError(f"{final} is not a committed artifact of {self.url} (cache {self.root}); "
+                                    "every machine needs the same RLHF_CACHE")
+
+    def write_record(self, rel: str, data: dict[str, Any]) -> Path:
+        """A small JSON file beside the artifacts (the IO manager's refs, a launch's resolved config), on the
+        object store too when there is one, so that a run or a pod on another machine reads it. Keys keep
+        their order (a config's sources and scorers are read in it). Returns its local path."""
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+        if self.remote:
+            self.remote.put_json(rel, data)
+        return path
+
+    def read_record(self, rel: str) -> dict[str, Any] | None:
+        if self.remote:
+            return self.remote.get_json(rel)
+        return json.loads((self.root / rel).read_text()) if (self.root / rel).exists() else None
+
+    def localize_record(self, path: str | Path) -> None:
+        """Make sure a record at ``path`` (under this store's local root) is on this machine (a pod)."""
+        path = Path(path)
+        if self.remote is None or path.exists():
+            return
+        data = self.read_record(self._rel(path)) if path.is_relative_to(self.root) else None
+        if data is None:
+            raise MissingInputError(f"{path}: not on this machine, nor in {self.url}")
+        self.write_record(self._rel(path), data)
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def _record(self, final: Path) -> dict[str, Any] | None:
+        return self.remote.record(self._rel(final)) if self.remote else None
+
+    def _found(self, final: Path, key: str) -> ArtifactRef | None:
+        """The stored artifact at ``final``, or None. On an object store only a committed artifact counts;
+        it is downloaded into the cache unless the cache holds that content already."""
+        if self.remote is None:
+            if not (final / META_FILE).exists():
+                return None
+            return ArtifactRef(str(final), json.loads((final / META_FILE).read_text())["content_hash"], key, cached=True)
+        record = self._record(final)
+        if record is None:
+            return None
+        cached = json.loads((final / META_FILE).read_text())["content_hash"] if (final / META_FILE).exists() else None
+        if cached != record["content_hash"]:  # absent, or an older build of a key rebuilt since
+            with atomic_dir(final, replace=cached is not None) as tmp:
+                self.remote.download(self._rel(final), record, tmp)
+        return ArtifactRef(str(final), record["content_hash"], key, cached=True)
+
+    @contextmanager
+    def _building(self, final: Path) -> Iterator[None]:
+        """Hold the lock on the artifact ``final`` while this process builds it.
+
+        The ranks of one multi-process launch (``WORLD_SIZE`` > 1) build together and take no lock: one
+        waiting for another's lock would leave the first stuck in the engine's collectives."""
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            yield
+            return
+        lock = self.root / ".locks" / ("__".join(final.relative_to(self.root).parts) + ".lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("%s: another process is building it; waiting for it", final)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            yield  # the lock goes with the file's closing, also when this process is killed

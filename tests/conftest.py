@@ -31,6 +31,8 @@ from transformers import (
 
 from rlhf_core.rewards.comet_critic import HEAD_FILE
 
+pytest_plugins = ("tests.s3_server",)  # s3_env, bucket: a local S3-protocol server for the object-store tests
+
 MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("Ġ", "a"), ("i", "n"), ("e", "r")]
 MAX_POSITIONS = 128  # so truncation is easy to reach in tests
 

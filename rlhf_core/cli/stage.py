@@ -6,6 +6,10 @@
         --input sft=... --input value=... --input pairs=... --input prompts=... --input scorers.rm=...
     python -m rlhf_core.cli.stage evaluation ... --input scorers.rm=DIR --input scorers.gold=DIR
 
+Every stage whose inputs are artifacts and plain arguments is a command; its flags come from its
+declaration (``rlhf_core.stages.base``): ``--input NAME=DIR`` per artifact (an optional one may be
+left out), ``--input NAME.KEY=DIR`` per entry of a mapping, ``--arg NAME=VALUE`` per plain argument.
+
 ``--config`` is a task YAML (with ``--set key=value`` overrides) or a resolved JSON (``to_dict`` of a
 TaskConfig). ``--out`` is an artifact store root: the artifact is written to
 ``<out>/<task>/<asset>[/<partition>]/<key>/`` with the same key and files as the Dagster asset
@@ -34,21 +38,9 @@ from typing import Any, Callable, Iterator
 from rlhf_core.cli.common import guarded, output_flags, quiet_libraries
 from rlhf_core.config import ConfigError, load_config
 from rlhf_core.errors import MissingInputError
-from rlhf_core.stages import annotation, evaluation, models, reward_models, rl
+from rlhf_core.stages import all_stages
 from rlhf_core.stages.base import Stage
 from rlhf_core.store import META_FILE, ArtifactRef, ArtifactStore
-
-# stage -> its parameters after (task, store): "name" an artifact, "name?" an optional one,
-# "name*" a {key: artifact} mapping, "=name" / "=name:int" a plain argument.
-COMMANDS: dict[str, tuple[Stage, list[str]]] = {
-    "sft_model": (models.sft_model, ["tok", "data"]),
-    "reward_model": (reward_models.reward_model, ["=name", "tok?", "sft?", "data*", "world?"]),
-    "reference_value": (rl.reference_value, ["sft", "prompts", "rewards", "scorers*"]),
-    "policy": (rl.policy, ["=algorithm", "sft?", "value?", "pairs?", "prompts", "scorers*"]),
-    "generations": (evaluation.generations, ["=algorithm", "policy", "prompts"]),
-    "annotate_shard": (annotation.annotate_shard, ["=component", "=shard:int", "data", "scorer"]),
-    "evaluation": (evaluation.evaluation, ["=algorithm", "gen", "scorers*"]),
-}
 
 
 def artifact(path: str) -> ArtifactRef:
@@ -60,10 +52,15 @@ def artifact(path: str) -> ArtifactRef:
     return ArtifactRef(str(folder), json.loads(meta.read_text())["content_hash"], folder.name, cached=True)
 
 
+def commands() -> dict[str, Stage]:
+    """The stages the command runs: those whose every input a flag can give."""
+    return {name: s for name, s in all_stages().items() if s.inputs is not None}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rlhf_core.cli.stage", description=__doc__.split("\n\n")[0],
                                      parents=[output_flags()])
-    parser.add_argument("stage", choices=sorted(COMMANDS))
+    parser.add_argument("stage", choices=sorted(commands()))
     parser.add_argument("--config", required=True, help="task YAML or resolved JSON")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", required=True, help="artifact store root to write into")
@@ -84,39 +81,39 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     return out
 
 
-def call_args(params: list[str], inputs: dict[str, str], args: dict[str, str]) -> list[Any]:
+def call_args(stage: Stage, inputs: dict[str, str], args: dict[str, str]) -> list[Any]:
+    """The stage's arguments after (task, store) from its ``--input`` and ``--arg`` flags."""
     values: list[Any] = []
-    for param in params:
-        if param.startswith("="):
-            name, _, kind = param[1:].partition(":")
+    for param in stage.inputs:
+        name, kind = param.name, param.kind
+        if kind in ("str", "int"):
             if name not in args:
-                raise ConfigError(f"missing --arg {name}=VALUE")
+                raise ConfigError(f"{stage.name}: missing --arg {name}=VALUE")
             values.append(int(args[name]) if kind == "int" else args[name])
-        elif param.endswith("*"):
-            prefix = param[:-1] + "."
-            values.append({k.removeprefix(prefix): artifact(v) for k, v in inputs.items() if k.startswith(prefix)})
-        elif param.endswith("?"):
-            values.append(artifact(inputs[param[:-1]]) if param[:-1] in inputs else None)
-        elif param not in inputs:
-            raise ConfigError(f"missing --input {param}=DIR")
+        elif kind == "mapping":
+            values.append({k.removeprefix(name + "."): artifact(v) for k, v in inputs.items()
+                           if k.startswith(name + ".")})
+        elif name in inputs:
+            values.append(artifact(inputs[name]))
+        elif kind == "optional":
+            values.append(None)
         else:
-            values.append(artifact(inputs[param]))
+            raise ConfigError(f"{stage.name}: missing --input {name}=DIR")
     return values
 
 
-def command_args(name: str, args: tuple[Any, ...]) -> list[str]:
+def command_args(stage: Stage, args: tuple[Any, ...]) -> list[str]:
     """The ``--input`` / ``--arg`` flags that hand ``args`` (as a stage call takes them) to this command."""
-    params = COMMANDS[name][1]
-    if len(args) != len(params):
-        raise TypeError(f"{name} takes {len(params)} arguments after (task, store), got {len(args)}")
+    if len(args) != len(stage.inputs):
+        raise TypeError(f"{stage.name} takes {len(stage.inputs)} arguments after (task, store), got {len(args)}")
     flags: list[str] = []
-    for param, value in zip(params, args):
-        if param.startswith("="):
-            flags += ["--arg", f"{param[1:].partition(':')[0]}={value}"]
-        elif param.endswith("*"):
-            flags += [x for k, ref in sorted(value.items()) for x in ("--input", f"{param[:-1]}.{k}={ref.path}")]
+    for param, value in zip(stage.inputs, args):
+        if param.kind in ("str", "int"):
+            flags += ["--arg", f"{param.name}={value}"]
+        elif param.kind == "mapping":
+            flags += [x for k, ref in sorted(value.items()) for x in ("--input", f"{param.name}.{k}={ref.path}")]
         elif value is not None:
-            flags += ["--input", f"{param.rstrip('?')}={value.path}"]
+            flags += ["--input", f"{param.name}={value.path}"]
     return flags
 
 
@@ -154,11 +151,14 @@ def run(opts: argparse.Namespace) -> int:
     from rlhf_core.train.loop import NotMainProcess
 
     with pipes_reporter(opts.stage) as report:
+        ArtifactStore(opts.out).localize_record(opts.config)  # a pod fetches a launch's config from the store
         task = load_config(opts.config, opts.overrides)
-        stage, params = COMMANDS[opts.stage]
+        stage = commands()[opts.stage]
         try:
             store = ArtifactStore(opts.out, rebuild=opts.rebuild)
-            ref, meta = stage(task, store, *call_args(params, _pairs(opts.input, "--input"), _pairs(opts.arg, "--arg")))
+            for path in _pairs(opts.input, "--input").values():  # a pod's own cache fetches its inputs
+                store.localize(path)
+            ref, meta = stage(task, store, *call_args(stage, _pairs(opts.input, "--input"), _pairs(opts.arg, "--arg")))
         except NotMainProcess:
             return 0  # rank 0 writes and reports the artifact
         summary = {"artifact": ref.path, "content_hash": ref.content_hash, "cached": ref.cached,

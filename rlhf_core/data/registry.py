@@ -14,43 +14,12 @@ from typing import Callable
 
 from rlhf_core.config import SourceConfig, project_root, warn_if_unpinned
 from rlhf_core.errors import MissingInputError, OfflineHubError
-from rlhf_core.plugins import import_submodules
+from rlhf_core.registry import Registry
 
-DISCOVERS = "rlhf_core.data.loaders"  # every module of the package registers its loaders on import
-_LOADERS: dict[str, Callable] = {}
-_BUILDERS: dict[str, Callable] = {}
-
-
-def _register(table: dict[str, Callable], kind: str, name: str) -> Callable[[Callable], Callable]:
-    def deco(fn: Callable) -> Callable:
-        if name in table:
-            raise ValueError(f"{kind} {name!r} is registered twice")
-        table[name] = fn
-        return fn
-
-    return deco
-
-
-def loader(name: str) -> Callable[[Callable], Callable]:
-    return _register(_LOADERS, "loader", name)
-
-
-def builder(name: str) -> Callable[[Callable], Callable]:
-    return _register(_BUILDERS, "builder", name)
-
-
-def get_loader(name: str) -> Callable:
-    _import_all()
-    if name not in _LOADERS:
-        raise KeyError(f"unknown loader {name!r}; known: {sorted(_LOADERS)}")
-    return _LOADERS[name]
-
-
-def get_builder(name: str) -> Callable:
-    _import_all()
-    if name not in _BUILDERS:
-        raise KeyError(f"unknown builder {name!r}; known: {sorted(_BUILDERS)}")
-    return _BUILDERS[name]
+LOADERS: Registry[Callable] = Registry("loader", "rlhf_core.data.loaders")
+BUILDERS: Registry[Callable] = Registry("builder", "rlhf_core.data.loaders")
+loader, builder = LOADERS.register, BUILDERS.register  # ``@loader("name")`` on a loader's definition
+get_loader, get_builder = LOADERS.get, BUILDERS.get
 
 
 def source_root(source: SourceConfig) -> Path:
@@ -79,6 +48,3 @@ def source_root(source: SourceConfig) -> Path:
         raise OfflineHubError(f"dataset {source.hub_id}@{source.revision} needs a download and the hub cannot be "
                               "reached") from None
 
-
-def _import_all() -> None:
-    import_submodules(DISCOVERS)

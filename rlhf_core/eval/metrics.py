@@ -1,7 +1,6 @@
 """Evaluation metrics (docs/sources.md §7.2)."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 
@@ -9,14 +8,6 @@ def distinct_n(texts: list[str], n: int) -> float:
     """Corpus-level distinct-n: unique n-grams / all n-grams over lowercased whitespace tokens."""
     grams = [tuple(words[i : i + n]) for t in texts for words in [t.lower().split()] for i in range(len(words) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
-
-
-def pairwise_accuracy(score_a: np.ndarray, score_b: np.ndarray, truth_a: np.ndarray, truth_b: np.ndarray) -> float:
-    """Share of pairs with distinct truth where the scores order them as the truth does."""
-    keep = truth_a != truth_b
-    if not keep.any():
-        raise ValueError("no pair has distinct true scores; accuracy is undefined")
-    return float(np.mean(np.sign(score_a[keep] - score_b[keep]) == np.sign(truth_a[keep] - truth_b[keep])))
 
 
 def mean_token_nll(model, tok, rows: pd.DataFrame, max_length: int, batch_size: int = 64) -> float:

@@ -24,9 +24,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import pandas as pd
 
-from rlhf_core.plugins import import_submodules
-
-DISCOVERS = "rlhf_core.rewards"  # every module of the package registers its scorers on import
+from rlhf_core.registry import Registry
 
 
 @runtime_checkable
@@ -47,33 +45,20 @@ class ScorerLoadError(RuntimeError):
     """A configured scorer cannot be built (missing weights, bad parameters, unknown name)."""
 
 
-_REGISTRY: dict[str, Callable[..., Scorer]] = {}
-
-
-def register(name: str) -> Callable[[Callable[..., Scorer]], Callable[..., Scorer]]:
-    def deco(factory: Callable[..., Scorer]) -> Callable[..., Scorer]:
-        if name in _REGISTRY:
-            raise ValueError(f"scorer {name!r} is registered twice")
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
-
-
-def _factory(name: str) -> Callable[..., Scorer]:
-    _import_all()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown scorer {name!r}; known: {sorted(_REGISTRY)}")
-    return _REGISTRY[name]
+SCORERS: Registry[Callable[..., Scorer]] = Registry("scorer", "rlhf_core.rewards")
+register, _factory = SCORERS.register, SCORERS.get  # ``@register("name")`` on a scorer's class
 
 
 def build_scorer(name: str, **params: Any) -> Scorer:
     return _factory(name)(**params)
 
 
-def registered_scorers() -> list[str]:
-    _import_all()
-    return sorted(_REGISTRY)
+def scorer_code(name: str, params: dict[str, Any]) -> list[Callable[..., Scorer]]:
+    """The code a configured scorer runs, for the keys of the stages that use it: its class and, for
+    a scorer that wraps another (``wraps``: the parameter naming it), the wrapped one's."""
+    factory = _factory(name)
+    wraps = getattr(factory, "wraps", None)
+    return [factory, *(scorer_code(params[wraps], params) if wraps in params else [])]
 
 
 def scorer_needs(name: str) -> Needs:
@@ -102,6 +87,3 @@ def open_scorer(name: str, params: dict[str, Any], state_dir: Path) -> Scorer:
     from_state = getattr(factory, "from_state", None)
     return from_state(state_dir, **params) if from_state is not None else factory(**params)
 
-
-def _import_all() -> None:
-    import_submodules(DISCOVERS)

@@ -78,6 +78,7 @@ class SentenceDeltaScorer:
     """
 
     name = "sentence_delta"
+    wraps = "base"  # the parameter naming the scorer it wraps: its code is part of this one's (scorer_code)
 
     def __init__(self, base: str, **params: Any):
         from rlhf_core.rewards.base import Needs, build_scorer, scorer_needs

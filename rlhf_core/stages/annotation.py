@@ -36,12 +36,18 @@ def scorer_tables(task: TaskConfig) -> dict[str, str]:
     return {name: tables[name] for name in sorted(wanted)}
 
 
-def _scorer_reads(task: TaskConfig) -> list[str]:
+def _scorer_reads(task: TaskConfig, component: str) -> list[str]:
     from rlhf_core.rewards.base import scorer_needs
 
-    scorers = task.annotation.scorers
-    return [*(f"annotation.scorers.{c}.{f}" for c in scorers for f in IDENTITY),
-            *(p for spec in scorers.values() for p in scorer_needs(spec.scorer).config)]
+    spec = task.annotation.scorers[component]
+    return [*(f"annotation.scorers.{component}.{f}" for f in IDENTITY), *scorer_needs(spec.scorer).config]
+
+
+def _scorer_code(task: TaskConfig, component: str) -> list:
+    from rlhf_core.rewards.base import scorer_code
+
+    spec = task.annotation.scorers[component]
+    return scorer_code(spec.scorer, spec.params)
 
 
 def reward_terms(task: TaskConfig) -> list[str]:
@@ -49,9 +55,9 @@ def reward_terms(task: TaskConfig) -> list[str]:
     return [f"annotation.scorers.{c}.{f}" for c in task.annotation.scorers for f in TERM]
 
 
-@stage(_scorer_reads)
+@stage(_scorer_reads, each=lambda task: list(task.annotation.scorers), uses=_scorer_code)
 def reward_scorer(ctx: Context, component: str, tables: dict[str, ArtifactRef],
-                  model_refs: dict[str, ArtifactRef]) -> Result:
+                  model_refs: dict[str, ArtifactRef | dict[str, ArtifactRef]]) -> Result:
     """Resolve one reward component into a scorer that loads from its artifact alone.
 
     The artifact's content is the scorer's identity (code version, parameters, fitted state, a
@@ -121,26 +127,26 @@ def reward_function(cfg: Any, scorer_refs: dict[str, ArtifactRef]):
 
 
 @stage(lambda task: ["annotation.shards"])
-def annotate_shard(ctx: Context, component: str, shard: int, data_ref: ArtifactRef, scorer_ref: ArtifactRef) -> Result:
+def annotate_shard(ctx: Context, component: str, shard: int, data: ArtifactRef, scorer: ArtifactRef) -> Result:
     """Score one shard of the task's dataset with one component's scorer, reusing earlier scores."""
     from rlhf_core.rewards.annotate import shard_of
 
-    rows = annotation_rows(data_ref)
+    rows = annotation_rows(data)
     in_shard = [shard_of(p, c, ctx.cfg.annotation.shards) == shard for p, c in zip(rows["prompt"], rows["completion"])]
     rows = rows.loc[in_shard, ["row_id", "prompt", "completion"]].reset_index(drop=True)
-    return _annotate(ctx, "annotated_responses", f"{component}/shard-{shard}", rows, None, scorer_ref,
-                     {"data": data_ref}, component=component, shard=shard)
+    return _annotate(ctx, "annotated_responses", f"{component}/shard-{shard}", rows, None, scorer,
+                     {"data": data}, component=component, shard=shard)
 
 
 @stage(lambda task: ["annotation.incoming.folder"])
-def annotate_incoming(ctx: Context, component: str, date: str, scorer_ref: ArtifactRef) -> Result:
+def annotate_incoming(ctx: Context, component: str, date: str, scorer: ArtifactRef) -> Result:
     """Score the responses dropped into the incoming folder on ``date`` (an empty day scores nothing)."""
     from rlhf_core.rewards.incoming import content_fingerprint
 
     day = _folder(ctx.cfg.annotation.incoming.folder) / date
     result = _read_incoming(day)
     ref, meta = _annotate(ctx, "annotated_incoming", f"{component}/{date}", result.kept, result.quarantined,
-                          scorer_ref, {}, component=component, date=date,
+                          scorer, {}, component=component, date=date,
                           files=content_fingerprint(day) if day.is_dir() else None)
     return ref, {**meta, "incoming_folder": str(day)}
 

@@ -1,27 +1,43 @@
 """What every stage shares: its declaration, the config view it is handed, its version and store key.
 
-A stage declares the config paths it reads (``"sft"``, ``"reward_model.train.max_length"``,
-``"sources.world"``). It is then handed a view of the task config that answers only those paths
-(reading anything else raises ``UndeclaredConfigError``), and its version, the hash of the
-declared values and of the code it runs (``rlhf_core.codehash``), is both its Dagster code version
-(the two hashes apart) and the root of its store key (one hash of both). One declaration, so the two
-can never disagree or miss a read.
+A stage is one declaration, the decorated function: its name is the function's, its inputs are
+the function's typed parameters after ``ctx`` (``ArtifactRef`` an artifact, ``ArtifactRef | None``
+an optional one, ``dict[str, ArtifactRef]`` a mapping of artifacts, ``str`` / ``int`` a plain
+argument such as the algorithm), and the decorator adds the rest:
 
-    @stage(lambda task: ["sft", "seed"])
+- ``reads(task[, partition])``: the config paths it reads (``"sft"``, ``"reward_model.train.max_length"``);
+  with a ``partition`` parameter they are read per partition (one per RM, algorithm, source), whose
+  names ``each(task)`` lists;
+- ``uses(task[, partition])``: registry entries the config names (a loader, a scorer, an algorithm's
+  trainer) whose code the stage runs but cannot reach by import (``rlhf_core.registry``);
+- ``spreads``: whether it trains through the engine's prepared model, which spreads over the
+  launcher's processes (a bool, or ``(task, partition) -> bool``).
+
+It is then handed a view of the task config that answers only the declared paths (reading anything
+else raises ``UndeclaredConfigError``), and its version, the hash of the declared values and of the
+code it runs (``rlhf_core.codehash``: the function, what it imports, and the entries it uses), is
+both its Dagster code version (the two hashes apart; over every partition for a partitioned asset)
+and the root of its store key (one hash of both, per partition). The stage command's flags
+(``rlhf_core.cli.stage``) and the launcher's call (``resources.launcher``) come from the same
+declaration, so none of them can disagree or miss a read.
+
+    @stage(lambda task: ["sft", "seed"], spreads=True)
     def sft_model(ctx: Context, tok: ArtifactRef, data: ArtifactRef) -> Result:
         cfg = ctx.cfg.sft                                  # ctx.cfg.policy would raise
         return ctx.build("sft_model", None, {"tokenizer": tok, "data": data}, build_fn)
 
     sft_model(task, store, tok, data)       # called with the whole TaskConfig
     sft_model.version(task)                 # the asset's code version
+    sft_model.inputs                        # (Input("tok", "artifact"), Input("data", "artifact"))
 """
 from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal
 
 import pandas as pd
 
@@ -132,28 +148,92 @@ def require_whole(ref: ArtifactRef, root: Path) -> None:
                             f"rebuild it: rlhf run {task} --rebuild {asset}")
 
 
+InputKind = Literal["artifact", "optional", "mapping", "str", "int"]
+INPUT_KINDS: dict[Any, InputKind] = {ArtifactRef: "artifact", ArtifactRef | None: "optional",
+                                     dict[str, ArtifactRef]: "mapping", str: "str", int: "int"}
+
+
+@dataclass(frozen=True)
+class Input:
+    """One named input of a stage: an artifact, an optional one, a ``{key: artifact}`` mapping, or a
+    plain argument (``str``, ``int``)."""
+
+    name: str
+    kind: InputKind
+
+
+def _inputs(fn: Callable[..., Result]) -> tuple[Input, ...] | None:
+    """The stage's inputs from its signature; None when one has a type the command cannot pass
+    (a table, a path): such a stage runs only in process."""
+    hints = typing.get_type_hints(fn)
+    params = list(inspect.signature(fn).parameters)[1:]  # after ctx
+    kinds = [INPUT_KINDS.get(hints.get(p)) for p in params]
+    return None if None in kinds else tuple(Input(p, k) for p, k in zip(params, kinds))
+
+
 class Stage:
     """A stage function with its declaration; call it with ``(task, store, *args)``."""
 
-    def __init__(self, fn: Callable[..., Result], reads: Callable[..., Iterable[str]]):
+    def __init__(self, fn: Callable[..., Result], reads: Callable[..., Iterable[str]],
+                 each: Callable[[TaskConfig], Iterable[str]] | None = None,
+                 uses: Callable[..., Iterable[Callable]] | None = None,
+                 spreads: bool | Callable[..., bool] = False):
         self.fn, self.reads_fn, self.name = fn, reads, fn.__name__
-        self._ident = len(inspect.signature(reads).parameters) - 1  # args that name the asset (a source)
+        self.each, self.uses_fn, self.spreads_decl = each, uses, spreads
+        self._ident = len(inspect.signature(reads).parameters) - 1  # args that name the partition (an RM, a source)
+        if self._ident and each is None:
+            raise TypeError(f"stage {self.name!r} reads per partition: declare each(task), its partitions")
         functools.update_wrapper(self, fn)
 
+    @functools.cached_property
+    def inputs(self) -> tuple[Input, ...] | None:
+        return _inputs(self.fn)  # on first use: the stage's module has defined every name its hints use
+
+    def partitions(self, task: TaskConfig) -> list[tuple[Any, ...]]:
+        """The partitions (a tuple of the arguments that name one) whose keys differ; ``[()]`` if one key."""
+        return [(p,) for p in self.each(task)] if self._ident else [()]
+
     def reads(self, task: TaskConfig, *ident: Any) -> list[str]:
+        """The config paths read (by one partition, or by any when none is named)."""
+        if self._ident and not ident:
+            return sorted({p for part in self.partitions(task) for p in self.reads(task, *part)})
         return sorted(set(self.reads_fn(task, *ident[: self._ident])) | set(ALWAYS))
+
+    def spreads(self, task: TaskConfig, *args: Any) -> bool:
+        """Whether a call with ``args`` trains over the launcher's processes."""
+        decl = self.spreads_decl
+        return decl(task, *args[: self._ident]) if callable(decl) else decl
 
     def _declared(self, task: TaskConfig, *ident: Any) -> dict[str, Any]:
         return {p: to_dict(resolve(task, p)) for p in self.reads(task, *ident)}
 
+    def code_version(self, task: TaskConfig, *ident: Any) -> str:
+        """The hash of the function's code and of the registry entries this partition uses."""
+        uses = self.uses_fn(task, *ident[: self._ident]) if self.uses_fn else ()
+        return hash_key(code_hash(self.fn), [code_hash(entry) for entry in uses])
+
     def version(self, task: TaskConfig, *ident: Any) -> str:
         """The asset's code version, ``config:<hash> code:<hash>``: the declared config values and the
-        code this stage runs, apart, so a stale asset can say which of the two changed."""
-        return f"config:{hash_key(self.name, self._declared(task, *ident))} code:{code_hash(self.fn)[:16]}"
+        code this stage runs, apart, so a stale asset can say which of the two changed. A partitioned
+        stage's asset has one version over its partitions (Dagster versions an asset, not a partition)."""
+        if self._ident and not ident:
+            parts = {str(p[0]): p for p in self.partitions(task)}
+            config = {name: self._declared(task, *p) for name, p in parts.items()}
+            code = hash_key({name: self.code_version(task, *p) for name, p in parts.items()})
+        else:
+            config, code = self._declared(task, *ident), self.code_version(task, *ident)
+        return f"config:{hash_key(self.name, config)} code:{code}"
 
     def key_version(self, task: TaskConfig, *ident: Any) -> str:
-        """The root of the store key: a hash of the same declared values and code as ``version``."""
-        return hash_key(self.name, self._declared(task, *ident), code_hash(self.fn))
+        """The root of the store key of one partition: a hash of its declared values and code."""
+        return hash_key(self.name, self._declared(task, *ident), self.code_version(task, *ident))
+
+    def arguments(self, **given: Any) -> tuple[Any, ...]:
+        """Keyword inputs (as an asset gets them) in the stage's order; a missing optional one is None."""
+        unknown = set(given) - {i.name for i in self.inputs}
+        if unknown:
+            raise TypeError(f"stage {self.name!r} has no input(s) {sorted(unknown)}")
+        return tuple(given[i.name] if i.kind != "optional" else given.get(i.name) for i in self.inputs)
 
     def __call__(self, task: TaskConfig, store: ArtifactStore, *args: Any, **kwargs: Any) -> Result:
         paths = frozenset(self.reads(task, *args))
@@ -161,9 +241,11 @@ class Stage:
         return self.fn(ctx, *args, **kwargs)
 
 
-def stage(reads: Callable[..., Iterable[str]]) -> Callable[[Callable[..., Result]], Stage]:
-    """Declare the config paths a stage reads: ``reads(task[, name])`` -> paths."""
-    return lambda fn: Stage(fn, reads)
+def stage(reads: Callable[..., Iterable[str]], *, each: Callable[[TaskConfig], Iterable[str]] | None = None,
+          uses: Callable[..., Iterable[Callable]] | None = None,
+          spreads: bool | Callable[..., bool] = False) -> Callable[[Callable[..., Result]], Stage]:
+    """Declare a stage (see the module docstring): ``reads(task[, partition])`` -> config paths."""
+    return lambda fn: Stage(fn, reads, each, uses, spreads)
 
 
 def done(ref: ArtifactRef) -> Result:

@@ -15,7 +15,7 @@ LEGEND = "leaderboard_legend.csv"  # column, meaning: beside the leaderboard in 
 
 
 @stage(lambda task: ["evaluation.split", "evaluation.generation", "seed"])
-def generations(ctx: Context, algorithm: str, policy_ref: ArtifactRef, prompts_ref: ArtifactRef) -> Result:
+def generations(ctx: Context, algorithm: str, policy: ArtifactRef, prompts: ArtifactRef) -> Result:
     """One policy's samples on the evaluation prompts."""
     from rlhf_core.eval.generate import generate
     from rlhf_core.models.load import load_policy
@@ -23,36 +23,36 @@ def generations(ctx: Context, algorithm: str, policy_ref: ArtifactRef, prompts_r
     cfg = ctx.cfg.evaluation
 
     def build(out: Path, _: Path) -> dict[str, Any]:
-        rows = table(prompts_ref)
+        rows = table(prompts)
         rows = rows[rows["split"] == cfg.split][["id", "prompt"]].reset_index(drop=True)
         if rows.empty:
-            raise ValueError(f"evaluation.split {cfg.split!r}: no prompts of that split in {prompts_ref.path}")
-        model = load_policy(ModelSource(path=policy_ref.path))
-        rows["completion"] = generate(model, load_tok(policy_ref), rows["prompt"].tolist(), cfg.generation,
+            raise ValueError(f"evaluation.split {cfg.split!r}: no prompts of that split in {prompts.path}")
+        model = load_policy(ModelSource(path=policy.path))
+        rows["completion"] = generate(model, load_tok(policy), rows["prompt"].tolist(), cfg.generation,
                                       ctx.cfg.seed)
         write_table(rows, out / TABLE)
         return {"rows": len(rows), "empty_completions": int((rows["completion"].str.strip() == "").sum()),
                 "preview": rows.head(8)}
 
-    return ctx.build("generations", algorithm, {"policy": policy_ref, "prompts": prompts_ref}, build)
+    return ctx.build("generations", algorithm, {"policy": policy, "prompts": prompts}, build)
 
 
 @stage(reward_terms)
-def evaluation(ctx: Context, algorithm: str, gen_ref: ArtifactRef, scorer_refs: dict[str, ArtifactRef]) -> Result:
+def evaluation(ctx: Context, algorithm: str, gen: ArtifactRef, scorers: dict[str, ArtifactRef]) -> Result:
     """Every reward component (and its breakdown), R, and distinct-1/2 of one algorithm's samples."""
     from rlhf_core.eval.metrics import distinct_n
 
     def build(out: Path, _: Path) -> dict[str, Any]:
-        rows = table(gen_ref)
+        rows = table(gen)
         prompts, completions = rows["prompt"].tolist(), rows["completion"].tolist()
-        rows = pd.concat([rows, reward_function(ctx.cfg, scorer_refs).scores(prompts, completions)], axis=1)
+        rows = pd.concat([rows, reward_function(ctx.cfg, scorers).scores(prompts, completions)], axis=1)
         write_table(rows, out / TABLE)
         numeric = rows.select_dtypes("number").mean().to_dict()
         summary = {"algorithm": algorithm, **{k: float(v) for k, v in numeric.items()},
                    "distinct_1": distinct_n(completions, 1), "distinct_2": distinct_n(completions, 2), "n": len(rows)}
         return {**summary, "summary": summary}
 
-    parents = {"generations": gen_ref, **{f"scorer/{c}": r for c, r in scorer_refs.items()}}
+    parents = {"generations": gen, **{f"scorer/{c}": r for c, r in scorers.items()}}
     return ctx.build("evaluation", algorithm, parents, build)
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-from rlhf_core.config import ModelSource
 from rlhf_core.stages.base import Context, Result, load_tok, stage, table
 from rlhf_core.store import ArtifactRef
 
@@ -33,8 +31,8 @@ def tokenizer(ctx: Context, corpora: dict[str, ArtifactRef]) -> Result:
     return ctx.build("tokenizer", None, corpora, build)
 
 
-@stage(lambda task: ["sft", "seed", "compute"])
-def sft_model(ctx: Context, tok_ref: ArtifactRef, data_ref: ArtifactRef) -> Result:
+@stage(lambda task: ["sft", "seed", "compute"], spreads=True)  # trains on the engine
+def sft_model(ctx: Context, tok: ArtifactRef, data: ArtifactRef) -> Result:
     """Supervised fine-tuning (summed NLL per response) on the demonstrations' train split."""
     from rlhf_core.eval.metrics import mean_token_nll
     from rlhf_core.eval.plots import loss_curve
@@ -44,16 +42,18 @@ def sft_model(ctx: Context, tok_ref: ArtifactRef, data_ref: ArtifactRef) -> Resu
     cfg = ctx.cfg.sft
 
     def build(out: Path, work: Path) -> dict[str, Any]:
-        tok, rows = load_tok(tok_ref), table(data_ref)
-        model = (build_causal_lm(cfg.model.init, tok, ctx.cfg.seed) if cfg.model.init
+        tokenizer, rows = load_tok(tok), table(data)
+        model = (build_causal_lm(cfg.model.init, tokenizer, ctx.cfg.seed) if cfg.model.init
                  else load_causal_lm(cfg.model, ctx.cfg.compute.quantization))
         train_rows = rows[rows["split"] == "train"]
-        result = train_offline(model, tok, train_rows, "nll", cfg.train, work, compute=ctx.cfg.compute, desc="train")
+        result = train_offline(model, tokenizer, train_rows, "nll", cfg.train, work, compute=ctx.cfg.compute,
+                              desc="train")
         model = result.model  # unwrapped (and LoRA-merged, unless lora.merge is false) by the engine
-        saved = save_model(model, tok, out, cfg.model)
+        saved = save_model(model, tokenizer, out, cfg.model)
         loss_curve(result.history, out / "loss_curve.png", "SFT loss (summed NLL per response)")
         return {**saved, "train_rows": len(train_rows), "steps": result.steps, "final_loss": result.history[-1]["loss"],
-                "val_nll_per_token": mean_token_nll(model, tok, rows[rows["split"] == "val"], cfg.train.max_length),
+                "val_nll_per_token": mean_token_nll(model, tokenizer, rows[rows["split"] == "val"],
+                                                    cfg.train.max_length),
                 "loss_curve": "loss_curve.png"}
 
-    return ctx.build("sft_model", None, {"tokenizer": tok_ref, "data": data_ref}, build)
+    return ctx.build("sft_model", None, {"tokenizer": tok, "data": data}, build)

@@ -56,8 +56,8 @@ def _reads(task) -> list[str]:
 
 
 @stage(_reads)
-def reward_bench(ctx: Context, rm_refs: dict[str, ArtifactRef], data_ref: ArtifactRef,
-                 embeddings_ref: ArtifactRef | None = None) -> Result:
+def reward_bench(ctx: Context, rm: dict[str, ArtifactRef], data: ArtifactRef,
+                 embeddings: ArtifactRef | None = None) -> Result:
     """Section scores and the overall score of each configured RM; per-subset accuracies in ``subsets.parquet``."""
     from rlhf_core.eval.reward_bench import (EXAMPLE_COUNTS, SECTIONS, SEED_EXAMPLE_COUNTS, overall_score,
                                              section_scores, subset_accuracy)
@@ -68,25 +68,25 @@ def reward_bench(ctx: Context, rm_refs: dict[str, ArtifactRef], data_ref: Artifa
     cfg = ctx.cfg.reward_bench
     counts = EXAMPLE_COUNTS if cfg.counts == "official" else SEED_EXAMPLE_COUNTS
     embedded = _embedded(ctx.cfg)
-    parents = {f"rm/{n}": rm_refs[n] for n in cfg.models}
+    parents = {f"rm/{n}": rm[n] for n in cfg.models}
     if embedded:  # scored on embeddings by the backbone they were trained on
-        if embeddings_ref is None:
+        if embeddings is None:
             raise ValueError(f"reward_bench: {embedded} score RewardBench's embeddings; none were given")
         check_same_backbone(ctx.cfg.datasets, [cfg.embeddings, *(ctx.cfg.reward_models[n].pairs for n in embedded)],
                             ("model", "strip_bos_text", "token_pattern"), "reward_bench")
-        parents["embeddings"] = embeddings_ref
+        parents["embeddings"] = embeddings
 
     def build(out: Path, _: Path) -> dict[str, Any]:
-        texts = table(data_ref)
+        texts = table(data)
         board, subsets = [], []
         for name in cfg.models:
             kind = ctx.cfg.reward_models[name].kind
             if name in embedded:
-                rows = table(embeddings_ref)
-                correct = embedded_correct(rm_refs[name], rows)
+                rows = table(embeddings)
+                correct = embedded_correct(rm[name], rows)
             else:
                 rows = texts
-                correct = example_correct(trained_reward_model(str(rm_refs[name].dir), progress=False), kind, rows)
+                correct = example_correct(trained_reward_model(str(rm[name].dir), progress=False), kind, rows)
             accuracy = subset_accuracy(rows["subset"], correct)
             sections = section_scores(accuracy, counts)
             overall = overall_score(sections) if set(sections) == set(SECTIONS) else float("nan")
@@ -99,4 +99,4 @@ def reward_bench(ctx: Context, rm_refs: dict[str, ArtifactRef], data_ref: Artifa
         return {"examples": len(texts), "counts": cfg.counts, "table": board_df, "subsets": subsets_df,
                 "plot": "reward_bench.png"}
 
-    return ctx.build("reward_bench", None, {**parents, "data": data_ref}, build)
+    return ctx.build("reward_bench", None, {**parents, "data": data}, build)

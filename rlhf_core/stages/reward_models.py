@@ -90,9 +90,15 @@ def split_rows(ref: ArtifactRef, split: str):
     return rows[rows["split"] == split].reset_index(drop=True) if "split" in rows else rows
 
 
-@stage(_reads)
-def reward_model(ctx: Context, name: str, tok_ref: ArtifactRef | None, sft_ref: ArtifactRef | None,
-                 data_refs: dict[str, ArtifactRef], world_ref: ArtifactRef | None) -> Result:
+def rm_names(task: TaskConfig) -> list[str]:
+    return list(task.reward_models)
+
+
+# ArmoRM fits ridge probes and a gating net on frozen embeddings in one process; every other kind
+# trains on the engine's prepared model, which spreads over the launcher's processes.
+@stage(_reads, each=rm_names, spreads=lambda task, name: task.reward_models[name].kind != "armo")
+def reward_model(ctx: Context, name: str, tok: ArtifactRef | None, sft: ArtifactRef | None,
+                 data: dict[str, ArtifactRef], world: ArtifactRef | None) -> Result:
     """Train reward model ``name`` of the task: its kind's loss on its data's ``train_split`` rows,
     from its base network (docs/sources.md §5)."""
     from rlhf_core.eval.plots import loss_curve
@@ -105,29 +111,29 @@ def reward_model(ctx: Context, name: str, tok_ref: ArtifactRef | None, sft_ref: 
         info: dict[str, Any] = {"kind": kind, "name": name, "max_length": spec.train.max_length,
                                 "truncation_side": spec.truncation_side, "response_template": spec.response_template,
                                 "chat_template": spec.chat_template}
-        train_rows = split_rows(data_refs[spec.data], spec.train_split)
+        train_rows = split_rows(data[spec.data], spec.train_split)
         if spec.precomputed_embeddings:
-            return _build_armo_tables(train_rows, data_refs, spec, info, ctx.cfg, out)
-        tok = rm_tokenizer(spec, tok_ref)
-        model = base_model(spec, ctx.cfg, sft_ref, tok, HEADS.get(kind, "sequence"))
+            return _build_armo_tables(train_rows, data, spec, info, ctx.cfg, out)
+        tokenizer = rm_tokenizer(spec, tok)
+        model = base_model(spec, ctx.cfg, sft, tokenizer, HEADS.get(kind, "sequence"))
         if spec.pad_token:
-            add_pad_token(model, tok, spec.pad_token)
+            add_pad_token(model, tokenizer, spec.pad_token)
             info["pad_token"] = spec.pad_token
         if kind == "armo":
-            return _build_armo(model, tok, train_rows, data_refs, world_ref, spec, info, ctx.cfg, out)
+            return _build_armo(model, tokenizer, train_rows, data, world, spec, info, ctx.cfg, out)
         if kind == "fg_token":
-            result, extra = _train_token(model, tok, train_rows, spec, work, _compute(ctx.cfg, spec))
+            result, extra = _train_token(model, tokenizer, train_rows, spec, work, _compute(ctx.cfg, spec))
             info.update(extra)
         elif kind == "pairwise_preference":
             from rlhf_core.train.pair_pm import train_pair_pm
 
-            result = train_pair_pm(model, tok, train_rows, spec.train, work, _compute(ctx.cfg, spec))
+            result = train_pair_pm(model, tokenizer, train_rows, spec.train, work, _compute(ctx.cfg, spec))
         else:
             from rlhf_core.train.reward_model import train_sequence_rm
 
-            result = train_sequence_rm(kind, model, tok, train_rows, spec.train, work, _compute(ctx.cfg, spec),
+            result = train_sequence_rm(kind, model, tokenizer, train_rows, spec.train, work, _compute(ctx.cfg, spec),
                                        spec.truncation_side, spec.response_template, spec.chat_template)
-        saved = save_model(result.model, tok, out, base_source(spec, sft_ref))
+        saved = save_model(result.model, tokenizer, out, base_source(spec, sft))
         write_json_atomic(out / "reward_model.json", info)
         loss_curve(result.history, out / "loss_curve.png", f"{name} ({kind}) loss")
         return {**saved, "reward_model": info, "train_rows": len(train_rows), "steps": result.steps,
@@ -135,8 +141,8 @@ def reward_model(ctx: Context, name: str, tok_ref: ArtifactRef | None, sft_ref: 
                 **{f"final_train_{k}": v for k, v in result.history[-1].items()
                    if k not in ("step", "loss", "grad_norm", "lr")}}
 
-    parents = {"tokenizer": tok_ref, "sft": sft_ref, "world": world_ref,
-               **{f"data/{d}": data_refs[d] for d in rm_datasets(spec)}}
+    parents = {"tokenizer": tok, "sft": sft, "world": world,
+               **{f"data/{d}": data[d] for d in rm_datasets(spec)}}
     return ctx.build("reward_model", name, parents, build)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from rlhf_core.stages.base import TABLE, Context, Result, stage, table
-from rlhf_core.stages.reward_models import needs_gold, read_spec, split_rows
+from rlhf_core.stages.reward_models import needs_gold, read_spec, rm_names, split_rows
 from rlhf_core.store import ArtifactRef, write_table
 
 PROBE_SOURCES = ("logged", "sampled")
@@ -35,7 +35,7 @@ BOARD_COLUMNS = ("heldout_metric", "heldout_value", "gold_spearman_logged", "gol
 
 
 @stage(lambda task: ["reward_model_eval", "seed", "gold", "world"])
-def gold_probe(ctx: Context, responses_ref: ArtifactRef, sft_ref: ArtifactRef, world_ref: ArtifactRef) -> Result:
+def gold_probe(ctx: Context, responses: ArtifactRef, sft: ArtifactRef, world: ArtifactRef) -> Result:
     """The logged held-out responses and fresh SFT samples on the same prompts, graded by the gold judge."""
     from rlhf_core.config import GenerationConfig, ModelSource
     from rlhf_core.demo.gold import judge
@@ -46,27 +46,28 @@ def gold_probe(ctx: Context, responses_ref: ArtifactRef, sft_ref: ArtifactRef, w
     cfg = ctx.cfg.reward_model_eval
 
     def build(out: Path, _: Path) -> dict[str, Any]:
-        logged = split_rows(responses_ref, cfg.split)[["prompt", "completion"]].assign(source="logged")
+        logged = split_rows(responses, cfg.split)[["prompt", "completion"]].assign(source="logged")
         prompts = sorted(logged["prompt"].unique())
-        policy, tok = load_causal_lm(ModelSource(path=sft_ref.path)), load_tok(sft_ref)
+        policy, tok = load_causal_lm(ModelSource(path=sft.path)), load_tok(sft)
         gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens, do_sample=True)
         asked = [p for p in prompts for _ in range(cfg.samples_per_prompt)]
         sampled = pd.DataFrame({"prompt": asked, "completion": generate(policy, tok, asked, gen, ctx.cfg.seed),
                                 "source": "sampled"})
         rows = pd.concat([logged, sampled], ignore_index=True)
-        gold = judge(table(world_ref), ctx.cfg.world, ctx.cfg.gold)
+        gold = judge(table(world), ctx.cfg.world, ctx.cfg.gold)
         rows = pd.concat([rows, gold.components(rows["prompt"].tolist(), rows["completion"].tolist())], axis=1)
         write_table(rows, out / TABLE)
         means = rows.groupby("source")["gold"].mean().round(4).to_dict()
         return {"prompts": len(prompts), "rows": len(rows), "gold_mean_by_source": means,
                 "preview": rows.head(5)}
 
-    return ctx.build("gold_probe", None, {"responses": responses_ref, "sft": sft_ref, "world": world_ref}, build)
+    return ctx.build("gold_probe", None, {"responses": responses, "sft": sft, "world": world}, build)
 
 
-@stage(lambda task, name: [f"reward_models.{name}", *(["gold"] if task.reward_models[name].kind == "armo" else [])])
-def reward_model_eval(ctx: Context, name: str, rm_ref: ArtifactRef, data_refs: dict[str, ArtifactRef],
-                      probe_ref: ArtifactRef | None) -> Result:
+@stage(lambda task, name: [f"reward_models.{name}", *(["gold"] if task.reward_models[name].kind == "armo" else [])],
+       each=rm_names)
+def reward_model_eval(ctx: Context, name: str, rm: ArtifactRef, data: dict[str, ArtifactRef],
+                      probe: ArtifactRef | None) -> Result:
     """Held-out metrics of RM ``name``, and its agreement with the gold judge when there is a probe."""
     from rlhf_core.rewards.trained_rm import trained_reward_model
 
@@ -74,36 +75,36 @@ def reward_model_eval(ctx: Context, name: str, rm_ref: ArtifactRef, data_refs: d
 
     def build(out: Path, _: Path) -> dict[str, Any]:
         # loaded once, and only where needed: a table-trained ArmoRM's held-out pairs need no backbone
-        load_scorer = functools.cache(lambda: trained_reward_model(str(rm_ref.dir), progress=False))
+        load_scorer = functools.cache(lambda: trained_reward_model(str(rm.dir), progress=False))
         # ArmoRM is judged on its held-out preference pairs; every other kind on its own data's.
-        held = split_rows(data_refs[spec.pairs or spec.data], spec.eval_split)
+        held = split_rows(data[spec.pairs or spec.data], spec.eval_split)
         if spec.precomputed_embeddings:  # pairs given as embeddings: the head alone scores them
             from rlhf_core.eval.rm_metrics import pair_accuracy
             from rlhf_core.train.armo_rm import table_scores
 
-            scores = table_scores(rm_ref.dir, read_spec(rm_ref), held)
+            scores = table_scores(rm.dir, read_spec(rm), held)
             heldout = {"pair_accuracy": pair_accuracy(scores[:, 0], scores[:, 1])}
         else:
-            heldout = heldout_metrics(spec.kind, load_scorer(), held, rm_ref)
+            heldout = heldout_metrics(spec.kind, load_scorer(), held, rm)
         summary: dict[str, Any] = {"name": name, "kind": spec.kind, **_headline(spec.kind, heldout)}
         meta: dict[str, Any] = {"heldout": heldout, "heldout_rows": len(held)}
-        if probe_ref is not None:
-            probe = table(probe_ref)
-            gold = gold_metrics(load_scorer(), spec.kind, probe)
+        if probe is not None:
+            probe_rows = table(probe)
+            gold = gold_metrics(load_scorer(), spec.kind, probe_rows)
             summary.update(gold)
             meta["gold"] = gold
-            if spec.kind == "armo" and all(o in probe for o in spec.objectives):
-                meta["objectives_vs_gold"] = objective_agreement(load_scorer(), list(spec.objectives), probe)
+            if spec.kind == "armo" and all(o in probe_rows for o in spec.objectives):
+                meta["objectives_vs_gold"] = objective_agreement(load_scorer(), list(spec.objectives), probe_rows)
         if needs_gold(ctx.cfg, name):
             from rlhf_core.demo.gold import signed_weights
 
             agreement, meta["gating_vs_gold"] = gating_vs_gold(load_scorer(), list(spec.objectives), held,
-                                                               signed_weights(ctx.cfg.gold), probe_ref)
+                                                               signed_weights(ctx.cfg.gold), probe)
             summary.update(agreement)
         write_table(pd.DataFrame([summary]), out / TABLE)
         return {**meta, "summary": summary}
 
-    parents = {"rm": rm_ref, "probe": probe_ref, **{f"data/{d}": r for d, r in data_refs.items()}}
+    parents = {"rm": rm, "probe": probe, **{f"data/{d}": r for d, r in data.items()}}
     return ctx.build("reward_model_eval", name, parents, build)
 
 

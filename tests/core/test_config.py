@@ -114,11 +114,10 @@ def test_the_names_a_config_may_use_are_exactly_what_the_registries_hold():
     """The config check reads the registered names from source; importing the registries agrees."""
     from rlhf_core.config import LOADERS, SCORERS
     from rlhf_core.data import registry
-    from rlhf_core.plugins import declared_names
+    from rlhf_core.registry import declared_names
     from rlhf_core.rewards import base
 
-    registry._import_all()
-    assert (LOADERS, SCORERS) == (registry.DISCOVERS, base.DISCOVERS)
-    assert declared_names(LOADERS, "loader") == set(registry._LOADERS)
-    assert declared_names(LOADERS, "builder") == set(registry._BUILDERS)
-    assert declared_names(SCORERS, "register") == set(base.registered_scorers())
+    assert (LOADERS, SCORERS) == (registry.LOADERS.package, base.SCORERS.package)
+    assert declared_names(LOADERS, "loader") == set(registry.LOADERS.names())
+    assert declared_names(LOADERS, "builder") == set(registry.BUILDERS.names())
+    assert declared_names(SCORERS, "register") == set(base.SCORERS.names())

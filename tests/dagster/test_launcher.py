@@ -147,3 +147,22 @@ def test_launch_commands_for_several_nodes():
     with pytest.raises(ConfigError, match="node_rank must be in"):
         load_config(task_config_path("demo"), ["launcher.nodes=2", "launcher.node_rank=2",
                                                "launcher.rdzv_endpoint=h:1"])
+
+
+def test_the_s3_pod_template_caches_on_the_pod_s_own_disk(tmp_path, monkeypatch):
+    """With the store on S3 the pod needs no shared volume: its cache is an emptyDir at the cache path."""
+    pytest.importorskip("dagster_k8s", reason="the k8s extra: pip install -e '.[k8s]'")
+    from dagster_k8s.pipes import build_pod_body
+
+    monkeypatch.setenv("RLHF_CACHE", "/cache")
+    store = ArtifactStore("s3://bucket/artifacts")
+    cfg = load_config(task_config_path("demo"), ["launcher.kind=k8s", "launcher.processes=2",
+                                                 "launcher.k8s.pod_template=configs/deploy/k8s_stage_pod_s3.yaml"]).launcher
+    pod = build_pod_body("rlhf-sft", cfg.k8s.image, ["python"], {}, None, pod_spec(cfg, store.root, cfg.processes))
+    (container,) = pod.spec.containers
+    assert str(container.resources.limits["nvidia.com/gpu"]) == "2"
+    assert {e.name: e.value for e in container.env}["RLHF_CACHE"] == "/cache"
+    (mount,) = [m for m in container.volume_mounts if m.name == "cache"]
+    assert mount.mount_path == str(store.root) and mount.mount_path.startswith("/cache/")
+    (volume,) = [v for v in pod.spec.volumes if v.name == "cache"]
+    assert volume.empty_dir is not None and volume.persistent_volume_claim is None
