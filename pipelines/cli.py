@@ -1,6 +1,6 @@
 """The ``rlhf`` command.
 
-    rlhf tasks                                      # the task configs, one line each
+    rlhf tasks                                      # the task configs and their descriptions
     rlhf run demo                                   # materialize the demo graph headless
     rlhf run demo --select rl --set policy.train.lr=1e-3
     rlhf run demo --rebuild sft_model               # build it and everything downstream again
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 from rlhf_core.cli.common import guarded, output_flags, quiet_libraries
@@ -54,18 +56,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def description(path: Path) -> str:
-    """A task config's one-line description: its first comment line."""
-    for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            return line.lstrip("#").strip()
-    return ""
+    """A task config's description: its leading comment lines up to the first indented one (the
+    header's example commands, ``#   rlhf run ...``), joined into one paragraph."""
+    lines = []
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.startswith("# ") or line.startswith("#  "):
+            break
+        lines.append(line[2:].strip())
+    return " ".join(lines)
 
 
 def print_tasks() -> int:
+    """Each task and its whole description, wrapped under the name column to the terminal's width."""
     paths = sorted(tasks_dir().glob("*.yaml"))
     width = max((len(p.stem) for p in paths), default=0)
+    columns = max(shutil.get_terminal_size().columns, width + 40)
     for path in paths:
-        print(f"{path.stem:<{width}}  {description(path)}")
+        print(textwrap.fill(description(path), columns, initial_indent=f"{path.stem:<{width}}  ",
+                            subsequent_indent=" " * (width + 2), break_on_hyphens=False))
     return 0
 
 

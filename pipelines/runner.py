@@ -1,6 +1,6 @@
 """Headless materialization of a task's graph on the persistent Dagster instance (``rlhf run``).
 
-One line per finished step: when it finished, what it materialized, whether the store built the
+A line as each step starts, and one per finished step: when it finished, what it materialized, whether the store built the
 artifacts or found them, and how long it took. A step that fails prints ``FAILED <step>`` and
 re-raises, so the command line reports a user error as one line and a bug with its traceback.
 Ctrl-C ends the run with one ``interrupted`` line naming the step that was running (exit 130).
@@ -8,8 +8,10 @@ Ctrl-C ends the run with one ``interrupted`` line naming the step that was runni
 from __future__ import annotations
 
 import signal
+import textwrap
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -20,7 +22,10 @@ from pipelines.instance import instance
 from pipelines.task_defs import Step, run_plan
 from resources import artifact_root, build_resources
 from rlhf_core.config import ConfigError, load_config, task_config_path
-from rlhf_core.errors import Interrupted, MissingInputError
+from rlhf_core.errors import Interrupted, MissingInputError, UserError
+from rlhf_core.paths import writable_folder
+from rlhf_core.stages.annotation import incoming_folder
+from rlhf_core.stages.evaluation import LEGEND
 from rlhf_core.store import ArtifactStore
 
 MANY = 3  # a step of more assets is named by its job, not by listing them
@@ -97,17 +102,21 @@ def _step_lines(result: dg.ExecuteInProcessResult, elapsed: float, partition: st
 def run_task(task_name: str, overrides: list[str], select: list[str], resources: dict | None = None,
              profile: str | None = None, rebuild: list[str] = (), verbose: bool = False) -> int:
     task = load_config(task_config_path(task_name), overrides, profile=profile)
-    steps = run_plan(task)
+    steps = run_plan(task, incoming=bool(select))  # incoming days are scored only when selected
     every_asset = [a for s in steps for a in s.assets]
     chosen = resolve_selection(task_name, steps, select)
+    if any(k in chosen for s in steps if s.only == () for k in s.keys):
+        raise UserError(f"--select: {task_name} has no incoming day to score: drop <YYYY-MM-DD>/*.jsonl files into "
+                        f"{incoming_folder(task)}")
     forced = rebuild_closure(task_name, steps, list(rebuild))
-    inst = instance()
     resources = resources or build_resources()
+    writable_folder(resources["artifacts"].root, "the artifact store (RLHF_ARTIFACTS)")
+    inst = instance()
     if forced:  # the store, and the launcher's through it, build these again
         resources = {**resources, **build_resources(resources["artifacts"].root, forced, resources["launcher"].kind)}
     todo = [(step, [k for k in step.keys if k in chosen], p) for step in steps for p in step.partitions]
     todo = [t for t in todo if t[1]]
-    start, where = time.time(), "before the first step"
+    start, where, invocation = time.time(), "before the first step", uuid.uuid4().hex
     with noted_interrupts() as noted:
         try:
             print(f"rlhf run {task_name}: {len(todo)} steps; artifacts in {resources['artifacts'].root}"
@@ -115,11 +124,11 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
             for number, (step, keys, partition) in enumerate(todo, 1):
                 label = _label(task_name, step, keys, partition)
                 where = f"during {label} (step {number} of {len(todo)})"
+                print(f"starting {label} (step {number} of {len(todo)})", flush=True)  # a long step is not silent
                 t0 = time.time()
                 try:
-                    result = dg.materialize(every_asset, selection=keys, partition_key=partition, instance=inst,
-                                            resources=resources, run_config=_logs(verbose),
-                                            tags={"rlhf/task": task_name})
+                    result = _execute(step.job, every_asset, keys, partition, inst, resources, verbose,
+                                      {"rlhf/task": task_name, "rlhf/invocation": invocation})
                 except Exception:
                     print(f"[{time.time() - start:7.1f}s] FAILED {label} ({time.time() - t0:.1f}s)", flush=True)
                     raise
@@ -137,9 +146,29 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
             # The store holds only whole artifacts (the one a step was building is deleted as the
             # interrupt unwinds it; its checkpoints stay): the same command again resumes.
+            mark_canceled(inst, invocation)
             raise Interrupted(f"{where}; what finished is in the store: run the same command again to resume")
     print(f"done in {time.time() - start:.1f}s", flush=True)
     return 0
+
+
+def _execute(job: str, every_asset: list, keys: list[dg.AssetKey], partition: str | None, inst: dg.DagsterInstance,
+             resources: dict, verbose: bool, tags: dict[str, str]) -> dg.ExecuteInProcessResult:
+    """``dg.materialize`` of ``keys``, under the step's own job name (the UI's job of that step) instead
+    of ``__ephemeral_asset_job__``, so a command-line run is listed with the step it ran."""
+    defs = dg.Definitions(assets=every_asset, resources=resources,
+                          jobs=[dg.define_asset_job(job, selection=dg.AssetSelection.assets(*keys))])
+    return defs.resolve_job_def(job).execute_in_process(run_config=_logs(verbose), instance=inst,
+                                                        partition_key=partition, tags=tags)
+
+
+def mark_canceled(inst: dg.DagsterInstance, invocation: str) -> None:
+    """Ctrl-C ends the step's run as a failure (Dagster's in-process run sees an exception); record it
+    as what it was, canceled by the user."""
+    runs = inst.get_runs(dg.RunsFilter(tags={"rlhf/invocation": invocation},
+                                       statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.STARTED]))
+    for run in runs:
+        inst.report_run_canceled(run, message="interrupted (Ctrl-C) from the command line")
 
 
 @contextmanager
@@ -175,4 +204,13 @@ def print_leaderboard(task_name: str) -> int:
 
     print(f"Leaderboard ({path}; each metric: mean [95% bootstrap interval over prompts], ± std over seeds):")
     print(readable(pd.read_csv(path)).to_string(index=False))
+    legend = path.with_name(LEGEND)
+    if legend.exists():  # a leaderboard built before legends were exported has none
+        rows = pd.read_csv(legend)
+        rows = rows[~rows["column"].str.endswith(("_lo", "_hi", "_seed_std"))]  # shown inside their metric's cell
+        width = rows["column"].str.len().max()
+        print("\nColumns:")
+        for column, meaning in rows.itertuples(index=False):
+            print(textwrap.fill(meaning, 110, initial_indent=f"  {column:<{width}}  ",
+                                subsequent_indent=" " * (width + 4)))
     return 0

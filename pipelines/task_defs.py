@@ -5,7 +5,8 @@ in steps (``run_plan``): unpartitioned data and models, the reward models (per R
 board, the reward scorers, annotation per
 scorer x shard, the combined rewards, the reference value, RL per algorithm, then the
 leaderboard over every algorithm.
-Each step is also a job in the UI; incoming annotation has its own job, schedule and sensor.
+Each step is also a job in the UI; incoming annotation has its own job, schedule and sensor, and runs
+from the command line only when selected (``incoming_steps``: the days present in its folder).
 """
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ import dagster as dg
 from assets import annotation, data, feedback, judge, models, reward_models, rl
 from pipelines import automation
 from rlhf_core.config import TaskConfig
+from rlhf_core.rewards.incoming import day_folders
+from rlhf_core.stages.annotation import incoming_folder
 
 
 @dataclass(frozen=True)
 class Step:
     job: str
     assets: list[dg.AssetsDefinition]
+    only: tuple[str, ...] | None = None  # the partition keys to run (incoming: the days present); None: all
 
     @property
     def keys(self) -> list[dg.AssetKey]:
@@ -30,10 +34,13 @@ class Step:
     @property
     def partitions(self) -> list[str | None]:
         parts = self.assets[0].partitions_def
+        if self.only is not None:
+            return list(self.only)
         return [None] if parts is None else list(parts.get_partition_keys())
 
 
-def run_plan(task: TaskConfig) -> list[Step]:
+def run_plan(task: TaskConfig, incoming: bool = False) -> list[Step]:
+    """The steps of a whole-task run; ``incoming``: then the incoming days' scoring (``incoming_steps``)."""
     rl_assets = rl.build(task)
     notes = annotation.build(task)
     steps = [
@@ -48,7 +55,19 @@ def run_plan(task: TaskConfig) -> list[Step]:
         Step(f"{task.task}_rl", rl_assets[:-1]),
         Step(f"{task.task}_leaderboard", rl_assets[-1:] + judge.build(task)),
     ]
-    return [s for s in steps if s.assets]
+    return [s for s in steps if s.assets] + (incoming_steps(task) if incoming else [])
+
+
+def incoming_steps(task: TaskConfig) -> list[Step]:
+    """Scoring of the incoming folder's days, for ``rlhf run --select incoming`` (never part of a
+    plain run): each scorer on each day folder present, then each day's reward."""
+    incoming = annotation.build_incoming(task)
+    if not incoming:
+        return []
+    days = list(day_folders(incoming_folder(task)))
+    pairs = [dg.MultiPartitionKey({"date": d, "scorer": s}) for d in days for s in task.annotation.scorers]
+    return [Step(f"{task.task}_incoming", [incoming["annotated_incoming"]], tuple(pairs)),
+            Step(f"{task.task}_incoming_rewards", [incoming["incoming_rewards"]], tuple(days))]
 
 
 def build_task_definitions(task: TaskConfig) -> dg.Definitions:

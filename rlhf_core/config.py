@@ -30,6 +30,10 @@ from rlhf_core.config_rm import (FG_LABEL_TYPES, SEQUENCE_RM_KINDS, RewardBenchC
                                   RewardModelEvalConfig, RewardModelSpec)
 from rlhf_core.config_train import LoraConfig, TrainConfig
 
+from rlhf_core.registry import declared_names
+
+# The packages whose modules register loaders and builders, and scorers (read, not imported, here).
+LOADERS, SCORERS = "rlhf_core.data.loaders", "rlhf_core.rewards"
 # Where relative paths resolve (the working directory, or RLHF_PROJECT_ROOT).
 from rlhf_core.paths import accelerate_dir, profiles_dir, project_root, tasks_dir  # noqa: F401 (re-exported)
 
@@ -263,7 +267,25 @@ class TaskConfig:
             if name not in self.datasets or self.datasets[name].builder != builder:
                 raise ConfigError(f"{where}: dataset {name!r} must be an embedding table of builder {builder!r}")
 
+    def _check_names(self) -> None:
+        """Every loader, builder, scorer and ranking metric the config names exists, so a typo fails
+        when the config loads, not steps later (algorithm names: ``PolicyConfig``)."""
+        named = [(f"sources.{n}.loader", s.loader, declared_names(LOADERS, "loader"))
+                 for n, s in self.sources.items()]
+        named += [(f"datasets.{n}.builder", d.builder, declared_names(LOADERS, "builder"))
+                  for n, d in self.datasets.items()]
+        scorers = self.annotation.scorers if self.annotation else {}
+        named += [(f"annotation.scorers.{n}.scorer", s.scorer, declared_names(SCORERS, "register"))
+                  for n, s in scorers.items()]
+        if self.evaluation is not None:  # the leaderboard's columns: R, each component, distinct-n
+            named.append(("evaluation.rank_by", self.evaluation.rank_by,
+                          {"reward", *scorers, "distinct_1", "distinct_2"}))
+        for where, name, known in named:
+            if name not in known:
+                raise ConfigError(f"{where}: unknown name {name!r}; known: {sorted(known)}")
+
     def __post_init__(self) -> None:
+        self._check_names()
         ann, policy = self.annotation, self.policy
         rm_refs = [s.partition for s in (ann.scorers.values() if ann else ()) if s.model_asset == "reward_model"]
         for name in rm_refs:
@@ -335,11 +357,30 @@ def _read_mapping(path: Path, kind: str) -> dict:
     if not path.exists():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise ConfigError(f"{path}: no such {kind}; known: {known}")
-    # A resolved JSON is read as JSON: YAML 1.1 reads a float such as 1e-08 (no dot) as a string.
-    raw = (json.loads if path.suffix == ".json" else yaml.safe_load)(path.read_text()) or {}
+    try:
+        # A resolved JSON is read as JSON: YAML 1.1 reads a float such as 1e-08 (no dot) as a string.
+        raw = (json.loads if path.suffix == ".json" else yaml.safe_load)(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}{_yaml_position(err)}: invalid YAML: {_yaml_problem(err)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name}: top level must be a mapping")
     return raw
+
+
+def _yaml_position(err: yaml.YAMLError) -> str:
+    """``:line:column`` (1-based, as editors count) of a YAML error, where the parser knows it."""
+    mark = getattr(err, "problem_mark", None)
+    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    problem = getattr(err, "problem", None)
+    context = getattr(err, "context", None)
+    return " ".join(p for p in (context, problem) if p) if problem else str(err).splitlines()[0]
 
 
 def _overlay(base: dict, top: dict) -> None:
@@ -360,3 +401,22 @@ def warn_if_unpinned(hub_id: str, revision: str) -> None:
 
 def task_config_path(task: str) -> Path:
     return tasks_dir() / f"{task}.yaml"
+
+
+def header_command(path: Path) -> str | None:
+    """The first ``rlhf run`` command of a task file's header comment, its ``\\`` continuations
+    joined into one line (the seed tasks' fixture command), or None."""
+    if not path.is_file():
+        return None
+    command = None
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if command is None and text.startswith("rlhf run"):
+            command = text
+        elif command is not None and command.endswith("\\"):
+            command = command[:-1].rstrip() + " " + text
+        elif command is not None:
+            break
+    return command.split("  #")[0].strip() if command else None

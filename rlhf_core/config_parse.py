@@ -19,6 +19,15 @@ from rlhf_core.errors import UserError
 
 # A number as users write it: YAML 1.1 reads 5e-4 and 1e3 (no dot, no signed exponent) as strings.
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+# Counts, sizes and rates that must be positive in whichever section they appear: 0 or less would
+# train, generate or shard nothing (and ``epochs: -1`` would finish at once with an untrained model).
+POSITIVE = frozenset({
+    "epochs", "ppo_epochs", "steps", "gating_steps", "batch_size", "mini_batch_size",
+    "grad_accum", "prompts_per_rollout", "samples_per_prompt", "responses_per_prompt", "lr", "max_length",
+    "max_prompt_length", "max_new_tokens", "checkpoint_every", "vocab_size", "min_frequency", "n_entities",
+    "max_asked", "num_heads", "num_beams", "shards", "kl_stop_count", "n_layer", "n_head", "n_embd",
+    "n_positions", "r", "alpha",
+})
 
 
 class ConfigError(UserError, ValueError):
@@ -79,12 +88,14 @@ def _build(tp: Any, value: Any, where: str) -> Any:
             sub = f"{where}.{name}" if where else name
             if name in value:
                 kwargs[name] = _build(hints[name], value[name], sub)
+                if name in POSITIVE and isinstance(kwargs[name], (int, float)) and not kwargs[name] > 0:
+                    raise ConfigError(f"{sub}: must be positive, got {value[name]!r}")
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{sub}: required key is missing")
         try:
             return tp(**kwargs)
-        except ConfigError as err:
-            raise ConfigError(f"{label}: {err}") from None
+        except ConfigError as err:  # a check of the whole section; the root's needs no label
+            raise ConfigError(f"{where}: {err}" if where else str(err)) from None
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"{label}: expected one of {list(args)}, got {value!r}")

@@ -139,6 +139,9 @@ class PROConfig:
 
 
 PAIR_ALGORITHMS = ("dpo", "dpo_ref_free", "pro")  # learn from policy.pairs; the rest offline from policy.data
+OFFLINE_ALGORITHMS = ("nll", "wbc", "r_gold", "r_lol", "a_lol", "a_lol_ref_free", "a_lol_seq", "a_lol_kl")
+PREFERENCE_ALGORITHMS = ("dpo", "dpo_ref_free")  # the DPO losses (PRO has its own trainer)
+ALGORITHMS = (*OFFLINE_ALGORITHMS, *PREFERENCE_ALGORITHMS, "pro", *ONLINE_SEMANTICS)
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,9 @@ class PolicyConfig:
     sweep: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        unknown = [a for a in self.algorithms if a not in ALGORITHMS]
+        if unknown:
+            raise ConfigError(f"algorithms: unknown {unknown}; known: {list(ALGORITHMS)}")
         for section in ("overrides", "sweep"):
             unknown = sorted(set(getattr(self, section)) - set(self.algorithms))
             if unknown:

@@ -23,3 +23,23 @@ def profiles_dir() -> Path:
 
 def accelerate_dir() -> Path:
     return project_root() / "configs" / "accelerate"
+
+
+def writable_folder(path: str | Path, what: str) -> Path:
+    """``path`` as a folder this process can write, created if missing; else a one-line user error
+    naming ``what`` (e.g. ``the artifact store (RLHF_ARTIFACTS)``). The probe writes and removes a
+    file: permission bits alone do not tell (root ignores them, a read-only mount keeps them)."""
+    from rlhf_core.errors import UserError
+
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{what} {path} is a file, not a folder: point it at a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"{what} {path} is not writable ({err.strerror}): fix its permissions or point it "
+                        "at another folder") from None
+    return path

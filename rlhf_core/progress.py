@@ -3,6 +3,8 @@
     for step in progress_bar(range(steps), desc="sft", total=steps):
         ...
 
+A stage sets its label (``with labelled("sft_model")``, done by ``Context.build``) and every bar inside
+names it first: ``sft_model train``, ``policy [dpo]``, ``generations [nll] generate``.
 Work that ends within ``SHOW_AFTER_S`` shows nothing. When stderr is not a terminal (a log file,
 a CI job) a redrawn bar would fill the file with carriage returns, so the state is written as one
 ordinary line every ``LINE_EVERY_S`` seconds instead.
@@ -10,7 +12,9 @@ ordinary line every ``LINE_EVERY_S`` seconds instead.
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterable, Iterator
 
 from tqdm import tqdm
 
@@ -35,10 +39,30 @@ class _Lines:
         self.stream.flush()
 
 
+_label: ContextVar[str | None] = ContextVar("progress_label", default=None)
+
+
+@contextmanager
+def labelled(label: str) -> Iterator[None]:
+    """Bars made inside the block say which stage they belong to (an asset and its partition)."""
+    token = _label.set(label)
+    try:
+        yield
+    finally:
+        _label.reset(token)
+
+
+def _described(desc: str) -> str:
+    label = _label.get()
+    if label is None:
+        return desc
+    return label if desc in label else f"{label} {desc}"  # policy [dpo], not policy [dpo] dpo
+
+
 def progress_bar(iterable: Iterable | None = None, *, desc: str, total: int | None = None, initial: int = 0,
                  unit: str = "it", disable: bool = False, at_once: bool = False) -> tqdm:
     """A bar (terminal) or periodic lines (log file); ``at_once``: show it from the start, however short."""
-    stream = sys.stderr
+    stream, desc = sys.stderr, _described(desc)
     if stream.isatty():
         return tqdm(iterable, desc=desc, total=total, initial=initial, unit=unit, disable=disable,
                     file=stream, mininterval=1.0, delay=0.0 if at_once else SHOW_AFTER_S)

@@ -147,13 +147,17 @@ def _alive(pid: int) -> bool:
 
 def _encode_table(obj: Any) -> Any:
     # Metadata may hold small DataFrames (previews, leaderboards); keep them tables across a reload.
+    # Columns and rows as lists: meta.json sorts mapping keys, and a board's column order means something.
     if isinstance(obj, pd.DataFrame):
-        return {"__table__": json.loads(obj.to_json(orient="records"))}
+        return {"__table__": json.loads(obj.to_json(orient="split", index=False))}
     return str(obj)
 
 
 def _decode_table(obj: dict) -> Any:
-    return pd.DataFrame(obj["__table__"]) if set(obj) == {"__table__"} else obj
+    if set(obj) != {"__table__"}:
+        return obj
+    table = obj["__table__"]  # {"columns", "data"}; a list of records in artifacts written before
+    return pd.DataFrame(table["data"], columns=table["columns"]) if isinstance(table, dict) else pd.DataFrame(table)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -40,6 +40,11 @@ def source_root(source: SourceConfig) -> Path:
                               "to a local copy")
     warn_if_unpinned(source.hub_id, source.revision)
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    return Path(snapshot_download(repo_id=source.hub_id, revision=source.revision, repo_type="dataset"))
+    try:
+        return Path(snapshot_download(repo_id=source.hub_id, revision=source.revision, repo_type="dataset"))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):  # no connection, and no copy in the hub cache
+        raise OfflineHubError(f"dataset {source.hub_id}@{source.revision} needs a download and the hub cannot be "
+                              "reached") from None
 

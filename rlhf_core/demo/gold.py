@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -125,7 +125,9 @@ def gold_components(world: World, weights: GoldConfig, prompt: str, response: st
 
 
 class GoldScorer:
-    """TRL-signature scorer for the demo's gold reward; ``components()`` gives the breakdown.
+    """The simulated human judge, computed from the world's facts: relevance + factuality + completeness
+    - toxicity (each weighted by the ``gold`` section). A TRL-signature scorer; ``components()`` gives the
+    breakdown.
 
     As a registered scorer (``rlhf_core.rewards.gold``) it is prepared from the ``world`` and
     ``gold`` config and the world's facts table, which it copies into its own artifact.
@@ -133,6 +135,12 @@ class GoldScorer:
 
     name = "gold"
     version = "1"
+    breakdown_legend: ClassVar[dict[str, str]] = {
+        "relevance": "the gold judge's relevance: share of the response's sentences that answer the question",
+        "factuality": "the gold judge's factuality: share of the stated facts that are true in the world",
+        "completeness": "the gold judge's completeness: share of the asked attributes answered correctly",
+        "toxicity": "the gold judge's toxicity: share of responses with a toxic word (counted against gold)",
+    }
     needs = Needs(config=("world", "gold"), tables=("world",))
     FACTS, CONFIG = "world_facts.parquet", "judge.json"
 

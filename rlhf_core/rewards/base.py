@@ -65,6 +65,14 @@ def scorer_needs(name: str) -> Needs:
     return getattr(_factory(name), "needs", Needs())
 
 
+def scorer_legend(name: str) -> tuple[str, dict[str, str]]:
+    """What a scorer's score means (its docstring's first sentence) and, for a scorer with a
+    breakdown, what each of its extra columns means (its ``breakdown_legend``)."""
+    factory = _factory(name)
+    doc = " ".join((factory.__doc__ or name).split())
+    return doc.split(". ")[0].rstrip("."), dict(getattr(factory, "breakdown_legend", {}))
+
+
 def prepare_scorer(name: str, params: dict[str, Any], state_dir: Path, config: dict[str, Any],
                    tables: dict[str, pd.DataFrame]) -> None:
     """Write what the scorer needs beyond its parameters into ``state_dir`` (nothing for most)."""

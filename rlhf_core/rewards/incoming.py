@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 from pathlib import Path
 
 import pandas as pd
 
-from rlhf_core.data.quarantine import CleanResult, Ledger, read_jsonl
+from rlhf_core.data.quarantine import CleanResult, Ledger, parse_jsonl
 from rlhf_core.data.rows import RowError, get_str
 
 INCOMING_COLUMNS = ["row_id", "prompt", "completion"]
@@ -59,11 +60,23 @@ def content_fingerprint(day: Path) -> str:
 
 
 def read_day(day: Path) -> CleanResult:
-    """Every line of every ``*.jsonl`` file of the day; a row without an id gets ``<file>:<line>``."""
+    """Every line of every ``*.jsonl`` file of the day; a row without an id gets ``<file>:<line>``.
+
+    A file that is not UTF-8 text is quarantined whole (row 0, field ``<file>``, the reason naming
+    the first bad byte): its lines cannot be told apart reliably, and the day's other files go on."""
     kept, quarantined, n_input = [], [], 0
     for path in _files(day):
         ledger = Ledger(source=str(path))
-        for lineno, obj in read_jsonl(str(path), ledger):
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = data.count(b"\n", 0, err.start) + 1
+            ledger.n_input += 1
+            ledger.quarantine_row(0, "<file>", f"not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start} "
+                                  f"(line {line}); the whole file is set aside", data[:200].decode("utf-8", "replace"))
+            text = ""
+        for lineno, obj in parse_jsonl(io.StringIO(text), ledger):
             try:
                 row_id = obj.get("id", f"{path.name}:{lineno}")
                 if not isinstance(row_id, str) or not row_id:

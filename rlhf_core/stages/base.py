@@ -44,7 +44,10 @@ import pandas as pd
 from rlhf_core.codehash import code_hash
 from rlhf_core.config import TaskConfig, to_dict
 from rlhf_core.data.quarantine import CleanResult
+from rlhf_core.errors import MissingInputError
+from rlhf_core.progress import labelled
 from rlhf_core.store import ArtifactRef, ArtifactStore, hash_key, read_table, write_table
+from rlhf_core.store_verify import META_FILE, is_artifact
 
 TABLE = "table.parquet"
 QUARANTINE = "quarantine.parquet"
@@ -120,7 +123,29 @@ class Context:
         """The artifact keyed by this stage's version, the parents' content and ``extra``."""
         hashes = {k: v.content_hash for k, v in sorted(parents.items()) if v is not None}
         key = {"version": self.version, "parents": hashes, **extra}
-        return done(self.store.build(self.task, asset, partition, key, build_fn))
+
+        def build_from_whole_parents(out: Path, work: Path) -> dict[str, Any]:
+            for ref in parents.values():
+                if ref is not None:
+                    require_whole(ref, self.store.root)
+            with labelled(asset + (f" [{partition}]" if partition else "")):  # its progress bars name it
+                return build_fn(out, work)
+
+        return done(self.store.build(self.task, asset, partition, key, build_from_whole_parents))
+
+
+def require_whole(ref: ArtifactRef, root: Path) -> None:
+    """A parent about to be read is a whole artifact: a folder deleted or emptied after it was built
+    fails here, naming it and its rebuild command, not in a loader that takes the missing local path
+    for a hub id. (A child found in the store never reads its parents, so this runs only to build.)"""
+    if is_artifact(ref.path):
+        return
+    try:
+        task, asset = Path(ref.path).resolve().relative_to(root).parts[:2]
+    except ValueError:  # not under this store: name the folder only
+        raise MissingInputError(f"parent artifact {ref.path} is gone or incomplete (no {META_FILE})") from None
+    raise MissingInputError(f"parent artifact {task}/{asset} ({ref.path}) is gone or incomplete (no {META_FILE}); "
+                            f"rebuild it: rlhf run {task} --rebuild {asset}")
 
 
 InputKind = Literal["artifact", "optional", "mapping", "str", "int"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rlhf_core.config import TaskConfig
+from rlhf_core.config import TaskConfig, header_command, task_config_path
 from rlhf_core.data.registry import get_builder, get_loader
+from rlhf_core.errors import OfflineHubError
 from rlhf_core.stages.base import Context, Result, stage, table, write_clean
 from rlhf_core.store import ArtifactRef
 
@@ -16,7 +17,17 @@ def load_source(ctx: Context, name: str) -> Result:
     """Parse one raw source; bad rows are quarantined and counted (the demo's world generator
     reads ``world`` and ``gold``)."""
     src = ctx.cfg.sources[name]
-    return ctx.build(f"raw_{name}", None, {}, lambda out, _: write_clean(get_loader(src.loader)(src, ctx.cfg), out))
+
+    def build(out: Path, _: Path) -> dict[str, Any]:
+        try:
+            return write_clean(get_loader(src.loader)(src, ctx.cfg), out)
+        except OfflineHubError as err:  # say which source, and how to run it from local files
+            fixture = header_command(task_config_path(ctx.task))
+            raise OfflineHubError(f"source {name}: {err}; give it a local copy with --set sources.{name}.path=DIR"
+                                  + (f", or run the fixture command from the header of configs/tasks/{ctx.task}.yaml: "
+                                     f"{fixture}" if fixture else "")) from None
+
+    return ctx.build(f"raw_{name}", None, {}, build)
 
 
 def _builder_code(task: TaskConfig, name: str) -> list:

@@ -11,6 +11,8 @@ from rlhf_core.stages.annotation import reward_function, reward_terms
 from rlhf_core.stages.base import TABLE, Context, Result, load_tok, stage, table
 from rlhf_core.store import ArtifactRef, write_table
 
+LEGEND = "leaderboard_legend.csv"  # column, meaning: beside the leaderboard in its artifact and its export
+
 
 @stage(lambda task: ["evaluation.split", "evaluation.generation", "seed"])
 def generations(ctx: Context, algorithm: str, policy: ArtifactRef, prompts: ArtifactRef) -> Result:
@@ -54,12 +56,14 @@ def evaluation(ctx: Context, algorithm: str, gen: ArtifactRef, scorers: dict[str
     return ctx.build("evaluation", algorithm, parents, build)
 
 
-@stage(lambda task: ["evaluation.rank_by", "seed", "policy.overrides"])
+@stage(lambda task: ["evaluation.rank_by", "seed", "policy.overrides", "annotation.scorers"])
 def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path) -> Result:
     """One row per algorithm, best first by ``evaluation.rank_by``, each metric with its bootstrap 95%
     interval over prompts and, over several training seeds, its std; swept algorithms at their best
-    setting on val. Also exported as CSV to ``export`` (the intervals and the sweep beside it)."""
+    setting on val. Also exported as CSV to ``export`` (the intervals and the sweep beside it, and what
+    each column means: ``leaderboard_legend.csv``)."""
     from rlhf_core.eval.board import leaderboard as board_tables
+    from rlhf_core.eval.legend import leaderboard_legend
     from rlhf_core.eval.plots import bar_chart
 
     rank_by = ctx.cfg.evaluation.rank_by
@@ -70,18 +74,22 @@ def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path)
     rows = parts["board"]
 
     def build(out: Path, _: Path) -> dict[str, Any]:
+        legend = leaderboard_legend(ctx.cfg, list(rows.columns))
         write_table(rows, out / TABLE)
         for name, frame in parts.items():
             frame.to_csv(out / f"{'leaderboard' if name == 'board' else name}.csv", index=False, float_format="%.4f")
+        pd.DataFrame(list(legend.items()), columns=["column", "meaning"]).to_csv(out / LEGEND, index=False)
         bar_chart(rows, "algorithm", list(dict.fromkeys([rank_by, "reward"])), out / "leaderboard.png")
         shown = ["algorithm", "setting", "seeds", *(f"{m}{s}" for m in dict.fromkeys([rank_by, "reward"])
                                                     for s in ("", "_lo", "_hi", "_seed_std") if f"{m}{s}" in rows)]
-        meta = {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "table": rows[shown],
+        meta = {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "ranked_by": rank_by,
+                "table": rows[shown], "legend": list(legend.items()),  # pairs: meta.json sorts a mapping
                 "intervals": parts["intervals"], "plot": "leaderboard.png"}
         return {**meta, "sweep": parts["sweep"]} if not parts["sweep"].empty else meta
 
     ref, meta = ctx.build("leaderboard", None, evaluations, build)
     export_copy(ref.file("leaderboard.csv"), export)
+    export_copy(ref.file(LEGEND), export.with_name(LEGEND))
     return ref, {**meta, "exported_to": str(export)}
 
 

@@ -46,7 +46,8 @@ def sft_model(ctx: Context, tok: ArtifactRef, data: ArtifactRef) -> Result:
         model = (build_causal_lm(cfg.model.init, tokenizer, ctx.cfg.seed) if cfg.model.init
                  else load_causal_lm(cfg.model, ctx.cfg.compute.quantization))
         train_rows = rows[rows["split"] == "train"]
-        result = train_offline(model, tokenizer, train_rows, "nll", cfg.train, work, compute=ctx.cfg.compute)
+        result = train_offline(model, tokenizer, train_rows, "nll", cfg.train, work, compute=ctx.cfg.compute,
+                              desc="train")
         model = result.model  # unwrapped (and LoRA-merged, unless lora.merge is false) by the engine
         saved = save_model(model, tokenizer, out, cfg.model)
         loss_curve(result.history, out / "loss_curve.png", "SFT loss (summed NLL per response)")

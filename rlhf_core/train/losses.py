@@ -20,8 +20,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-OFFLINE_ALGORITHMS = ("nll", "wbc", "r_gold", "r_lol", "a_lol", "a_lol_ref_free", "a_lol_seq", "a_lol_kl")
-PREFERENCE_ALGORITHMS = ("dpo", "dpo_ref_free")
+# The algorithm names live with the policy config, which checks them when a config loads.
+from rlhf_core.config_rl import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS  # noqa: F401 (re-exported)
+
 NEEDS_REFERENCE = {"r_lol", "a_lol", "a_lol_seq", "a_lol_kl", "dpo"}
 NEEDS_ADVANTAGE = {"a_lol", "a_lol_ref_free", "a_lol_seq", "a_lol_kl"}
 R_GOLD_FLOOR = 0.1

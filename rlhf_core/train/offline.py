@@ -32,8 +32,9 @@ def reference_for(policy, needed: bool, compute: ComputeConfig | None):
 
 def train_offline(policy, tokenizer, rows: pd.DataFrame, algorithm: str, train: TrainConfig,
                   work_dir: Path, policy_cfg: PolicyConfig | None = None,
-                  compute: ComputeConfig | None = None) -> LoopResult:
-    """Train ``policy`` in place on prompt/completion rows with one offline algorithm."""
+                  compute: ComputeConfig | None = None, desc: str | None = None) -> LoopResult:
+    """Train ``policy`` in place on prompt/completion rows with one offline algorithm (``desc``: the
+    progress label, by default the algorithm's name; SFT, which trains with nll, says ``train``)."""
     enc = encode_pairs(tokenizer, rows["prompt"].tolist(), rows["completion"].tolist(), train.max_length)
     reward = torch.tensor(rows["reward"].to_numpy(), dtype=torch.float32) if "reward" in rows else None
     advantage = torch.tensor(rows["advantage"].to_numpy(), dtype=torch.float32) if "advantage" in rows else None
@@ -69,7 +70,7 @@ def train_offline(policy, tokenizer, rows: pd.DataFrame, algorithm: str, train: 
         )
         return losses.mean(), {"nll_per_token": float(-(logp.detach().sum() / mask.sum()))}
 
-    return engine.run(order, step_fn, work_dir, algorithm)
+    return engine.run(order, step_fn, work_dir, desc or algorithm)
 
 
 def train_dpo(policy, tokenizer, pairs: pd.DataFrame, policy_cfg: PolicyConfig, work_dir: Path,

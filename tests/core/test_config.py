@@ -69,8 +69,8 @@ def test_a_revision_that_is_not_a_commit_sha_is_flagged(caplog):
 def test_numbers_read_as_users_write_them(tmp_path):
     # YAML 1.1 reads 5e-4 and 1e3 as strings; a number field takes them, a string field keeps them.
     cfg = load_config(task_config_path("demo"), ["policy.train.lr=5e-4", "sft.train.batch_size=1e1",
-                                                 "evaluation.rank_by=1e3"])
-    assert cfg.policy.train.lr == 0.0005 and cfg.sft.train.batch_size == 10 and cfg.evaluation.rank_by == "1e3"
+                                                 "evaluation.split=1e3"])
+    assert cfg.policy.train.lr == 0.0005 and cfg.sft.train.batch_size == 10 and cfg.evaluation.split == "1e3"
     # a YAML file's number: the appended section replaces the demo's own (the last key wins)
     (tmp_path / "demo.yaml").write_text(task_config_path("demo").read_text() + "\nreference_value: {lr: 2e-5}\n")
     assert load_config(tmp_path / "demo.yaml").reference_value.lr == 2e-5
@@ -91,3 +91,33 @@ def test_numbers_read_as_users_write_them(tmp_path):
 def test_rlhflow_reward_model_sections_are_checked(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(task_config_path("rlhflow"), [override])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sft.train.epochs=-1", "sft.train.epochs: must be positive, got -1"),
+    ("sft.train.batch_size=0", "sft.train.batch_size: must be positive, got 0"),
+    ("policy.ppo.steps=0", "policy.ppo.steps: must be positive, got 0"),
+    ("tokenizer.vocab_size=-5", "tokenizer.vocab_size: must be positive, got -5"),
+    ("policy.algorithms=[nll, foo]", "algorithms: unknown ['foo']; known: ['nll',"),
+    ("annotation.scorers.gold.scorer=golden", "annotation.scorers.gold.scorer: unknown name 'golden'; known: ["),
+    ("sources.feedback.loader=feedbak", "sources.feedback.loader: unknown name 'feedbak'"),
+    ("datasets.clean_feedback.builder=nope", "datasets.clean_feedback.builder: unknown name 'nope'"),
+    ("evaluation.rank_by=glod", "evaluation.rank_by: unknown name 'glod'; known: ['distinct_1', 'distinct_2',"),
+])
+def test_non_positive_sizes_and_unknown_names_fail_when_the_config_loads(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(task_config_path("demo"), [override])
+    assert str(err.value).startswith("demo.yaml: ") and message in str(err.value), str(err.value)
+
+
+def test_the_names_a_config_may_use_are_exactly_what_the_registries_hold():
+    """The config check reads the registered names from source; importing the registries agrees."""
+    from rlhf_core.config import LOADERS, SCORERS
+    from rlhf_core.data import registry
+    from rlhf_core.registry import declared_names
+    from rlhf_core.rewards import base
+
+    assert (LOADERS, SCORERS) == (registry.LOADERS.package, base.SCORERS.package)
+    assert declared_names(LOADERS, "loader") == set(registry.LOADERS.names())
+    assert declared_names(LOADERS, "builder") == set(registry.BUILDERS.names())
+    assert declared_names(SCORERS, "register") == set(base.SCORERS.names())

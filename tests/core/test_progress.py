@@ -29,3 +29,19 @@ def test_short_work_prints_nothing(monkeypatch):
     for _ in progress.progress_bar(range(3), desc="sft", total=3):
         pass
     assert log.getvalue() == ""
+
+
+def test_a_bar_inside_a_stage_names_the_stage_first(monkeypatch):
+    """SFT trains with the nll loss; its bar says ``sft_model train``, a policy's ``policy [nll]``."""
+    log = LogFile()
+    monkeypatch.setattr("sys.stderr", log)
+    monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)
+    for label, desc, shown in [("sft_model", "train", "sft_model train: "), ("policy [nll]", "nll", "policy [nll]: "),
+                               ("generations [dpo]", "generate", "generations [dpo] generate: ")]:
+        with progress.labelled(label):
+            for _ in progress.progress_bar(range(2), desc=desc, total=2):
+                pass
+        assert log.getvalue().splitlines()[-1].startswith(shown + "2/2"), log.getvalue()
+    for _ in progress.progress_bar(range(2), desc="score", total=2):  # outside a stage: as asked
+        pass
+    assert log.getvalue().splitlines()[-1].startswith("score: 2/2")

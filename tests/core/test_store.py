@@ -85,3 +85,15 @@ def test_temporary_directories_of_a_killed_run_are_removed(tmp_path):
     live.mkdir()
     assert not ArtifactStore(root).build("t", "asset", None, {"x": 1}, write("ok")).cached
     assert [p.name for p in asset.glob(".tmp-*")] == [live.name]
+
+
+def test_a_table_in_metadata_keeps_its_column_order_across_meta_json(tmp_path):
+    """meta.json sorts mapping keys; a leaderboard's columns (algorithm, the ranking column, ...) keep theirs."""
+    import pandas as pd
+
+    from rlhf_core.store import ArtifactStore
+
+    rows = pd.DataFrame({"algorithm": ["dpo", "sft"], "gold": [0.5, 0.25], "completeness": [1.0, 0.0]})
+    ref = ArtifactStore(tmp_path).build("t", "board", None, {"k": 1}, lambda out, work: {"table": rows})
+    back = ref.meta()["metadata"]["table"]
+    assert list(back.columns) == ["algorithm", "gold", "completeness"] and back.equals(rows)

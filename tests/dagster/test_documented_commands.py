@@ -42,7 +42,7 @@ def test_every_documented_command_parses_and_validates(where, argv):
     args = _parser().parse_args(argv)
     if args.command in ("run", "status"):
         task = load_config(task_config_path(args.task), args.overrides, profile=args.profile)
-        steps = run_plan(task)
+        steps = run_plan(task, incoming=bool(getattr(args, "select", None)))
         if args.command == "run":
             resolve_selection(args.task, steps, args.select)
             rebuild_closure(args.task, steps, args.rebuild)
@@ -58,3 +58,14 @@ def test_the_demo_data_command_runs_and_status_and_tasks_run(tmp_path, monkeypat
     assert re.search(r"^raw_world +materialized$", capsys.readouterr().out, re.M)
     assert main(shown("tasks")) == 0
     assert "demo " in capsys.readouterr().out
+
+
+def test_the_readme_names_every_stage_group_of_the_demo():
+    """The README's ``--select`` comment lists the groups ``rlhf run`` knows (incoming has its own line)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    listed = re.search(r"# one stage group: ([\w, ]+)\n", readme).group(1).split(", ")
+    steps = run_plan(load_config(task_config_path("demo")), incoming=True)
+    groups = {a.group_names_by_key[k].removeprefix("demo_") for s in steps for a in s.assets for k in a.keys}
+    assert sorted(listed) == sorted(groups - {"incoming"}) and "rlhf run demo --select incoming" in readme

@@ -73,3 +73,21 @@ def test_reading_a_partition_that_was_never_written_names_it(instance):
     assert not result.success
     message = result.get_step_failure_events()[0].event_specific_data.error.cause.message
     assert "x [b] has not been materialized" in message
+
+
+def test_tables_become_typed_dagster_tables_with_the_legend_as_column_descriptions():
+    import pandas as pd
+
+    from resources.metadata import to_dagster
+
+    rows = pd.DataFrame({"algorithm": ["dpo", "sft"], "gold": [0.71234567, float("nan")], "n": [40, 40],
+                         "empty": [True, False]})
+    meta = to_dagster({"table": rows, "legend": {"gold": "the judge", "n": "samples"}})
+    table = meta["table"]
+    assert isinstance(table, dg.TableMetadataValue)
+    assert [(c.name, c.type, c.description) for c in table.schema.columns] == [
+        ("algorithm", "string", None), ("gold", "float", "the judge"), ("n", "int", "samples"), ("empty", "bool", None)]
+    assert [r.data for r in table.records] == [{"algorithm": "dpo", "gold": 0.7123, "n": 40, "empty": True},
+                                               {"algorithm": "sft", "gold": None, "n": 40, "empty": False}]
+    assert [r.data for r in meta["legend"].records] == [{"column": "gold", "meaning": "the judge"},
+                                                        {"column": "n", "meaning": "samples"}]

@@ -16,7 +16,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts"
 # The README's link: the demo's assets without its incoming group, every group expanded.
 DEMO_LINEAGE = ("/asset-groups~key%3A%22demo%2F*%22%20and%20not%20group%3Ademo_incoming?expanded="
-                + "%2C".join(f"global%40global%3Ademo_{g}" for g in ("data", "models", "annotation", "rl")))
+                + "%2C".join(f"global%40global%3Ademo_{g}" for g in ("data", "models", "reward_models", "annotation",
+                                                                       "rl")))
 BACKFILLS = "{ partitionBackfillsOrError { ... on PartitionBackfills { results { id } } } }"
 
 
@@ -50,19 +51,32 @@ def test_materialize_all_from_the_lineage_page_then_read_the_leaderboard(ui, pag
     page.screenshot(path=SHOTS / "3-backfill-done.png", full_page=True)
     assert result["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), result
 
-    page.goto(f"{ui.url}/assets/demo/leaderboard")
-    # The UI shows a long markdown value behind "[Show Markdown]", in a dialog.
+    read_the_leaderboard(page, ui.url)
+
+
+def read_the_leaderboard(page, url: str) -> None:
+    """``demo/leaderboard``'s latest materialization: the typed table inline on the asset page (its
+    schema, with each column's meaning, one click away) and the plot one click away. Screenshots 4-6."""
+    page.goto(f"{url}/assets/demo/leaderboard")
     table_row = page.locator("tr").filter(has=page.get_by_text("table", exact=True))
-    table_row.get_by_text("[Show Markdown]").click()
-    table = page.get_by_role("dialog").locator("table:has(th:text-is('gold'))")
-    sync_api.expect(table.first).to_be_visible()
+    table = table_row.locator("table:has(th:text-is('gold'))")
+    table.first.wait_for(timeout=60_000)  # a typed table, shown on the page itself
     for algorithm in ("sft", "nll", "a_lol", "dpo", "pro", "ppo", "grpo", "fg_ppo"):
         sync_api.expect(table.first.locator(f"td:text-is('{algorithm}')")).to_have_count(1)
+    legend = page.locator("tr").filter(has=page.get_by_text("legend", exact=True))
+    sync_api.expect(legend.locator("td:text-is('gold')").first).to_be_visible()
+    table.first.scroll_into_view_if_needed()
     page.screenshot(path=SHOTS / "4-leaderboard.png", full_page=True)
-    page.keyboard.press("Escape")
+    table_row.get_by_text("Show schema").click()  # one click: each column's type and meaning
+    schema = page.get_by_role("dialog")
+    sync_api.expect(schema).to_contain_text("the ranking column (rows best first)")
+    page.screenshot(path=SHOTS / "5-leaderboard-schema.png")
+    schema.get_by_role("button", name="Close").click()
+    sync_api.expect(schema).to_be_hidden()
     plot_row = page.locator("tr").filter(has=page.get_by_text("plot", exact=True))
-    plot_row.get_by_text("[Show Markdown]").click()
+    plot_row.get_by_text("[Show Markdown]").click()  # one click: the bar chart
     plot = page.get_by_role("dialog").locator("img[alt='plot']")
     sync_api.expect(plot).to_be_visible()
     assert plot.evaluate("img => img.complete && img.naturalWidth > 100")  # the PNG decoded
-    page.screenshot(path=SHOTS / "5-leaderboard-plot.png")
+    page.wait_for_timeout(1000)  # the dialog's fade-in
+    page.screenshot(path=SHOTS / "6-leaderboard-plot.png")

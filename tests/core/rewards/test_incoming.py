@@ -40,3 +40,15 @@ def test_fingerprints_change_when_a_file_changes(tmp_path):
     assert fingerprint(day) != quick and content_fingerprint(day) != content
     write_lines(day / "a.jsonl", [{"prompt": "Q", "completion": "A"}])
     assert content_fingerprint(day) == content  # same bytes, same artifact key
+
+
+def test_a_file_that_is_not_utf8_is_quarantined_whole_and_the_day_goes_on(tmp_path):
+    day = tmp_path / "2026-11-22"
+    write_lines(day / "a.jsonl", [{"prompt": "Q?", "completion": " A."}])
+    (day / "b.jsonl").write_bytes(b'{"prompt": "Q?", "completion": " ok"}\n{"prompt": "caf\xe9", "completion": "x"}\n')
+    result = read_day(day)
+    assert result.kept.values.tolist() == [["a.jsonl:1", "Q?", " A."]]
+    (row,) = result.quarantined.to_dict("records")
+    assert (row["source"], row["row"], row["field"]) == (str(day / "b.jsonl"), 0, "<file>")
+    assert row["reason"].startswith("not UTF-8 text: byte 0xe9 at offset 53 (line 2)")
+    assert result.counts() == {"input_rows": 2, "kept_rows": 1, "quarantined_rows": 1}

@@ -1,0 +1,58 @@
+"""What each column of a leaderboard means, from the task's reward components and the scorers' own docs.
+
+    leaderboard_legend(cfg, ["algorithm", "gold", "reward", "rm", "distinct_1", "n"])
+    # {"gold": "the ranking column (rows best first): mean score of component gold (scorer gold): The ...", ...}
+
+Shown as the column descriptions of the leaderboard's Dagster table, as its own ``legend`` table and
+under ``rlhf leaderboard``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rlhf_core.rewards.base import scorer_legend
+
+FIXED = {
+    "algorithm": "the policy: an RL algorithm (a partition of policy), or sft, the SFT model itself untouched by "
+                 "RL (the baseline)",
+    "distinct_1": "distinct-1 of the samples: unique words / all words (variety of wording)",
+    "distinct_2": "distinct-2 of the samples: unique word pairs / all word pairs",
+    "n": "number of evaluation samples (one per evaluation prompt)",
+    "setting": "the algorithm's setting: its own, or for a swept algorithm the best on the validation split",
+    "seeds": "number of training seeds the row averages",
+}
+# A metric's spread beside it (rlhf_core.eval.board): suffix -> what it is of the metric
+SPREAD = {"_lo": "lower end of the 95% bootstrap interval over prompts of", "_hi": "upper end of the 95% bootstrap "
+          "interval over prompts of", "_seed_std": "standard deviation over training seeds of"}
+
+
+def _reward(scorers: dict[str, Any]) -> str:
+    terms = [f"{s.weight:g} * {c}" if s.transform == "identity" else f"{s.weight:g} * {s.transform}({c})"
+             for c, s in scorers.items() if s.weight]
+    return ("R, the task's reward that RL optimises (the rewards asset's formula): " + " + ".join(terms)
+            + "; the mean over the evaluation samples")
+
+
+def _component(name: str, spec: Any) -> str:
+    summary, _ = scorer_legend(spec.scorer)
+    what = f"the trained reward model {spec.partition!r}" if spec.partition else summary
+    weight = f"weight {spec.weight:g} in R" if spec.weight else "reported only, not in R (weight 0)"
+    return f"mean score of component {name} (scorer {spec.scorer}): {what}; {weight}"
+
+
+def leaderboard_legend(cfg: Any, columns: list[str]) -> dict[str, str]:
+    """``column -> meaning`` for every column (one no scorer explains says so); ``cfg`` reads
+    ``evaluation.rank_by`` and ``annotation.scorers``."""
+    scorers = cfg.annotation.scorers
+    known = {**FIXED, "reward": _reward(scorers), **{c: _component(c, s) for c, s in scorers.items()}}
+    for spec in scorers.values():
+        known = {**scorer_legend(spec.scorer)[1], **known}
+    for column in columns:
+        for suffix, what in SPREAD.items():
+            if column.endswith(suffix) and column.removesuffix(suffix) in columns:
+                known.setdefault(column, f"{what} {column.removesuffix(suffix)}")
+    legend = {c: known.get(c, "a column of a scorer's breakdown") for c in columns}
+    rank_by = cfg.evaluation.rank_by
+    if rank_by in legend:
+        legend[rank_by] = f"the ranking column (rows best first): {legend[rank_by]}"
+    return legend
