@@ -72,15 +72,15 @@ def incoming_steps(task: TaskConfig) -> list[Step]:
 
 def build_task_definitions(task: TaskConfig) -> dg.Definitions:
     plan = run_plan(task)
-    jobs = [dg.define_asset_job(s.job, selection=dg.AssetSelection.assets(*s.keys),
-                                partitions_def=s.assets[0].partitions_def) for s in plan]
+    # Each job's partitions are inferred from its assets (one partitions definition per step).
+    jobs = [dg.define_asset_job(s.job, selection=dg.AssetSelection.assets(*s.keys)) for s in plan]
     assets = [a for s in plan for a in s.assets]
     schedules, sensors = [], []
     incoming = annotation.build_incoming(task)
     if incoming:
         assets += [incoming["annotated_incoming"], incoming["incoming_rewards"]]
-        job = dg.define_asset_job(f"{task.task}_incoming", selection=dg.AssetSelection.assets(
-            incoming["annotated_incoming"]), partitions_def=annotation.incoming_partitions(task))
+        job = dg.define_asset_job(f"{task.task}_incoming",
+                                  selection=dg.AssetSelection.assets(incoming["annotated_incoming"]))
         jobs.append(job)
         schedules.append(automation.daily_schedule(task, job))
         sensors.append(automation.incoming_sensor(task, job, annotation.day_partitions(task)))
