@@ -12,43 +12,58 @@ from rlhf_core.stages.base import TABLE, Context, Result, load_tok, stage, table
 from rlhf_core.store import ArtifactRef, write_table
 
 
-@stage(lambda task: ["evaluation.split", "evaluation.generation", "seed"])
+GENERATION_READS = ["split", "extra_splits", "generation", "num_beams", "repetition_penalty", "samples_per_prompt",
+                    "stop_at", "strip_suffixes"]
+
+
+@stage(lambda task: [f"evaluation.{f}" for f in GENERATION_READS] + ["seed"])
 def generations(ctx: Context, algorithm: str, policy_ref: ArtifactRef, prompts_ref: ArtifactRef) -> Result:
-    """One policy's samples on the evaluation prompts."""
+    """One policy's samples on the evaluation prompts (every evaluated split, ``samples_per_prompt`` each), with the
+    prompts' own columns (references, knowledge) and each sample's token count."""
+    from rlhf_core.eval.evaluate import clean_response, evaluation_prompts
     from rlhf_core.eval.generate import generate
     from rlhf_core.models.load import load_policy
 
     cfg = ctx.cfg.evaluation
 
     def build(out: Path, _: Path) -> dict[str, Any]:
-        rows = table(prompts_ref)
-        rows = rows[rows["split"] == cfg.split][["id", "prompt"]].reset_index(drop=True)
-        if rows.empty:
-            raise ValueError(f"evaluation.split {cfg.split!r}: no prompts of that split in {prompts_ref.path}")
-        model = load_policy(ModelSource(path=policy_ref.path))
-        rows["completion"] = generate(model, load_tok(policy_ref), rows["prompt"].tolist(), cfg.generation,
-                                      ctx.cfg.seed)
+        rows = evaluation_prompts(table(prompts_ref), [cfg.split, *cfg.extra_splits], cfg.samples_per_prompt)
+        model, tok = load_policy(ModelSource(path=policy_ref.path)), load_tok(policy_ref)
+        raw = generate(model, tok, rows["prompt"].tolist(), cfg.generation, ctx.cfg.seed,
+                       num_beams=cfg.num_beams, repetition_penalty=cfg.repetition_penalty)
+        rows["completion_tokens"] = [len(ids) for ids in tok(raw, add_special_tokens=False)["input_ids"]]
+        rows["completion"] = [clean_response(t, cfg.stop_at, cfg.strip_suffixes) for t in raw]
         write_table(rows, out / TABLE)
         return {"rows": len(rows), "empty_completions": int((rows["completion"].str.strip() == "").sum()),
-                "preview": rows.head(8)}
+                "preview": rows[["prompt", "completion"]].head(8)}
 
     return ctx.build("generations", algorithm, {"policy": policy_ref, "prompts": prompts_ref}, build)
 
 
-@stage(reward_terms)
+def _evaluation_reads(task) -> list[str]:
+    return [*reward_terms(task), "evaluation.split", "evaluation.extra_splits", "evaluation.gold", "evaluation.metrics"]
+
+
+@stage(_evaluation_reads)
 def evaluation(ctx: Context, algorithm: str, gen_ref: ArtifactRef, scorer_refs: dict[str, ArtifactRef]) -> Result:
-    """Every reward component (and its breakdown), R, and distinct-1/2 of one algorithm's samples."""
-    from rlhf_core.eval.metrics import distinct_n
+    """Every reward component (and its breakdown), R and the task's ``evaluation.metrics`` of one algorithm's samples,
+    per split, and of the references (``gold``)."""
+    from rlhf_core.eval.evaluate import evaluate_group, flat_summary, groups
+
+    cfg = ctx.cfg.evaluation
 
     def build(out: Path, _: Path) -> dict[str, Any]:
-        rows = table(gen_ref)
-        prompts, completions = rows["prompt"].tolist(), rows["completion"].tolist()
-        rows = pd.concat([rows, reward_function(ctx.cfg, scorer_refs).scores(prompts, completions)], axis=1)
-        write_table(rows, out / TABLE)
-        numeric = rows.select_dtypes("number").mean().to_dict()
-        summary = {"algorithm": algorithm, **{k: float(v) for k, v in numeric.items()},
-                   "distinct_1": distinct_n(completions, 1), "distinct_2": distinct_n(completions, 2), "n": len(rows)}
-        return {**summary, "summary": summary}
+        reward = reward_function(ctx.cfg, scorer_refs)
+        results, scored = [], []
+        for split, segment, rows in groups(table(gen_ref), [cfg.split, *cfg.extra_splits], cfg.gold):
+            rows, values = evaluate_group(rows, reward.scores, reward.scorers, cfg.metrics)
+            scored.append(rows.assign(segment=segment))
+            results.append((split, segment, values))
+        write_table(pd.concat(scored, ignore_index=True), out / TABLE)
+        by_group = pd.DataFrame([{"split": s, "segment": g, **v} for s, g, v in results])
+        by_group.to_csv(out / "evaluation.csv", index=False, float_format="%.4f")
+        summary = {"algorithm": algorithm, **flat_summary(results)}
+        return {**summary, "summary": summary, "table": by_group}
 
     parents = {"generations": gen_ref, **{f"scorer/{c}": r for c, r in scorer_refs.items()}}
     return ctx.build("evaluation", algorithm, parents, build)
