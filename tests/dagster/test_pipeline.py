@@ -85,7 +85,7 @@ def test_leaderboard_has_a_measured_row_per_algorithm(run):
     root, _ = run
     board = pd.read_csv(root / "artifacts" / "demo" / "leaderboard.csv")
     assert sorted(board["algorithm"]) == ["a_lol", "dpo", "fg_ppo", "grpo", "nll", "ppo", "pro", "sft"]
-    for col in ("gold", "reward", "rm", "relevance", "length", "distinct_2"):
+    for col in ("gold", "reward", "rm", "relevance", "length", "distinct-2"):
         assert board[col].notna().all()
 
 

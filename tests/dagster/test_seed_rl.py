@@ -101,9 +101,12 @@ def seed_overrides(task: str, tmp) -> list[str]:
                 f"annotation.scorers.rm={{scorer: rm_logit, params: {{model: {_distilbert(tmp / 'distilbert')}}}}}",
                 f"policy.ppo={SHORT_PPO % ''}"]
     if task == "detox":
-        return [f"policy.init={{path: {_gpt2(tmp / 'gpt2')}}}",
-                f"annotation.scorers.toxicity.params={{base: fluency, model: {_toxicity_classifier(tmp)}}}",
-                f"policy.ppo={SHORT_PPO % ''}", f"policy.fg_ppo.ppo={SHORT_PPO % ', samples_per_prompt: 2'}"]
+        gpt2, toxicity = _gpt2(tmp / "gpt2"), _toxicity_classifier(tmp)
+        return [f"policy.init={{path: {gpt2}}}",
+                f"annotation.scorers.toxicity.params={{base: fluency, model: {toxicity}}}",
+                f"policy.ppo={SHORT_PPO % ''}", f"policy.fg_ppo.ppo={SHORT_PPO % ', samples_per_prompt: 2'}",
+                f"evaluation.metrics.toxicity.params={{scorer: fluency, params: {{model: {toxicity}}}}}",
+                f"evaluation.metrics.perplexity.params={{model: {{path: {gpt2}}}}}", "evaluation.samples_per_prompt=3"]
     if task == "qa_feedback":
         return [f"policy.init={{path: {_t5(tmp / 't5', 0)}}}",
                 f"policy.fg_ppo.value_model={{path: {_t5(tmp / 't5_value', 1)}}}",
@@ -140,6 +143,16 @@ def _toxicity_classifier(tmp) -> str:
 
 ALGORITHMS = {"hh_rlhf": ["ppo"], "detox": ["ppo", "fg_ppo"], "qa_feedback": ["fg_ppo"], "oasst_crs": ["ppo"],
               "hh_pro": ["pro"]}
+# Each task's own evaluation table (docs/sources.md §7), as its YAML's evaluation.metrics name it.
+EVALUATION_COLUMNS = {
+    "hh_rlhf": ["distinct-1", "distinct-2"],
+    "detox": ["avg_max_toxicity", "toxicity_probability", "perplexity", "dist-2", "dist-3"],
+    "qa_feedback": ["rouge", "relevance_ratios", "factuality_ratios", "completeness_rewards", "rewards", "lengths",
+                    "n_sub_sentences", "n_sentences"],
+    "oasst_crs": ["ranking_logit", "ranking_logit_std", "absolute_logit", "absolute_logit_std", "crs_025",
+                  "crs_025_std", "crs_0625", "crs_0625_std"],
+    "hh_pro": ["avg_response_len", "distinct-1", "distinct-2", "distinct-3"],
+}
 
 
 @pytest.mark.parametrize("task", sorted(ALGORITHMS))
@@ -155,6 +168,14 @@ def test_seed_rl_group_trains_samples_and_ranks_on_the_fixtures(task, tmp_path, 
     board = pd.read_csv(art / task / "leaderboard.csv")
     assert sorted(board["algorithm"]) == sorted(["sft", *ALGORITHMS[task]])
     assert board["reward"].notna().all() and board["n"].gt(0).all()
+    table = board[EVALUATION_COLUMNS[task]]
+    if task == "qa_feedback":  # a ratio over no segment (the tiny T5 may answer with nothing) is undefined
+        judged = board["n_sub_sentences"].gt(0) & board["n_sentences"].gt(0)
+        assert table[~judged][["relevance_ratios", "factuality_ratios"]].isna().all().all()
+        table = table[judged]
+        assert table[["relevance_ratios", "factuality_ratios"]].stack().between(0, 1).all()
+    assert table.notna().all().all(), board.T
+    print(f"{task} evaluation table:\n{board.head(1).T}")
     for algorithm in ALGORITHMS[task]:
         records = dg.DagsterInstance.get().fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey([task, "policy"]), asset_partitions=[algorithm]), limit=1)
