@@ -1,14 +1,8 @@
-"""Evaluation metrics (docs/sources.md §7.2)."""
+"""Reward-model metrics: pairwise accuracy and token NLL (the registered evaluation metrics: ``measures/``)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-
-def distinct_n(texts: list[str], n: int) -> float:
-    """Corpus-level distinct-n: unique n-grams / all n-grams over lowercased whitespace tokens."""
-    grams = [tuple(words[i : i + n]) for t in texts for words in [t.lower().split()] for i in range(len(words) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
 
 
 def pairwise_accuracy(score_a: np.ndarray, score_b: np.ndarray, truth_a: np.ndarray, truth_b: np.ndarray) -> float:

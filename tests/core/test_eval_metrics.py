@@ -53,6 +53,9 @@ def test_grusky_coverage_and_density_with_their_std():
     # row 1: one fragment of 3 in 6 words: coverage 0.5, density 9/6 = 1.5; the empty row: 0 and 0
     values = build_metric("grusky")(rows)
     assert values == {"coverage": 0.25, "coverage_std": 0.25, "density": 0.75, "density_std": 0.75}
+    # the knowledge read from a JSON column, as the dialog tables keep it
+    meta = group(completion=["the cat sat by a mat"], meta=['{"knowledge": "the cat sat on the mat"}'])
+    assert build_metric("grusky", against="meta.knowledge")(meta)["coverage"] == 0.5
 
 
 def test_sentence_and_word_tokenizers_follow_nltk_english_punkt():

@@ -182,7 +182,7 @@ def test_editing_a_function_rekeys_exactly_the_stages_that_run_it(tmp_path):
         ("rlhf_core/train/value.py", "fit_value_head", {"reference_value"}),
         ("rlhf_core/train/losses.py", "dpo_loss", {"policy"}),
         ("rlhf_core/train/losses.py", "offline_loss", {"sft_model", "policy"}),
-        ("rlhf_core/eval/metrics.py", "distinct_n", {"evaluation"}),
+        ("rlhf_core/eval/measures/text.py", "extractive_fragments", {"evaluation"}),
         ("rlhf_core/stages/rm_eval.py", "within_prompt_pairs", {"reward_model_eval"}),
     ]:
         path = tmp_path / module

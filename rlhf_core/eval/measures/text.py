@@ -1,6 +1,7 @@
 """Metrics of the text alone: distinct-n, response length, Grusky extractive fragments (docs/sources.md §7.2)."""
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 import numpy as np
@@ -36,7 +37,7 @@ class Distinct:
         words = [self._words(t) for t in texts]
         grams = [tuple(w[i : i + n]) for w in words for i in range(len(w) - n + 1)]
         total = len(grams) if self.denominator == "ngrams" else sum(len(w) for w in words)
-        return len(set(grams)) / total if total else float("nan")
+        return len(set(grams)) / total if total else 0.0  # no n-gram at all: nothing distinct
 
     def __call__(self, group: EvalGroup) -> dict[str, float]:
         texts = group.column("completion", "distinct").tolist()
@@ -89,20 +90,27 @@ def extractive_fragments(response: list[str], knowledge: list[str]) -> list[list
 
 @register("grusky")
 class Grusky:
-    """Extractive coverage and density of the response against a text column (WoW's ``knowledge``), mean and std:
+    """Extractive coverage and density of the response against a text (WoW's knowledge), mean and std:
     ``coverage = sum |f| / |response|``, ``density = sum |f|^2 / |response|`` over ``extractive_fragments``,
-    both 0 for an empty response; words are whitespace words."""
+    both 0 for an empty response; words are whitespace words. ``against`` names a column, or ``column.key``
+    a key of a JSON column (the dialog tables keep the knowledge in ``meta``)."""
 
     version = "1"
 
     def __init__(self, against: str = "knowledge"):
         self.against = against
 
+    def _sources(self, group: EvalGroup) -> list[str]:
+        if self.against in group.rows or "." not in self.against:
+            return group.column(self.against, "grusky").astype(str).tolist()
+        column, key = self.against.split(".", 1)
+        return [str(json.loads(meta)[key]) for meta in group.column(column, "grusky")]
+
     def __call__(self, group: EvalGroup) -> dict[str, float]:
         coverage, density = [], []
-        for resp, source in zip(group.column("completion", "grusky"), group.column(self.against, "grusky")):
+        for resp, source in zip(group.column("completion", "grusky"), self._sources(group)):
             words = resp.split()
-            frags = extractive_fragments(words, str(source).split())
+            frags = extractive_fragments(words, source.split())
             coverage.append(sum(len(f) for f in frags) / len(words) if words else 0.0)
             density.append(sum(len(f) ** 2 for f in frags) / len(words) if words else 0.0)
         return {"coverage": float(np.mean(coverage)), "coverage_std": float(np.std(coverage)),
