@@ -330,14 +330,17 @@ class TaskConfig:
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
                 profile: str | None = None) -> TaskConfig:
-    """Read a task YAML (or a resolved JSON, which YAML reads too), overlay
-    ``configs/profiles/<profile>.yaml``, apply ``key.path=value`` overrides (they win over the
+    """Read a task YAML (or a resolved JSON, which YAML reads too), overlay the profile
+    (``configs/profiles/<profile>.yaml``, or for a per-task profile such as ``tiny``,
+    ``configs/profiles/<profile>/<task>.yaml``), apply ``key.path=value`` overrides (they win over the
     profile), and validate strictly."""
     path = Path(path)
     raw = _read_mapping(path, "task config")
     label = path.name
     if profile is not None:
-        _overlay(raw, _read_mapping(profiles_dir() / f"{profile}.yaml", "profile"))
+        per_task = profiles_dir() / profile
+        where = per_task / f"{raw.get('task', path.stem)}.yaml" if per_task.is_dir() else per_task.with_suffix(".yaml")
+        _overlay(raw, _read_mapping(where, "profile"))
         label = f"{path.name} with profile {profile}"
     for item in overrides:
         apply_override(raw, item, path.name)
@@ -359,9 +362,12 @@ def _read_mapping(path: Path, kind: str) -> dict:
 
 
 def _overlay(base: dict, top: dict) -> None:
-    """Merge ``top`` into ``base`` in place: mappings recursively, anything else replaced."""
+    """Merge ``top`` into ``base`` in place: mappings recursively, anything else replaced. A mapping marked
+    ``_replace: true`` replaces the base's mapping whole (a scorer's parameters for another base model)."""
     for key, value in top.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        if isinstance(value, dict) and value.get("_replace") is True:
+            base[key] = {k: v for k, v in value.items() if k != "_replace"}
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
             _overlay(base[key], value)
         else:
             base[key] = value

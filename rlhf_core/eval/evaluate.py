@@ -73,3 +73,17 @@ def flat_summary(results: list[tuple[str, str, dict[str, float]]]) -> dict[str, 
     if rest:
         flat.update({f"{split}_{segment} {k}": v for split, segment, values in results for k, v in values.items()})
     return flat
+
+
+def aggregate_table(summaries: pd.DataFrame, task: str, baseline_model: str, splits: list[str]) -> pd.DataFrame:
+    """The [LoL] aggregator's layout (docs/sources.md §7.2): one row per algorithm, ``task_name, baseline_model,
+    algorithm``, then ``"{split}_{segment} {key}"`` for the generations of every split, then the references (the
+    seed's val_gen, test_gen, val_gold, test_gold), rounded to 3 decimals. The seed's best/worst validation columns
+    need a validation history, which these trainers do not keep, so they are left out; the algorithm column holds
+    this pipeline's algorithm names, not the seed's hard-coded suffixes."""
+    grouped = [c for segment in (GEN, GOLD) for split in splits for c in summaries
+               if c.startswith(f"{split}_{segment} ")]
+    out = summaries[["algorithm", *grouped]].copy()
+    out.insert(0, "baseline_model", baseline_model)
+    out.insert(0, "task_name", task)
+    return out.round(3)

@@ -69,27 +69,39 @@ def evaluation(ctx: Context, algorithm: str, gen_ref: ArtifactRef, scorer_refs: 
     return ctx.build("evaluation", algorithm, parents, build)
 
 
-@stage(lambda task: ["evaluation.rank_by"])
+@stage(lambda task: ["evaluation.rank_by", "evaluation.split", "evaluation.extra_splits", "sft.model", "policy.init"])
 def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path) -> Result:
-    """One row per algorithm, best first by ``evaluation.rank_by``; also exported as CSV to ``export``."""
+    """One row per algorithm, best first by ``evaluation.rank_by``; also exported as CSV to ``export``. With several
+    evaluated splits or gold rows, every group's values also go to ``aggregate.csv`` beside it, in [LoL]'s layout."""
+    from rlhf_core.eval.evaluate import aggregate_table
     from rlhf_core.eval.plots import bar_chart
 
-    rank_by = ctx.cfg.evaluation.rank_by
-    rows = pd.DataFrame([ref.meta()["metadata"]["summary"] for ref in evaluations.values()])
+    cfg = ctx.cfg.evaluation
+    rank_by = cfg.rank_by
+    summaries = pd.DataFrame([ref.meta()["metadata"]["summary"] for ref in evaluations.values()])
+    rows = summaries[[c for c in summaries if " " not in c]]  # the ranked split's own values
     if rank_by not in rows:
         raise ValueError(f"evaluation.rank_by {rank_by!r} is not an evaluated column; have {sorted(rows.columns)}")
     first = ["algorithm", rank_by, *(["reward"] if rank_by != "reward" else [])]
     rows = rows[first + [c for c in rows if c not in first]]
     rows = rows.sort_values(rank_by, ascending=False).reset_index(drop=True)
 
+    grouped = len(summaries.columns) > len(rows.columns)
+    start = ctx.cfg.sft.model if ctx.cfg.sft is not None else ctx.cfg.policy.init  # the seed's baseline_model
+
     def build(out: Path, _: Path) -> dict[str, Any]:
         write_table(rows, out / TABLE)
         rows.to_csv(out / "leaderboard.csv", index=False, float_format="%.4f")
+        if grouped:
+            aggregate_table(summaries, ctx.task, start.hub_id or start.path or "init", [*cfg.extra_splits, cfg.split]
+                            ).to_csv(out / "aggregate.csv", index=False, float_format="%.3f")
         bar_chart(rows, "algorithm", list(dict.fromkeys([rank_by, "reward"])), out / "leaderboard.png")
         return {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "table": rows, "plot": "leaderboard.png"}
 
     ref, meta = ctx.build("leaderboard", None, evaluations, build)
     export_copy(ref.file("leaderboard.csv"), export)
+    if grouped:
+        export_copy(ref.file("aggregate.csv"), export.with_name("aggregate.csv"))
     return ref, {**meta, "exported_to": str(export)}
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from rlhf_core.config import MetricSpec
-from rlhf_core.eval.evaluate import clean_response, flat_summary, groups
+from rlhf_core.eval.evaluate import aggregate_table, clean_response, flat_summary, groups
 from rlhf_core.eval.measures.reference import WORDNET_DIR, sent_tokenize, word_tokenize
 from rlhf_core.eval.measures.text import extractive_fragments
 from rlhf_core.eval.registry import EvalGroup, build_metric, compute_metrics, registered_metrics
@@ -181,3 +181,12 @@ def test_groups_score_the_references_once_per_prompt_and_flatten_as_the_lol_aggr
         ("test", "gen", ["g1", "g2"]), ("test", "gold", ["r1"]), ("val", "gen", ["g3"]), ("val", "gold", ["r2"])]
     flat = flat_summary([("test", "gen", {"reward": 1.0}), ("test", "gold", {"reward": 2.0})])
     assert flat == {"reward": 1.0, "test_gen reward": 1.0, "test_gold reward": 2.0}
+
+
+def test_the_aggregate_table_is_laid_out_as_the_lol_aggregator():
+    summaries = pd.DataFrame([{"algorithm": "a_lol", "reward": 0.5, "test_gen reward": 0.5, "val_gen reward": 0.41234,
+                               "test_gold reward": 0.7, "val_gold reward": 0.6}])
+    table = aggregate_table(summaries, "comet", "gpt2", ["val", "test"])
+    assert list(table.columns) == ["task_name", "baseline_model", "algorithm", "val_gen reward", "test_gen reward",
+                                   "val_gold reward", "test_gold reward"]
+    assert table.iloc[0].tolist() == ["comet", "gpt2", "a_lol", 0.412, 0.5, 0.6, 0.7]
