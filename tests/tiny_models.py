@@ -14,14 +14,21 @@ import sys
 from pathlib import Path
 
 import torch
-from transformers import (GPT2Config, GPT2LMHeadModel, LongformerConfig, LongformerModel, RobertaConfig,
-                          RobertaForSequenceClassification)
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LongformerConfig,
+    LongformerModel,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+)
 
-from tests.conftest import gpt2_tokenizer, roberta_tokenizer
+from tests.conftest import (SourceOffensiveModel, _gpt2_config, _roberta_config, comet_critic_head,
+                            gpt2_tokenizer, roberta_tokenizer)
 from tests.core.tiny_rl import tiny_t5
 
 ROOT = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "tiny_models"
-SMALL = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+SMALL = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
 LONG = 1024  # the tiny Longformer's positions: [FG]'s R2 inputs carry the question, passages and answer
 
 
@@ -65,12 +72,42 @@ def roberta_classifier(path: Path) -> str:
     return _save(RobertaForSequenceClassification(cfg), tok, path)
 
 
+def dialogrpt(path: Path) -> str:
+    """A GPT-2 one-logit classifier ([LoL] DialogRPT depth and updown)."""
+    from transformers import GPT2ForSequenceClassification
+
+    tok = gpt2_tokenizer()
+    torch.manual_seed(6)
+    return _save(GPT2ForSequenceClassification(_gpt2_config(tok, num_labels=1)), tok, path)
+
+
+def toxichat(path: Path) -> str:
+    """ToxiChat's offensive classifier layout ([LoL] Reddit ``safe``)."""
+    tok = gpt2_tokenizer()
+    torch.manual_seed(7)
+    return _save(SourceOffensiveModel(_gpt2_config(tok)), tok, path)
+
+
+def comet_critic(path: Path) -> str:
+    """A RoBERTa body and the COMET critic's head file ([LoL] COMET ``p_valid_model``)."""
+    from transformers import RobertaModel
+
+    tok = roberta_tokenizer()
+    torch.manual_seed(8)
+    _save(RobertaModel(_roberta_config(tok)), tok, path)
+    comet_critic_head(path)
+    return str(path)
+
+
 def write_all(root: Path = ROOT) -> None:
     gpt2(root / "gpt2")
     t5(root / "t5", 0)
     t5(root / "t5_value", 1)
     longformer(root / "longformer")
     roberta_classifier(root / "roberta_classifier")
+    dialogrpt(root / "dialogrpt")
+    toxichat(root / "toxichat")
+    comet_critic(root / "comet_critic")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 metric reads (split x gen/gold), and the flat summary the leaderboard lays out (docs/sources.md §7)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pandas as pd
 

@@ -21,8 +21,9 @@ any other is appended to the YAML's name ("" -> "rouge", "-1" -> "distinct-1", "
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 

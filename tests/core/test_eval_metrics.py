@@ -8,10 +8,20 @@ import pandas as pd
 import pytest
 
 from rlhf_core.config import MetricSpec
-from rlhf_core.eval.evaluate import aggregate_table, clean_response, flat_summary, groups
+from rlhf_core.eval.evaluate import (
+    aggregate_table,
+    clean_response,
+    flat_summary,
+    groups,
+)
 from rlhf_core.eval.measures.reference import WORDNET_DIR, sent_tokenize, word_tokenize
 from rlhf_core.eval.measures.text import extractive_fragments
-from rlhf_core.eval.registry import EvalGroup, build_metric, compute_metrics, registered_metrics
+from rlhf_core.eval.registry import (
+    EvalGroup,
+    build_metric,
+    compute_metrics,
+    registered_metrics,
+)
 
 
 def group(**columns) -> EvalGroup:

@@ -1,13 +1,13 @@
 """Each seed task's RL group runs end to end on its fixtures, through Dagster, with tiny random models
 of the seeds' architectures: the policy (GPT-2, T5, Llama) trains a few steps, every partition is
-sampled, scored with the task's reward components and ranked on the leaderboard.
+sampled, scored with the task's reward components and its own evaluation metrics (docs/sources.md §7),
+and ranked on the leaderboard.
 
-The seeds' RMs are trained by the reward-model suite (``reward_models``); here tiny random RMs of
-their architectures stand in, loaded from a path: R1/R2 as ``fg_segments`` over Longformer token
-classifiers ([FG]'s input format) and R3 as a Longformer ``rm_logit`` (qa_feedback), a DistilBERT
-``rm_logit`` ([WA]), two Llama ``rm_logit`` RMs (CRS), a GPT-NeoX ``rm_logit`` (the HHA RM). detox's
-Perspective is a web API, so a tiny RoBERTa classifier stands in for it (through the ``fluency``
-scorer's code) as the base of the per-sentence ``sentence_delta``.
+qa_feedback and detox run whole, exactly as ``rlhf run TASK --profile tiny`` (configs/profiles/tiny/):
+qa_feedback trains its four Longformer RMs (R1, R2, R3, holistic) and fine-grained PPO scores with them;
+detox's Perspective is a web API, so a tiny RoBERTa classifier stands in for it. For the other tasks
+tiny random RMs of the seeds' architectures stand in, loaded from a path: a DistilBERT ``rm_logit``
+([WA]), two Llama ``rm_logit`` RMs (CRS), a GPT-NeoX ``rm_logit`` (the HHA RM).
 """
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ import dagster as dg
 import pandas as pd
 import pytest
 import torch
-from transformers import (DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer, GPT2Config,
-                          GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForSequenceClassification, LlamaConfig,
-                          LlamaForCausalLM, LlamaForSequenceClassification, LongformerConfig,
-                          LongformerForSequenceClassification, LongformerForTokenClassification)
+from transformers import (DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer,
+                          GPTNeoXConfig, GPTNeoXForSequenceClassification, LlamaConfig, LlamaForCausalLM,
+                          LlamaForSequenceClassification)
 
 from pipelines.runner import run_task
 from resources import build_resources
-from tests.conftest import gpt2_tokenizer, roberta_tokenizer
-from tests.core.tiny_rl import one_thread, tiny_t5
+from tests.conftest import gpt2_tokenizer
+from tests import tiny_models
+from tests.core.tiny_rl import one_thread
 from tests.dagster.test_seed_tasks import header_overrides
 
 SMALL = dict(vocab_size=None, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
@@ -37,14 +37,6 @@ def _save(model, tok, path) -> str:
     return str(path)
 
 
-def _gpt2(path) -> str:
-    tok = gpt2_tokenizer()
-    eos = tok.eos_token_id
-    torch.manual_seed(0)
-    return _save(GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=1024,
-                                            bos_token_id=eos, eos_token_id=eos)), tok, path)
-
-
 def _llama(path, classifier: bool = False) -> str:
     tok = gpt2_tokenizer()
     eos = tok.eos_token_id
@@ -52,17 +44,6 @@ def _llama(path, classifier: bool = False) -> str:
                       bos_token_id=eos, eos_token_id=eos, pad_token_id=eos, num_labels=1)
     torch.manual_seed(1)
     return _save((LlamaForSequenceClassification if classifier else LlamaForCausalLM)(cfg), tok, path)
-
-
-def _longformer(path, labels: list[str] | None) -> str:
-    tok = roberta_tokenizer()
-    cfg = LongformerConfig(**{**SMALL, "vocab_size": len(tok)}, attention_window=[8], max_position_embeddings=4098,
-                           pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1,
-                           **({"id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}}
-                              if labels else {"num_labels": 1}))
-    torch.manual_seed(2)
-    model = LongformerForTokenClassification(cfg) if labels else LongformerForSequenceClassification(cfg)
-    return _save(model, tok, path)
 
 
 def _distilbert(path) -> str:
@@ -85,11 +66,6 @@ def _neox(path) -> str:
     return _save(GPTNeoXForSequenceClassification(cfg), tok, path)
 
 
-def _t5(path, seed: int) -> str:
-    model, tok = tiny_t5(seed=seed)
-    return _save(model, tok, path)
-
-
 SHORT_PPO = "{steps: 2, prompts_per_rollout: 2, mini_batch_size: 2, ppo_epochs: 1, max_new_tokens: 6, " \
             "max_prompt_length: 48%s}"
 
@@ -97,25 +73,9 @@ SHORT_PPO = "{steps: 2, prompts_per_rollout: 2, mini_batch_size: 2, ppo_epochs: 
 def seed_overrides(task: str, tmp) -> list[str]:
     """Tiny models of the seed's architectures in place of its checkpoints, and a few short steps."""
     if task == "hh_rlhf":
-        return [f"policy.init={{path: {_gpt2(tmp / 'gpt2')}}}",
+        return [f"policy.init={{path: {tiny_models.gpt2(tmp / 'gpt2')}}}",
                 f"annotation.scorers.rm={{scorer: rm_logit, params: {{model: {_distilbert(tmp / 'distilbert')}}}}}",
                 f"policy.ppo={SHORT_PPO % ''}"]
-    if task == "detox":
-        gpt2, toxicity = _gpt2(tmp / "gpt2"), _toxicity_classifier(tmp)
-        return [f"policy.init={{path: {gpt2}}}",
-                f"annotation.scorers.toxicity.params={{base: fluency, model: {toxicity}}}",
-                f"policy.ppo={SHORT_PPO % ''}", f"policy.fg_ppo.ppo={SHORT_PPO % ', samples_per_prompt: 2'}",
-                f"evaluation.metrics.toxicity.params={{scorer: fluency, params: {{model: {toxicity}}}}}",
-                f"evaluation.metrics.perplexity.params={{model: {{path: {gpt2}}}}}", "evaluation.samples_per_prompt=3"]
-    if task == "qa_feedback":
-        return [f"policy.init={{path: {_t5(tmp / 't5', 0)}}}",
-                f"policy.fg_ppo.value_model={{path: {_t5(tmp / 't5_value', 1)}}}",
-                f"annotation.scorers.relevance={{scorer: fg_segments, weight: 0.0, params: {{unit: subsentence, "
-                f"error_label: NF-ERR, question_only: true, model: {_longformer(tmp / 'rel', ['Ignore', 'NF-ERR', 'O'])}}}}}",
-                f"annotation.scorers.factuality={{scorer: fg_segments, weight: 0.0, params: {{unit: sentence, "
-                f"error_label: F-ERR, model: {_longformer(tmp / 'fact', ['F-ERR', 'Ignore', 'O'])}}}}}",
-                f"annotation.scorers.completeness={{scorer: rm_logit, params: {{model: {_longformer(tmp / 'comp', None)}}}}}",
-                f"policy.fg_ppo.ppo={SHORT_PPO % ', samples_per_prompt: 2, critic: separate, eval_every: 1'}"]
     if task == "oasst_crs":
         return [f"policy.init={{path: {_llama(tmp / 'llama')}}}",
                 f"annotation.scorers.ranking={{scorer: rm_logit, weight: 0.25, params: {{model: "
@@ -128,17 +88,6 @@ def seed_overrides(task: str, tmp) -> list[str]:
     return [f"policy.init={{path: {_llama(tmp / 'llama')}}}",
             f"annotation.scorers.reward.params={{model: {_neox(tmp / 'neox')}}}",
             "policy.train={epochs: 1.0, batch_size: 4, lr: 1.0e-3, max_length: 64}"]
-
-
-def _toxicity_classifier(tmp) -> str:
-    """detox's stand-in toxicity classifier: a tiny RoBERTa sequence classifier (2 labels)."""
-    from transformers import RobertaConfig, RobertaForSequenceClassification
-
-    tok = roberta_tokenizer()
-    cfg = RobertaConfig(**{**SMALL, "vocab_size": len(tok)}, max_position_embeddings=514, pad_token_id=1,
-                        type_vocab_size=1, num_labels=2)
-    torch.manual_seed(5)
-    return _save(RobertaForSequenceClassification(cfg), tok, tmp / "toxicity")
 
 
 ALGORITHMS = {"hh_rlhf": ["ppo"], "detox": ["ppo", "fg_ppo"], "qa_feedback": ["fg_ppo"], "oasst_crs": ["ppo"],
@@ -155,15 +104,22 @@ EVALUATION_COLUMNS = {
 }
 
 
+TINY_PROFILE = {"qa_feedback", "detox"}  # run whole, as `rlhf run TASK --profile tiny` (README)
+
+
 @pytest.mark.parametrize("task", sorted(ALGORITHMS))
 def test_seed_rl_group_trains_samples_and_ranks_on_the_fixtures(task, tmp_path, monkeypatch):
-    data_overrides, _ = header_overrides(task)
-    overrides = data_overrides + seed_overrides(task, tmp_path) + [
-        "evaluation.generation={max_new_tokens: 6, do_sample: false, batch_size: 8}"]
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     art = tmp_path / "art"
-    with one_thread():
-        assert run_task(task, overrides, ["data", "annotation", "rl"], resources=build_resources(str(art))) == 0
+    if task in TINY_PROFILE:  # data -> RMs -> RL -> the task's evaluation table, from the profile alone
+        with one_thread():
+            assert run_task(task, [], [], profile="tiny", resources=build_resources(str(art))) == 0
+    else:
+        data_overrides, _ = header_overrides(task)
+        overrides = data_overrides + seed_overrides(task, tmp_path) + [
+            "evaluation.generation={max_new_tokens: 6, do_sample: false, batch_size: 8}"]
+        with one_thread():
+            assert run_task(task, overrides, ["data", "annotation", "rl"], resources=build_resources(str(art))) == 0
 
     board = pd.read_csv(art / task / "leaderboard.csv")
     assert sorted(board["algorithm"]) == sorted(["sft", *ALGORITHMS[task]])
