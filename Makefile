@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui ui-check bench setup gpu-check
+.PHONY: demo test seeds-check ui ui-check bench setup gpu-check
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -19,8 +19,11 @@ demo: setup  ## run the demo pipeline end to end (offline) and print its leaderb
 	.venv/bin/rlhf run demo
 	.venv/bin/rlhf leaderboard demo
 
-test: setup  ## the whole test suite (CPU, offline)
-	$(PY) -m pytest -q
+test: setup  ## the whole test suite (CPU, offline), less the whole-seed-workflow runs of seeds-check
+	$(PY) -m pytest -q -m "not seeds"
+
+seeds-check: setup  ## every seed workflow whole on the tiny profile (rlhf run TASK --profile tiny), as tests
+	$(PY) -m pytest -q -s -m seeds tests/dagster/test_seed_rl.py
 
 ui: setup  ## the Dagster UI on 127.0.0.1:3000, with the daemon (backfills, schedules, sensors)
 	$(PY) -m pipelines.ui --port 3000

@@ -23,8 +23,14 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-from tests.conftest import (SourceOffensiveModel, _gpt2_config, _roberta_config, comet_critic_head,
-                            gpt2_tokenizer, roberta_tokenizer)
+from tests.conftest import (
+    SourceOffensiveModel,
+    _gpt2_config,
+    _roberta_config,
+    comet_critic_head,
+    gpt2_tokenizer,
+    roberta_tokenizer,
+)
 from tests.core.tiny_rl import tiny_t5
 
 ROOT = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "tiny_models"
@@ -99,6 +105,48 @@ def comet_critic(path: Path) -> str:
     return str(path)
 
 
+def llama(path: Path) -> str:
+    """A Llama causal LM ([CRS] llama2-oasst policy, [LoL] HHA llama-7b policy)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = gpt2_tokenizer()
+    eos = tok.eos_token_id
+    cfg = LlamaConfig(vocab_size=len(tok), **SMALL, num_key_value_heads=2, max_position_embeddings=1024,
+                      bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
+    torch.manual_seed(1)
+    return _save(LlamaForCausalLM(cfg), tok, path)
+
+
+def distilbert(path: Path) -> str:
+    """A DistilBERT one-logit classifier on a character WordPiece vocabulary ([WA]'s Bradley-Terry RM)."""
+    from transformers import (
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        DistilBertTokenizer,
+    )
+
+    chars = sorted(set("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-:;()\""))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = DistilBertTokenizer(vocab_file=str(path / "vocab.txt"))
+    cfg = DistilBertConfig(vocab_size=len(tok), dim=16, n_layers=1, n_heads=2, hidden_dim=32, num_labels=1,
+                           max_position_embeddings=512)
+    torch.manual_seed(3)
+    return _save(DistilBertForSequenceClassification(cfg), tok, path)
+
+
+def neox_classifier(path: Path) -> str:
+    """A GPT-NeoX one-logit classifier ([LoL] HHA's OASST pythia RM)."""
+    from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
+
+    tok = gpt2_tokenizer()
+    cfg = GPTNeoXConfig(vocab_size=len(tok), **SMALL, max_position_embeddings=1024, num_labels=1,
+                        pad_token_id=tok.eos_token_id)
+    torch.manual_seed(4)
+    return _save(GPTNeoXForSequenceClassification(cfg), tok, path)
+
+
 def write_all(root: Path = ROOT) -> None:
     gpt2(root / "gpt2")
     t5(root / "t5", 0)
@@ -108,6 +156,9 @@ def write_all(root: Path = ROOT) -> None:
     dialogrpt(root / "dialogrpt")
     toxichat(root / "toxichat")
     comet_critic(root / "comet_critic")
+    llama(root / "llama")
+    distilbert(root / "distilbert")
+    neox_classifier(root / "neox_classifier")
 
 
 if __name__ == "__main__":

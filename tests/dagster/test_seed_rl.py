@@ -1,13 +1,9 @@
-"""Each seed task's RL group runs end to end on its fixtures, through Dagster, with tiny random models
-of the seeds' architectures: the policy (GPT-2, T5, Llama) trains a few steps, every partition is
-sampled, scored with the task's reward components and its own evaluation metrics (docs/sources.md §7),
-and ranked on the leaderboard.
+"""Every seed workflow runs whole, exactly as ``rlhf run TASK --profile tiny`` (README,
+configs/profiles/tiny/): data -> the task's reward models where it trains them -> its policies -> its own
+evaluation table (docs/sources.md §7), through Dagster, offline, on the shipped fixtures and tiny random
+models of the seeds' architectures (data/fixtures/tiny_models, written by tests/tiny_models.py).
 
-qa_feedback and detox run whole, exactly as ``rlhf run TASK --profile tiny`` (configs/profiles/tiny/):
-qa_feedback trains its four Longformer RMs (R1, R2, R3, holistic) and fine-grained PPO scores with them;
-detox's Perspective is a web API, so a tiny RoBERTa classifier stands in for it. For the other tasks
-tiny random RMs of the seeds' architectures stand in, loaded from a path: a DistilBERT ``rm_logit``
-([WA]), two Llama ``rm_logit`` RMs (CRS), a GPT-NeoX ``rm_logit`` (the HHA RM).
+The [LoL] generation tasks train eight policies each and run under ``make seeds-check`` only.
 """
 from __future__ import annotations
 
@@ -16,82 +12,15 @@ import math
 import dagster as dg
 import pandas as pd
 import pytest
-import torch
-from transformers import (DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer,
-                          GPTNeoXConfig, GPTNeoXForSequenceClassification, LlamaConfig, LlamaForCausalLM,
-                          LlamaForSequenceClassification)
 
 from pipelines.runner import run_task
 from resources import build_resources
-from tests.conftest import gpt2_tokenizer
-from tests import tiny_models
 from tests.core.tiny_rl import one_thread
-from tests.dagster.test_seed_tasks import header_overrides
 
-SMALL = dict(vocab_size=None, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-
-
-def _save(model, tok, path) -> str:
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
-
-
-def _llama(path, classifier: bool = False) -> str:
-    tok = gpt2_tokenizer()
-    eos = tok.eos_token_id
-    cfg = LlamaConfig(**{**SMALL, "vocab_size": len(tok)}, num_key_value_heads=2, max_position_embeddings=1024,
-                      bos_token_id=eos, eos_token_id=eos, pad_token_id=eos, num_labels=1)
-    torch.manual_seed(1)
-    return _save((LlamaForSequenceClassification if classifier else LlamaForCausalLM)(cfg), tok, path)
-
-
-def _distilbert(path) -> str:
-    chars = sorted(set("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-:;()\""))
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
-    (path / "vocab").mkdir(parents=True)
-    (path / "vocab" / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = DistilBertTokenizer(vocab_file=str(path / "vocab" / "vocab.txt"))
-    cfg = DistilBertConfig(vocab_size=len(tok), dim=16, n_layers=1, n_heads=2, hidden_dim=32, num_labels=1,
-                           max_position_embeddings=512)
-    torch.manual_seed(3)
-    return _save(DistilBertForSequenceClassification(cfg), tok, path / "rm")
-
-
-def _neox(path) -> str:
-    tok = gpt2_tokenizer()
-    cfg = GPTNeoXConfig(**{**SMALL, "vocab_size": len(tok)}, max_position_embeddings=1024, num_labels=1,
-                        pad_token_id=tok.eos_token_id)
-    torch.manual_seed(4)
-    return _save(GPTNeoXForSequenceClassification(cfg), tok, path)
-
-
-SHORT_PPO = "{steps: 2, prompts_per_rollout: 2, mini_batch_size: 2, ppo_epochs: 1, max_new_tokens: 6, " \
-            "max_prompt_length: 48%s}"
-
-
-def seed_overrides(task: str, tmp) -> list[str]:
-    """Tiny models of the seed's architectures in place of its checkpoints, and a few short steps."""
-    if task == "hh_rlhf":
-        return [f"policy.init={{path: {tiny_models.gpt2(tmp / 'gpt2')}}}",
-                f"annotation.scorers.rm={{scorer: rm_logit, params: {{model: {_distilbert(tmp / 'distilbert')}}}}}",
-                f"policy.ppo={SHORT_PPO % ''}"]
-    if task == "oasst_crs":
-        return [f"policy.init={{path: {_llama(tmp / 'llama')}}}",
-                f"annotation.scorers.ranking={{scorer: rm_logit, weight: 0.25, params: {{model: "
-                f"{_llama(tmp / 'ranking', classifier=True)}}}}}",
-                f"annotation.scorers.absolute={{scorer: rm_logit, weight: 0.75, params: {{model: "
-                f"{_llama(tmp / 'absolute', classifier=True)}}}}}",
-                f"policy.ppo={SHORT_PPO % ', grad_accum: 1'}",
-                "evaluation.split=train"]  # the fixture's few trees leave the 5% val split empty
-    assert task == "hh_pro"
-    return [f"policy.init={{path: {_llama(tmp / 'llama')}}}",
-            f"annotation.scorers.reward.params={{model: {_neox(tmp / 'neox')}}}",
-            "policy.train={epochs: 1.0, batch_size: 4, lr: 1.0e-3, max_length: 64}"]
-
-
+LOL_FAMILY = ["nll", "wbc", "r_gold", "r_lol", "a_lol", "a_lol_ref_free", "a_lol_seq"]
 ALGORITHMS = {"hh_rlhf": ["ppo"], "detox": ["ppo", "fg_ppo"], "qa_feedback": ["fg_ppo"], "oasst_crs": ["ppo"],
-              "hh_pro": ["pro"]}
+              "hh_pro": ["pro"], "comet": LOL_FAMILY, "reddit": LOL_FAMILY, "faithdial": LOL_FAMILY}
+LOL_COLUMNS = ["distinct-1", "distinct-2", "distinct-3", "avg_response_len", "meteor"]
 # Each task's own evaluation table (docs/sources.md §7), as its YAML's evaluation.metrics name it.
 EVALUATION_COLUMNS = {
     "hh_rlhf": ["distinct-1", "distinct-2"],
@@ -101,25 +30,21 @@ EVALUATION_COLUMNS = {
     "oasst_crs": ["ranking_logit", "ranking_logit_std", "absolute_logit", "absolute_logit_std", "crs_025",
                   "crs_025_std", "crs_0625", "crs_0625_std"],
     "hh_pro": ["avg_response_len", "distinct-1", "distinct-2", "distinct-3"],
+    "comet": ["p_valid_model", *LOL_COLUMNS],
+    "reddit": ["fluency", "depth", "updown", "safe", "tfidf", *LOL_COLUMNS],
+    "faithdial": ["fluency", "faithdial", "depth", "tfidf", *LOL_COLUMNS, "coverage", "coverage_std", "density",
+                  "density_std"],
 }
+SEEDS_CHECK = {"comet", "reddit", "faithdial"}
 
 
-TINY_PROFILE = {"qa_feedback", "detox"}  # run whole, as `rlhf run TASK --profile tiny` (README)
-
-
-@pytest.mark.parametrize("task", sorted(ALGORITHMS))
-def test_seed_rl_group_trains_samples_and_ranks_on_the_fixtures(task, tmp_path, monkeypatch):
+@pytest.mark.parametrize("task", [pytest.param(t, marks=pytest.mark.seeds) if t in SEEDS_CHECK else t
+                                  for t in sorted(ALGORITHMS)])
+def test_seed_workflow_runs_whole_on_the_tiny_profile(task, tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     art = tmp_path / "art"
-    if task in TINY_PROFILE:  # data -> RMs -> RL -> the task's evaluation table, from the profile alone
-        with one_thread():
-            assert run_task(task, [], [], profile="tiny", resources=build_resources(str(art))) == 0
-    else:
-        data_overrides, _ = header_overrides(task)
-        overrides = data_overrides + seed_overrides(task, tmp_path) + [
-            "evaluation.generation={max_new_tokens: 6, do_sample: false, batch_size: 8}"]
-        with one_thread():
-            assert run_task(task, overrides, ["data", "annotation", "rl"], resources=build_resources(str(art))) == 0
+    with one_thread():
+        assert run_task(task, [], [], profile="tiny", resources=build_resources(str(art))) == 0
 
     board = pd.read_csv(art / task / "leaderboard.csv")
     assert sorted(board["algorithm"]) == sorted(["sft", *ALGORITHMS[task]])
@@ -132,11 +57,18 @@ def test_seed_rl_group_trains_samples_and_ranks_on_the_fixtures(task, tmp_path, 
         assert table[["relevance_ratios", "factuality_ratios"]].stack().between(0, 1).all()
     assert table.notna().all().all(), board.T
     print(f"{task} evaluation table:\n{board.head(1).T}")
+    if task in SEEDS_CHECK:  # val and test, generations and references, in the seed aggregator's layout
+        aggregate = pd.read_csv(art / task / "aggregate.csv")
+        assert list(aggregate.columns[:3]) == ["task_name", "baseline_model", "algorithm"]
+        segments = [c.split(" ")[0] for c in aggregate.columns[3:]]
+        assert list(dict.fromkeys(segments)) == ["val_gen", "test_gen", "val_gold", "test_gold"]
+        assert aggregate[[f"{s} reward" for s in dict.fromkeys(segments)]].notna().all().all()
+        print(f"{task} aggregate table:\n{aggregate.head(1).T}")
     for algorithm in ALGORITHMS[task]:
         records = dg.DagsterInstance.get().fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey([task, "policy"]), asset_partitions=[algorithm]), limit=1)
         meta = {k: v.value for k, v in records.records[0].asset_materialization.metadata.items()}
-        if algorithm == "pro":
+        if algorithm not in ("ppo", "fg_ppo"):  # PRO and the offline family
             assert meta["steps"] >= 1 and math.isfinite(meta["final_loss"])
             continue
         assert meta["steps"] == 2 and meta["stop_reason"] == ""
