@@ -16,6 +16,7 @@ import pytest
 from pipelines.runner import run_task
 from resources import build_resources
 from tests.core.tiny_rl import one_thread
+from tests.dagster.documented import shown
 
 LOL_FAMILY = ["nll", "wbc", "r_gold", "r_lol", "a_lol", "a_lol_ref_free", "a_lol_seq"]
 ALGORITHMS = {"hh_rlhf": ["ppo"], "detox": ["ppo", "fg_ppo"], "qa_feedback": ["fg_ppo"], "oasst_crs": ["ppo"],
@@ -41,6 +42,7 @@ SEEDS_CHECK = {"comet", "reddit", "faithdial"}
 @pytest.mark.parametrize("task", [pytest.param(t, marks=pytest.mark.seeds) if t in SEEDS_CHECK else t
                                   for t in sorted(ALGORITHMS)])
 def test_seed_workflow_runs_whole_on_the_tiny_profile(task, tmp_path, monkeypatch):
+    assert shown(f"run {task} --profile tiny")  # the README's command for this seed
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     art = tmp_path / "art"
     with one_thread():
