@@ -91,3 +91,17 @@ def test_numbers_read_as_users_write_them(tmp_path):
 def test_rlhflow_reward_model_sections_are_checked(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(task_config_path("rlhflow"), [override])
+
+
+def test_a_per_task_profile_overlays_its_task_and_replaces_marked_mappings_whole():
+    cfg = load_config(task_config_path("detox"), profile="tiny")
+    # `_replace: true`: the tiny path instead of the hub id (merged, the two would both be set and fail)
+    assert (cfg.policy.init.hub_id, cfg.policy.init.path) == (None, "data/fixtures/tiny_models/gpt2")
+    assert cfg.annotation.scorers["toxicity"].params == {"base": "fluency",
+                                                          "model": "data/fixtures/tiny_models/roberta_classifier"}
+    assert cfg.policy.ppo.cliprange == 0.2 and cfg.policy.ppo.steps == 2  # unmarked mappings still merge
+    assert cfg.evaluation.metrics["dist"].params == {"n": [2, 3], "per": "prompt"}  # untouched: the task's own
+    # --set wins over the profile
+    assert load_config(task_config_path("detox"), ["policy.ppo.steps=3"], profile="tiny").policy.ppo.steps == 3
+    with pytest.raises(ConfigError, match=r"tiny/rlhflow.yaml: no such profile; known: \[.*'detox'"):
+        load_config(task_config_path("rlhflow"), profile="tiny")
