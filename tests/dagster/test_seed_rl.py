@@ -22,7 +22,7 @@ from tests.dagster.documented import shown
 LOL_FAMILY = ["nll", "wbc", "r_gold", "r_lol", "a_lol", "a_lol_ref_free", "a_lol_seq"]
 ALGORITHMS = {"hh_rlhf": ["ppo"], "detox": ["ppo", "fg_ppo"], "qa_feedback": ["fg_ppo"], "oasst_crs": ["ppo"],
               "hh_pro": ["pro"], "comet": LOL_FAMILY, "reddit": LOL_FAMILY, "faithdial": LOL_FAMILY}
-LOL_COLUMNS = ["distinct-1", "distinct-2", "distinct-3", "avg_response_len", "meteor"]
+LOL_COLUMNS = ["final_reward", "distinct-1", "distinct-2", "distinct-3", "avg_response_len", "meteor"]
 # Each task's own evaluation table (docs/sources.md §7), as its YAML's evaluation.metrics name it.
 EVALUATION_COLUMNS = {
     "hh_rlhf": ["distinct-1", "distinct-2"],
