@@ -80,3 +80,20 @@ def test_seed_workflow_runs_whole_on_the_tiny_profile(task, tmp_path, monkeypatc
         assert len(meta["reward_per_step"]) == 2 and all(math.isfinite(r) for r in meta["reward_per_step"])
         if task == "qa_feedback":  # greedy eval on the dev prompts after every step: the best weights are kept
             assert meta["best_step"] in (0, 1, 2) and math.isfinite(meta["best_eval_reward"])
+
+
+@pytest.mark.seeds
+def test_rlhflow_runs_whole_on_the_tiny_profile(tmp_path, monkeypatch):
+    """[RF] has no policy: its workflow ends in the RewardBench table of its three RMs (docs/sources.md §7.5)."""
+    assert shown("run rlhflow --profile tiny")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    with one_thread():
+        assert run_task("rlhflow", [], [], profile="tiny", resources=build_resources(str(tmp_path / "art"))) == 0
+    meta = dg.DagsterInstance.get().get_latest_materialization_event(
+        dg.AssetKey(["rlhflow", "reward_bench"])).asset_materialization.metadata
+    board = meta["table"].value
+    rows = {r.data["model"]: r.data for r in board.records}
+    assert sorted(rows) == ["armo", "bt", "pair_pm"]
+    for row in rows.values():
+        assert all(0 <= row[s] <= 100 for s in ("Chat", "Chat Hard", "Safety", "Reasoning")), row
+    print(f"rlhflow RewardBench table:\n{pd.DataFrame([r.data for r in board.records]).head(1).T}")
