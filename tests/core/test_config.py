@@ -103,5 +103,5 @@ def test_a_per_task_profile_overlays_its_task_and_replaces_marked_mappings_whole
     assert cfg.evaluation.metrics["dist"].params == {"n": [2, 3], "per": "prompt"}  # untouched: the task's own
     # --set wins over the profile
     assert load_config(task_config_path("detox"), ["policy.ppo.steps=3"], profile="tiny").policy.ppo.steps == 3
-    with pytest.raises(ConfigError, match=r"tiny/rlhflow.yaml: no such profile; known: \[.*'detox'"):
-        load_config(task_config_path("rlhflow"), profile="tiny")
+    with pytest.raises(ConfigError, match=r"tiny/demo.yaml: no such profile; known: \[.*'detox'"):
+        load_config(task_config_path("demo"), profile="tiny")  # the demo is tiny already
