@@ -3,11 +3,14 @@ PY := .venv/bin/python
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui ui-check bench setup gpu-check scale-check annotate feedback-check
+.PHONY: demo test seeds-check ui ui-check bench setup gpu-check scale-check annotate feedback-check
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q $(PIP_FLAGS) -e '.[dev]'
+	@# WordNet 3.0 for METEOR (nltk cannot download it offline); without root or apt only that test skips
+	test -f /usr/share/wordnet/index.sense || (apt-get update -qq && apt-get install -y -qq wordnet-base \
+		wordnet-sense-index) || echo "WordNet not installed: the METEOR metric will not run"
 	touch $@
 
 setup: .venv/.installed
@@ -16,11 +19,14 @@ demo: setup  ## run the demo pipeline end to end (offline) and print its leaderb
 	.venv/bin/rlhf run demo
 	.venv/bin/rlhf leaderboard demo
 
-test: setup  ## the whole test suite (CPU, offline) but the scale tests
-	$(PY) -m pytest -q -m "not scale"
+test: setup  ## the whole test suite (CPU, offline) but the scale tests and the whole-seed-workflow runs
+	$(PY) -m pytest -q -m "not scale and not seeds"
 
 scale-check: setup  ## processes racing on one store (local and a local S3 server), the demo on S3, runs in parallel on PostgreSQL (docs/scale.md)
 	$(PY) -m pytest -q -s -m scale tests
+
+seeds-check: setup  ## every seed workflow whole on the tiny profile (rlhf run TASK --profile tiny), as tests
+	$(PY) -m pytest -q -s -m seeds tests/dagster/test_seed_rl.py
 
 ui: setup  ## the Dagster UI on 127.0.0.1:3000, with the daemon (backfills, schedules, sensors)
 	$(PY) -m pipelines.ui --port 3000

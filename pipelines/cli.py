@@ -5,6 +5,7 @@
     rlhf run demo --select rl --set policy.train.lr=1e-3
     rlhf run demo --rebuild sft_model               # build it and everything downstream again
     rlhf run hh_rlhf --profile gpu                  # overlay configs/profiles/gpu.yaml
+    rlhf run qa_feedback --profile tiny             # fixtures and tiny models: configs/profiles/tiny/qa_feedback.yaml
     rlhf status demo                                # materialized, stale (and why) or missing
     rlhf leaderboard demo                           # print data/artifacts/demo/leaderboard.csv
 
@@ -33,7 +34,8 @@ def _config_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a task-config key (strict: unknown keys fail)")
     sub.add_argument("--profile", metavar="NAME",
-                     help="overlay configs/profiles/NAME.yaml (cpu, gpu, multi_gpu_zero3) before --set")
+                     help="overlay configs/profiles/NAME.yaml (cpu, gpu, multi_gpu_zero3), or the task's "
+                          "configs/profiles/NAME/TASK.yaml (tiny), before --set")
 
 
 def _parser() -> argparse.ArgumentParser:

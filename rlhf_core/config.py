@@ -33,7 +33,7 @@ from rlhf_core.config_train import LoraConfig, TrainConfig
 from rlhf_core.registry import declared_names
 
 # The packages whose modules register loaders and builders, and scorers (read, not imported, here).
-LOADERS, SCORERS = "rlhf_core.data.loaders", "rlhf_core.rewards"
+LOADERS, SCORERS, METRICS = "rlhf_core.data.loaders", "rlhf_core.rewards", "rlhf_core.eval.measures"
 # Where relative paths resolve (the working directory, or RLHF_PROJECT_ROOT).
 from rlhf_core.paths import accelerate_dir, profiles_dir, project_root, tasks_dir  # noqa: F401 (re-exported)
 
@@ -160,6 +160,7 @@ class GenerationConfig:
     do_sample: bool = False
     temperature: float = 1.0
     top_k: int = 0
+    top_p: float = 1.0  # nucleus sampling ([CRS] 0.9); 1.0: off
     batch_size: int = 64
 
 
@@ -179,11 +180,36 @@ class ReferenceValueConfig:
 
 
 @dataclass(frozen=True)
+class MetricSpec:
+    """One evaluation metric: a registered metric (``rlhf_core.eval.measures``) and its parameters."""
+
+    metric: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class EvaluationConfig:
-    split: str = "test"
+    """How each policy is evaluated: its samples on ``split`` (and ``extra_splits``), scored by every reward
+    component and by ``metrics``; with ``gold``, the prompts' reference completions are scored the same way."""
+
+    split: str = "test"  # the split the leaderboard ranks on
+    extra_splits: list[str] = field(default_factory=list)  # also evaluated and reported ([LoL]: val beside test)
     rank_by: str = "reward"  # leaderboard order: "reward" (the task's R) or a reward component's column
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     judge: JudgeConfig | None = None  # pairwise win rates against a baseline (config_judge.py)
+    num_beams: int = 1  # [LoL] generation tasks: beam 2, repetition penalty 2.5 (docs/sources.md §7.2)
+    repetition_penalty: float = 1.0
+    samples_per_prompt: int = 1  # [FG] detox: 25 samples per prompt
+    stop_at: list[str] = field(default_factory=list)  # cut a response at the first of these ([LoL] HHA: the next human turn)
+    strip_suffixes: list[str] = field(default_factory=list)  # then strip it and drop one of these from its end
+    gold: bool = False  # also score the references (the prompts table's ``completion``) as "gold" rows
+    metrics: dict[str, MetricSpec] = field(default_factory=dict)  # reported name -> metric
+
+    def __post_init__(self) -> None:
+        if self.samples_per_prompt < 1:
+            raise ConfigError(f"samples_per_prompt must be >= 1, got {self.samples_per_prompt}")
+        if self.split in self.extra_splits:
+            raise ConfigError(f"extra_splits repeats split {self.split!r}")
 
 
 @dataclass(frozen=True)
@@ -277,9 +303,13 @@ class TaskConfig:
         scorers = self.annotation.scorers if self.annotation else {}
         named += [(f"annotation.scorers.{n}.scorer", s.scorer, declared_names(SCORERS, "register"))
                   for n, s in scorers.items()]
-        if self.evaluation is not None:  # the leaderboard's columns: R, each component, distinct-n
-            named.append(("evaluation.rank_by", self.evaluation.rank_by,
-                          {"reward", *scorers, "distinct_1", "distinct_2"}))
+        metrics = self.evaluation.metrics if self.evaluation else {}
+        named += [(f"evaluation.metrics.{n}.metric", m.metric, declared_names(METRICS, "register"))
+                  for n, m in metrics.items()]
+        if self.evaluation is not None:  # the leaderboard's columns: R, each component, each metric's columns
+            rank_by, metrics = self.evaluation.rank_by, self.evaluation.metrics
+            by_metric = {rank_by} if any(rank_by.startswith(m) for m in metrics) else set()  # "distinct" -> "distinct-2"
+            named.append(("evaluation.rank_by", rank_by, {"reward", *scorers, *metrics, *by_metric}))
         for where, name, known in named:
             if name not in known:
                 raise ConfigError(f"{where}: unknown name {name!r}; known: {sorted(known)}")
@@ -336,14 +366,17 @@ class TaskConfig:
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
                 profile: str | None = None) -> TaskConfig:
-    """Read a task YAML (or a resolved JSON, which YAML reads too), overlay
-    ``configs/profiles/<profile>.yaml``, apply ``key.path=value`` overrides (they win over the
+    """Read a task YAML (or a resolved JSON, which YAML reads too), overlay the profile
+    (``configs/profiles/<profile>.yaml``, or for a per-task profile such as ``tiny``,
+    ``configs/profiles/<profile>/<task>.yaml``), apply ``key.path=value`` overrides (they win over the
     profile), and validate strictly."""
     path = Path(path)
     raw = _read_mapping(path, "task config")
     label = path.name
     if profile is not None:
-        _overlay(raw, _read_mapping(profiles_dir() / f"{profile}.yaml", "profile"))
+        per_task = profiles_dir() / profile
+        where = per_task / f"{raw.get('task', path.stem)}.yaml" if per_task.is_dir() else per_task.with_suffix(".yaml")
+        _overlay(raw, _read_mapping(where, "profile"))
         label = f"{path.name} with profile {profile}"
     for item in overrides:
         apply_override(raw, item, path.name)
@@ -384,9 +417,12 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
 
 
 def _overlay(base: dict, top: dict) -> None:
-    """Merge ``top`` into ``base`` in place: mappings recursively, anything else replaced."""
+    """Merge ``top`` into ``base`` in place: mappings recursively, anything else replaced. A mapping marked
+    ``_replace: true`` replaces the base's mapping whole (a scorer's parameters for another base model)."""
     for key, value in top.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        if isinstance(value, dict) and value.get("_replace") is True:
+            base[key] = {k: v for k, v in value.items() if k != "_replace"}
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
             _overlay(base[key], value)
         else:
             base[key] = value

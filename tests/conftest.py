@@ -105,9 +105,14 @@ def comet_critic_dir(tmp_path_factory) -> str:
     tok = roberta_tokenizer()
     path = tmp_path_factory.mktemp("comet_critic")
     _save(RobertaModel(_roberta_config(tok)), tok, path)
+    comet_critic_head(path)
+    return str(path)
+
+
+def comet_critic_head(path: Path) -> None:
+    """The COMET critic's separate head file beside a RoBERTa body of hidden size 32."""
     head = nn.ModuleDict({"dense": nn.Linear(32, 512), "out_proj": nn.Linear(512, 1)})
     torch.save(head.state_dict(), path / HEAD_FILE)
-    return str(path)
 
 
 @pytest.fixture(scope="session")

@@ -87,14 +87,17 @@ def leaderboard(
             "seeds": len(reported),
         }
         for m in metrics:
-            row.update({m: ci.loc[m, "value"], f"{m}_lo": ci.loc[m, "lo"], f"{m}_hi": ci.loc[m, "hi"]})
+            # A corpus metric with no per-sample statistic (ROUGE, toxicity probability) has no interval: its value
+            # is the evaluation's own, averaged over seeds.
+            value = ci.loc[m, "value"] if not np.isnan(ci.loc[m, "value"]) else float(reported[m].mean())
+            row.update({m: value, f"{m}_lo": ci.loc[m, "lo"], f"{m}_hi": ci.loc[m, "hi"]})
             if len(reported) > 1:
                 row[f"{m}_seed_std"] = float(reported[m].std(ddof=1))
             long.append(
                 {
                     "algorithm": algorithm,
                     "metric": m,
-                    "mean": ci.loc[m, "value"],
+                    "mean": row[m],
                     "ci95_lo": ci.loc[m, "lo"],
                     "ci95_hi": ci.loc[m, "hi"],
                     "seed_std": float(reported[m].std(ddof=1)) if len(reported) > 1 else np.nan,

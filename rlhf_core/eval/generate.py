@@ -18,7 +18,8 @@ def generate(model, tokenizer, prompts: list[str], cfg: GenerationConfig, seed: 
     # Sorting by length keeps padding small; results go back to input order.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[str] = [""] * len(prompts)
-    sampling = {"do_sample": True, "temperature": cfg.temperature, "top_k": cfg.top_k} if cfg.do_sample else {"do_sample": False}
+    sampling = ({"do_sample": True, "temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p}
+                if cfg.do_sample else {"do_sample": False})
     for start in progress_bar(range(0, len(order), cfg.batch_size), desc="generate"):
         idx = order[start : start + cfg.batch_size]
         enc = tokenizer([prompts[i] for i in idx], add_special_tokens=False, padding=True,

@@ -20,7 +20,7 @@ RESAMPLES = 1000
 
 
 def _grams(text: str, n: int) -> list[tuple[str, ...]]:
-    words = text.lower().split()  # as rlhf_core.eval.metrics.distinct_n
+    words = text.lower().split()  # as the ``distinct`` metric splits a text
     return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
 
 
@@ -84,7 +84,7 @@ def bootstrap(
 
 
 # Corpus statistics the leaderboard reports that are not a mean of a row column, recomputed per resample.
-CORPUS = {"distinct_1": 1, "distinct_2": 2}
+CORPUS = {"distinct-1": 1, "distinct-2": 2}  # the columns of the ``distinct`` metric (eval/measures/text.py)
 
 
 def metric_intervals(

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from rlhf_core.config import ModelSource
+from rlhf_core.eval.registry import metric_code
 from rlhf_core.stages.annotation import reward_function, reward_terms
 from rlhf_core.stages.base import TABLE, Context, Result, load_tok, stage, table
 from rlhf_core.store import ArtifactRef, write_table
@@ -14,64 +15,89 @@ from rlhf_core.store import ArtifactRef, write_table
 LEGEND = "leaderboard_legend.csv"  # column, meaning: beside the leaderboard in its artifact and its export
 
 
-@stage(lambda task: ["evaluation.split", "evaluation.generation", "seed"])
+GENERATION_READS = ["split", "extra_splits", "generation", "num_beams", "repetition_penalty", "samples_per_prompt",
+                    "stop_at", "strip_suffixes"]
+
+
+@stage(lambda task: [f"evaluation.{f}" for f in GENERATION_READS] + ["seed"])
 def generations(ctx: Context, algorithm: str, policy: ArtifactRef, prompts: ArtifactRef) -> Result:
-    """One policy's samples on the evaluation prompts."""
+    """One policy's samples on the evaluation prompts (every evaluated split, ``samples_per_prompt`` each), with the
+    prompts' own columns (references, knowledge) and each sample's token count."""
+    from rlhf_core.eval.evaluate import clean_response, evaluation_prompts
     from rlhf_core.eval.generate import generate
     from rlhf_core.models.load import load_policy
 
     cfg = ctx.cfg.evaluation
 
     def build(out: Path, _: Path) -> dict[str, Any]:
-        rows = table(prompts)
-        rows = rows[rows["split"] == cfg.split][["id", "prompt"]].reset_index(drop=True)
-        if rows.empty:
-            raise ValueError(f"evaluation.split {cfg.split!r}: no prompts of that split in {prompts.path}")
-        model = load_policy(ModelSource(path=policy.path))
-        rows["completion"] = generate(model, load_tok(policy), rows["prompt"].tolist(), cfg.generation,
-                                      ctx.cfg.seed)
+        rows = evaluation_prompts(table(prompts), [cfg.split, *cfg.extra_splits], cfg.samples_per_prompt)
+        model, tok = load_policy(ModelSource(path=policy.path)), load_tok(policy)
+        raw = generate(model, tok, rows["prompt"].tolist(), cfg.generation, ctx.cfg.seed,
+                       num_beams=cfg.num_beams, repetition_penalty=cfg.repetition_penalty)
+        rows["completion_tokens"] = [len(ids) for ids in tok(raw, add_special_tokens=False)["input_ids"]]
+        rows["completion"] = [clean_response(t, cfg.stop_at, cfg.strip_suffixes) for t in raw]
         write_table(rows, out / TABLE)
         return {"rows": len(rows), "empty_completions": int((rows["completion"].str.strip() == "").sum()),
-                "preview": rows.head(8)}
+                "preview": rows[["prompt", "completion"]].head(8)}
 
     return ctx.build("generations", algorithm, {"policy": policy, "prompts": prompts}, build)
 
 
-@stage(reward_terms)
+def _evaluation_reads(task) -> list[str]:
+    return [*reward_terms(task), "evaluation.split", "evaluation.extra_splits", "evaluation.gold", "evaluation.metrics"]
+
+
+@stage(_evaluation_reads, uses=lambda task: metric_code(task.evaluation.metrics))
 def evaluation(ctx: Context, algorithm: str, gen: ArtifactRef, scorers: dict[str, ArtifactRef]) -> Result:
-    """Every reward component (and its breakdown), R, and distinct-1/2 of one algorithm's samples."""
-    from rlhf_core.eval.metrics import distinct_n
+    """Every reward component (and its breakdown), R and the task's ``evaluation.metrics`` of one algorithm's samples,
+    per split, and of the references (``gold``)."""
+    from rlhf_core.eval.evaluate import evaluate_group, flat_summary, groups
+
+    cfg = ctx.cfg.evaluation
 
     def build(out: Path, _: Path) -> dict[str, Any]:
-        rows = table(gen)
-        prompts, completions = rows["prompt"].tolist(), rows["completion"].tolist()
-        rows = pd.concat([rows, reward_function(ctx.cfg, scorers).scores(prompts, completions)], axis=1)
-        write_table(rows, out / TABLE)
-        numeric = rows.select_dtypes("number").mean().to_dict()
-        summary = {"algorithm": algorithm, **{k: float(v) for k, v in numeric.items()},
-                   "distinct_1": distinct_n(completions, 1), "distinct_2": distinct_n(completions, 2), "n": len(rows)}
-        return {**summary, "summary": summary}
+        reward = reward_function(ctx.cfg, scorers)
+        results, scored = [], []
+        for split, segment, rows in groups(table(gen), [cfg.split, *cfg.extra_splits], cfg.gold):
+            rows, values = evaluate_group(rows, reward.scores, reward.scorers, cfg.metrics)
+            scored.append(rows.assign(segment=segment))
+            results.append((split, segment, values))
+        write_table(pd.concat(scored, ignore_index=True), out / TABLE)
+        by_group = pd.DataFrame([{"split": s, "segment": g, **v} for s, g, v in results])
+        by_group.to_csv(out / "evaluation.csv", index=False, float_format="%.4f")
+        summary = {"algorithm": algorithm, **flat_summary(results)}
+        return {**summary, "summary": summary, "table": by_group}
 
     parents = {"generations": gen, **{f"scorer/{c}": r for c, r in scorers.items()}}
     return ctx.build("evaluation", algorithm, parents, build)
 
 
-@stage(lambda task: ["evaluation.rank_by", "seed", "policy.overrides", "annotation.scorers"])
+@stage(lambda task: ["evaluation.rank_by", "evaluation.split", "evaluation.extra_splits", "seed", "policy.overrides",
+                     "annotation.scorers", "sft.model", "policy.init"])
 def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path) -> Result:
     """One row per algorithm, best first by ``evaluation.rank_by``, each metric with its bootstrap 95%
     interval over prompts and, over several training seeds, its std; swept algorithms at their best
     setting on val. Also exported as CSV to ``export`` (the intervals and the sweep beside it, and what
-    each column means: ``leaderboard_legend.csv``)."""
+    each column means: ``leaderboard_legend.csv``). With several evaluated splits or gold rows, every
+    group's values also go to ``aggregate.csv`` beside it, in [LoL]'s layout."""
     from rlhf_core.eval.board import leaderboard as board_tables
+    from rlhf_core.eval.evaluate import GEN, aggregate_table
     from rlhf_core.eval.legend import leaderboard_legend
     from rlhf_core.eval.plots import bar_chart
 
-    rank_by = ctx.cfg.evaluation.rank_by
-    summaries = {key: ref.meta()["metadata"]["summary"] for key, ref in evaluations.items()}
-    tables = {key: table(ref) for key, ref in evaluations.items()}
+    cfg = ctx.cfg.evaluation
+    rank_by = cfg.rank_by
+    full = {key: ref.meta()["metadata"]["summary"] for key, ref in evaluations.items()}
+    # The ranked split's own values (a key with a space names another split's or the references' value).
+    summaries = {key: {k: v for k, v in s.items() if " " not in k} for key, s in full.items()}
+    tables = {key: _ranked_rows(table(ref), cfg.split, GEN) for key, ref in evaluations.items()}
     overrides = {k: dict(v) for k, v in ctx.cfg.policy.overrides.items()}
     parts = board_tables(summaries, tables, rank_by, ctx.cfg.seed, overrides)
     rows = parts["board"]
+    summaries_frame = pd.DataFrame(list(full.values()))
+
+    grouped = any(" " in k for s in full.values() for k in s)
+    start = ctx.cfg.sft.model if ctx.cfg.sft is not None else ctx.cfg.policy.init  # the seed's baseline_model
 
     def build(out: Path, _: Path) -> dict[str, Any]:
         legend = leaderboard_legend(ctx.cfg, list(rows.columns))
@@ -79,6 +105,10 @@ def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path)
         for name, frame in parts.items():
             frame.to_csv(out / f"{'leaderboard' if name == 'board' else name}.csv", index=False, float_format="%.4f")
         pd.DataFrame(list(legend.items()), columns=["column", "meaning"]).to_csv(out / LEGEND, index=False)
+        if grouped:
+            aggregate_table(summaries_frame, ctx.task, start.hub_id or start.path or "init",
+                            [*cfg.extra_splits, cfg.split]).to_csv(out / "aggregate.csv", index=False,
+                                                                     float_format="%.3f")
         bar_chart(rows, "algorithm", list(dict.fromkeys([rank_by, "reward"])), out / "leaderboard.png")
         shown = ["algorithm", "setting", "seeds", *(f"{m}{s}" for m in dict.fromkeys([rank_by, "reward"])
                                                     for s in ("", "_lo", "_hi", "_seed_std") if f"{m}{s}" in rows)]
@@ -90,6 +120,8 @@ def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path)
     ref, meta = ctx.build("leaderboard", None, evaluations, build)
     export_copy(ref.file("leaderboard.csv"), export)
     export_copy(ref.file(LEGEND), export.with_name(LEGEND))
+    if grouped:
+        export_copy(ref.file("aggregate.csv"), export.with_name("aggregate.csv"))
     return ref, {**meta, "exported_to": str(export)}
 
 
@@ -99,3 +131,10 @@ def export_copy(src: Path, export: Path) -> None:
     tmp = export.with_name(f".tmp-{export.name}")
     tmp.write_bytes(src.read_bytes())
     tmp.replace(export)
+
+
+def _ranked_rows(rows: pd.DataFrame, split: str, segment: str) -> pd.DataFrame:
+    """The rows of the ranked split's generations (an evaluation table also holds other splits and the references)."""
+    if "segment" in rows:
+        rows = rows[(rows["segment"] == segment) & (rows["split"] == split)]
+    return rows.reset_index(drop=True)

@@ -157,6 +157,8 @@ def heldout_metrics(kind: str, scorer, rows: pd.DataFrame, rm_ref: ArtifactRef) 
     """The seed metric of ``kind`` on its held-out rows (docs/sources.md §5.1-§5.3, §5.5)."""
     from rlhf_core.eval import rm_metrics
 
+    if kind == "fg_token":  # token-label rows: words and tags, no prompt column
+        return _token_metrics(scorer, rows, read_spec(rm_ref))
     prompts = rows["prompt"].tolist()
     if kind in ("bradley_terry", "fg_sequence_preference", "armo"):
         chosen, rejected = scorer(prompts, rows["chosen"].tolist()), scorer(prompts, rows["rejected"].tolist())
@@ -176,8 +178,6 @@ def heldout_metrics(kind: str, scorer, rows: pd.DataFrame, rm_ref: ArtifactRef) 
     if kind == "crs_absolute":
         logits = np.asarray(scorer(prompts, rows["completion"].tolist()))
         return rm_metrics.absolute_metrics(1 / (1 + np.exp(-logits)), rows["score"].to_numpy(dtype=float))
-    if kind == "fg_token":
-        return _token_metrics(scorer, rows, read_spec(rm_ref))
     raise ValueError(f"no held-out metric for kind {kind!r}")
 
 

@@ -102,7 +102,7 @@ def test_rlhflow_reward_model_sections_are_checked(override, message):
     ("annotation.scorers.gold.scorer=golden", "annotation.scorers.gold.scorer: unknown name 'golden'; known: ["),
     ("sources.feedback.loader=feedbak", "sources.feedback.loader: unknown name 'feedbak'"),
     ("datasets.clean_feedback.builder=nope", "datasets.clean_feedback.builder: unknown name 'nope'"),
-    ("evaluation.rank_by=glod", "evaluation.rank_by: unknown name 'glod'; known: ['distinct_1', 'distinct_2',"),
+    ("evaluation.rank_by=glod", "evaluation.rank_by: unknown name 'glod'; known: ['completeness', 'distinct',"),
 ])
 def test_non_positive_sizes_and_unknown_names_fail_when_the_config_loads(override, message):
     with pytest.raises(ConfigError) as err:
@@ -112,12 +112,29 @@ def test_non_positive_sizes_and_unknown_names_fail_when_the_config_loads(overrid
 
 def test_the_names_a_config_may_use_are_exactly_what_the_registries_hold():
     """The config check reads the registered names from source; importing the registries agrees."""
-    from rlhf_core.config import LOADERS, SCORERS
+    from rlhf_core.config import LOADERS, METRICS, SCORERS
+    from rlhf_core.eval import registry as eval_registry
     from rlhf_core.data import registry
     from rlhf_core.registry import declared_names
     from rlhf_core.rewards import base
 
-    assert (LOADERS, SCORERS) == (registry.LOADERS.package, base.SCORERS.package)
+    assert (LOADERS, SCORERS, METRICS) == (registry.LOADERS.package, base.SCORERS.package,
+                                           eval_registry.METRICS.package)
     assert declared_names(LOADERS, "loader") == set(registry.LOADERS.names())
     assert declared_names(LOADERS, "builder") == set(registry.BUILDERS.names())
     assert declared_names(SCORERS, "register") == set(base.SCORERS.names())
+    assert declared_names(METRICS, "register") == set(eval_registry.METRICS.names())
+
+
+def test_a_per_task_profile_overlays_its_task_and_replaces_marked_mappings_whole():
+    cfg = load_config(task_config_path("detox"), profile="tiny")
+    # `_replace: true`: the tiny path instead of the hub id (merged, the two would both be set and fail)
+    assert (cfg.policy.init.hub_id, cfg.policy.init.path) == (None, "data/fixtures/tiny_models/gpt2")
+    assert cfg.annotation.scorers["toxicity"].params == {"base": "fluency",
+                                                          "model": "data/fixtures/tiny_models/roberta_classifier"}
+    assert cfg.policy.ppo.cliprange == 0.2 and cfg.policy.ppo.steps == 2  # unmarked mappings still merge
+    assert cfg.evaluation.metrics["dist"].params == {"n": [2, 3], "per": "prompt"}  # untouched: the task's own
+    # --set wins over the profile
+    assert load_config(task_config_path("detox"), ["policy.ppo.steps=3"], profile="tiny").policy.ppo.steps == 3
+    with pytest.raises(ConfigError, match=r"tiny/demo.yaml: no such profile; known: \[.*'detox'"):
+        load_config(task_config_path("demo"), profile="tiny")  # the demo is tiny already

@@ -7,7 +7,7 @@ import pytest
 from rlhf_core.config import load_config, task_config_path
 from rlhf_core.eval.board import leaderboard
 from rlhf_core.eval.intervals import distinct_n_statistic, metric_intervals
-from rlhf_core.eval.metrics import distinct_n
+from rlhf_core.eval.measures.text import Distinct
 from rlhf_core.stages import trials
 
 
@@ -39,7 +39,7 @@ def test_distinct_n_of_a_resample_counts_a_redrawn_prompt_twice():
     stat = distinct_n_statistic(texts, 1)
     # all prompts: {a, b, c} / 5 tokens; prompt 0 twice: {a, b} / 6; prompt 1 twice: {b, c} / 4
     assert stat(np.array([[0, 1], [0, 0], [1, 1]])) == pytest.approx([3 / 5, 2 / 6, 2 / 4])
-    assert stat(np.array([[0, 1]]))[0] == pytest.approx(distinct_n(["a b a", "b c"], 1))
+    assert stat(np.array([[0, 1]]))[0] == pytest.approx(Distinct(n=[1])._ratio(["a b a", "b c"], 1))
 
 
 def test_a_metric_with_no_rows_or_corpus_rule_has_no_interval():

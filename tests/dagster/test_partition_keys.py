@@ -23,7 +23,8 @@ import pytest
 from pipelines.task_defs import build_task_definitions
 from rlhf_core.config import load_config, tasks_dir
 from rlhf_core.data.registry import BUILDERS, LOADERS
-from rlhf_core.eval.metrics import distinct_n
+from rlhf_core.eval.evaluate import flat_summary
+from rlhf_core.eval.registry import METRICS
 from rlhf_core.rewards.base import SCORERS
 from rlhf_core.stages import all_stages
 from rlhf_core.stages.algorithms import ALGORITHMS
@@ -175,7 +176,11 @@ def test_a_code_edit_rekeys_exactly_the_partitions_that_run_it_in_every_task(lay
     expect(append_edit("append to train/pro.py", "rlhf_core.train.pro"),
            named(layout, "policy", lambda t, a: a == "pro"))
     # Code a stage imports re-keys every partition of that stage, and of no other.
-    for fn, stage in ((fit_value_head, "reference_value"), (distinct_n, "evaluation"),
+    # Each metric re-keys the evaluation of the tasks that name it, and nothing else.
+    for metric in METRICS.names():
+        expect(definition_edit(f"metric {metric}", METRICS.get(metric)),
+               named(layout, "evaluation", lambda t, m=metric: m in {s.metric for s in t.evaluation.metrics.values()}))
+    for fn, stage in ((fit_value_head, "reference_value"), (flat_summary, "evaluation"),
                       (within_prompt_pairs, "reward_model_eval")):
         expect(definition_edit(fn.__name__, fn), named(layout, stage, lambda *_: True))
 
@@ -184,7 +189,7 @@ def test_a_code_edit_rekeys_exactly_the_partitions_that_run_it_in_every_task(lay
     wrong = {label: (sorted(changed[label] - p), sorted(p - changed[label])) for label, p in expected.items()
              if changed[label] != p}
     assert not wrong, json.dumps(wrong, indent=1)
-    assert changed["append to train/pro.py"] and changed["distinct_n"]  # the checks above are not vacuous
+    assert changed["append to train/pro.py"] and changed["flat_summary"]  # the checks above are not vacuous
     assert any(s == "reward_scorer" for label in expected if label.startswith("scorer")
                for _, s, _ in changed[label])
 

@@ -86,7 +86,7 @@ def test_leaderboard_has_a_measured_row_per_algorithm(run):
     root, _ = run
     board = pd.read_csv(root / "artifacts" / "demo" / "leaderboard.csv")
     assert sorted(board["algorithm"]) == ["a_lol", "dpo", "fg_ppo", "grpo", "nll", "ppo", "pro", "sft"]
-    for col in ("gold", "reward", "rm", "relevance", "length", "distinct_2"):
+    for col in ("gold", "reward", "rm", "relevance", "length", "distinct-2"):
         assert board[col].notna().all()
         # every metric with its bootstrap 95% interval over the 8 test prompts
         assert (board[f"{col}_lo"] <= board[col] + 1e-9).all() and (board[col] <= board[f"{col}_hi"] + 1e-9).all()

@@ -1,13 +1,10 @@
-"""Each seed task's RL group runs end to end on its fixtures, through Dagster, with tiny random models
-of the seeds' architectures: the policy (GPT-2, T5, Llama) trains a few steps, every partition is
-sampled, scored with the task's reward components and ranked on the leaderboard.
+"""Every seed workflow runs whole, exactly as ``rlhf run TASK --profile tiny`` (README,
+configs/profiles/tiny/): data -> the task's reward models where it trains them -> its policies -> its own
+evaluation table (docs/sources.md §7), through Dagster, offline, on the shipped fixtures and tiny random
+models of the seeds' architectures (data/fixtures/tiny_models, written by tests/tiny_models.py).
 
-The seeds' RMs are trained by the reward-model suite (``reward_models``); here tiny random RMs of
-their architectures stand in, loaded from a path: R1/R2 as ``fg_segments`` over Longformer token
-classifiers ([FG]'s input format) and R3 as a Longformer ``rm_logit`` (qa_feedback), a DistilBERT
-``rm_logit`` ([WA]), two Llama ``rm_logit`` RMs (CRS), a GPT-NeoX ``rm_logit`` (the HHA RM). detox's
-Perspective is a web API, so a tiny RoBERTa classifier stands in for it (through the ``fluency``
-scorer's code) as the base of the per-sentence ``sentence_delta``.
+detox, hh_rlhf and hh_pro run in ``make test``; qa_feedback and oasst_crs (which train their RMs first) and the
+[LoL] generation tasks (eight policies each) run under ``make seeds-check`` only.
 """
 from __future__ import annotations
 
@@ -16,150 +13,66 @@ import math
 import dagster as dg
 import pandas as pd
 import pytest
-import torch
-from transformers import (DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer, GPT2Config,
-                          GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForSequenceClassification, LlamaConfig,
-                          LlamaForCausalLM, LlamaForSequenceClassification, LongformerConfig,
-                          LongformerForSequenceClassification, LongformerForTokenClassification)
 
 from pipelines.runner import run_task
 from resources import build_resources
-from tests.conftest import gpt2_tokenizer, roberta_tokenizer
-from tests.core.tiny_rl import one_thread, tiny_t5
-from tests.dagster.test_seed_tasks import header_overrides
+from tests.core.tiny_rl import one_thread
+from tests.dagster.documented import shown
 
-SMALL = dict(vocab_size=None, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-
-
-def _save(model, tok, path) -> str:
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
-
-
-def _gpt2(path) -> str:
-    tok = gpt2_tokenizer()
-    eos = tok.eos_token_id
-    torch.manual_seed(0)
-    return _save(GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=1024,
-                                            bos_token_id=eos, eos_token_id=eos)), tok, path)
-
-
-def _llama(path, classifier: bool = False) -> str:
-    tok = gpt2_tokenizer()
-    eos = tok.eos_token_id
-    cfg = LlamaConfig(**{**SMALL, "vocab_size": len(tok)}, num_key_value_heads=2, max_position_embeddings=1024,
-                      bos_token_id=eos, eos_token_id=eos, pad_token_id=eos, num_labels=1)
-    torch.manual_seed(1)
-    return _save((LlamaForSequenceClassification if classifier else LlamaForCausalLM)(cfg), tok, path)
-
-
-def _longformer(path, labels: list[str] | None) -> str:
-    tok = roberta_tokenizer()
-    cfg = LongformerConfig(**{**SMALL, "vocab_size": len(tok)}, attention_window=[8], max_position_embeddings=4098,
-                           pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1,
-                           **({"id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}}
-                              if labels else {"num_labels": 1}))
-    torch.manual_seed(2)
-    model = LongformerForTokenClassification(cfg) if labels else LongformerForSequenceClassification(cfg)
-    return _save(model, tok, path)
-
-
-def _distilbert(path) -> str:
-    chars = sorted(set("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-:;()\""))
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
-    (path / "vocab").mkdir(parents=True)
-    (path / "vocab" / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = DistilBertTokenizer(vocab_file=str(path / "vocab" / "vocab.txt"))
-    cfg = DistilBertConfig(vocab_size=len(tok), dim=16, n_layers=1, n_heads=2, hidden_dim=32, num_labels=1,
-                           max_position_embeddings=512)
-    torch.manual_seed(3)
-    return _save(DistilBertForSequenceClassification(cfg), tok, path / "rm")
-
-
-def _neox(path) -> str:
-    tok = gpt2_tokenizer()
-    cfg = GPTNeoXConfig(**{**SMALL, "vocab_size": len(tok)}, max_position_embeddings=1024, num_labels=1,
-                        pad_token_id=tok.eos_token_id)
-    torch.manual_seed(4)
-    return _save(GPTNeoXForSequenceClassification(cfg), tok, path)
-
-
-def _t5(path, seed: int) -> str:
-    model, tok = tiny_t5(seed=seed)
-    return _save(model, tok, path)
-
-
-SHORT_PPO = "{steps: 2, prompts_per_rollout: 2, mini_batch_size: 2, ppo_epochs: 1, max_new_tokens: 6, " \
-            "max_prompt_length: 48%s}"
-
-
-def seed_overrides(task: str, tmp) -> list[str]:
-    """Tiny models of the seed's architectures in place of its checkpoints, and a few short steps."""
-    if task == "hh_rlhf":
-        return [f"policy.init={{path: {_gpt2(tmp / 'gpt2')}}}",
-                f"annotation.scorers.rm={{scorer: rm_logit, params: {{model: {_distilbert(tmp / 'distilbert')}}}}}",
-                f"policy.ppo={SHORT_PPO % ''}"]
-    if task == "detox":
-        return [f"policy.init={{path: {_gpt2(tmp / 'gpt2')}}}",
-                f"annotation.scorers.toxicity.params={{base: fluency, model: {_toxicity_classifier(tmp)}}}",
-                f"policy.ppo={SHORT_PPO % ''}", f"policy.fg_ppo.ppo={SHORT_PPO % ', samples_per_prompt: 2'}"]
-    if task == "qa_feedback":
-        return [f"policy.init={{path: {_t5(tmp / 't5', 0)}}}",
-                f"policy.fg_ppo.value_model={{path: {_t5(tmp / 't5_value', 1)}}}",
-                f"annotation.scorers.relevance={{scorer: fg_segments, weight: 0.0, params: {{unit: subsentence, "
-                f"error_label: NF-ERR, question_only: true, model: {_longformer(tmp / 'rel', ['Ignore', 'NF-ERR', 'O'])}}}}}",
-                f"annotation.scorers.factuality={{scorer: fg_segments, weight: 0.0, params: {{unit: sentence, "
-                f"error_label: F-ERR, model: {_longformer(tmp / 'fact', ['F-ERR', 'Ignore', 'O'])}}}}}",
-                f"annotation.scorers.completeness={{scorer: rm_logit, params: {{model: {_longformer(tmp / 'comp', None)}}}}}",
-                f"policy.fg_ppo.ppo={SHORT_PPO % ', samples_per_prompt: 2, critic: separate, eval_every: 1'}"]
-    if task == "oasst_crs":
-        return [f"policy.init={{path: {_llama(tmp / 'llama')}}}",
-                f"annotation.scorers.ranking={{scorer: rm_logit, weight: 0.25, params: {{model: "
-                f"{_llama(tmp / 'ranking', classifier=True)}}}}}",
-                f"annotation.scorers.absolute={{scorer: rm_logit, weight: 0.75, params: {{model: "
-                f"{_llama(tmp / 'absolute', classifier=True)}}}}}",
-                f"policy.ppo={SHORT_PPO % ', grad_accum: 1'}",
-                "evaluation.split=train"]  # the fixture's few trees leave the 5% val split empty
-    assert task == "hh_pro"
-    return [f"policy.init={{path: {_llama(tmp / 'llama')}}}",
-            f"annotation.scorers.reward.params={{model: {_neox(tmp / 'neox')}}}",
-            "policy.train={epochs: 1.0, batch_size: 4, lr: 1.0e-3, max_length: 64}"]
-
-
-def _toxicity_classifier(tmp) -> str:
-    """detox's stand-in toxicity classifier: a tiny RoBERTa sequence classifier (2 labels)."""
-    from transformers import RobertaConfig, RobertaForSequenceClassification
-
-    tok = roberta_tokenizer()
-    cfg = RobertaConfig(**{**SMALL, "vocab_size": len(tok)}, max_position_embeddings=514, pad_token_id=1,
-                        type_vocab_size=1, num_labels=2)
-    torch.manual_seed(5)
-    return _save(RobertaForSequenceClassification(cfg), tok, tmp / "toxicity")
-
-
+LOL_FAMILY = ["nll", "wbc", "r_gold", "r_lol", "a_lol", "a_lol_ref_free", "a_lol_seq"]
 ALGORITHMS = {"hh_rlhf": ["ppo"], "detox": ["ppo", "fg_ppo"], "qa_feedback": ["fg_ppo"], "oasst_crs": ["ppo"],
-              "hh_pro": ["pro"]}
+              "hh_pro": ["pro"], "comet": LOL_FAMILY, "reddit": LOL_FAMILY, "faithdial": LOL_FAMILY}
+LOL_COLUMNS = ["final_reward", "distinct-1", "distinct-2", "distinct-3", "avg_response_len", "meteor"]
+# Each task's own evaluation table (docs/sources.md §7), as its YAML's evaluation.metrics name it.
+EVALUATION_COLUMNS = {
+    "hh_rlhf": ["distinct-1", "distinct-2"],
+    "detox": ["avg_max_toxicity", "toxicity_probability", "perplexity", "dist-2", "dist-3"],
+    "qa_feedback": ["rouge", "relevance_ratios", "factuality_ratios", "completeness_rewards", "rewards", "lengths",
+                    "n_sub_sentences", "n_sentences"],
+    "oasst_crs": ["ranking_logit", "ranking_logit_std", "absolute_logit", "absolute_logit_std", "crs_025",
+                  "crs_025_std", "crs_0625", "crs_0625_std"],
+    "hh_pro": ["avg_response_len", "distinct-1", "distinct-2", "distinct-3"],
+    "comet": ["p_valid_model", *LOL_COLUMNS],
+    "reddit": ["fluency", "depth", "updown", "safe", "tfidf", *LOL_COLUMNS],
+    "faithdial": ["fluency", "faithdial", "depth", "tfidf", *LOL_COLUMNS, "coverage", "coverage_std", "density",
+                  "density_std"],
+}
+# Too long for make test (each over 2 minutes on 2 cores: RMs trained, or eight policies): make seeds-check.
+SEEDS_CHECK = {"qa_feedback", "oasst_crs", "comet", "reddit", "faithdial"}
 
 
-@pytest.mark.parametrize("task", sorted(ALGORITHMS))
-def test_seed_rl_group_trains_samples_and_ranks_on_the_fixtures(task, tmp_path, monkeypatch):
-    data_overrides, _ = header_overrides(task)
-    overrides = data_overrides + seed_overrides(task, tmp_path) + [
-        "evaluation.generation={max_new_tokens: 6, do_sample: false, batch_size: 8}"]
+@pytest.mark.parametrize("task", [pytest.param(t, marks=pytest.mark.seeds) if t in SEEDS_CHECK else t
+                                  for t in sorted(ALGORITHMS)])
+def test_seed_workflow_runs_whole_on_the_tiny_profile(task, tmp_path, monkeypatch):
+    assert shown(f"run {task} --profile tiny")  # the README's command for this seed
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     art = tmp_path / "art"
     with one_thread():
-        assert run_task(task, overrides, ["data", "annotation", "rl"], resources=build_resources(str(art))) == 0
+        assert run_task(task, [], [], profile="tiny", resources=build_resources(str(art))) == 0
 
     board = pd.read_csv(art / task / "leaderboard.csv")
     assert sorted(board["algorithm"]) == sorted(["sft", *ALGORITHMS[task]])
     assert board["reward"].notna().all() and board["n"].gt(0).all()
+    table = board[EVALUATION_COLUMNS[task]]
+    if task == "qa_feedback":  # a ratio over no segment (the tiny T5 may answer with nothing) is undefined
+        judged = board["n_sub_sentences"].gt(0) & board["n_sentences"].gt(0)
+        assert table[~judged][["relevance_ratios", "factuality_ratios"]].isna().all().all()
+        table = table[judged]
+        assert table[["relevance_ratios", "factuality_ratios"]].stack().between(0, 1).all()
+    assert table.notna().all().all(), board.T
+    print(f"{task} evaluation table:\n{board.head(1).T}")
+    if ALGORITHMS[task] == LOL_FAMILY:  # val and test, generations and references, in the seed aggregator's layout
+        aggregate = pd.read_csv(art / task / "aggregate.csv")
+        assert list(aggregate.columns[:3]) == ["task_name", "baseline_model", "algorithm"]
+        segments = [c.split(" ")[0] for c in aggregate.columns[3:]]
+        assert list(dict.fromkeys(segments)) == ["val_gen", "test_gen", "val_gold", "test_gold"]
+        assert aggregate[[f"{s} reward" for s in dict.fromkeys(segments)]].notna().all().all()
+        print(f"{task} aggregate table:\n{aggregate.head(1).T}")
     for algorithm in ALGORITHMS[task]:
         records = dg.DagsterInstance.get().fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey([task, "policy"]), asset_partitions=[algorithm]), limit=1)
         meta = {k: v.value for k, v in records.records[0].asset_materialization.metadata.items()}
-        if algorithm == "pro":
+        if algorithm not in ("ppo", "fg_ppo"):  # PRO and the offline family
             assert meta["steps"] >= 1 and math.isfinite(meta["final_loss"])
             continue
         assert meta["steps"] == 2 and meta["stop_reason"] == ""
@@ -167,3 +80,18 @@ def test_seed_rl_group_trains_samples_and_ranks_on_the_fixtures(task, tmp_path, 
         assert len(meta["reward_per_step"]) == 2 and all(math.isfinite(r) for r in meta["reward_per_step"])
         if task == "qa_feedback":  # greedy eval on the dev prompts after every step: the best weights are kept
             assert meta["best_step"] in (0, 1, 2) and math.isfinite(meta["best_eval_reward"])
+
+
+@pytest.mark.seeds
+def test_rlhflow_runs_whole_on_the_tiny_profile(tmp_path, monkeypatch):
+    """[RF] has no policy: its workflow ends in the RewardBench table of its three RMs (docs/sources.md §7.5)."""
+    assert shown("run rlhflow --profile tiny")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    with one_thread():
+        assert run_task("rlhflow", [], [], profile="tiny", resources=build_resources(str(tmp_path / "art"))) == 0
+    meta = dg.DagsterInstance.get().get_latest_materialization_event(
+        dg.AssetKey(["rlhflow", "reward_bench"])).asset_materialization.metadata
+    board = pd.read_parquet(f"{meta['artifact'].value}/table.parquet")
+    assert sorted(board["model"]) == ["armo", "bt", "pair_pm"]
+    assert board[["Chat", "Chat Hard", "Safety", "Reasoning", "overall"]].stack().between(0, 100).all(), board
+    print(f"rlhflow RewardBench table:\n{board}")
