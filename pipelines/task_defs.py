@@ -15,6 +15,7 @@ import dagster as dg
 
 from assets import annotation, data, models, reward_models, rl
 from pipelines import automation
+from resources.io_manager import with_config_keys
 from rlhf_core.config import TaskConfig
 
 
@@ -47,7 +48,9 @@ def run_plan(task: TaskConfig) -> list[Step]:
         Step(f"{task.task}_rl", rl_assets[:-1]),
         Step(f"{task.task}_leaderboard", rl_assets[-1:]),
     ]
-    return [s for s in steps if s.assets]
+    steps = [s for s in steps if s.assets]
+    keyed = iter(with_config_keys([a for s in steps for a in s.assets]))  # in the steps' order
+    return [Step(s.job, [next(keyed) for _ in s.assets]) for s in steps]
 
 
 def build_task_definitions(task: TaskConfig) -> dg.Definitions:
@@ -58,7 +61,7 @@ def build_task_definitions(task: TaskConfig) -> dg.Definitions:
     schedules, sensors = [], []
     incoming = annotation.build_incoming(task)
     if incoming:
-        assets += [incoming["annotated_incoming"], incoming["incoming_rewards"]]
+        assets += with_config_keys([*assets, incoming["annotated_incoming"], incoming["incoming_rewards"]])[-2:]
         job = dg.define_asset_job(f"{task.task}_incoming", selection=dg.AssetSelection.assets(
             incoming["annotated_incoming"]), partitions_def=annotation.incoming_partitions(task))
         jobs.append(job)
