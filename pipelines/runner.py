@@ -4,6 +4,8 @@ One line per finished step: when it finished, what it materialized, whether the 
 artifacts or found them, and how long it took. A step that fails prints ``FAILED <step>`` and
 re-raises, so the command line reports a user error as one line and a bug with its traceback.
 Ctrl-C ends the run with one ``interrupted`` line naming the step that was running (exit 130).
+A ``--select`` also runs what this configuration lacks upstream (``missing_upstream``): each step
+reads its parents under its own configuration's keys (resources/io_manager.py).
 """
 from __future__ import annotations
 
