@@ -139,11 +139,17 @@ def test_asset_checks_pass_inside_their_assets_steps(run):
     assert latest[checks[1]].status.value == "SUCCEEDED"
 
 
-def test_an_unchanged_rerun_recomputes_nothing(run):
-    _, resources = run
+def test_an_unchanged_rerun_recomputes_nothing_and_writes_nothing_to_the_store(run):
+    root, resources = run
+
+    def files() -> dict[str, tuple[int, int]]:
+        return {str(p): (p.stat().st_ino, p.stat().st_mtime_ns) for p in (root / "artifacts").rglob("*")}
+
+    before = files()
     assert run_task("demo", MICRO, [], resources=resources) == 0
     assert latest("sft_model")["cached"] is True
     assert latest("reward_model", "bt")["cached"] is True
+    assert files() == before  # no ref, export or folder written: a read-only store would do
 
 
 def test_rl_assets_under_a_backfill_range_write_and_read_one_ref_per_partition(run):
