@@ -91,10 +91,10 @@ def atomic_dir(final: Path, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that is renamed to ``final`` only if the block succeeds.
 
     ``replace``: an existing ``final`` (a rebuild) is swapped out; otherwise it wins, as the
-    work of a concurrent run that finished the same artifact first.
+    work of a concurrent run that finished the same artifact first. The caller holds a scratch
+    folder of the key (``building_in``), which keeps a sweep off the temporary directory.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned(final.parent)
     tmp = final.parent / _tmp_name(final.name)
     tmp.mkdir()
     try:
@@ -114,24 +114,24 @@ def atomic_dir(final: Path, replace: bool = False) -> Iterator[Path]:
 
 
 def _tmp_name(name: str, tag: str = "") -> str:
-    """``.tmp-<name>-<pid>-<tag><random>``: the builder's pid tells a sweep whether it is gone."""
+    """``.tmp-<name>-<pid>-<tag><random>``: unique per writer (the pid is for a person looking)."""
     return f".tmp-{name}-{os.getpid()}-{tag}{uuid.uuid4().hex[:8]}"
 
 
 def remove_abandoned(folder: Path) -> None:
-    """Delete what builds in ``folder`` left and nothing will use again.
+    """Delete what builds in the folder of an asset (partition) left and nothing will use again.
 
-    - ``.tmp-*`` (half-written artifacts and files) whose builder's pid is gone (``kill -9``, power loss);
-      one whose pid is alive may be a concurrent build and is left alone.
-    - ``*.work`` scratch folders that no build will resume (``work_dir``) and that no live builder
+    - ``.tmp-<key>-*`` (half-written artifacts) when no live process holds a scratch folder of that key:
+      a build holds its scratch folder's lock for as long as its temporary directory exists.
+    - ``*.work`` scratch folders that no build will resume (``work_dir``) and that no live process
       holds: a build's whose artifact is now complete, a rebuild's whose artifact has since been
       replaced. A killed build's own folder stays: the same command resumes from its checkpoints.
     """
     if not folder.is_dir():
         return
     for tmp in folder.glob(".tmp-*"):
-        pid = tmp.name.rsplit("-", 2)[-2] if tmp.name.count("-") >= 3 else ""
-        if not pid.isdigit() or not _alive(int(pid)):
+        key = tmp.name.removeprefix(".tmp-").split("-")[0]
+        if not any(_held(work) for work in folder.glob(f"{key}.*work")):
             if tmp.is_dir():
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
@@ -189,6 +189,21 @@ def building_in(work: Path) -> Iterator[Path]:
         os.close(fd)
 
 
+def _held(work: Path) -> bool:
+    """Whether a live process builds into ``work`` (holds its lock)."""
+    try:
+        fd = os.open(work / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def _remove_if_idle(work: Path) -> None:
     try:
         fd = os.open(work / LOCK_FILE, os.O_RDWR | os.O_CREAT)
@@ -203,16 +218,6 @@ def _remove_if_idle(work: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
     finally:
         os.close(fd)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def _encode_table(obj: Any) -> Any:
@@ -295,6 +300,7 @@ class ArtifactStore:
             return ArtifactRef(str(final), meta["content_hash"], key, cached=True)
         if self.find_only:
             raise NotInStore(f"{final} is not in the store" + (" (to be rebuilt)" if rebuild else ""))
+        remove_abandoned(final.parent)
         work = work_dir(final, rebuild)  # a rebuild's own: the same command resumes it
         with building_in(work), atomic_dir(final, replace=rebuild) as tmp:
             metadata = build_fn(tmp, work)

@@ -72,6 +72,8 @@ def test_temporary_directories_of_a_killed_run_are_removed(tmp_path):
     import sys
     import time
 
+    from rlhf_core.store import building_in, remove_abandoned, work_dir
+
     root, started = tmp_path / "store", tmp_path / "started"
     proc = subprocess.Popen([sys.executable, "-c", KILLED_BUILD, str(root), str(started)],
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
@@ -80,11 +82,15 @@ def test_temporary_directories_of_a_killed_run_are_removed(tmp_path):
     proc.kill()  # SIGKILL: no cleanup runs in the child
     proc.wait()
     asset = root / "t" / "asset"
-    assert [p.name for p in asset.glob(".tmp-*")]  # what kill -9 leaves behind today
-    live = asset / f".tmp-{hash_key({'x': 1})}-{os.getpid()}-abcd1234"  # a live builder's directory stays
+    assert [p.name for p in asset.glob(".tmp-*")]  # what kill -9 leaves behind
+    other = hash_key({"x": 2})
+    live = asset / f".tmp-{other}-{os.getpid()}-abcd1234"  # a live build of another key: its directory stays
     live.mkdir()
-    assert not ArtifactStore(root).build("t", "asset", None, {"x": 1}, write("ok")).cached
-    assert [p.name for p in asset.glob(".tmp-*")] == [live.name]
+    with building_in(work_dir(asset / other, rebuild=False)):
+        assert not ArtifactStore(root).build("t", "asset", None, {"x": 1}, write("ok")).cached
+        assert [p.name for p in asset.glob(".tmp-*")] == [live.name]
+    remove_abandoned(asset)  # once its builder is gone
+    assert not list(asset.glob(".tmp-*"))
 
 
 def checkpointing(seen: list):
