@@ -126,7 +126,8 @@ class RefIOManager(dg.ConfigurableIOManager):
         if not path.exists():
             where = asset.to_user_string() + ("" if partition is None else f" [{partition}]")
             raise MissingInputError(f"{where} has not been materialized for this configuration (no {path}); "
-                                    "run it first, or leave out --select")
+                                    f"materialize it first (`rlhf run {asset.path[0]}` with the same settings "
+                                    "builds what a selection lacks)")
         return ArtifactRef.from_json(path.read_text())
 
     def load_input(self, context: dg.InputContext):
