@@ -24,6 +24,7 @@ resolved JSON under ``<store>/_launch/``, so the command computes the same artif
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import string
@@ -127,12 +128,24 @@ def launch_command(python: str, cfg: LauncherConfig, stage_args: list[str]) -> l
     """``accelerate launch`` with the named config, ``torchrun`` for several plain processes, else python.
 
     The accelerate config's path is relative to the project root, the command's working directory
-    (the repository in the image, for a pod)."""
+    (the repository in the image, for a pod). Over several nodes, each node's command joins torch's
+    c10d rendezvous at ``rdzv_endpoint`` under an id made from the stage's arguments, the same on
+    every node of one run."""
     n = str(cfg.processes)
     if cfg.accelerate_config is not None:
         config_file = (accelerate_dir() / f"{cfg.accelerate_config}.yaml").relative_to(project_root())
-        return [python, "-m", "accelerate.commands.launch", "--config_file", str(config_file), "--num_processes", n,
-                *stage_args]
+        machines = []
+        if cfg.nodes > 1:
+            host, _, port = cfg.rdzv_endpoint.rpartition(":")
+            machines = ["--num_machines", str(cfg.nodes), "--machine_rank", str(cfg.node_rank), "--main_process_ip",
+                        host, "--main_process_port", port, "--rdzv_backend", "c10d"]
+        return [python, "-m", "accelerate.commands.launch", "--config_file", str(config_file), "--num_processes",
+                str(cfg.processes * cfg.nodes), *machines, *stage_args]
+    if cfg.nodes > 1:
+        run_id = hashlib.sha256("\0".join(stage_args).encode()).hexdigest()[:16]
+        return [python, "-m", "torch.distributed.run", "--nnodes", str(cfg.nodes), "--node_rank", str(cfg.node_rank),
+                "--nproc_per_node", n, "--rdzv_backend", "c10d", "--rdzv_endpoint", cfg.rdzv_endpoint,
+                "--rdzv_id", run_id, *stage_args]
     if cfg.processes > 1:
         return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", n, *stage_args]
     return [python, *stage_args]

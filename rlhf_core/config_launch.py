@@ -36,10 +36,17 @@ class K8sConfig:
 class LauncherConfig:
     """``inprocess``: the stage runs inside the Dagster step (CPU, demo, tests). ``subprocess``: its
     command runs under ``accelerate launch`` (with ``accelerate_config``) or ``torchrun`` (without) on
-    ``processes`` processes, through Dagster Pipes. ``k8s``: the same command in a GPU pod."""
+    ``processes`` processes, through Dagster Pipes. ``k8s``: the same command in a GPU pod.
+
+    ``nodes`` > 1: the command is one node's part of a run over several machines, which meet at
+    ``rdzv_endpoint`` (``host:port``, torch's c10d rendezvous; the host is the machine of node 0);
+    ``node_rank`` says which node this one is. Every node runs the same command otherwise."""
 
     kind: Literal["inprocess", "subprocess", "k8s"] = "inprocess"
     processes: int = 1  # processes (GPUs) of one machine
+    nodes: int = 1  # machines that run the command together
+    node_rank: int = 0  # this machine's place among them (0: the one that hosts the rendezvous)
+    rdzv_endpoint: str | None = None  # host:port where the nodes meet; needed when nodes > 1
     accelerate_config: str | None = None  # configs/accelerate/<name>.yaml; None: torchrun
     cpu: bool = False  # ACCELERATE_USE_CPU: several CPU processes over gloo (tests, CPU boxes)
     k8s: K8sConfig = field(default_factory=K8sConfig)
@@ -47,6 +54,13 @@ class LauncherConfig:
     def __post_init__(self) -> None:
         if self.processes < 1:
             raise ConfigError(f"launcher.processes must be >= 1, got {self.processes}")
+        if self.nodes < 1 or not 0 <= self.node_rank < self.nodes:
+            raise ConfigError(f"launcher.node_rank must be in [0, nodes), got {self.node_rank} of {self.nodes} nodes")
+        if self.nodes > 1:
+            host, _, port = (self.rdzv_endpoint or "").rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"launcher.rdzv_endpoint: {self.nodes} nodes meet at a host:port, "
+                                  f"got {self.rdzv_endpoint!r}")
         name = self.accelerate_config
         if name is not None and not (accelerate_dir() / f"{name}.yaml").exists():
             known = sorted(p.stem for p in accelerate_dir().glob("*.yaml"))

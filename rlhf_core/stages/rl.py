@@ -137,7 +137,8 @@ def policy(ctx: Context, algorithm: str, sft_ref: ArtifactRef | None, value_ref:
             return _train_online(ctx, model, tok, ppo_cfg, prompts_ref, scorer_refs, out, work, algorithm)
         rows = train_rows(parents["data"])
         if algorithm == "pro":
-            result = train_pro(model, tok, rows, PROConfig(train=cfg.train, sft_weight=cfg.pro_sft_weight), work)
+            result = train_pro(model, tok, rows, PROConfig(train=cfg.train, sft_weight=cfg.pro_sft_weight), work,
+                               compute=ctx.cfg.compute)
         elif algorithm in PREFERENCE_ALGORITHMS:
             result = train_dpo(model, tok, rows, cfg, work, reference_free=algorithm == "dpo_ref_free",
                                compute=ctx.cfg.compute)

@@ -4,7 +4,8 @@ Stage 1 fits one ridge probe per objective, ``r = W h`` (``W``: K × H), choosin
 alpha by validation MSE. Stage 2 measures how much every objective leans on verbosity, builds the
 debiasing transform ``T`` and trains a gating network on the prompt embedding so that the
 gated reward ``Σ_k g_k R_k`` orders preference pairs (the BCE pair loss,
-``rm_losses.armo_pair_loss``). All of it runs on CPU in plain torch / scikit-learn:
+``rm_losses.armo_pair_loss``). The probes are scikit-learn ridge fits; the gating trains on the
+training engine (``loop.Engine``) and the served model is returned on CPU:
 
     probes = fit_probes(objective_embeddings, labels)
     model, report = train_gating(pair_embeddings, pair_prompt_embeddings, probes.weights)
@@ -27,6 +28,7 @@ The seed samples batches from an unseeded global RNG; here every random draw com
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +39,8 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import train_test_split
 from torch import nn
 
+from rlhf_core.config import TrainConfig
+from rlhf_core.train.loop import Engine
 from rlhf_core.train.rm_losses import armo_pair_loss
 
 RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4)
@@ -224,7 +228,8 @@ def train_gating(
     The verbosity penalties come from the probe rewards of ``reference_embeddings`` (M, 2, H;
     default: the training pairs themselves, as in the seed). Pairs are split 80/20
     (``random_state`` 0); each step draws ``batch_size`` training pairs with replacement and takes
-    an AdamW step on ``BCEWithLogits(score_c − score_r, 1)`` under a cosine schedule over ``steps``.
+    an AdamW step on ``BCEWithLogits(score_c − score_r, 1)`` under a cosine schedule over ``steps``
+    (the training engine's: ``CosineAnnealingLR``'s curve, unclipped as in the seed).
     """
     cfg = config or GatingConfig()
     z = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
@@ -248,21 +253,24 @@ def train_gating(
     model = ArmoRM(w, transform, gating)
     train_idx, val_idx = (torch.as_tensor(i) for i in train_test_split(np.arange(len(z)), test_size=0.2,
                                                                        random_state=cfg.split_seed))  # fmt: skip
-    optimizer = torch.optim.AdamW(gating.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps)
+    train = TrainConfig(batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_schedule="cosine",
+                        max_grad_norm=math.inf, seed=cfg.seed)
+    engine = Engine(model, train, cfg.steps)
+    model, device = engine.unwrapped, engine.device
+    zd, xd = z.to(device), x.to(device)
+
+    def pair_loss(batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        score = engine.model(zd[batch], xd[batch])  # (B, 2)
+        return armo_pair_loss(score[:, 0], score[:, 1]), {}
+
     draw = torch.Generator().manual_seed(cfg.seed)
     losses = []
     model.train()
     for _ in range(cfg.steps):
         batch = train_idx[torch.randint(len(train_idx), (cfg.batch_size,), generator=draw)]
-        score = model(z[batch], x[batch])  # (B, 2)
-        loss = armo_pair_loss(score[:, 0], score[:, 1])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
-    model.eval()
+        done, _ = engine.step([batch.to(device)], pair_loss, [1.0])
+        losses.append(done[0]["loss"])
+    model = model.cpu().eval()
     with torch.no_grad():
         val = model(z[val_idx], x[val_idx])
     accuracy = float((val[:, 0] > val[:, 1]).float().mean())

@@ -106,10 +106,13 @@ def accumulation_steps(global_batch: int, micro_batch: int | None, processes: in
     return global_batch // (micro * processes)
 
 
-def lr_factor(step: int, steps: int, train: TrainConfig) -> float:
-    """The learning-rate multiplier at optimiser step ``step``: linear warmup over ``warmup_ratio``
-    of the steps, then linear or cosine (half a period, as transformers' cosine schedule) to 0."""
-    warmup = int(train.warmup_ratio * steps)
+def lr_factor(step: int, steps: int, train: TrainConfig, warmup: int | None = None) -> float:
+    """The learning-rate multiplier at optimiser step ``step``: linear warmup over ``warmup`` steps
+    (default: ``warmup_ratio`` of the steps), then linear or cosine (half a period, as transformers'
+    cosine schedule) to 0; ``constant`` (online RL's default) is 1 throughout."""
+    if train.lr_schedule == "constant":
+        return 1.0
+    warmup = int(train.warmup_ratio * steps) if warmup is None else warmup
     if step < warmup:
         return (step + 1) / max(1, warmup)
     if train.lr_schedule == "linear":
@@ -120,10 +123,12 @@ def lr_factor(step: int, steps: int, train: TrainConfig) -> float:
 class Engine:
     """A model prepared for training: LoRA adapters, device, precision, parallelism, optimiser."""
 
-    def __init__(self, model: torch.nn.Module, train: TrainConfig, steps: int, compute: ComputeConfig | None = None):
+    def __init__(self, model: torch.nn.Module, train: TrainConfig, steps: int, compute: ComputeConfig | None = None,
+                 *, adam_eps: float = 1e-8, warmup_steps: int | None = None):
         from rlhf_core.train.lora import add_lora
 
         self.train, self.steps, self.compute = train, steps, compute or ComputeConfig()
+        self.warmup = warmup_steps
         acc = self.accelerator = make_accelerator(self.compute)
         acc.gradient_accumulation_steps = accumulation_steps(train.batch_size, self.compute.micro_batch_size,
                                                              acc.num_processes)
@@ -141,8 +146,8 @@ class Engine:
         # Measured: the fused kernel on CUDA; on CPU the per-tensor loop beats the default multi-tensor one.
         kernel = {"fused": True} if acc.device.type == "cuda" else {"foreach": False}
         optimizer = torch.optim.AdamW(params, lr=train.lr, betas=(0.9, train.adam_beta2),
-                                      weight_decay=train.weight_decay, **kernel)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, train))
+                                      weight_decay=train.weight_decay, eps=adam_eps, **kernel)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: self.lr_factor(s))
         self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.device = acc.device
@@ -163,6 +168,9 @@ class Engine:
             # (DeepSpeedCPUAdam would be faster but needs DeepSpeed's C++ op built on the host).
             "zero_force_ds_cpu_optimizer": False,
         })
+
+    def lr_factor(self, step: int) -> float:
+        return lr_factor(step, self.steps, self.train, self.warmup)
 
     @property
     def sharded(self) -> bool:
@@ -234,6 +242,47 @@ class Engine:
                 self._save(root, step + 1, history)
         return LoopResult(history, self.steps, start, self.finish())
 
+    def step(self, micro_batches: list, loss_fn: Callable[[Any], tuple[torch.Tensor, dict[str, float]]],
+             weights: list[float]) -> tuple[list[dict[str, float]], float]:
+        """One optimiser step whose gradient is ``sum_i weights[i] * grad loss_fn(micro_batches[i])``,
+        for trainers that pick their own micro-batches (online RL: several steps per rollout).
+
+        Every process holds all ``micro_batches`` and runs ``micro_batches[rank::world]``; the
+        gradients are summed over processes once, on each process's last backward, so the step is
+        the one a single process takes over all of them. A process left without a micro-batch runs
+        one at weight 0 to take part in that reduction. A non-finite loss anywhere raises
+        ``FloatingPointError`` on every process before the weights change. Returns every
+        micro-batch's ``{"loss", **stats}`` in the order given, and the gradient norm before clipping.
+        """
+        acc = self.accelerator
+        world, rank = acc.num_processes, acc.process_index
+        mine = list(range(rank, len(micro_batches), world)) or [None]
+        local: list[tuple[int, dict[str, float]]] = []
+        finite = True
+        for j, i in enumerate(mine):
+            sync = contextlib.nullcontext() if j == len(mine) - 1 else acc.no_sync(self.model)
+            with sync:
+                loss, stats = loss_fn(micro_batches[0 if i is None else i])
+                weight = 0.0 if i is None else weights[i]
+                finite = finite and bool(torch.isfinite(loss))
+                # DDP averages the processes' gradients; the step sums them.
+                acc.backward(loss * (weight * world))
+            if i is not None:
+                local.append((i, {"loss": float(loss.detach()), **stats}))
+        if world > 1:
+            from accelerate.utils import gather_object
+
+            finite = bool(acc.reduce(torch.tensor([float(not finite)], device=self.device), "sum") == 0)
+            local = gather_object(local)
+        if not finite:
+            self.optimizer.zero_grad(set_to_none=True)
+            raise FloatingPointError("non-finite loss")
+        grad_norm = acc.clip_grad_norm_(self.params, self.train.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return [stats for _, stats in sorted(local, key=lambda item: item[0])], float(grad_norm)
+
     def finish(self) -> torch.nn.Module:
         """The whole trained module without wrappers, on rank 0; LoRA is merged into the base when configured.
 
@@ -303,10 +352,3 @@ def latest_checkpoint(root: Path) -> Path | None:
     names = {base_name(p) for p in Path(root).glob("step-*")}
     done = [copy for name in names if (copy := complete_copy(Path(root) / name)) is not None]
     return max(done, key=lambda p: int(base_name(p).split("-")[1]), default=None)
-
-
-def run_loop(model: torch.nn.Module, cfg: TrainConfig, order: BatchOrder, steps: int, step_fn: StepFn,
-             work_dir: Path, desc: str, compute: ComputeConfig | None = None) -> LoopResult:
-    """Train ``model`` with a ``step_fn`` that calls ``model`` itself: valid in one process, where
-    preparing leaves the module object in place (several processes need ``Engine.model``)."""
-    return Engine(model, cfg, steps, compute).run(order, step_fn, work_dir, desc)

@@ -24,9 +24,15 @@ running score moments, early-stop count, history, the torch RNG state and, betwe
 the rollout buffer, so a killed run resumes mid-step and ends exactly as an uninterrupted one.
 With ``eval_every`` set, greedy completions of the eval prompts are scored every that many
 steps, and the best mean reward's weights are kept in ``work_dir/best`` ([FG]).
+
+The policy and its critic train as one module (``ActorCritic``) on the shared training engine
+(``loop.Engine``): its optimiser (AdamW without decay is Adam), schedule, clipping and precision,
+and ``Engine.step`` for the optimiser steps the update picks; over several processes, see
+``train_ppo``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import numbers
@@ -38,13 +44,22 @@ from typing import Callable, Sequence, Union
 import torch
 from torch import nn
 
+from rlhf_core.config import ComputeConfig, TrainConfig
 from rlhf_core.config_rl import PPOConfig
 from rlhf_core.train import ppo_math as pm
+from rlhf_core.train.loop import Engine, NotMainProcess, make_accelerator
 from rlhf_core.train.offline import frozen_copy
 from rlhf_core.train.ppo_checkpoint import CheckpointMixin
-from rlhf_core.train.ppo_models import (BUFFER_KEYS, ValueHead, ValueModel, model_inputs, response_logp,
-                                        segment_positions)
-from rlhf_core.train.sampler import SamplingSettings, sample
+from rlhf_core.train.ppo_models import (
+    BUFFER_KEYS,
+    ActorCritic,
+    ValueHead,
+    ValueModel,
+    model_inputs,
+    response_logp,
+    segment_positions,
+)
+from rlhf_core.train.sampler import SamplingSettings, Shard, sample
 
 Segments = Sequence[tuple[Union[int, None], float]]
 RewardFn = Callable[[list[str], list[str]], Sequence[Union[float, Segments]]]
@@ -69,33 +84,32 @@ class PPOResult:
 
 class _Engine(CheckpointMixin):
     def __init__(self, policy, tokenizer, prompts: list[str], reward_fn: RewardFn, cfg: PPOConfig, work_dir: Path,
-                 eval_prompts: list[str] | None, value_model):
+                 eval_prompts: list[str] | None, value_model, compute: ComputeConfig | None = None):
         if not prompts:
             raise ValueError("train_ppo needs at least one prompt")
         if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
             raise ValueError("the policy tokenizer needs pad and eos tokens")
         self.policy, self.tok, self.prompts, self.reward_fn, self.cfg = policy, tokenizer, prompts, reward_fn, cfg
         self.work, self.eval_prompts = Path(work_dir), eval_prompts or []
-        self.device = next(policy.parameters()).device
         self.decoder_start = policy.config.decoder_start_token_id if policy.config.is_encoder_decoder else None
-        # A LoRA policy's reference is its base with the adapter disabled ([CRS] ref_model=None);
-        # any other policy gets a frozen copy.
-        self.lora = hasattr(policy, "disable_adapter")
-        self.ref = None if self.lora else frozen_copy(policy)
+        device = next(policy.parameters()).device
         self.critic: nn.Module | None = None
         if cfg.semantics not in CRITIC_FREE:
             if cfg.critic == "separate":
                 if value_model is None:
                     raise ValueError("critic: separate needs a value_model")
-                self.critic = ValueModel(value_model).to(self.device)
+                self.critic = ValueModel(value_model).to(device)
             else:
-                self.critic = ValueHead(policy.config.hidden_size, cfg.value_dropout).to(self.device)
-        params = [p for p in policy.parameters() if p.requires_grad]
-        if self.critic is not None:
-            params += list(self.critic.parameters())
-        self.params = params
-        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+                self.critic = ValueHead(policy.config.hidden_size, cfg.value_dropout).to(device)
+        self.actor_critic = ActorCritic(policy, self.critic)
+        self.engine = self._engine(compute)
+        self.optimizer, self.scheduler = self.engine.optimizer, self.engine.scheduler
+        self.device, self.world = self.engine.device, self.engine.accelerator.num_processes
+        self.main = self.engine.accelerator.is_main_process
+        # A LoRA policy's reference is its base with the adapter disabled ([CRS] ref_model=None);
+        # any other policy gets a frozen copy.
+        self.lora = hasattr(policy, "disable_adapter")
+        self.ref = None if self.lora else frozen_copy(policy)
         adaptive = cfg.adaptive_kl and cfg.semantics not in CRITIC_FREE  # GRPO/RLOO keep a fixed KL weight
         self.kl_ctl = pm.AdaptiveKLController(cfg.kl_coef, cfg.kl_target if adaptive else None, cfg.kl_horizon)
         self.running = pm.RunningMoments()
@@ -107,17 +121,31 @@ class _Engine(CheckpointMixin):
         self.settings = SamplingSettings(cfg.max_new_tokens, True, cfg.temperature, cfg.top_k, cfg.top_p,
                                          static=compiled, compile=compiled)
 
-    def _lr_factor(self, tick: int) -> float:
-        """Constant, or [FG]'s linear warmup then linear decay to 0, ticked per optimiser step."""
+    def _engine(self, compute) -> Engine:
+        """The shared training engine over the policy and its critic: Adam (AdamW without decay), the
+        schedule ticked per optimiser step (constant, or [FG]'s warmup then linear decay to 0), clipping
+        when ``max_grad_norm`` is set. Every process holds the whole rollout, so a step's rows need not split."""
         cfg = self.cfg
-        if cfg.lr_schedule == "constant":
-            return 1.0
         rows = cfg.prompts_per_rollout * cfg.samples_per_prompt
         per_rollout = 1 if cfg.semantics == "fine_grained" else math.ceil(rows / (cfg.mini_batch_size * cfg.grad_accum))
-        total = cfg.steps * cfg.ppo_epochs * per_rollout
-        if tick < cfg.warmup_steps:
-            return (tick + 1) / cfg.warmup_steps
-        return max(0.0, (total - tick) / max(1, total - cfg.warmup_steps))
+        # Rollout widths vary, so a compiled training forward would recompile every step (sampling has its own).
+        compute = compute or ComputeConfig()
+        compute = dataclasses.replace(compute, micro_batch_size=None, compile=bool(compute.compile))
+        world = make_accelerator(compute).num_processes  # the one the engine gets
+        if rows % world:
+            raise ValueError(f"a rollout of {rows} rows (prompts_per_rollout x samples_per_prompt) does not split "
+                             f"evenly over {world} processes")
+        if compute.lora is not None or compute.gradient_checkpointing:
+            raise ValueError("online RL takes a policy with its LoRA adapters already on it, and no gradient "
+                             "checkpointing: set compute.lora to null and compute.gradient_checkpointing to false")
+        # The step's micro-batches are picked by the update (Engine.step), so batch_size is only the rollout.
+        train = TrainConfig(epochs=cfg.steps, batch_size=rows, lr=cfg.lr, lr_schedule=cfg.lr_schedule,
+                            max_grad_norm=math.inf if cfg.max_grad_norm is None else cfg.max_grad_norm, seed=cfg.seed)
+        engine = Engine(self.actor_critic, train, cfg.steps * cfg.ppo_epochs * per_rollout, compute,
+                        adam_eps=cfg.adam_eps, warmup_steps=cfg.warmup_steps)
+        if engine.sharded or engine.accelerator.state.deepspeed_plugin is not None:
+            raise ValueError("online RL runs on one process or data-parallel (multi_gpu_ddp), not DeepSpeed or FSDP")
+        return engine
 
     # ------------------------------------------------------------------ rollout
 
@@ -134,10 +162,16 @@ class _Engine(CheckpointMixin):
             mask[i, width - len(x):] = 1
         return out.to(self.device), mask.to(self.device)
 
-    def _generate(self, prompts: list[str], settings: SamplingSettings):
+    def _generate(self, prompts: list[str], settings: SamplingSettings, rows: slice | None = None):
+        """Completions of ``prompts``, or with ``rows`` of this process's share of them, padded and
+        sampled as one process would the whole batch (``Shard``)."""
         self.policy.eval()
         p_ids, p_mask = self._encode_prompts(prompts)
-        resp = sample(self.policy, p_ids, p_mask, settings, self.tok.eos_token_id, self.tok.pad_token_id).clone()
+        shard = None
+        if rows is not None:
+            p_ids, p_mask, shard = p_ids[rows], p_mask[rows], Shard(rows.start, len(prompts))
+        resp = sample(self.policy, p_ids, p_mask, settings, self.tok.eos_token_id, self.tok.pad_token_id,
+                      shard).clone()
         is_eos = resp == self.tok.eos_token_id
         # valid = up to and including the first EOS; rows without EOS use every generated token
         after_eos = (is_eos.long().cumsum(-1) - is_eos.long()) > 0
@@ -172,13 +206,19 @@ class _Engine(CheckpointMixin):
         cfg = self.cfg
         t0 = time.perf_counter()
         prompts = self._prompt_batch(step)
-        p_ids, p_mask, resp, mask, texts = self._generate(prompts, self.settings)
+        rows = self._share(len(prompts))
+        p_ids, p_mask, resp, mask, texts = self._generate(prompts, self.settings, rows)
         t1 = time.perf_counter()
         lengths = mask.sum(-1).long().tolist()
-        raw = self._score(prompts, texts, lengths, resp.shape[1])
+        raw = self._score(prompts if rows is None else prompts[rows], texts, lengths, resp.shape[1])
         t2 = time.perf_counter()
         buf = {"prompt_ids": p_ids, "prompt_mask": p_mask, "response_ids": resp, "mask": mask}
         logp, values, ref_logp = self._score_tokens(buf)
+        if rows is not None:  # every process holds the whole rollout: the statistics below are over the batch
+            gather = self.engine.accelerator.gather
+            buf, raw, logp, ref_logp = {k: gather(v) for k, v in buf.items()}, gather(raw), gather(logp), gather(ref_logp)
+            values = None if values is None else gather(values)
+            mask = buf["mask"]
         logp, ref_logp = logp * mask, ref_logp * mask
         kl = (logp - ref_logp) * mask
         buf.update(logp=logp, ref_logp=ref_logp, raw_rewards=raw, kl=kl)
@@ -209,11 +249,19 @@ class _Engine(CheckpointMixin):
         self.timings["scoring_s"] += t2 - t1
         return buf, stats
 
+    def _share(self, n: int) -> slice | None:
+        """This process's rows of a rollout of ``n`` rows (None in a run of one process)."""
+        if self.world == 1:
+            return None
+        per = n // self.world
+        rank = self.engine.accelerator.process_index
+        return slice(rank * per, (rank + 1) * per)
+
     def _score_tokens(self, buf) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Policy log-probs, values and reference log-probs of a rollout, a minibatch at a time."""
         parts = []
         for idx in torch.arange(buf["mask"].shape[0], device=self.device).split(self.cfg.mini_batch_size):
-            logp, values = self._forward(buf, idx)
+            logp, values = self.actor_critic(*self._inputs(buf, idx))
             batch, start = model_inputs(buf, idx, self.decoder_start)
             if self.lora:
                 with self.policy.disable_adapter():
@@ -236,16 +284,10 @@ class _Engine(CheckpointMixin):
             picked.append(self.prompts[int(perms[k // n][k % n])])
         return [p for p in picked for _ in range(self.cfg.samples_per_prompt)]
 
-    def _forward(self, buf: dict[str, torch.Tensor], idx) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Policy log-probs and critic values of the buffer rows ``idx``."""
+    def _inputs(self, buf: dict[str, torch.Tensor], idx) -> tuple[dict, int, torch.Tensor]:
+        """``ActorCritic``'s inputs for the buffer rows ``idx``."""
         batch, start = model_inputs(buf, idx, self.decoder_start)
-        targets = buf["response_ids"][idx]
-        shared = isinstance(self.critic, ValueHead)
-        logp, hidden = response_logp(self.policy, batch, start, targets, shared)
-        if self.critic is None:
-            return logp, None
-        values = self.critic(hidden) if shared else self.critic(batch, start, targets.shape[1])
-        return logp, values
+        return batch, start, buf["response_ids"][idx]
 
     def _check_finite(self, step: int, where: str, **tensors: torch.Tensor) -> None:
         for name, t in tensors.items():
@@ -257,7 +299,7 @@ class _Engine(CheckpointMixin):
     def _minibatch_loss(self, buf, idx, rollout_mask) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.cfg
         mask = buf["mask"][idx]
-        logp, values = self._forward(buf, idx)
+        logp, values = self.engine.model(*self._inputs(buf, idx))  # the prepared module: gradients sync
         pg, ratio = pm.policy_loss(logp, buf["logp"][idx], buf["advantages"][idx], mask, cfg.cliprange)
         if cfg.semantics in CRITIC_FREE:
             kl = pm.masked_mean(pm.k3_kl(logp, buf["ref_logp"][idx]), mask)
@@ -284,23 +326,17 @@ class _Engine(CheckpointMixin):
         else:  # TRL 0.7: a fresh permutation per epoch, a step every grad_accum minibatches
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + epoch)
             order, per_step = torch.randperm(n, generator=gen), cfg.mini_batch_size * cfg.grad_accum
+        # TRL 0.7's accelerate divides each minibatch loss by the accumulation steps; [FG] sums them
+        scale = 1.0 if cfg.semantics == "fine_grained" else 1.0 / cfg.grad_accum
         stats: list[dict[str, float]] = []
         for s in range(0, n, per_step):
-            self.optimizer.zero_grad(set_to_none=True)
-            chunk = order[s : s + per_step]
-            minibatches = chunk.split(cfg.mini_batch_size)
-            for idx in minibatches:
-                loss, st = self._minibatch_loss(buf, idx.to(self.device), buf["mask"])
-                if not bool(torch.isfinite(loss)):
-                    raise PPOStopped(f"non-finite loss at step {step}, PPO epoch {epoch + 1}")
-                # accelerate divides each minibatch loss by the accumulation steps (TRL 0.7)
-                scale = 1.0 if cfg.semantics == "fine_grained" else 1.0 / cfg.grad_accum
-                (loss * scale).backward()
-                stats.append({"loss": float(loss.detach()), **st})
-            if cfg.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
-            self.optimizer.step()
-            self.scheduler.step()
+            minibatches = [idx.to(self.device) for idx in order[s : s + per_step].split(cfg.mini_batch_size)]
+            try:
+                done, _ = self.engine.step(minibatches, lambda idx: self._minibatch_loss(buf, idx, buf["mask"]),
+                                           [scale] * len(minibatches))
+            except FloatingPointError:
+                raise PPOStopped(f"non-finite loss at step {step}, PPO epoch {epoch + 1}") from None
+            stats += done
         return {k: sum(d[k] for d in stats) / len(stats) for k in stats[0]}
 
     # ------------------------------------------------------------------ evaluation
@@ -319,7 +355,7 @@ class _Engine(CheckpointMixin):
     # ------------------------------------------------------------------ main loop
 
     def _maybe_eval(self, step_done: int) -> None:
-        if not (self.cfg.eval_every and self.eval_prompts):
+        if not (self.cfg.eval_every and self.eval_prompts and self.main):  # rank 0 evaluates and keeps the best
             return
         reward = self.evaluate()
         self.history.append({"eval_step": step_done, "eval_reward": reward})
@@ -330,6 +366,7 @@ class _Engine(CheckpointMixin):
     def run(self) -> PPOResult:
         cfg = self.cfg
         state = self.load()
+        self.engine.accelerator.wait_for_everyone()  # all have read it before rank 0 writes the first checkpoint
         if state is None:
             self._maybe_eval(0)
             self.save("checkpoint", 0, None)  # the first "last good" checkpoint
@@ -369,8 +406,9 @@ class _Engine(CheckpointMixin):
                     stop_reason = (f"KL above {cfg.kl_stop_threshold} on {cfg.kl_stop_count} rollouts; "
                                    f"early stop after step {step}")
                     break
-        except PPOStopped as err:
+        except PPOStopped as err:  # every process stops at the same point: the guards see the whole rollout
             stop_reason = str(err)
+            self.engine.accelerator.wait_for_everyone()
             self.load(weights_only=True)  # back to the last good weights
         self.policy.eval()
         done = max((h["step"] for h in self.history if "step" in h), default=0)
@@ -390,11 +428,21 @@ def as_trl_reward_func(reward_fn: RewardFn, name: str) -> Callable[..., list[flo
 
 
 def train_ppo(policy, tokenizer, prompts: list[str], reward_fn: RewardFn, cfg: PPOConfig, work_dir: Path,
-              eval_prompts: list[str] | None = None, value_model=None) -> PPOResult:
+              eval_prompts: list[str] | None = None, value_model=None, compute: ComputeConfig | None = None) -> PPOResult:
     """Train ``policy`` in place by online RL; resumes from ``work_dir/checkpoint`` when present.
 
     ``value_model`` (any HF model with ``hidden_size``) is the trunk of the critic when
     ``cfg.critic == "separate"``; otherwise the critic is a value head on the policy trunk. A peft
     (LoRA) policy trains only its adapter and is its own reference with the adapter disabled.
+
+    Under several processes (torchrun, ``accelerate launch``) each rolls out its share of the prompts,
+    every process then holds the whole rollout (so whitening, score normalisation, the KL controller
+    and group baselines are those of one process), and each optimiser step's minibatches are split
+    over the processes (``Engine.step``). Rank 0 evaluates and saves; the others raise
+    ``NotMainProcess`` at the end.
     """
-    return _Engine(policy, tokenizer, prompts, reward_fn, cfg, work_dir, eval_prompts, value_model).run()
+    engine = _Engine(policy, tokenizer, prompts, reward_fn, cfg, work_dir, eval_prompts, value_model, compute)
+    result = engine.run()
+    if not engine.main:
+        raise NotMainProcess(f"rank {engine.engine.accelerator.process_index}: training is over; rank 0 saves the model")
+    return result

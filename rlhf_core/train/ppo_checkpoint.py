@@ -20,7 +20,9 @@ class CheckpointMixin:
         return {"policy": self.policy, **({"critic": self.critic} if self.critic is not None else {})}
 
     def save(self, name: str, step: int, current: dict | None) -> None:
-        """Atomically write checkpoint ``name``."""
+        """Atomically write checkpoint ``name`` (rank 0: every process holds the same state)."""
+        if not self.main:
+            return
         final = self.work / name
         tmp = staging(final)
         for key, module in self._modules().items():

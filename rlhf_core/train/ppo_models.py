@@ -34,6 +34,24 @@ class ValueModel(nn.Module):
         return self.head(last_hidden(out)[:, start : start + width].float()).squeeze(-1)
 
 
+class ActorCritic(nn.Module):
+    """The policy and its critic (None: critic-free) as the one module the training engine prepares, so
+    that over several processes one wrapper synchronises both: ``forward`` gives the policy's per-token
+    log-probs and the critic's values of the response tokens."""
+
+    def __init__(self, policy: nn.Module, critic: nn.Module | None):
+        super().__init__()
+        self.policy, self.critic = policy, critic
+
+    def forward(self, batch: dict[str, torch.Tensor], start: int,
+                targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        shared = isinstance(self.critic, ValueHead)
+        logp, hidden = response_logp(self.policy, batch, start, targets, shared)
+        if self.critic is None:
+            return logp, None
+        return logp, self.critic(hidden) if shared else self.critic(batch, start, targets.shape[1])
+
+
 def segment_positions(tokenizer, text: str, ends: list[int]) -> list[int]:
     """[FG]: the token that ends a segment is len(tokenize(text[:end])) - 1 (clipped to the
     response later by ``place_segment_rewards``)."""

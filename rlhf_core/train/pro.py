@@ -20,9 +20,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from rlhf_core.config import ComputeConfig
 from rlhf_core.config_rl import PROConfig
 from rlhf_core.train.batching import collate, encode_pairs, token_logprobs
-from rlhf_core.train.loop import BatchOrder, LoopResult, run_loop, total_steps
+from rlhf_core.train.loop import BatchOrder, Engine, LoopResult, total_steps
 
 PRO_EPS = 1e-10
 
@@ -32,7 +33,7 @@ def pro_loss(sum_logp: torch.Tensor, n_tokens: torch.Tensor, rewards: torch.Tens
     """Per-example PRO loss (B,) from (B, K) summed log-probs, token counts and raw rewards."""
     scores = sum_logp / n_tokens
     stages = scores.shape[1]
-    loss = torch.zeros(scores.shape[0], dtype=scores.dtype)
+    loss = torch.zeros_like(scores[:, 0])
     for k in range(stages - 1):
         t_neg = rewards[:, k : k + 1] - rewards[:, k + 1 :]
         t_pos = t_neg.max(dim=1).values
@@ -50,7 +51,8 @@ def pair_rewards(pairs: pd.DataFrame) -> torch.Tensor:
     return torch.tensor([[1.0, 0.0]]).expand(len(pairs), 2).clone()
 
 
-def train_pro(policy, tokenizer, pairs: pd.DataFrame, cfg: PROConfig, work_dir: Path) -> LoopResult:
+def train_pro(policy, tokenizer, pairs: pd.DataFrame, cfg: PROConfig, work_dir: Path,
+              compute: ComputeConfig | None = None) -> LoopResult:
     """Train ``policy`` in place with 2-candidate PRO on prompt/chosen/rejected rows (chosen = sft)."""
     train = cfg.train
     prompts = pairs["prompt"].tolist()
@@ -58,17 +60,19 @@ def train_pro(policy, tokenizer, pairs: pd.DataFrame, cfg: PROConfig, work_dir: 
     rejected = encode_pairs(tokenizer, prompts, pairs["rejected"].tolist(), train.max_length)
     rewards = pair_rewards(pairs)
     order = BatchOrder(len(pairs), train.batch_size, train.seed)
+    engine = Engine(policy, train, total_steps(train, len(pairs)), compute)
 
     def step_fn(idx: torch.Tensor):
         n = len(idx)
         ids = [chosen.ids[i] for i in idx] + [rejected.ids[i] for i in idx]
         n_p = [chosen.n_prompt[i] for i in idx] + [rejected.n_prompt[i] for i in idx]
-        logp, mask = token_logprobs(policy, collate(ids, n_p, tokenizer.pad_token_id))
+        logp, mask = token_logprobs(engine.model, collate(ids, n_p, tokenizer.pad_token_id))
         sums, counts = logp.sum(-1), mask.sum(-1)
         sum_logp = torch.stack([sums[:n], sums[n:]], dim=1)
         n_tokens = torch.stack([counts[:n], counts[n:]], dim=1)
-        losses = pro_loss(sum_logp, n_tokens, rewards[idx], torch.zeros(n, dtype=torch.long), cfg.sft_weight)
+        losses = pro_loss(sum_logp, n_tokens, rewards[idx].to(sum_logp.device), torch.zeros(n, dtype=torch.long,
+                          device=sum_logp.device), cfg.sft_weight)
         scores = (sum_logp / n_tokens).detach()
         return losses.mean(), {"rank_accuracy": float((scores[:, 0] > scores[:, 1]).float().mean())}
 
-    return run_loop(policy, train, order, total_steps(train, len(pairs)), step_fn, work_dir, "pro")
+    return engine.run(order, step_fn, work_dir, "pro")

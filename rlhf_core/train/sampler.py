@@ -10,6 +10,12 @@ so that, for the same seed and settings, it emits identical tokens:
 - one ``torch.multinomial`` over the whole batch per step (the same RNG draws);
 - finished rows emit ``pad_token_id``; decoding stops once every row has emitted EOS.
 
+A batch sampled by several processes together (data-parallel online RL) passes each process's
+``Shard``: every process draws the noise of the whole batch and keeps its rows (on CPU the same
+draws as ``multinomial`` over the whole batch, which is ``argmax(p / Exp(1) noise)``), and all of
+them decode until every row of every process has ended, so a row's tokens and the width are
+those of one process sampling the whole batch.
+
 Encoder-decoder models (T5, [FG]'s policy) run the encoder once and decode from
 ``decoder_start_token_id`` with an encoder-decoder cache, as ``generate`` does.
 
@@ -28,6 +34,28 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache, EncoderDecoderCache, StaticCache
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's rows ``start ..`` of a batch of ``total`` rows that all processes sample together."""
+
+    start: int
+    total: int
+
+    def draw(self, probs: torch.Tensor) -> torch.Tensor:
+        """One token per row, from the noise of the whole batch (``multinomial``'s draw for one sample)."""
+        noise = torch.empty(self.total, probs.shape[1], device=probs.device).exponential_(1)
+        return (probs / noise[self.start : self.start + len(probs)]).argmax(-1)
+
+    @staticmethod
+    def all_done(done: bool, device: torch.device) -> bool:
+        import torch.distributed as dist
+
+        left = torch.tensor([0 if done else 1], device=device)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(left)
+        return int(left.item()) == 0
 
 
 @dataclass(frozen=True)
@@ -124,9 +152,10 @@ def compiled_forward(model):
 
 @torch.inference_mode()
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, settings: SamplingSettings,
-           eos_token_id: int, pad_token_id: int) -> torch.Tensor:
+           eos_token_id: int, pad_token_id: int, shard: Shard | None = None) -> torch.Tensor:
     """Completion ids (B, T<=max_new_tokens) for the prompts (left-padded for causal LMs); rows end in
-    EOS then padding. Encoder-decoder completions exclude the decoder start token."""
+    EOS then padding. Encoder-decoder completions exclude the decoder start token. With ``shard``,
+    the prompts are this process's rows of a batch that every process samples at once."""
     warpers = _warpers(settings)
     if model.config.is_encoder_decoder:
         step = _Seq2SeqStep(model, input_ids, attention_mask)
@@ -140,14 +169,19 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, setting
         scores = logits.to(dtype=torch.float32)
         for warp in warpers:
             scores = warp(None, scores)
-        if settings.do_sample:
+        if settings.do_sample and shard is not None:
+            nxt = shard.draw(torch.softmax(scores, dim=-1))
+        elif settings.do_sample:
             nxt = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
         else:
             nxt = torch.argmax(scores, dim=-1)
         nxt = nxt * unfinished + pad_token_id * (1 - unfinished)
         tokens.append(nxt)
         unfinished = unfinished & (nxt != eos_token_id).long()
-        if i + 1 == settings.max_new_tokens or not bool(unfinished.any()):
+        done = not bool(unfinished.any())
+        if shard is not None:
+            done = Shard.all_done(done, unfinished.device)
+        if i + 1 == settings.max_new_tokens or done:
             break
         logits = step(nxt)
     return torch.stack(tokens, dim=1)

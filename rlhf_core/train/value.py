@@ -9,14 +9,15 @@ training MSE is kept. Deviation: we pass a key-padding mask, so left padding is 
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
 from torch import nn
 
-from rlhf_core.config import ReferenceValueConfig
-from rlhf_core.rewards.model_loading import pick_device
+from rlhf_core.config import ReferenceValueConfig, TrainConfig
 from rlhf_core.train.batching import to_device
+from rlhf_core.train.loop import Engine
 
 
 class ValueHeadAttention(nn.Module):
@@ -60,24 +61,32 @@ def _pad(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def fit_value_head(states: list[torch.Tensor], targets: np.ndarray, cfg: ReferenceValueConfig,
                    seed: int) -> tuple[ValueHeadAttention, list[float]]:
-    """Train by MSE; return the best epoch's head and the per-epoch mean training MSE."""
+    """Train by MSE; return the best epoch's head and the per-epoch mean training MSE.
+
+    The training engine takes one optimiser step per minibatch: AdamW with torch's default decay
+    (0.01), a constant rate, no clipping ([LoL]'s settings); the head is as wide as the policy (H x H
+    attention weights), so it goes where the engine trains."""
     torch.manual_seed(seed)
-    device = pick_device(None)  # the head is as wide as the policy: H x H attention weights
-    head = ValueHeadAttention(states[0].shape[-1], cfg.num_heads, cfg.dropout, cfg.max_value).to(device)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr)
+    head = ValueHeadAttention(states[0].shape[-1], cfg.num_heads, cfg.dropout, cfg.max_value)
+    steps = cfg.epochs * math.ceil(len(states) / cfg.batch_size)
+    train = TrainConfig(batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=1e-2, lr_schedule="constant",
+                        max_grad_norm=math.inf, seed=seed)
+    engine = Engine(head, train, steps)
+    head, device = engine.unwrapped, engine.device
     y = torch.tensor(targets, dtype=torch.float32, device=device)
     best, best_mse, curve = copy.deepcopy(head.state_dict()), float("inf"), []
     gen = torch.Generator().manual_seed(seed)
+
+    def mse(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        x, pad = _pad([states[i] for i in idx])
+        return nn.functional.mse_loss(engine.model(x.to(device), pad.to(device)), y[idx.to(device)]), {}
+
     for _ in range(cfg.epochs):
         head.train()
         losses = []
         for idx in torch.randperm(len(states), generator=gen).split(cfg.batch_size):
-            x, pad = _pad([states[i] for i in idx])
-            loss = nn.functional.mse_loss(head(x.to(device), pad.to(device)), y[idx.to(device)])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item() * len(idx))
+            done, _ = engine.step([idx], mse, [1.0])
+            losses.append(done[0]["loss"] * len(idx))
         curve.append(sum(losses) / len(states))
         if curve[-1] < best_mse:
             best, best_mse = copy.deepcopy(head.state_dict()), curve[-1]

@@ -5,6 +5,7 @@
     python tests/core/engine_worker.py OUT WORK --kill step:4        # SIGKILL itself inside step 4
     python tests/core/engine_worker.py OUT WORK --kill save:4        # SIGKILL itself inside the step-4 save
     python tests/core/engine_worker.py OUT WORK --dropout 0.1        # dropout: RNG state matters on resume
+    python tests/core/engine_worker.py OUT WORK --algorithm nll      # SFT's loss instead of A-LoL's
 
 Rank 0 writes ``OUT/weights.safetensors`` and ``OUT/run.json``. A kill is a real
 SIGKILL of this process at a chosen point, so nothing after it (no cleanup, no marker) runs.
@@ -105,13 +106,14 @@ def main() -> None:
     parser.add_argument("work")
     parser.add_argument("--kill")
     parser.add_argument("--dropout", type=float, default=0.0)  # > 0 makes the RNG state part of what resumes
+    parser.add_argument("--algorithm", default="a_lol")
     args = parser.parse_args()
     if args.kill:
         kill_at(args.kill)
     model, tok = tiny_lm(args.dropout)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     try:
-        result = offline.train_offline(model, tok, ROWS, "a_lol", TRAIN, Path(args.work), POLICY)
+        result = offline.train_offline(model, tok, ROWS, args.algorithm, TRAIN, Path(args.work), POLICY)
     except NotMainProcess:
         return  # rank 0 writes the weights
     from accelerate import PartialState

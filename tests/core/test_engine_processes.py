@@ -14,6 +14,7 @@ import pytest
 import torch
 from engine_worker import assert_same_weights, tiny_lm
 from safetensors.torch import load_file
+from tiny_rl import tiny_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = str(Path(__file__).with_name("engine_worker.py"))
@@ -80,3 +81,25 @@ def test_a_run_killed_mid_step_or_mid_save_resumes_to_the_same_weights(straight,
     expected, got = weights(out), weights(tmp_path / "out")
     for name in expected:
         assert torch.equal(got[name], expected[name]), name
+
+
+PPO_WORKER = str(Path(__file__).with_name("ppo_worker.py"))
+
+
+@pytest.mark.parametrize("semantics", ["legacy_step", "grpo"])
+def test_two_cpu_processes_roll_out_and_update_online_rl_as_one(tmp_path, semantics):
+    """Each process rolls out half of the prompts (GRPO: its groups of 4 in halves of 6 rows), scores
+    them and holds the whole rollout for the statistics; the update's minibatches are split over the
+    processes. The same seed gives the same completions, history and weights as one process."""
+    one = run_worker(tmp_path / "one", tmp_path / "work1", semantics, worker=PPO_WORKER)
+    two = run_worker(tmp_path / "two", tmp_path / "work2", semantics, worker=PPO_WORKER, torchrun=True)
+    assert (one["processes"], two["processes"]) == (1, 2)
+    assert two["rollouts"] == one["rollouts"]
+    assert len(one["history"]) == 3
+    for a, b in zip(one["history"], two["history"]):
+        assert b == pytest.approx(a, rel=1e-5, abs=1e-7)
+    assert_same_weights(weights(tmp_path / "one"), weights(tmp_path / "two"), atol=2e-6)
+    before, _ = tiny_policy(seed=0)
+    moved = max(float((weights(tmp_path / "one")[f"policy.{k}"] - v).abs().max())
+                for k, v in before.state_dict().items())
+    assert moved > 1e-3  # the policy trained, so equal weights mean something

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from rlhf_core.config import TrainConfig
-from rlhf_core.train.loop import BatchOrder, run_loop
+from rlhf_core.train.loop import BatchOrder, Engine
 
 CFG = TrainConfig(epochs=1, batch_size=4, lr=0.1, checkpoint_every=2)
 X, Y = torch.randn(24, 3, generator=torch.Generator().manual_seed(0)), torch.randn(24)
@@ -20,7 +20,7 @@ def fit(work, crash_at=None):
             raise KeyboardInterrupt
         return ((model(X[idx]).squeeze(-1) - Y[idx]) ** 2).mean(), {}
 
-    result = run_loop(model, CFG, BatchOrder(24, 4, seed=1), 6, step, work, "test")
+    result = Engine(model, CFG, 6).run(BatchOrder(24, 4, seed=1), step, work, "test")
     return model, result
 
 

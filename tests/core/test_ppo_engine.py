@@ -162,10 +162,10 @@ def test_linear_schedule_warms_up_then_decays_per_optimiser_step(tmp_path):
     policy, tok = tiny_policy(seed=0)
     cfg = toy_ppo_config(lr_schedule="linear", warmup_steps=2)  # 3 rollouts x 2 epochs x 8/4 minibatches = 12
     engine = _Engine(policy, tok, PROMPTS, letter_share, cfg, tmp_path, None, None)
-    assert [engine._lr_factor(t) for t in (0, 1, 2, 7, 12)] == [0.5, 1.0, 1.0, 0.5, 0.0]
+    assert [engine.engine.lr_factor(t) for t in (0, 1, 2, 7, 12)] == [0.5, 1.0, 1.0, 0.5, 0.0]
     fg = _Engine(policy, tok, PROMPTS, letter_share, toy_ppo_config(semantics="fine_grained", lr_schedule="linear"),
                  tmp_path, None, None)
-    assert fg._lr_factor(3) == pytest.approx(0.5)  # [FG]: one step per epoch -> 6 in all; (6-3)/6
+    assert fg.engine.lr_factor(3) == pytest.approx(0.5)  # [FG]: one step per epoch -> 6 in all; (6-3)/6
 
 
 def test_ppo_config_is_strict():

@@ -60,3 +60,23 @@ def test_encoder_decoder_same_tokens_as_hf_generate(settings):
     torch.manual_seed(7)
     ours = sample(model, enc["input_ids"], enc["attention_mask"], settings, tok.eos_token_id, tok.pad_token_id)
     assert torch.equal(hf[:, 1:], ours)  # generate's output starts with the decoder start token
+
+
+@pytest.mark.parametrize("settings", [SamplingSettings(30, do_sample=True),
+                                      SamplingSettings(30, do_sample=True, temperature=0.7, top_k=20)])
+def test_a_shard_samples_its_rows_of_the_whole_batch(policy, settings):
+    """Rows 4..7 sampled alone as a ``Shard`` of the 12-row batch get the whole batch's draws: the same
+    tokens, up to where all of the shard's rows have ended (the whole batch's rows are padding after)."""
+    from rlhf_core.train.sampler import Shard
+
+    model, tok = policy
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, padding_side="left")
+    torch.manual_seed(7)
+    whole = sample(model, enc["input_ids"], enc["attention_mask"], settings, tok.eos_token_id, tok.pad_token_id)
+    torch.manual_seed(7)
+    part = sample(model, enc["input_ids"][4:8], enc["attention_mask"][4:8], settings, tok.eos_token_id,
+                  tok.pad_token_id, Shard(4, len(PROMPTS)))
+    width = part.shape[1]
+    assert width <= whole.shape[1]  # the shard stops once its own rows have ended
+    assert torch.equal(part, whole[4:8, :width])
+    assert bool((whole[4:8, width:] == tok.pad_token_id).all())

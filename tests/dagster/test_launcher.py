@@ -5,6 +5,7 @@ The subprocess test materializes the demo's ``sft_model`` (micro config) with
 ``python -m rlhf_core.cli.stage sft_model`` that train over gloo; rank 0 writes the artifact and
 reports it through Pipes. Materialized again, it is found in the store and nothing is launched.
 """
+import dataclasses
 import shutil
 
 import dagster as dg
@@ -14,7 +15,7 @@ import torch
 from pipelines.task_defs import build_task_definitions
 from resources import build_resources
 from resources.launcher import launch_command, pod_spec, stored
-from rlhf_core.config import ModelSource, load_config, task_config_path
+from rlhf_core.config import ConfigError, ModelSource, load_config, task_config_path
 from rlhf_core.errors import CorruptArtifactError
 from rlhf_core.models.load import load_causal_lm
 from rlhf_core.stages import models
@@ -123,3 +124,26 @@ def test_the_k8s_pod_template_renders_into_a_valid_gpu_pod(tmp_path):
     (volume,) = [v for v in pod.spec.volumes if v.name == "artifacts"]
     assert volume.persistent_volume_claim.claim_name == cfg.k8s.artifact_claim
     assert pod.spec.restart_policy == "Never"
+
+
+def test_launch_commands_for_several_nodes():
+    nodes = ["launcher.nodes=2", "launcher.node_rank=1", "launcher.rdzv_endpoint=10.0.0.5:29400"]
+    cfg = load_config(task_config_path("demo"), TWO_CPU_PROCESSES + nodes).launcher
+    command = launch_command("py", cfg, ["-m", "x", "--config", "c.json"])
+    assert command[:-4] == ["py", "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", "1",
+                            "--nproc_per_node", "2", "--rdzv_backend", "c10d", "--rdzv_endpoint", "10.0.0.5:29400",
+                            "--rdzv_id", command[-5]]
+    # every node of one run gets the same id; another stage command, another id
+    node0 = launch_command("py", dataclasses.replace(cfg, node_rank=0), ["-m", "x", "--config", "c.json"])
+    assert node0[-5] == command[-5] != launch_command("py", cfg, ["-m", "y", "--config", "c.json"])[-5]
+    ddp = load_config(task_config_path("demo"), ["launcher.accelerate_config=multi_gpu_ddp", "launcher.processes=8",
+                                                 *nodes]).launcher
+    command = launch_command("py", ddp, ["-m", "x"])
+    assert command[4:] == ["configs/accelerate/multi_gpu_ddp.yaml", "--num_processes", "16", "--num_machines", "2",
+                           "--machine_rank", "1", "--main_process_ip", "10.0.0.5", "--main_process_port", "29400",
+                           "--rdzv_backend", "c10d", "-m", "x"]
+    with pytest.raises(ConfigError, match="rdzv_endpoint"):
+        load_config(task_config_path("demo"), ["launcher.nodes=2"])
+    with pytest.raises(ConfigError, match="node_rank must be in"):
+        load_config(task_config_path("demo"), ["launcher.nodes=2", "launcher.node_rank=2",
+                                               "launcher.rdzv_endpoint=h:1"])
