@@ -10,10 +10,11 @@ from resources.artifacts import ArtifactStoreResource
 from resources.launcher import LauncherResource
 from resources.metadata import output
 from rlhf_core.config import TaskConfig
-from rlhf_core.stages import evaluation, rl
+from rlhf_core.stages import evaluation, rl, trials
 
 
 def algorithm_partitions(task: TaskConfig) -> dg.StaticPartitionsDefinition:
+    """One partition per algorithm, or per trial (algorithm x sweep point x seed x split: stages/trials.py)."""
     return dg.StaticPartitionsDefinition(rl.policy_partitions(task))
 
 
@@ -65,24 +66,35 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
               description="The starting policy fine-tuned by one algorithm; partition 'sft' is the start itself.")
     def policy(context: dg.AssetExecutionContext, launcher: LauncherResource, prompts, scorers, **given):
         refs = {k: given.get(k) for k in optional}
-        return per_partition(context, lambda algorithm: launcher.run(context, task, "policy", algorithm, refs["sft"],
-                                                                     refs["value"], refs["pairs"], prompts, scorers))
+
+        def train(trial: str):
+            variant, algorithm = trials.resolve(task, trial)
+            return launcher.run(context, variant, "policy", algorithm, refs["sft"], refs["value"], refs["pairs"],
+                                prompts, scorers)
+
+        return per_partition(context, train)
 
     @dg.asset(key=key(task, "generations"), group_name=group, partitions_def=parts, backfill_policy=one_run,
               ins={"policy": asset_in(task, "policy"), "prompts": prompts_in},
               code_version=evaluation.generations.version(task), pool=GPU_POOL,
               description="Samples on the evaluation prompts.")
     def generations(context: dg.AssetExecutionContext, launcher: LauncherResource, policy, prompts):
-        return per_partition(context, lambda algorithm: launcher.run(context, task, "generations", algorithm,
-                                                                     policy[algorithm], prompts))
+        def sample(trial: str):
+            variant, algorithm = trials.resolve(task, trial)
+            return launcher.run(context, variant, "generations", algorithm, policy[trial], prompts)
+
+        return per_partition(context, sample)
 
     @dg.asset(key=key(task, "evaluation"), group_name=group, partitions_def=parts, backfill_policy=one_run,
               ins={"gen": asset_in(task, "generations"), "scorers": _scorers_in(task)},
               code_version=evaluation.evaluation.version(task),
               description="Every reward component (gold breakdown included), the task's reward R, distinct-1/2.")
     def evaluation_(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, gen, scorers):
-        return per_partition(context, lambda algorithm: evaluation.evaluation(task, artifacts.store(), algorithm,
-                                                                              gen[algorithm], scorers))
+        def score(trial: str):
+            variant, algorithm = trials.resolve(task, trial)
+            return evaluation.evaluation(variant, artifacts.store(), algorithm, gen[trial], scorers)
+
+        return per_partition(context, score)
 
     @dg.asset(key=key(task, "leaderboard"), group_name=group, ins={"evaluations": asset_in(task, "evaluation")},
               code_version=evaluation.leaderboard.version(task), kinds={"csv"},

@@ -190,6 +190,8 @@ def print_leaderboard(task_name: str) -> int:
     path = Path(artifact_root()) / task_name / "leaderboard.csv"
     if not path.exists():
         raise MissingInputError(f"{path} does not exist: run `rlhf run {task_name}` first")
-    print(f"Leaderboard ({path}):")
-    print(pd.read_csv(path).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    from rlhf_core.eval.board import readable
+
+    print(f"Leaderboard ({path}; each metric: mean [95% bootstrap interval over prompts], ± std over seeds):")
+    print(readable(pd.read_csv(path)).to_string(index=False))
     return 0

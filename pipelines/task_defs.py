@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from assets import annotation, data, models, reward_models, rl
+from assets import annotation, data, judge, models, reward_models, rl
 from pipelines import automation
 from resources.io_manager import with_config_keys
 from rlhf_core.config import TaskConfig
@@ -46,7 +46,7 @@ def run_plan(task: TaskConfig) -> list[Step]:
         Step(f"{task.task}_rewards", [notes["rewards"]] if "rewards" in notes else []),
         Step(f"{task.task}_reference_value", rl.build_reference_value(task)),
         Step(f"{task.task}_rl", rl_assets[:-1]),
-        Step(f"{task.task}_leaderboard", rl_assets[-1:]),
+        Step(f"{task.task}_leaderboard", rl_assets[-1:] + judge.build(task)),
     ]
     steps = [s for s in steps if s.assets]
     keyed = iter(with_config_keys([a for s in steps for a in s.assets]))  # in the steps' order

@@ -2,7 +2,8 @@
 launcher that decides where a heavy stage runs.
 
 ``build_resources()`` is the only place the environment is read (RLHF_ARTIFACTS; RLHF_LAUNCHER,
-which overrides every task's ``launcher.kind``: inprocess, subprocess or k8s).
+which overrides every task's ``launcher.kind``: inprocess, subprocess or k8s; RLHF_JUDGE_BASE_URL and
+RLHF_JUDGE_MODEL), but for a chat judge's API key, read when the judge is asked (resources/judge.py).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Iterable
 from rlhf_core.config import project_root
 from resources.artifacts import ArtifactStoreResource
 from resources.io_manager import RefIOManager
+from resources.judge import JudgeResource
 from resources.launcher import LauncherResource
 
 
@@ -25,4 +27,6 @@ def build_resources(root: str | None = None, rebuild: Iterable[str] = (), launch
     artifacts = ArtifactStoreResource(root=root or artifact_root(), rebuild=sorted(rebuild))
     kind = launcher or os.environ.get("RLHF_LAUNCHER") or None
     return {"artifacts": artifacts, "io_manager": RefIOManager(root=artifacts.root),
-            "launcher": LauncherResource(artifacts=artifacts, kind=kind)}
+            "launcher": LauncherResource(artifacts=artifacts, kind=kind),
+            "judge": JudgeResource(base_url=os.environ.get("RLHF_JUDGE_BASE_URL"),
+                                   model=os.environ.get("RLHF_JUDGE_MODEL"))}

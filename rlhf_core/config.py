@@ -22,6 +22,7 @@ import yaml
 from rlhf_core.config_parse import ConfigError, apply_override, parse_section, to_dict
 # Model sources, trainer settings, launch and the online-RL sections live in their own modules (no cycle).
 from rlhf_core.config_launch import LauncherConfig
+from rlhf_core.config_judge import JudgeConfig
 from rlhf_core.config_models import ModelSource, TinyGPTConfig
 from rlhf_core.config_rl import PolicyConfig
 from rlhf_core.config_rm import (FG_LABEL_TYPES, SEQUENCE_RM_KINDS, RewardBenchConfig,  # noqa: F401 (re-exported)
@@ -177,6 +178,7 @@ class EvaluationConfig:
     split: str = "test"
     rank_by: str = "reward"  # leaderboard order: "reward" (the task's R) or a reward component's column
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    judge: JudgeConfig | None = None  # pairwise win rates against a baseline (config_judge.py)
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,7 @@ class AnnotationConfig:
 class TaskConfig:
     task: str
     seed: int
+    seeds: list[int] = field(default_factory=list)  # training seeds of the policies (stages/trials.py)
     world: DemoWorldConfig | None = None
     gold: GoldConfig | None = None
     tokenizer: TokenizerConfig | None = None
@@ -298,6 +301,10 @@ class TaskConfig:
         unknown = sorted(set(policy.fg_ppo.rewards) - set(ann.scorers)) if policy.fg_ppo else []
         if unknown:
             raise ConfigError(f"policy.fg_ppo.rewards {unknown} are not annotation.scorers components")
+        judge = self.evaluation.judge if self.evaluation else None
+        unknown = sorted({judge.scorer, *judge.agreement} - {None} - set(ann.scorers)) if judge else []
+        if unknown:
+            raise ConfigError(f"evaluation.judge: {unknown} are not annotation.scorers components")
 
 # ----------------------------------------------------------------------------- loading
 

@@ -161,8 +161,20 @@ class PolicyConfig:
     # whose group size is samples_per_prompt). fg_ppo has its own section: dense reward, [FG] defaults.
     ppo: PPOConfig | None = None
     fg_ppo: FineGrainedPPOConfig | None = None
+    # Per-algorithm settings over the shared ones ({dpo: {lr: 5.0e-5}}), and grids to sweep
+    # ({dpo: {lr: [5.0e-5, 1.0e-4]}}): rlhf_core/stages/trials.py. "lr" is the algorithm's own
+    # learning rate; any other key is a path under policy.
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sweep: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for section in ("overrides", "sweep"):
+            unknown = sorted(set(getattr(self, section)) - set(self.algorithms))
+            if unknown:
+                raise ConfigError(f"policy.{section}: {unknown} are not in policy.algorithms")
+        empty = [f"{a}.{k}" for a, grid in self.sweep.items() for k, values in grid.items() if not values]
+        if empty:
+            raise ConfigError(f"policy.sweep: {empty} list no values")
         needs = {"ppo": [a for a in ("ppo", "grpo") if a in self.algorithms],
                  "fg_ppo": [a for a in ("fg_ppo",) if a in self.algorithms],
                  "data": [a for a in self.algorithms if a not in (*ONLINE_SEMANTICS, *PAIR_ALGORITHMS)],

@@ -48,8 +48,9 @@ def bar_chart(df: pd.DataFrame, label: str, columns: list[str], path: Path) -> N
     plt, fig, ax = _figure()
     x = np.arange(len(df))
     width = 0.8 / len(columns)
-    for k, col in enumerate(columns):
-        ax.bar(x + k * width, df[col], width, label=col)
+    for k, col in enumerate(columns):  # with a column's interval (<col>_lo, <col>_hi) as error bars
+        err = [df[col] - df[f"{col}_lo"], df[f"{col}_hi"] - df[col]] if f"{col}_lo" in df else None
+        ax.bar(x + k * width, df[col], width, label=col, yerr=err, capsize=2)
     ax.set_xticks(x + width * (len(columns) - 1) / 2, df[label])
     ax.axhline(0, color="black", linewidth=0.5)
     ax.legend()

@@ -54,24 +54,31 @@ def evaluation(ctx: Context, algorithm: str, gen_ref: ArtifactRef, scorer_refs: 
     return ctx.build("evaluation", algorithm, parents, build)
 
 
-@stage(lambda task: ["evaluation.rank_by"])
+@stage(lambda task: ["evaluation.rank_by", "seed", "policy.overrides"])
 def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path) -> Result:
-    """One row per algorithm, best first by ``evaluation.rank_by``; also exported as CSV to ``export``."""
+    """One row per algorithm, best first by ``evaluation.rank_by``, each metric with its bootstrap 95%
+    interval over prompts and, over several training seeds, its std; swept algorithms at their best
+    setting on val. Also exported as CSV to ``export`` (the intervals and the sweep beside it)."""
+    from rlhf_core.eval.board import leaderboard as board_tables
     from rlhf_core.eval.plots import bar_chart
 
     rank_by = ctx.cfg.evaluation.rank_by
-    rows = pd.DataFrame([ref.meta()["metadata"]["summary"] for ref in evaluations.values()])
-    if rank_by not in rows:
-        raise ValueError(f"evaluation.rank_by {rank_by!r} is not an evaluated column; have {sorted(rows.columns)}")
-    first = ["algorithm", rank_by, *(["reward"] if rank_by != "reward" else [])]
-    rows = rows[first + [c for c in rows if c not in first]]
-    rows = rows.sort_values(rank_by, ascending=False).reset_index(drop=True)
+    summaries = {key: ref.meta()["metadata"]["summary"] for key, ref in evaluations.items()}
+    tables = {key: table(ref) for key, ref in evaluations.items()}
+    overrides = {k: dict(v) for k, v in ctx.cfg.policy.overrides.items()}
+    parts = board_tables(summaries, tables, rank_by, ctx.cfg.seed, overrides)
+    rows = parts["board"]
 
     def build(out: Path, _: Path) -> dict[str, Any]:
         write_table(rows, out / TABLE)
-        rows.to_csv(out / "leaderboard.csv", index=False, float_format="%.4f")
+        for name, frame in parts.items():
+            frame.to_csv(out / f"{'leaderboard' if name == 'board' else name}.csv", index=False, float_format="%.4f")
         bar_chart(rows, "algorithm", list(dict.fromkeys([rank_by, "reward"])), out / "leaderboard.png")
-        return {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "table": rows, "plot": "leaderboard.png"}
+        shown = ["algorithm", "setting", "seeds", *(f"{m}{s}" for m in dict.fromkeys([rank_by, "reward"])
+                                                    for s in ("", "_lo", "_hi", "_seed_std") if f"{m}{s}" in rows)]
+        meta = {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "table": rows[shown],
+                "intervals": parts["intervals"], "plot": "leaderboard.png"}
+        return {**meta, "sweep": parts["sweep"]} if not parts["sweep"].empty else meta
 
     ref, meta = ctx.build("leaderboard", None, evaluations, build)
     export_copy(ref.file("leaderboard.csv"), export)

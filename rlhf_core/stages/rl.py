@@ -9,17 +9,21 @@ import numpy as np
 
 from rlhf_core.config import ModelSource, PolicyConfig, TaskConfig
 from rlhf_core.config_rl import ONLINE_SEMANTICS, PPOConfig, PROConfig
+from rlhf_core.stages import trials
 from rlhf_core.stages.annotation import reward_function, reward_terms
 from rlhf_core.stages.base import TABLE, Context, Result, load_tok, stage, table, train_rows
 from rlhf_core.store import ArtifactRef, write_table
 
-BASELINE = "sft"  # the policy partition that is the SFT reference itself, untouched by RL
-# Every policy setting but the list of algorithms, which only says which partitions exist.
-POLICY_READS = [f"policy.{f.name}" for f in dataclasses.fields(PolicyConfig) if f.name != "algorithms"] + ["compute"]
+BASELINE = trials.BASELINE  # the policy partition that is the SFT reference itself, untouched by RL
+# Every policy setting but those that say which partitions exist (the algorithms, the sweep grid) and
+# the per-algorithm overrides: a trial's stages run on its variant config, with its overrides applied.
+POLICY_READS = [f"policy.{f.name}" for f in dataclasses.fields(PolicyConfig)
+                if f.name not in ("algorithms", "sweep", "overrides")] + ["compute"]
 
 
 def policy_partitions(task: TaskConfig) -> list[str]:
-    return [BASELINE, *task.policy.algorithms]
+    """The baseline and each algorithm, or their trials where the task declares seeds or a sweep."""
+    return trials.partition_keys(task)
 
 
 @stage(lambda task: ["reference_value", "seed", *reward_terms(task)])

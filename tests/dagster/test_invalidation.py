@@ -19,7 +19,7 @@ import yaml
 
 from pipelines.task_defs import build_task_definitions
 from rlhf_core.config import ConfigError, load_config, tasks_dir, to_dict
-from rlhf_core.stages import annotation, data, evaluation, models, reward_bench, reward_models, rl, rm_eval
+from rlhf_core.stages import annotation, data, evaluation, judge, models, reward_bench, reward_models, rl, rm_eval
 
 TASKS = sorted(p.stem for p in tasks_dir().glob("*.yaml"))
 CANDIDATES = {str: ["sft", "scratch", "priority", "uniform", "sigmoid", "identity"]}
@@ -52,6 +52,8 @@ def declarations(task) -> dict[str, list[str]]:
     if task.policy and task.evaluation:
         out |= {"policy": rl.policy.reads(task), "generations": evaluation.generations.reads(task),
                 "evaluation": evaluation.evaluation.reads(task), "leaderboard": evaluation.leaderboard.reads(task)}
+        if task.evaluation.judge:
+            out["judge_win_rates"] = judge.judge_win_rates.reads(task)
     return out
 
 
@@ -157,7 +159,7 @@ def test_each_config_leaf_rekeys_exactly_its_readers_and_their_descendants(name,
 CODE_SCRIPT = """
 import json
 from rlhf_core.codehash import code_hash
-from rlhf_core.stages import annotation, data, evaluation, models, reward_bench, reward_models, rl, rm_eval
+from rlhf_core.stages import annotation, data, evaluation, judge, models, reward_bench, reward_models, rl, rm_eval
 from rlhf_core.stages.base import Stage
 stages = [v for m in (annotation, data, evaluation, models, reward_bench, reward_models, rl, rm_eval) for v in vars(m).values()
           if isinstance(v, Stage)]

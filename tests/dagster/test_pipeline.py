@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import dagster as dg
@@ -87,6 +88,33 @@ def test_leaderboard_has_a_measured_row_per_algorithm(run):
     assert sorted(board["algorithm"]) == ["a_lol", "dpo", "fg_ppo", "grpo", "nll", "ppo", "pro", "sft"]
     for col in ("gold", "reward", "rm", "relevance", "length", "distinct_2"):
         assert board[col].notna().all()
+        # every metric with its bootstrap 95% interval over the 8 test prompts
+        assert (board[f"{col}_lo"] <= board[col] + 1e-9).all() and (board[col] <= board[f"{col}_hi"] + 1e-9).all()
+    assert (board["seeds"] == 1).all() and board["setting"].eq("shared").all()
+
+
+def test_gold_judge_win_rates_are_the_gold_scores_compared_pair_by_pair(run):
+    """The judge machinery with the demo's gold judge: each algorithm's win, tie and loss rates against
+    sft must be the shares of test prompts where its sample's gold score is above, equal to or below
+    sft's, and the RM's agreement with the judge the share of decided prompts where it orders them alike."""
+    judged = latest("judge_win_rates")
+    rates = pd.read_parquet(Path(judged["artifact"]) / "table.parquet").set_index("model")
+    agreement = pd.read_parquet(Path(judged["artifact"]) / "agreement.parquet").set_index("model")
+    sft = pd.read_parquet(Path(latest("evaluation", "sft")["artifact"]) / "table.parquet")
+    assert sorted(rates.index) == ["a_lol", "dpo", "fg_ppo", "grpo", "nll", "ppo", "pro"]
+    for algorithm, row in rates.iterrows():
+        assert row["baseline"] == "sft" and row["criterion"] == "score" and row["unparseable_share"] == 0
+        ours = pd.read_parquet(Path(latest("evaluation", algorithm)["artifact"]) / "table.parquet")
+        pairs = ours.merge(sft, on="id", suffixes=("", "_sft"))
+        assert len(pairs) == row["pairs"] == 8
+        diff = pairs["gold"] - pairs["gold_sft"]
+        assert row["win_rate"] == pytest.approx((diff > 1e-12).mean()), algorithm
+        assert row["tie_rate"] == pytest.approx((diff.abs() <= 1e-12).mean()), algorithm
+        assert row["loss_rate"] == pytest.approx((diff < -1e-12).mean()), algorithm
+        rm = np.sign(pairs["rm"] - pairs["rm_sft"])
+        decided = (diff.abs() > 1e-12) & (rm != 0)
+        expected = (np.sign(diff[decided]) == rm[decided]).mean() if decided.any() else float("nan")
+        assert agreement.loc[algorithm, "agreement"] == pytest.approx(expected, nan_ok=True), algorithm
 
 
 def test_pro_and_online_partitions_train_and_report_their_metrics(run):
@@ -304,3 +332,27 @@ def test_the_algorithms_override_trains_exactly_the_listed_algorithms(run, capsy
     assert all(done[f"policy [{a}]"] == "built" for a in listed)
     board = pd.read_csv(root / "artifacts" / "demo" / "leaderboard.csv")
     assert sorted(board["algorithm"]) == sorted(["sft", *listed])
+
+
+def test_seeds_and_a_sweep_train_as_partitions_and_the_board_reports_the_val_choice_on_test(run, capsys):
+    """README's ``--set seeds='[1,2,3]'`` and ``--set 'policy.sweep=...'``, cut to dpo alone, 2 seeds
+    and 2 learning rates: 8 dpo trials (x val and test) and 2 baseline trials, one board row each."""
+    root, _ = run
+    argv = [*micro_command(shown("run demo --set seeds=[1,2,3]")), "--set", "seeds=[1, 2]",
+            "--set", "policy.algorithms=[dpo]", "--set", "policy.sweep={dpo: {lr: [1.0e-4, 5.0e-4]}}", "--verbose"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    done = outcomes(capsys.readouterr().out)
+    trained = sorted(n for n in done if n.startswith("policy [dpo"))
+    assert len(trained) == 8 and "policy [dpo@lr=0.0001@seed=2@split=val]" in trained
+    # the val and test trials of one (lr, seed) are one policy: trained once, found once
+    assert sorted(done[n] for n in trained).count("built") == 4
+    board = pd.read_csv(root / "artifacts" / "demo" / "leaderboard.csv").set_index("algorithm")
+    assert sorted(board.index) == ["dpo", "sft"] and (board["seeds"] == 2).all()
+    sweep = pd.read_csv(Path(latest("leaderboard")["artifact"]) / "sweep.csv")
+    best = sweep.loc[sweep["val_gold"].idxmax()]
+    assert board.loc["dpo", "setting"] == f"{best['setting']} (best on val of 2)" and best["chosen"]
+    trials = pd.read_csv(Path(latest("leaderboard")["artifact"]) / "trials.csv")
+    reported = trials[(trials["algorithm"] == "dpo") & trials["split"].isna() & (trials["setting"] == best["setting"])]
+    assert board.loc["dpo", "gold"] == pytest.approx(reported["gold"].mean(), abs=1e-4)
+    assert board.loc["dpo", "gold_seed_std"] == pytest.approx(reported["gold"].std(ddof=1), abs=1e-4)

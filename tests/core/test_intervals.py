@@ -1,0 +1,105 @@
+"""Bootstrap intervals over prompts, the seed spread and the sweep's choice on val, against hand-worked values."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rlhf_core.config import load_config, task_config_path
+from rlhf_core.eval.board import leaderboard
+from rlhf_core.eval.intervals import distinct_n_statistic, metric_intervals
+from rlhf_core.eval.metrics import distinct_n
+from rlhf_core.stages import trials
+
+
+def test_two_prompts_give_the_percentiles_of_three_resample_means():
+    # Resamples of prompts {0: 0.0, 1: 1.0}: means 0, 0.5, 1 with probability 1/4, 1/2, 1/4, so the
+    # 2.5% and 97.5% percentiles are 0 and 1.
+    rows = pd.DataFrame({"id": ["a", "b"], "gold": [0.0, 1.0]})
+    ci = metric_intervals([rows], ["gold"], seed=0).iloc[0]
+    assert (ci["value"], ci["lo"], ci["hi"]) == (0.5, 0.0, 1.0)
+
+
+def test_samples_of_one_prompt_move_together():
+    # Prompt a has two samples (1, 3): a resample drawing a twice and b never has mean 2, never 1 or 3.
+    rows = pd.DataFrame({"id": ["a", "a", "b"], "gold": [1.0, 3.0, 5.0]})
+    ci = metric_intervals([rows], ["gold"], seed=0).iloc[0]
+    assert ci["value"] == pytest.approx(3.0) and (ci["lo"], ci["hi"]) == (2.0, 5.0)
+
+
+def test_a_normal_sample_gets_the_textbook_width():
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame({"id": range(400), "x": rng.normal(size=400)})
+    ci = metric_intervals([rows], ["x"], seed=1).iloc[0]
+    assert ci["hi"] - ci["lo"] == pytest.approx(2 * 1.96 / np.sqrt(400), rel=0.15)
+    assert ci["lo"] < ci["value"] < ci["hi"]
+
+
+def test_distinct_n_of_a_resample_counts_a_redrawn_prompt_twice():
+    texts = [["a b a"], ["b c"]]
+    stat = distinct_n_statistic(texts, 1)
+    # all prompts: {a, b, c} / 5 tokens; prompt 0 twice: {a, b} / 6; prompt 1 twice: {b, c} / 4
+    assert stat(np.array([[0, 1], [0, 0], [1, 1]])) == pytest.approx([3 / 5, 2 / 6, 2 / 4])
+    assert stat(np.array([[0, 1]]))[0] == pytest.approx(distinct_n(["a b a", "b c"], 1))
+
+
+def test_a_metric_with_no_rows_or_corpus_rule_has_no_interval():
+    rows = pd.DataFrame({"id": [1, 2], "completion": ["x", "y"], "label": ["p", "q"]})
+    ci = metric_intervals([rows], ["label", "distinct_1"], seed=0).set_index("metric")
+    assert np.isnan(ci.loc["label", "lo"]) and ci.loc["distinct_1", "value"] == 1.0
+
+
+def _evaluation(values: list[float], seed: int) -> tuple[dict, pd.DataFrame]:
+    rows = pd.DataFrame({"id": range(len(values)), "completion": ["w"] * len(values), "gold": values})
+    return {"gold": float(np.mean(values)), "n": len(values), "distinct_1": 1 / len(values)}, rows
+
+
+def test_the_board_picks_the_sweep_point_best_on_val_and_reports_it_on_test_over_seeds():
+    # dpo at lr 1e-4 is better on val (0.9 vs 0.1) but worse on test: the board must report 1e-4's
+    # test trials, never the better test number of the other point.
+    runs = {
+        "sft@seed=1": [0.2, 0.4],
+        "sft@seed=2": [0.4, 0.6],
+        "dpo@lr=5e-05@seed=1": [0.8, 0.8],
+        "dpo@lr=5e-05@seed=2": [0.8, 0.8],
+        "dpo@lr=0.0001@seed=1": [0.2, 0.4],
+        "dpo@lr=0.0001@seed=2": [0.6, 0.4],
+        "dpo@lr=5e-05@seed=1@split=val": [0.1, 0.1],
+        "dpo@lr=5e-05@seed=2@split=val": [0.1, 0.1],
+        "dpo@lr=0.0001@seed=1@split=val": [0.9, 0.9],
+        "dpo@lr=0.0001@seed=2@split=val": [0.9, 0.9],
+    }
+    evals = {k: _evaluation(v, 0) for k, v in runs.items()}
+    out = leaderboard({k: s for k, (s, _) in evals.items()}, {k: t for k, (_, t) in evals.items()}, "gold", 0, {})
+    board = out["board"].set_index("algorithm")
+    assert board.loc["dpo", "setting"] == "lr=0.0001 (best on val of 2)"
+    assert board.loc["dpo", "gold"] == pytest.approx(0.4)  # mean of seed means 0.3 and 0.5
+    assert board.loc["dpo", "gold_seed_std"] == pytest.approx(np.std([0.3, 0.5], ddof=1))
+    assert board.loc["sft", "seeds"] == 2 and board.loc["sft", "gold"] == pytest.approx(0.4)
+    sweep = out["sweep"].set_index("setting")
+    assert sweep.loc["lr=0.0001", "chosen"] and sweep.loc["lr=5e-05", "test_gold"] == pytest.approx(0.8)
+    # the interval of the seed mean: prompts 0 and 1 of both seeds resampled together (means 0.4 / 0.4
+    # for dpo: 0.2+0.6 and 0.4+0.4 over two) -> no spread at all
+    assert (board.loc["dpo", "gold_lo"], board.loc["dpo", "gold_hi"]) == pytest.approx((0.4, 0.4))
+
+
+def test_seeds_and_a_sweep_become_trial_partitions_whose_configs_differ_only_there():
+    task = load_config(
+        task_config_path("demo"),
+        ["seeds=[1,2]", "policy.sweep={dpo: {lr: [5e-5, 1.0e-4]}}", "policy.overrides={nll: {lr: 1.0e-4}}"],
+    )
+    keys = trials.partition_keys(task)
+    assert keys[:4] == ["sft@seed=1", "sft@seed=2", "nll@seed=1", "nll@seed=2"]
+    assert "dpo@lr=5e-05@seed=2@split=val" in keys and "ppo@seed=1@split=val" not in keys
+    variant, algorithm = trials.resolve(task, "dpo@lr=5e-05@seed=2@split=val")
+    assert algorithm == "dpo" and variant.policy.train.lr == 5e-5 and variant.evaluation.split == "val"
+    assert variant.policy.train.seed == variant.policy.ppo.seed == variant.seed == 2
+    assert trials.resolve(task, "nll@seed=1")[0].policy.train.lr == 1e-4  # the committed override
+    assert trials.resolve(task, "ppo@seed=1")[0].policy.ppo.lr == task.policy.ppo.lr
+    plain = load_config(task_config_path("demo"))
+    assert trials.partition_keys(plain) == ["sft", *plain.policy.algorithms]
+    assert trials.resolve(plain, "dpo")[0] is plain
+
+
+def test_a_sweep_of_an_undeclared_algorithm_fails_with_its_path():
+    with pytest.raises(ValueError, match=r"policy.sweep: \['rlhf'\] are not in policy.algorithms"):
+        load_config(task_config_path("demo"), ["policy.sweep={rlhf: {lr: [1.0e-4]}}"])
