@@ -4,6 +4,8 @@ A line as each step starts, and one per finished step: when it finished, what it
 artifacts or found them, and how long it took. A step that fails prints ``FAILED <step>`` and
 re-raises, so the command line reports a user error as one line and a bug with its traceback.
 Ctrl-C ends the run with one ``interrupted`` line naming the step that was running (exit 130).
+A ``--select`` also runs what this configuration lacks upstream (``missing_upstream``): each step
+reads its parents under its own configuration's keys (resources/io_manager.py).
 """
 from __future__ import annotations
 
@@ -21,12 +23,14 @@ import pandas as pd
 from pipelines.instance import instance
 from pipelines.task_defs import Step, run_plan
 from resources import artifact_root, build_resources
+from resources.io_manager import RefIOManager
 from rlhf_core.config import ConfigError, load_config, task_config_path
 from rlhf_core.errors import Interrupted, MissingInputError, UserError
 from rlhf_core.paths import writable_folder
 from rlhf_core.stages.annotation import incoming_folder
 from rlhf_core.stages.evaluation import LEGEND
 from rlhf_core.store import ArtifactStore
+from rlhf_core.store_remote import is_remote
 
 MANY = 3  # a step of more assets is named by its job, not by listing them
 
@@ -67,10 +71,23 @@ def rebuild_closure(task: str, steps: list[Step], rebuild: list[str]) -> set[str
     return {k.path[-1] for k in dg.AssetSelection.assets(*named).downstream().resolve(every_asset)}
 
 
+def missing_upstream(steps: list[Step], chosen: set[dg.AssetKey], refs: RefIOManager) -> set[dg.AssetKey]:
+    """The assets upstream of ``chosen`` that have no ref under this configuration's key: the run builds
+    them too (the store finds each one it has, cheaply), so a step never reads a parent built under
+    another configuration, nor stops because this configuration lacks one."""
+    every_asset = {k: a for s in steps for a in s.assets for k in a.keys}
+    upstream = dg.AssetSelection.assets(*chosen).upstream().resolve(list(every_asset.values())) - chosen
+    return {k for k in upstream if not refs.has_refs(every_asset[k], k)}
+
+
 def _label(task: str, step: Step, keys: list[dg.AssetKey], partition: str | None) -> str:
     names = ", ".join(k.path[-1] for k in keys) if len(keys) <= MANY else \
         f"{step.job.removeprefix(task + '_')} ({len(keys)} assets)"
     return names + (f" [{partition}]" if partition else "")
+
+
+def _names(keys) -> str:
+    return ", ".join(sorted(k if isinstance(k, str) else k.path[-1] for k in keys))
 
 
 def _outcome(metas: list) -> str:
@@ -110,8 +127,12 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
                         f"{incoming_folder(task)}")
     forced = rebuild_closure(task_name, steps, list(rebuild))
     resources = resources or build_resources()
-    writable_folder(resources["artifacts"].root, "the artifact store (RLHF_ARTIFACTS)")
+    root = resources["artifacts"].root
+    if not is_remote(root):  # an object store's own errors name its bucket
+        writable_folder(root, "the artifact store (RLHF_ARTIFACTS)")
     inst = instance()
+    lacking = missing_upstream(steps, chosen, resources["io_manager"])
+    chosen |= lacking
     if forced:  # the store, and the launcher's through it, build these again
         resources = {**resources, **build_resources(resources["artifacts"].root, forced, resources["launcher"].kind)}
     todo = [(step, [k for k in step.keys if k in chosen], p) for step in steps for p in step.partitions]
@@ -120,7 +141,8 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
     with noted_interrupts() as noted:
         try:
             print(f"rlhf run {task_name}: {len(todo)} steps; artifacts in {resources['artifacts'].root}"
-                  + (f"; rebuilding {', '.join(sorted(forced))}" if forced else ""), flush=True)
+                  + (f"; with what this configuration lacks upstream: {_names(lacking)}" if lacking else "")
+                  + (f"; rebuilding {_names(forced)}" if forced else ""), flush=True)
             for number, (step, keys, partition) in enumerate(todo, 1):
                 label = _label(task_name, step, keys, partition)
                 where = f"during {label} (step {number} of {len(todo)})"

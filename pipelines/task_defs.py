@@ -10,12 +10,14 @@ from the command line only when selected (``incoming_steps``: the days present i
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import dagster as dg
 
 from assets import annotation, data, feedback, judge, models, reward_models, rl
 from pipelines import automation
+from resources.io_manager import with_config_keys
 from rlhf_core.config import TaskConfig
 from rlhf_core.rewards.incoming import day_folders
 from rlhf_core.stages.annotation import incoming_folder
@@ -55,7 +57,9 @@ def run_plan(task: TaskConfig, incoming: bool = False) -> list[Step]:
         Step(f"{task.task}_rl", rl_assets[:-1]),
         Step(f"{task.task}_leaderboard", rl_assets[-1:] + judge.build(task)),
     ]
-    return [s for s in steps if s.assets] + (incoming_steps(task) if incoming else [])
+    steps = [s for s in steps if s.assets] + (incoming_steps(task) if incoming else [])
+    keyed = iter(with_config_keys([a for s in steps for a in s.assets]))  # in the steps' order
+    return [dataclasses.replace(s, assets=[next(keyed) for _ in s.assets]) for s in steps]
 
 
 def incoming_steps(task: TaskConfig) -> list[Step]:
@@ -78,12 +82,13 @@ def build_task_definitions(task: TaskConfig) -> dg.Definitions:
     schedules, sensors = [], []
     incoming = annotation.build_incoming(task)
     if incoming:
-        assets += [incoming["annotated_incoming"], incoming["incoming_rewards"]]
+        assets += with_config_keys([*assets, incoming["annotated_incoming"], incoming["incoming_rewards"]])[-2:]
         job = dg.define_asset_job(f"{task.task}_incoming",
                                   selection=dg.AssetSelection.assets(incoming["annotated_incoming"]))
         jobs.append(job)
         schedules.append(automation.daily_schedule(task, job))
         sensors.append(automation.incoming_sensor(task, job, annotation.day_partitions(task)))
     push, label_jobs, label_sensors = feedback.build_definitions(task)
+    push = with_config_keys([*assets, *push])[len(assets):]
     return dg.Definitions(assets=assets + push, jobs=jobs + label_jobs, schedules=schedules,
                           sensors=sensors + label_sensors)

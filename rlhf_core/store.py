@@ -5,7 +5,9 @@ hashes everything that determines its content (the stage's version: the config i
 and a hash of the code it runs; the parents' content hashes). It is built in a temporary
 sibling directory and renamed into place, so a directory that exists is complete: a crash
 never leaves half an artifact that a later run trusts, and an unchanged re-run finds the
-artifact and recomputes nothing. Temporary directories of killed runs are removed.
+artifact and recomputes nothing. A build's checkpoints go to a scratch folder the same command
+finds again (``work_dir``), a rebuild's too; temporary directories of killed runs, and scratch folders
+no build will resume, are removed once no live process holds them (``remove_abandoned``).
 ``meta.json`` records a sha256 per file, checked when a stage reads the file (``store_verify``);
 a store made with ``rebuild={"sft_model"}`` builds those assets again even where they exist, and one
 made with ``find_only=True`` returns what exists and raises ``NotInStore`` instead of building (a
@@ -101,16 +103,16 @@ def atomic_dir(final: Path, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that is renamed to ``final`` only if the block succeeds.
 
     ``replace``: an existing ``final`` (a rebuild) is swapped out; otherwise it wins, as the
-    work of a concurrent run that finished the same artifact first.
+    work of a concurrent run that finished the same artifact first. The caller holds a scratch
+    folder of the key (``building_in``), which keeps a sweep off the temporary directory.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned(final)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = final.parent / _tmp_name(final.name)
     tmp.mkdir()
     try:
         yield tmp
         if final.exists() and replace:
-            old = final.parent / f".tmp-{final.name}-{os.getpid()}-old-{uuid.uuid4().hex[:8]}"
+            old = final.parent / _tmp_name(final.name, "old")
             os.rename(final, old)
             os.rename(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -123,26 +125,111 @@ def atomic_dir(final: Path, replace: bool = False) -> Iterator[Path]:
         raise
 
 
-def remove_abandoned(final: Path) -> None:
-    """Delete temporary directories of ``final`` whose process is gone (``kill -9``, power loss).
+def _tmp_name(name: str, tag: str = "") -> str:
+    """``.tmp-<name>-<pid>-<tag><random>``: unique per writer (the pid is for a person looking)."""
+    return f".tmp-{name}-{os.getpid()}-{tag}{uuid.uuid4().hex[:8]}"
 
-    A temporary name carries the builder's pid; one whose pid is alive may be a concurrent
-    build of the same artifact and is left alone.
+
+def remove_abandoned(folder: Path) -> None:
+    """Delete what builds in the folder of an asset (partition) left and nothing will use again.
+
+    - ``.tmp-<key>-*`` (half-written artifacts) when no live process holds a scratch folder of that key:
+      a build holds its scratch folder's lock for as long as its temporary directory exists.
+    - ``*.work`` scratch folders that no build will resume (``work_dir``) and that no live process
+      holds: a build's whose artifact is now complete, a rebuild's whose artifact has since been
+      replaced. A killed build's own folder stays: the same command resumes from its checkpoints.
     """
-    for tmp in final.parent.glob(f".tmp-{final.name}-*"):
-        pid = tmp.name.removeprefix(f".tmp-{final.name}-").split("-")[0]
-        if not pid.isdigit() or not _alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not folder.is_dir():
+        return
+    for tmp in folder.glob(".tmp-*"):
+        key = tmp.name.removeprefix(".tmp-").split("-")[0]
+        if not any(_held(work) for work in folder.glob(f"{key}.*work")):
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+    for work in folder.glob("*.work"):
+        final = folder / work.name.split(".")[0]
+        if work not in (work_dir(final, rebuild=False), work_dir(final, rebuild=True)) or (
+                work == work_dir(final, rebuild=False) and (final / META_FILE).exists()):
+            _remove_if_idle(work)
 
 
-def _alive(pid: int) -> bool:
+def work_dir(final: Path, rebuild: bool) -> Path:
+    """The scratch folder for checkpoints of a build of ``final``, found again by the same command.
+
+    A build's is ``<key>.work``. A rebuild's is its own, ``<key>.rebuild-<tag>.work``, where the tag
+    names the artifact it replaces (its content hash and when its ``meta.json`` was written; ``new``
+    where there is none): a rebuild never resumes from a plain build's checkpoints, a killed rebuild
+    run again finds its own, and a rebuild after a completed one starts from scratch, as the
+    artifact it replaces is then another.
+    """
+    if not rebuild:
+        return final.with_name(f"{final.name}.work")
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        meta = final / META_FILE
+        tag = hash_key(json.loads(meta.read_text())["content_hash"], meta.stat().st_mtime_ns)[:8]
+    except (OSError, ValueError, KeyError):
+        tag = "new"
+    return final.with_name(f"{final.name}.rebuild-{tag}.work")
+
+
+# The liveness marker of a scratch folder: every process building into it (each rank of a multi-process
+# run) holds a shared flock on this file; a sweep removes the folder only under an exclusive one.
+LOCK_FILE = ".builders.lock"
+
+
+@contextmanager
+def building_in(work: Path) -> Iterator[Path]:
+    """Create ``work`` and hold a shared lock on it while the block runs (released if the process dies)."""
+    while True:
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(work / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+        except FileNotFoundError:  # a sweep removed the folder in between
+            continue
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        try:
+            if os.fstat(fd).st_ino == os.stat(work / LOCK_FILE).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # locked a file a sweep had just removed with its folder: again
+    try:
+        yield work
+    finally:
+        os.close(fd)
+
+
+def _held(work: Path) -> bool:
+    """Whether a live process builds into ``work`` (holds its lock)."""
+    try:
+        fd = os.open(work / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
         return False
-    except PermissionError:  # someone else's live process
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
         return True
-    return True
+    finally:
+        os.close(fd)
+
+
+def _remove_if_idle(work: Path) -> None:
+    try:
+        fd = os.open(work / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    except FileNotFoundError:
+        return  # removed already
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return  # a live builder holds it
+    try:
+        shutil.rmtree(work, ignore_errors=True)
+    finally:
+        os.close(fd)
 
 
 def _encode_table(obj: Any) -> Any:
@@ -161,18 +248,24 @@ def _decode_table(obj: dict) -> Any:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_encode_table))
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=True, default=_encode_table)
+    _write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
     """Write a Parquet table atomically."""
+    _write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    tmp = path.with_name(_tmp_name(path.name))
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:  # an error or an interrupt: no temporary file left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -219,8 +312,9 @@ class ArtifactStore:
 
         ``build_fn`` writes its files into ``out`` (a temporary directory renamed into place on
         success) and returns metadata (metrics, counts), saved to meta.json with the key parts
-        and the content hash. ``work`` is a stable scratch directory for resumable checkpoints;
-        it survives a crash and is removed once the artifact is complete.
+        and the content hash. ``work`` is a stable scratch directory for resumable checkpoints
+        (``work_dir``: a rebuild has its own); it survives a crash, so the same command resumes,
+        and is removed once the artifact is complete.
         """
         key = hash_key(key_parts)
         final = self.location(task, asset, partition, key)
@@ -237,11 +331,9 @@ class ArtifactStore:
     def _build(self, task: str, asset: str, partition: str | None, key_parts: dict[str, Any],
                build_fn: Callable[[Path, Path], dict[str, Any]], final: Path, rebuild: bool) -> ArtifactRef:
         key = final.name
-        work = final.with_name(f"{key}.work")
-        if rebuild:  # no resuming from checkpoints of the build being replaced
-            shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True, exist_ok=True)
-        with atomic_dir(final, replace=rebuild) as tmp:
+        remove_abandoned(final.parent)
+        work = work_dir(final, rebuild)  # a rebuild's own: the same command resumes it
+        with building_in(work), atomic_dir(final, replace=rebuild) as tmp:
             metadata = build_fn(tmp, work)
             content_hash, files = hash_files(tmp)
             origin = {"task": task, "asset": asset, "partition": partition}
@@ -250,7 +342,9 @@ class ArtifactStore:
             write_json_atomic(tmp / META_FILE, meta)
         if rebuild:
             _rebuilt.add(final)
-        shutil.rmtree(work, ignore_errors=True)
+        _remove_if_idle(work)
+        # A concurrent build of the same key may have finished first: its artifact is the one in place.
+        content_hash = json.loads((final / META_FILE).read_text())["content_hash"]
         if self.remote:
             record = self.remote.publish(self._rel(final), final, replace=rebuild)
             if record["content_hash"] != content_hash:  # another machine committed it first: use its artifact

@@ -126,10 +126,14 @@ def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path)
 
 
 def export_copy(src: Path, export: Path) -> None:
-    """Copy an artifact's file to a stable path outside the store, atomically."""
+    """Copy an artifact's file to a stable path outside the store, atomically; an identical copy is left as it
+    is (a run that finds everything in the store writes nothing)."""
+    data = src.read_bytes()
+    if export.exists() and export.read_bytes() == data:
+        return
     export.parent.mkdir(parents=True, exist_ok=True)
     tmp = export.with_name(f".tmp-{export.name}")
-    tmp.write_bytes(src.read_bytes())
+    tmp.write_bytes(data)
     tmp.replace(export)
 
 

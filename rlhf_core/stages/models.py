@@ -51,7 +51,8 @@ def sft_model(ctx: Context, tok: ArtifactRef, data: ArtifactRef) -> Result:
         model = result.model  # unwrapped (and LoRA-merged, unless lora.merge is false) by the engine
         saved = save_model(model, tokenizer, out, cfg.model)
         loss_curve(result.history, out / "loss_curve.png", "SFT loss (summed NLL per response)")
-        return {**saved, "train_rows": len(train_rows), "steps": result.steps, "final_loss": result.history[-1]["loss"],
+        return {**saved, "train_rows": len(train_rows), "steps": result.steps,
+                "resumed_from": result.resumed_from, "final_loss": result.history[-1]["loss"],
                 "val_nll_per_token": mean_token_nll(model, tokenizer, rows[rows["split"] == "val"],
                                                     cfg.train.max_length),
                 "loss_curve": "loss_curve.png"}

@@ -16,7 +16,7 @@ from pipelines.runner import run_task
 from pipelines.task_defs import build_task_definitions
 from resources import build_resources
 from rlhf_core.config import load_config, task_config_path
-from tests.dagster.ranges import materialize_range, refs
+from tests.dagster.ranges import materialize_range, ref_folder, refs
 from tests.dagster.test_pipeline import MICRO
 
 DAY = "2026-11-22"
@@ -75,7 +75,7 @@ def test_scorers_and_annotation_under_a_backfill_range_write_one_ref_per_partiti
     assets = definitions(overrides, resources).assets
     for name, (start, end) in {"reward_scorers": ("rm", SCORERS[-1]),
                                "annotated_responses": ("rm|0", f"{SCORERS[-1]}|1")}.items():
-        folder = root / "artifacts" / "_refs" / "demo" / name
+        folder = ref_folder(root, assets, name)
         single_key_refs = refs(folder)
         shutil.rmtree(folder)
         assert materialize_range(assets, dg.AssetKey(["demo", name]), start, end, resources).success
@@ -177,7 +177,7 @@ def test_a_backfill_range_of_incoming_partitions_scores_each_day_and_scorer(env)
     write_day(root, DAY, [{"prompt": "Question: Where? Answer:", "completion": " In a range."}])
     incoming = dg.AssetKey(["demo", "annotated_incoming"])
     assert materialize_range(defs.assets, incoming, f"{DAY}|rm", f"{DAY}|{SCORERS[-1]}", resources).success
-    written = refs(root / "artifacts" / "_refs" / "demo" / "annotated_incoming")
+    written = refs(ref_folder(root, defs.assets, "annotated_incoming"))
     assert {f"{DAY}|{s}" for s in SCORERS} <= set(written)
     for scorer in SCORERS:
         assert f"/annotated_incoming/{scorer}/{DAY}/" in json.loads(written[f"{DAY}|{scorer}"])["path"]

@@ -1,8 +1,9 @@
-"""The ref IO manager refuses to write a ref that does not match the partitions a run targets."""
+"""The ref IO manager files refs under configuration keys, refuses a ref that does not match the
+partitions a run targets, and does not rewrite a ref that is already there."""
 import dagster as dg
 import pytest
 
-from resources.io_manager import RefIOManager
+from resources.io_manager import RefIOManager, config_key, with_config_keys
 from rlhf_core.store import ArtifactRef
 from tests.dagster.ranges import materialize_range
 
@@ -19,24 +20,74 @@ def instance(tmp_path, monkeypatch):
     return tmp_path
 
 
+def keyed(*assets: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
+    return with_config_keys(list(assets))
+
+
+def folder(root, asset: dg.AssetsDefinition):
+    return RefIOManager(root=str(root)).folder(asset.key, config_key(asset, asset.key))
+
+
 def run(asset, tmp_path, **kwargs) -> dg.ExecuteInProcessResult:
-    return dg.materialize([asset], resources={"io_manager": RefIOManager(root=str(tmp_path))},
+    return dg.materialize(keyed(asset), resources={"io_manager": RefIOManager(root=str(tmp_path))},
                           raise_on_error=False, **kwargs)
 
 
+def test_a_configuration_key_follows_the_code_versions_upstream():
+    def graph(x_version: str, y_version: str = "1") -> dict[str, str]:
+        @dg.asset(code_version=x_version)
+        def x():
+            return ref("x")
+
+        @dg.asset(code_version=y_version)
+        def y(x):
+            return x
+
+        @dg.asset(code_version="1")
+        def z():
+            return ref("z")
+
+        return {a.key.path[-1]: config_key(a, a.key) for a in keyed(x, y, z)}
+
+    base = graph("1")
+    assert graph("2")["y"] != base["y"] and graph("2")["z"] == base["z"]  # a parent's change reaches its children
+    assert graph("1", "2")["x"] == base["x"]  # and nothing upstream
+    assert graph("1") == base
+
+    @dg.asset
+    def unversioned():
+        return ref("u")
+
+    with pytest.raises(ValueError, match="has no code version"):
+        keyed(unversioned)
+
+
+def test_a_ref_already_written_is_not_written_again(instance):
+    @dg.asset(code_version="1")
+    def x():
+        return ref("x")
+
+    assert run(x, instance).success
+    path = folder(instance, keyed(x)[0]) / "__all__.json"
+    before = path.stat()
+    assert run(x, instance).success  # a run that finds its artifact: nothing to write (a read-only store)
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
 def test_a_range_run_writes_one_ref_per_partition(instance):
-    @dg.asset(partitions_def=PARTS)
+    @dg.asset(partitions_def=PARTS, code_version="1")
     def x(context):
         return {p: ref(p) for p in context.partition_keys}
 
-    result = materialize_range([x], x.key, "a", "b", {"io_manager": RefIOManager(root=str(instance))})
+    result = materialize_range(keyed(x), x.key, "a", "b", {"io_manager": RefIOManager(root=str(instance))})
     assert result.success
-    assert sorted(p.name for p in (instance / "_refs" / "x").iterdir()) == ["a.json", "b.json"]
-    assert ArtifactRef.from_json((instance / "_refs" / "x" / "b.json").read_text()).content_hash == "b"
+    written = folder(instance, keyed(x)[0])
+    assert sorted(p.name for p in written.iterdir()) == ["a.json", "b.json"]
+    assert ArtifactRef.from_json((written / "b.json").read_text()).content_hash == "b"
 
 
 def test_a_partitioned_asset_must_return_exactly_its_partitions(instance):
-    @dg.asset(partitions_def=PARTS)
+    @dg.asset(partitions_def=PARTS, code_version="1")
     def x(context):
         return {"a": ref("a")}  # the run targets a and b
 
@@ -49,7 +100,7 @@ def test_a_partitioned_asset_must_return_exactly_its_partitions(instance):
 
 
 def test_a_partitioned_asset_never_writes_an_unpartitioned_ref(instance):
-    @dg.asset(partitions_def=PARTS)
+    @dg.asset(partitions_def=PARTS, code_version="1")
     def x():
         return ref("a")
 
@@ -59,16 +110,16 @@ def test_a_partitioned_asset_never_writes_an_unpartitioned_ref(instance):
 
 
 def test_reading_a_partition_that_was_never_written_names_it(instance):
-    @dg.asset(partitions_def=PARTS)
+    @dg.asset(partitions_def=PARTS, code_version="1")
     def x(context):
         return {p: ref(p) for p in context.partition_keys}
 
-    @dg.asset(partitions_def=PARTS)
+    @dg.asset(partitions_def=PARTS, code_version="1")
     def y(context, x):
         return {p: x[p] for p in context.partition_keys}
 
     assert run(x, instance, partition_key="a").success
-    result = dg.materialize([x, y], selection=[y.key], partition_key="b", raise_on_error=False,
+    result = dg.materialize(keyed(x, y), selection=[y.key], partition_key="b", raise_on_error=False,
                             resources={"io_manager": RefIOManager(root=str(instance))})
     assert not result.success
     message = result.get_step_failure_events()[0].event_specific_data.error.cause.message

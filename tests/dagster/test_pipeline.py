@@ -24,7 +24,7 @@ from resources import build_resources
 from rlhf_core.config import load_config, task_config_path
 from rlhf_core.store_verify import is_artifact, verify
 from tests.dagster.documented import shown
-from tests.dagster.ranges import materialize_range, refs
+from tests.dagster.ranges import materialize_range, ref_folder, refs
 
 REPO = Path(__file__).resolve().parents[2]
 MICRO = [
@@ -167,17 +167,23 @@ def test_asset_checks_pass_inside_their_assets_steps(run):
     assert latest[checks[1]].status.value == "SUCCEEDED"
 
 
-def test_an_unchanged_rerun_recomputes_nothing(run):
-    _, resources = run
+def test_an_unchanged_rerun_recomputes_nothing_and_writes_nothing_to_the_store(run):
+    root, resources = run
+
+    def files() -> dict[str, tuple[int, int]]:
+        return {str(p): (p.stat().st_ino, p.stat().st_mtime_ns) for p in (root / "artifacts").rglob("*")}
+
+    before = files()
     assert run_task("demo", MICRO, [], resources=resources) == 0
     assert latest("sft_model")["cached"] is True
     assert latest("reward_model", "bt")["cached"] is True
+    assert files() == before  # no ref, export or folder written: a read-only store would do
 
 
 def test_rl_assets_under_a_backfill_range_write_and_read_one_ref_per_partition(run):
     root, resources = run
     assets = build_task_definitions(load_config(task_config_path("demo"), MICRO)).assets
-    folders = {name: root / "artifacts" / "_refs" / "demo" / name for name in ("policy", "generations", "evaluation")}
+    folders = {name: ref_folder(root, assets, name) for name in ("policy", "generations", "evaluation")}
     single_key_refs = {name: refs(folder) for name, folder in folders.items()}
     for name, folder in folders.items():  # each reads its parent's refs as the range run wrote them
         shutil.rmtree(folder)
@@ -242,9 +248,10 @@ def outcomes(out: str) -> dict[str, str]:
     return dict(re.findall(r"^ *\[ *[\d.]+s\] (\w+(?: \[[^\]]+\])?): (\w+) \([\d.]+s\)$", out, re.M))
 
 
-def stored_ref(root: Path, asset: str, partition: str | None = None) -> str:
-    """The artifact path the IO manager hands downstream for an asset (partition)."""
-    ref = root / "artifacts" / "_refs" / "demo" / asset / f"{partition or '__all__'}.json"
+def stored_ref(root: Path, asset: str, partition: str | None = None, overrides: list[str] = MICRO) -> str:
+    """The artifact path the IO manager hands downstream for an asset (partition) under a configuration."""
+    assets = [a for s in run_plan(load_config(task_config_path("demo"), overrides)) for a in s.assets]
+    ref = ref_folder(root, assets, asset) / f"{partition or '__all__'}.json"
     return json.loads(ref.read_text())["path"]
 
 
@@ -285,9 +292,10 @@ def test_ctrl_c_ends_a_retrain_in_one_line_and_the_same_command_resumes(run, tmp
     capsys.readouterr()
     assert main([*argv, "--verbose"]) == 0
     done = outcomes(capsys.readouterr().out)
-    assert done["sft_model"] == "reused" and stored_ref(root, "sft_model") == sft
+    retrained = [*MICRO, "policy.train.lr=1e-3"]
+    assert done["sft_model"] == "reused" and stored_ref(root, "sft_model", overrides=retrained) == sft
     assert done[f"policy [{algorithms[-1]}]"] == "built"
-    assert all(stored_ref(root, "policy", a) != before[a] for a in algorithms)  # the new rate: new keys
+    assert all(stored_ref(root, "policy", a, retrained) != before[a] for a in algorithms)  # the new rate: new keys
 
 
 def test_rebuild_sft_model_builds_it_and_everything_downstream_again(run, capsys):

@@ -54,7 +54,7 @@ def test_every_partition_has_its_own_ref_pointing_at_its_own_artifact(backfill):
     ui, artifacts, assets, _ = backfill
     refs = artifacts / "_refs"
     for path in assets:
-        folder = refs.joinpath(*path)
+        (folder,) = refs.joinpath(*path).iterdir()  # one configuration: one configuration key
         partitions = ui.gql(PARTITIONS, path=path)["assetNodeOrError"]["partitionKeys"]
         if not partitions:
             assert [f.name for f in folder.iterdir()] == ["__all__.json"], path
