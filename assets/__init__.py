@@ -1,4 +1,5 @@
 """Dagster assets: one module per stage; each asset body is a short call into rlhf_core.stages."""
+
 import warnings
 
 import dagster as dg

@@ -12,6 +12,7 @@ job run, the sensor, the schedule) or a range. A backfill scores all partitions 
 (``BackfillPolicy.single_run``): a run costs a process start, and finished partitions are in the
 store, so re-launching after a failure redoes only what failed.
 """
+
 import dagster as dg
 
 from assets.common import asset_in, data_key, declared, dimension, key, per_partition
@@ -60,42 +61,71 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
     tables = stages.scorer_tables(task)  # what the scorers are prepared from (a fitted state, the world's facts)
     model_names = sorted({s.model_asset for s in cfg.scorers.values() if s.model_asset})
 
-    @dg.asset(key=key(task, "reward_scorers"), group_name=group, partitions_def=scorer_partitions(task),
-              ins={**{f"table_{t}": asset_in(task, data_key(task, d)) for t, d in tables.items()},
-                   **{m: asset_in(task, m, **_every_partition(m)) for m in model_names}},
-              **declared(task, stages.reward_scorer), backfill_policy=dg.BackfillPolicy.single_run(),
-              description="Each reward component resolved into a scorer that loads: fitted state, parameters "
-                          "and a hash of its weights.")
+    @dg.asset(
+        key=key(task, "reward_scorers"),
+        group_name=group,
+        partitions_def=scorer_partitions(task),
+        ins={
+            **{f"table_{t}": asset_in(task, data_key(task, d)) for t, d in tables.items()},
+            **{m: asset_in(task, m, **_every_partition(m)) for m in model_names},
+        },
+        **declared(task, stages.reward_scorer),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description="Each reward component resolved into a scorer that loads: fitted state, parameters "
+        "and a hash of its weights.",
+    )
     def reward_scorers(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, **inputs):
         models = {m: inputs[m] for m in model_names}
-        return per_partition(context, lambda component: stages.reward_scorer(
-            task, artifacts.store(), component, {t: inputs[f"table_{t}"] for t in tables}, models))
+        return per_partition(
+            context,
+            lambda component: stages.reward_scorer(
+                task, artifacts.store(), component, {t: inputs[f"table_{t}"] for t in tables}, models
+            ),
+        )
 
     assets = {"reward_scorers": reward_scorers}
     if cfg.data:
         shards = shard_partitions(task)
 
-        @dg.asset(key=key(task, "annotated_responses"), group_name=group, partitions_def=shards, pool=POOL,
-                  ins={**data_in, **_scorer_in(task)}, **declared(task, stages.annotate_shard),
-                  backfill_policy=dg.BackfillPolicy.single_run(),
-                  description=f"'{cfg.data}' scored by each component, in {cfg.shards} shard(s); rows already "
-                              "scored by the same scorer are reused, not scored again.")
+        @dg.asset(
+            key=key(task, "annotated_responses"),
+            group_name=group,
+            partitions_def=shards,
+            pool=POOL,
+            ins={**data_in, **_scorer_in(task)},
+            **declared(task, stages.annotate_shard),
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            description=f"'{cfg.data}' scored by each component, in {cfg.shards} shard(s); rows already "
+            "scored by the same scorer are reused, not scored again.",
+        )
         def annotated_responses(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, data, scorer):
             def build(partition: str):
                 name = dimension(shards, partition, "scorer")
-                return stages.annotate_shard(task, artifacts.store(), name, int(dimension(shards, partition, "shard")),
-                                             data, scorer[name])
+                return stages.annotate_shard(
+                    task, artifacts.store(), name, int(dimension(shards, partition, "shard")), data, scorer[name]
+                )
 
             return per_partition(context, build)
 
-        @dg.asset(key=key(task, "rewards"), group_name=group,
-                  ins={**data_in, "annotated": asset_in(task, "annotated_responses")},
-                  **declared(task, stages.combine_rewards),
-                  description="R of every row: the weighted sum of its (transformed) component scores; "
-                              "offline RL trains on it.")
+        @dg.asset(
+            key=key(task, "rewards"),
+            group_name=group,
+            ins={**data_in, "annotated": asset_in(task, "annotated_responses")},
+            **declared(task, stages.combine_rewards),
+            description="R of every row: the weighted sum of its (transformed) component scores; "
+            "offline RL trains on it.",
+        )
         def rewards(artifacts: ArtifactStoreResource, data, annotated):
-            return output(*stages.combine_rewards(task, artifacts.store(), "rewards", None,
-                                                  by_component(shards, annotated), stages.annotation_rows(data)))
+            return output(
+                *stages.combine_rewards(
+                    task,
+                    artifacts.store(),
+                    "rewards",
+                    None,
+                    by_component(shards, annotated),
+                    stages.annotation_rows(data),
+                )
+            )
 
         assets.update(annotated_responses=annotated_responses, rewards=rewards)
     return assets
@@ -117,29 +147,46 @@ def build_incoming(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
     parts = incoming_partitions(task)
     group = f"{task.task}_incoming"
 
-    @dg.asset(key=key(task, "annotated_incoming"), group_name=group, partitions_def=parts, pool=POOL,
-              ins=_scorer_in(task), **declared(task, stages.annotate_incoming),
-              backfill_policy=dg.BackfillPolicy.single_run(),
-              description=f"Responses dropped into {task.annotation.incoming.folder}/<date>/*.jsonl, scored by "
-                          "each component; the sensor and the daily schedule launch it.")
+    @dg.asset(
+        key=key(task, "annotated_incoming"),
+        group_name=group,
+        partitions_def=parts,
+        pool=POOL,
+        ins=_scorer_in(task),
+        **declared(task, stages.annotate_incoming),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description=f"Responses dropped into {task.annotation.incoming.folder}/<date>/*.jsonl, scored by "
+        "each component; the sensor and the daily schedule launch it.",
+    )
     def annotated_incoming(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, scorer):
         def build(partition: str):
             name = dimension(parts, partition, "scorer")
-            return stages.annotate_incoming(task, artifacts.store(), name, dimension(parts, partition, "date"),
-                                            scorer[name])
+            return stages.annotate_incoming(
+                task, artifacts.store(), name, dimension(parts, partition, "date"), scorer[name]
+            )
 
         return per_partition(context, build)
 
-    @dg.asset(key=key(task, "incoming_rewards"), group_name=group, partitions_def=day_partitions(task),
-              ins={"annotated": asset_in(task, "annotated_incoming", partition_mapping=BY_DATE)},
-              **declared(task, stages.combine_rewards),
-              automation_condition=dg.AutomationCondition.eager(),
-              description="The final reward of a day's incoming rows, once every scorer has scored them.")
+    @dg.asset(
+        key=key(task, "incoming_rewards"),
+        group_name=group,
+        partitions_def=day_partitions(task),
+        ins={"annotated": asset_in(task, "annotated_incoming", partition_mapping=BY_DATE)},
+        **declared(task, stages.combine_rewards),
+        automation_condition=dg.AutomationCondition.eager(),
+        description="The final reward of a day's incoming rows, once every scorer has scored them.",
+    )
     def incoming_rewards(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, annotated):
         def build(date: str):
             day = {p: ref for p, ref in annotated.items() if dimension(parts, p, "date") == date}
-            return stages.combine_rewards(task, artifacts.store(), "incoming_rewards", date,
-                                          by_component(parts, day), stages.incoming_rows(task, date))
+            return stages.combine_rewards(
+                task,
+                artifacts.store(),
+                "incoming_rewards",
+                date,
+                by_component(parts, day),
+                stages.incoming_rows(task, date),
+            )
 
         return per_partition(context, build)
 

@@ -5,10 +5,11 @@ output, so a check costs no step and no input load of its own, and a failed bloc
 fails the step before any downstream asset starts. Bodies call validators in
 ``rlhf_core.data.validate``, which are unit-tested without Dagster.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import dagster as dg
 
@@ -36,26 +37,42 @@ def for_asset(task: TaskConfig, name: str) -> list[Check]:
     """The checks of one asset of ``task`` (by its name without the task prefix)."""
     checks = []
     if name in task.datasets:
-        checks.append(Check("non_empty", "The table has rows; every input row was kept, dropped by rule or "
-                            "quarantined.", lambda ref: validate.non_empty_table(table(ref), ref.path)))
-        pair_data = {spec.data for spec in task.reward_models.values()
-                     if spec.kind in ("bradley_terry", "fg_sequence_preference")}  # pair-PM rows may be A/B answers
+        checks.append(
+            Check(
+                "non_empty",
+                "The table has rows; every input row was kept, dropped by rule or quarantined.",
+                lambda ref: validate.non_empty_table(table(ref), ref.path),
+            )
+        )
+        pair_data = {
+            spec.data
+            for spec in task.reward_models.values()
+            if spec.kind in ("bradley_terry", "fg_sequence_preference")
+        }  # pair-PM rows may be A/B answers
         if name in pair_data:
-            checks.append(Check("pairs_valid", "No empty responses; chosen differs from rejected.",
-                                lambda ref: validate.preference_pairs_valid(table(ref))))
+            checks.append(
+                Check(
+                    "pairs_valid",
+                    "No empty responses; chosen differs from rejected.",
+                    lambda ref: validate.preference_pairs_valid(table(ref)),
+                )
+            )
     return checks
 
 
 def specs(task: TaskConfig, name: str) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(c.name, asset=key(task, name), description=c.description, blocking=c.blocking)
-            for c in for_asset(task, name)]
+    return [
+        dg.AssetCheckSpec(c.name, asset=key(task, name), description=c.description, blocking=c.blocking)
+        for c in for_asset(task, name)
+    ]
 
 
 def results(task: TaskConfig, name: str, ref: ArtifactRef) -> Iterator[dg.AssetCheckResult]:
     for check in for_asset(task, name):
         passed, meta = check.run(ref)
-        yield dg.AssetCheckResult(asset_key=key(task, name), check_name=check.name, passed=passed,
-                                  metadata=meta, severity=check.severity)
+        yield dg.AssetCheckResult(
+            asset_key=key(task, name), check_name=check.name, passed=passed, metadata=meta, severity=check.severity
+        )
 
 
 def checked_output(task: TaskConfig, name: str, built: tuple[ArtifactRef, dict]) -> Iterator:

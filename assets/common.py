@@ -1,7 +1,8 @@
 """Helpers shared by the asset factories: keys, what an asset takes from its stage's declaration,
 partition-correct outputs."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import dagster as dg
 
@@ -33,8 +34,10 @@ def declared(task: TaskConfig, stage: Stage, *ident: Any) -> dict[str, Any]:
     """An asset's code version and the config it reads, from the stage it runs (``ident``: the
     source or dataset an unpartitioned asset per name stands for; a partitioned asset gets one
     version over its partitions, while the store keys each partition apart)."""
-    return {"code_version": stage.version(task, *ident),
-            "metadata": {"stage": stage.name, "config_reads": stage.reads(task, *ident)}}
+    return {
+        "code_version": stage.version(task, *ident),
+        "metadata": {"stage": stage.name, "config_reads": stage.reads(task, *ident)},
+    }
 
 
 def stage_ins(task: TaskConfig, stage: Stage, **sources: str | dg.AssetIn) -> dict[str, dg.AssetIn]:
@@ -46,14 +49,21 @@ def stage_ins(task: TaskConfig, stage: Stage, **sources: str | dg.AssetIn) -> di
     return {name: s if isinstance(s, dg.AssetIn) else asset_in(task, s) for name, s in sources.items()}
 
 
-def stage_asset(task: TaskConfig, stage: Stage, ins: dict[str, str | dg.AssetIn], launched: bool = False,
-                **asset_kwargs: Any) -> dg.AssetsDefinition:
+def stage_asset(
+    task: TaskConfig, stage: Stage, ins: dict[str, str | dg.AssetIn], launched: bool = False, **asset_kwargs: Any
+) -> dg.AssetsDefinition:
     """The asset ``<task>/<stage name>`` of an unpartitioned stage whose inputs are artifacts: it
     calls the stage (through the launcher when ``launched``: a heavy stage, in the GPU pool)."""
     resource = "launcher" if launched else "artifacts"
 
-    @dg.asset(key=key(task, stage.name), ins=stage_ins(task, stage, **ins), required_resource_keys={resource},
-              **declared(task, stage), **({"pool": gpu_pool(task)} if launched else {}), **asset_kwargs)
+    @dg.asset(
+        key=key(task, stage.name),
+        ins=stage_ins(task, stage, **ins),
+        required_resource_keys={resource},
+        **declared(task, stage),
+        **({"pool": gpu_pool(task)} if launched else {}),
+        **asset_kwargs,
+    )
     def _asset(context: dg.AssetExecutionContext, **inputs: Any):
         args = stage.arguments(**inputs)
         if launched:
@@ -68,8 +78,9 @@ def data_key(task: TaskConfig, name: str) -> str:
     return f"raw_{name}" if name in task.sources else name
 
 
-def per_partition(context: dg.AssetExecutionContext,
-                  build: Callable[[str], tuple[ArtifactRef, dict[str, Any]]]) -> dg.Output:
+def per_partition(
+    context: dg.AssetExecutionContext, build: Callable[[str], tuple[ArtifactRef, dict[str, Any]]]
+) -> dg.Output:
     """Build every partition the run targets and return ``{partition_key: ref}``.
 
     A run targets one key (``materialize(partition_key=...)``, a job run) or a range (a backfill

@@ -1,11 +1,12 @@
 """The reward-model suite: every RM the task declares (one partition per name), judged, on a board.
 
-    reward_model         [rm]  trained on the Engine; a HF model + reward_model.json
-    gold_probe                 held-out logged responses and fresh SFT samples, graded by gold (demo)
-    reward_model_eval    [rm]  the kind's held-out metric; Spearman / pair accuracy against gold
-    reward_models              one row per RM, exported to data/artifacts/<task>/reward_models.csv
-    reward_bench               [RF] RewardBench section scores of the configured RMs
+reward_model         [rm]  trained on the Engine; a HF model + reward_model.json
+gold_probe                 held-out logged responses and fresh SFT samples, graded by gold (demo)
+reward_model_eval    [rm]  the kind's held-out metric; Spearman / pair accuracy against gold
+reward_models              one row per RM, exported to data/artifacts/<task>/reward_models.csv
+reward_bench               [RF] RewardBench section scores of the configured RMs
 """
+
 import dagster as dg
 
 from assets.common import asset_in, data_key, declared, gpu_pool, key, per_partition, stage_asset, stage_ins
@@ -46,30 +47,51 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
     world_in = {"world": asset_in(task, f"raw_{task.gold.source}")} if task.gold else {}
 
     # The trained RMs are models (``--select models`` builds them); their evaluation is its own group.
-    @dg.asset(key=key(task, "reward_model"), group_name=f"{task.task}_models", partitions_def=parts, kinds={"pytorch"},
-              ins={**base_ins, **_data_ins(task), **world_in}, **declared(task, stages.reward_model),
-              backfill_policy=one_run, pool=gpu_pool(task),
-              description="Each declared reward model, trained with its kind's loss; a HF model plus "
-                          "reward_model.json, usable as the 'reward_model' scorer.")
+    @dg.asset(
+        key=key(task, "reward_model"),
+        group_name=f"{task.task}_models",
+        partitions_def=parts,
+        kinds={"pytorch"},
+        ins={**base_ins, **_data_ins(task), **world_in},
+        **declared(task, stages.reward_model),
+        backfill_policy=one_run,
+        pool=gpu_pool(task),
+        description="Each declared reward model, trained with its kind's loss; a HF model plus "
+        "reward_model.json, usable as the 'reward_model' scorer.",
+    )
     def reward_model(context: dg.AssetExecutionContext, launcher: LauncherResource, **inputs):
         def build_one(name: str):
             data = {d: inputs[f"data_{d}"] for d in stages.rm_datasets(task.reward_models[name])}
             world = inputs.get("world") if stages.needs_gold(task, name) else None
-            return launcher.run(context, task, stages.reward_model, name, inputs.get("tok"), inputs.get("sft"), data,
-                                world)
+            return launcher.run(
+                context, task, stages.reward_model, name, inputs.get("tok"), inputs.get("sft"), data, world
+            )
 
         return per_partition(context, build_one)
 
     probe_in = {"probe": asset_in(task, "gold_probe")} if _probe(task) else {}
 
-    @dg.asset(key=key(task, "reward_model_eval"), group_name=group, partitions_def=parts, backfill_policy=one_run,
-              ins={"rm": asset_in(task, "reward_model"), **_data_ins(task), **probe_in},
-              **declared(task, rm_eval.reward_model_eval),
-              description="Held-out metric of each RM's kind and its agreement with the gold judge.")
+    @dg.asset(
+        key=key(task, "reward_model_eval"),
+        group_name=group,
+        partitions_def=parts,
+        backfill_policy=one_run,
+        ins={"rm": asset_in(task, "reward_model"), **_data_ins(task), **probe_in},
+        **declared(task, rm_eval.reward_model_eval),
+        description="Held-out metric of each RM's kind and its agreement with the gold judge.",
+    )
     def reward_model_eval(context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource, rm, **inputs):
-        return per_partition(context, lambda name: rm_eval.reward_model_eval(
-            task, artifacts.store(), name, rm[name],
-            {d: inputs[f"data_{d}"] for d in stages.rm_datasets(task.reward_models[name])}, inputs.get("probe")))
+        return per_partition(
+            context,
+            lambda name: rm_eval.reward_model_eval(
+                task,
+                artifacts.store(),
+                name,
+                rm[name],
+                {d: inputs[f"data_{d}"] for d in stages.rm_datasets(task.reward_models[name])},
+                inputs.get("probe"),
+            ),
+        )
 
     return [reward_model, reward_model_eval]
 
@@ -80,10 +102,15 @@ def build_probe(task: TaskConfig) -> list[dg.AssetsDefinition]:
         return []
     cfg = task.reward_model_eval
 
-    return [stage_asset(task, rm_eval.gold_probe, {"responses": data_key(task, cfg.responses), "sft": "sft_model",
-                                                   "world": f"raw_{task.gold.source}"},
-                        group_name=f"{task.task}_reward_models",
-                        description="Held-out logged responses and fresh SFT samples, graded by the gold judge.")]
+    return [
+        stage_asset(
+            task,
+            rm_eval.gold_probe,
+            {"responses": data_key(task, cfg.responses), "sft": "sft_model", "world": f"raw_{task.gold.source}"},
+            group_name=f"{task.task}_reward_models",
+            description="Held-out logged responses and fresh SFT samples, graded by the gold judge.",
+        )
+    ]
 
 
 def build_board(task: TaskConfig) -> list[dg.AssetsDefinition]:
@@ -91,14 +118,19 @@ def build_board(task: TaskConfig) -> list[dg.AssetsDefinition]:
     if not task.reward_models:
         return []
 
-    @dg.asset(key=key(task, "reward_models"), group_name=f"{task.task}_reward_models", kinds={"csv"},
-              ins={"evaluations": asset_in(task, "reward_model_eval")},
-              **declared(task, rm_eval.reward_model_board),
-              description=f"One row per reward model; exported to data/artifacts/{task.task}/reward_models.csv.")
+    @dg.asset(
+        key=key(task, "reward_models"),
+        group_name=f"{task.task}_reward_models",
+        kinds={"csv"},
+        ins={"evaluations": asset_in(task, "reward_model_eval")},
+        **declared(task, rm_eval.reward_model_board),
+        description=f"One row per reward model; exported to data/artifacts/{task.task}/reward_models.csv.",
+    )
     def reward_models(artifacts: ArtifactStoreResource, evaluations):
         store = artifacts.store()
-        return output(*rm_eval.reward_model_board(task, store, evaluations,
-                                                  store.root / task.task / "reward_models.csv"))
+        return output(
+            *rm_eval.reward_model_board(task, store, evaluations, store.root / task.task / "reward_models.csv")
+        )
 
     if task.reward_bench is None:
         return [reward_models]
@@ -106,11 +138,15 @@ def build_board(task: TaskConfig) -> list[dg.AssetsDefinition]:
     embeddings = task.reward_bench.embeddings
     embeddings_in = {"embeddings": data_key(task, embeddings)} if embeddings else {}
 
-    @dg.asset(key=key(task, "reward_bench"), group_name=f"{task.task}_reward_models",
-              ins=stage_ins(task, bench.reward_bench, rm="reward_model", data=data_key(task, task.reward_bench.data),
-                            **embeddings_in),
-              **declared(task, bench.reward_bench),
-              description="RewardBench section and overall scores of the configured reward models.")
+    @dg.asset(
+        key=key(task, "reward_bench"),
+        group_name=f"{task.task}_reward_models",
+        ins=stage_ins(
+            task, bench.reward_bench, rm="reward_model", data=data_key(task, task.reward_bench.data), **embeddings_in
+        ),
+        **declared(task, bench.reward_bench),
+        description="RewardBench section and overall scores of the configured reward models.",
+    )
     def reward_bench(artifacts: ArtifactStoreResource, rm, data, **inputs):
         return output(*bench.reward_bench(task, artifacts.store(), rm, data, inputs.get("embeddings")))
 

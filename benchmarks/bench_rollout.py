@@ -16,6 +16,7 @@ time both back to back; the JSON line also gives each one's best time and tokens
 On CPU about 80% of a step is the model's forward pass, which both loops share, so the gain is
 bounded by the per-step overhead ``generate`` adds; on a GPU that overhead dominates.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,8 @@ def prompts(batch: int, max_len: int, vocab: int, device: str) -> tuple[torch.Te
     ids = torch.full((batch, max_len), PAD, dtype=torch.long)
     mask = torch.zeros(batch, max_len, dtype=torch.long)
     for i, n in enumerate(lengths.tolist()):
-        ids[i, max_len - n:] = torch.randint(2, vocab, (n,), generator=gen)
-        mask[i, max_len - n:] = 1
+        ids[i, max_len - n :] = torch.randint(2, vocab, (n,), generator=gen)
+        mask[i, max_len - n :] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -92,9 +93,10 @@ def main() -> None:
 
     def hf():
         with torch.no_grad():
-            out = model.generate(input_ids=ids, attention_mask=mask, eos_token_id=EOS, pad_token_id=PAD,
-                                 **settings.hf_kwargs())
-        return out[:, ids.shape[1]:]
+            out = model.generate(
+                input_ids=ids, attention_mask=mask, eos_token_id=EOS, pad_token_id=PAD, **settings.hf_kwargs()
+            )
+        return out[:, ids.shape[1] :]
 
     def ours():
         return sample(model, ids, mask, settings, EOS, PAD)
@@ -106,12 +108,23 @@ def main() -> None:
     ratio = statistics.median(h / o for h, o in zip(hf_times, our_times))
     identical = torch.equal(hf_tokens, our_tokens)
     new_tokens = int(our_tokens.numel())
-    print(json.dumps({"size": args.size, "batch": args.batch, "prompt_len": args.prompt_len,
-                      "new_tokens": args.new_tokens, "device": args.device, "threads": torch.get_num_threads(),
-                      "hf_s": round(t_hf, 4), "ours_s": round(t_ours, 4),
-                      "hf_tokens_per_s": round(new_tokens / t_hf, 1),
-                      "ours_tokens_per_s": round(new_tokens / t_ours, 1),
-                      "identical_tokens": identical}))
+    print(
+        json.dumps(
+            {
+                "size": args.size,
+                "batch": args.batch,
+                "prompt_len": args.prompt_len,
+                "new_tokens": args.new_tokens,
+                "device": args.device,
+                "threads": torch.get_num_threads(),
+                "hf_s": round(t_hf, 4),
+                "ours_s": round(t_ours, 4),
+                "hf_tokens_per_s": round(new_tokens / t_hf, 1),
+                "ours_tokens_per_s": round(new_tokens / t_ours, 1),
+                "identical_tokens": identical,
+            }
+        )
+    )
     print(f"rollout: ours vs HF generate {ratio:.2f}x")
     if not identical:
         raise SystemExit("tokens differ from HF generate")

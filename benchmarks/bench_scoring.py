@@ -13,6 +13,7 @@ Where the gain comes from: one forward per text pays per-call overhead (Python, 
 thread synchronisation) for little work. On a GPU that overhead is nearly all of the time; on a
 single CPU thread a 250-token forward is already GEMM-bound, so batching gains little there.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,10 @@ SIZES = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
     "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
 }
-WORDS = ("the a of to and in is was for on that with as by at from it his her they this an be "
-         "river stone market quietly argued seventeen lantern copper orbit whistle harbor").split()
+WORDS = (
+    "the a of to and in is was for on that with as by at from it his her they this an be "
+    "river stone market quietly argued seventeen lantern copper orbit whistle harbor"
+).split()
 
 
 def make_corpus(n: int, min_tokens: int, max_tokens: int, seed: int) -> list[str]:
@@ -47,14 +50,27 @@ def make_corpus(n: int, min_tokens: int, max_tokens: int, seed: int) -> list[str
 def build_model_dir(size: str, out: str, corpus: list[str], seed: int) -> None:
     """Train a byte-level BPE on the corpus and save it beside a random RoBERTa classifier."""
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(corpus, vocab_size=1000, min_frequency=1,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+    bpe.train_from_iterator(
+        corpus,
+        vocab_size=1000,
+        min_frequency=1,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        show_progress=False,
+    )
     state = json.loads(bpe.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in state["merges"]]
     tokenizer = RobertaTokenizer(vocab=state["vocab"], merges=merges)
     torch.manual_seed(seed)
-    config = RobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=514, type_vocab_size=1, num_labels=2,
-                           pad_token_id=1, bos_token_id=0, eos_token_id=2, **SIZES[size])
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        num_labels=2,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        **SIZES[size],
+    )
     RobertaForSequenceClassification(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
 
@@ -106,11 +122,14 @@ def main() -> None:
     texts = make_corpus(args.texts, args.min_tokens, args.max_tokens, args.seed)
     with tempfile.TemporaryDirectory() as model_dir:
         build_model_dir(args.size, model_dir, texts, args.seed)
-        scorer = FluencyScorer(model=model_dir, device=args.device, max_batch_tokens=args.max_batch_tokens,
-                               progress=False)
+        scorer = FluencyScorer(
+            model=model_dir, device=args.device, max_batch_tokens=args.max_batch_tokens, progress=False
+        )
     lengths = np.array([len(ids) for ids in scorer.tokenizer(texts)["input_ids"]])
-    print(f"{args.size} RoBERTa classifier ({scorer.model.num_parameters() / 1e6:.1f}M params, "
-          f"{scorer.model.dtype}) on {scorer.device}, torch threads {torch.get_num_threads()}")
+    print(
+        f"{args.size} RoBERTa classifier ({scorer.model.num_parameters() / 1e6:.1f}M params, "
+        f"{scorer.model.dtype}) on {scorer.device}, torch threads {torch.get_num_threads()}"
+    )
     print(f"{len(texts)} texts, tokens min {lengths.min()} / mean {lengths.mean():.0f} / max {lengths.max()}")
 
     warm = texts[:4]  # first-call costs (allocator, kernels) are not what is compared
@@ -121,8 +140,11 @@ def main() -> None:
     naive, t_naive = timed(score_one_by_one, scorer, texts)
     batched, t_batched = timed(lambda: scorer(texts, texts))
     tokens = lengths.sum()
-    for label, seconds in (("HF pipeline, batch 1    ", t_stock), ("one forward per text    ", t_naive),
-                           ("length-bucketed batches ", t_batched)):
+    for label, seconds in (
+        ("HF pipeline, batch 1    ", t_stock),
+        ("one forward per text    ", t_naive),
+        ("length-bucketed batches ", t_batched),
+    ):
         print(f"{label}: {len(texts) / seconds:8.1f} texts/s {tokens / seconds:9.0f} tokens/s ({seconds:.1f} s)")
     diff = max(float(np.max(np.abs(np.array(other) - np.array(batched)))) for other in (naive, stock))
     print(f"budget {scorer.max_batch_tokens} padded tokens per batch; max |score difference| {diff:.2e}")

@@ -7,6 +7,7 @@ STORE_TASK_DIR (default data/artifacts/demo) is a task's folder in a local store
 `rlhf run`. The S3 server is moto's, on 127.0.0.1 (tests/s3_server.py), so the numbers are the
 store's own work (hashing, requests, copies), not a network's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,10 @@ def main() -> None:
         for d in dirs:
             store.localize(store.root / d.relative_to(root))
         download = time.perf_counter() - t0
-    print(f"{task_dir}: {len(dirs)} artifacts, {size / 1e6:.1f} MB: publish {upload:.1f} s, "
-          f"fetch into an empty cache (each file checked) {download:.1f} s")
+    print(
+        f"{task_dir}: {len(dirs)} artifacts, {size / 1e6:.1f} MB: publish {upload:.1f} s, "
+        f"fetch into an empty cache (each file checked) {download:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ and tokens/s of both sides; on CUDA also our MFU (6N + 12·L·H·T FLOPs per tok
 dense bf16 peak, ``--peak-tflops`` to override). SFT losses are compared as the mean NLL per
 response token, TRL's and HF's definition (ours is that times tokens / sequences, docs/sources.md §6.2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -68,9 +68,17 @@ def build_model(size: str, vocab: int, positions: int, tok):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=vocab, n_positions=positions, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-                        pad_token_id=tok.pad_token_id, **SIZES[size])
+    config = GPT2Config(
+        vocab_size=vocab,
+        n_positions=positions,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        **SIZES[size],
+    )
     return GPT2LMHeadModel(config)
 
 
@@ -94,7 +102,7 @@ class StepClock:
     def rate(self, warmup: int) -> float:
         """Optimiser steps per second after ``warmup`` steps: the inverse median step time, so a
         burst of load from another process on a shared machine does not decide the result."""
-        return 1.0 / statistics.median(b - a for a, b in zip(self.times[warmup - 1:], self.times[warmup:]))
+        return 1.0 / statistics.median(b - a for a, b in zip(self.times[warmup - 1 :], self.times[warmup:]))
 
 
 def rates(runs: dict, args) -> dict[str, float]:
@@ -110,10 +118,25 @@ def rates(runs: dict, args) -> dict[str, float]:
 
 
 def hf_args(out: str, args, **extra) -> dict:
-    return dict(output_dir=out, per_device_train_batch_size=args.batch, max_steps=args.steps, learning_rate=args.lr,
-                lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, logging_steps=10**6,
-                save_strategy="no", report_to=[], bf16=args.precision == "bf16", use_cpu=not torch.cuda.is_available(),
-                dataloader_drop_last=True, seed=0, disable_tqdm=True, **extra)
+    return dict(
+        output_dir=out,
+        per_device_train_batch_size=args.batch,
+        max_steps=args.steps,
+        learning_rate=args.lr,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to=[],
+        bf16=args.precision == "bf16",
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_drop_last=True,
+        seed=0,
+        disable_tqdm=True,
+        **extra,
+    )
 
 
 def our_train(args) -> TrainConfig:
@@ -132,9 +155,12 @@ def token_mean_nll(model, tok, rows: pd.DataFrame, max_length: int) -> float:
 
 
 def report(work: str, baseline: str, ours: float, theirs: float, per_sample_tokens: int, diff: float) -> None:
-    print(f"{work}: ours vs {baseline} {ours / theirs:.2f}x, max loss diff {diff:.1e}   "
-          f"(samples/s {ours:.1f} vs {theirs:.1f}; tokens/s {ours * per_sample_tokens:.0f} vs "
-          f"{theirs * per_sample_tokens:.0f})", flush=True)
+    print(
+        f"{work}: ours vs {baseline} {ours / theirs:.2f}x, max loss diff {diff:.1e}   "
+        f"(samples/s {ours:.1f} vs {theirs:.1f}; tokens/s {ours * per_sample_tokens:.0f} vs "
+        f"{theirs * per_sample_tokens:.0f})",
+        flush=True,
+    )
 
 
 def print_mfu(model, sequences_per_s: float, seq_len: int, peak_tflops: float | None) -> None:
@@ -161,8 +187,12 @@ def bench_sft(args, tok, words) -> None:
     rng = random.Random(0)
     n = args.batch * args.steps
     prompt_len = args.sft_len // 4
-    rows = pd.DataFrame({"prompt": texts(words, n, prompt_len, rng),
-                         "completion": texts(words, n, args.sft_len - prompt_len - 1, rng, lead=" ")})
+    rows = pd.DataFrame(
+        {
+            "prompt": texts(words, n, prompt_len, rng),
+            "completion": texts(words, n, args.sft_len - prompt_len - 1, rng, lead=" "),
+        }
+    )
     base = build_model(args.size, len(tok), args.sft_len, tok)
     first = rows.iloc[: args.batch]
     enc = encode_pairs(tok, rows["prompt"].tolist(), rows["completion"].tolist(), args.sft_len)
@@ -174,8 +204,12 @@ def bench_sft(args, tok, words) -> None:
         return {**batch, "labels": labels}
 
     def trl_trainer(data, out):
-        return SFTTrainer(model=copy.deepcopy(base), processing_class=tok, train_dataset=Dataset.from_pandas(data),
-                          args=SFTConfig(**hf_args(out, args), max_length=args.sft_len, completion_only_loss=True))
+        return SFTTrainer(
+            model=copy.deepcopy(base),
+            processing_class=tok,
+            train_dataset=Dataset.from_pandas(data),
+            args=SFTConfig(**hf_args(out, args), max_length=args.sft_len, completion_only_loss=True),
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         ours_loss = token_mean_nll(base, tok, first, args.sft_len)
@@ -183,14 +217,27 @@ def bench_sft(args, tok, words) -> None:
         with torch.no_grad():
             trl_loss = probe.compute_loss(probe.model, next(iter(probe.get_train_dataloader()))).item()
             hf_loss = base(**collate_labels([labelled[i] for i in range(args.batch)])).loss.item()
-        rate = rates({
-            "ours": lambda: train_offline(copy.deepcopy(base), tok, rows, "nll", our_train(args),
-                                          Path(tempfile.mkdtemp(dir=tmp)), compute=compute(args)),
-            "trl": lambda: trl_trainer(rows, f"{tmp}/trl").train(),
-            "hf": lambda: Trainer(model=copy.deepcopy(base), train_dataset=labelled, data_collator=collate_labels,
-                                  args=TrainingArguments(**hf_args(f"{tmp}/hf", args),
-                                                         remove_unused_columns=False)).train(),
-        }, args)
+        rate = rates(
+            {
+                "ours": lambda: train_offline(
+                    copy.deepcopy(base),
+                    tok,
+                    rows,
+                    "nll",
+                    our_train(args),
+                    Path(tempfile.mkdtemp(dir=tmp)),
+                    compute=compute(args),
+                ),
+                "trl": lambda: trl_trainer(rows, f"{tmp}/trl").train(),
+                "hf": lambda: Trainer(
+                    model=copy.deepcopy(base),
+                    train_dataset=labelled,
+                    data_collator=collate_labels,
+                    args=TrainingArguments(**hf_args(f"{tmp}/hf", args), remove_unused_columns=False),
+                ).train(),
+            },
+            args,
+        )
     report("sft", "TRL SFTTrainer", rate["ours"], rate["trl"], args.sft_len, abs(ours_loss - trl_loss))
     report("sft", "HF Trainer", rate["ours"], rate["hf"], args.sft_len, abs(ours_loss - hf_loss))
     print_mfu(base, rate["ours"], args.sft_len, args.peak_tflops)
@@ -204,9 +251,13 @@ def bench_dpo(args, tok, words) -> None:
     n = args.batch * args.steps
     prompt_len = args.dpo_len // 2
     response_len = args.dpo_len - prompt_len - 1
-    pairs = pd.DataFrame({"prompt": texts(words, n, prompt_len, rng),
-                          "chosen": texts(words, n, response_len, rng, lead=" "),
-                          "rejected": texts(words, n, response_len, rng, lead=" ")})
+    pairs = pd.DataFrame(
+        {
+            "prompt": texts(words, n, prompt_len, rng),
+            "chosen": texts(words, n, response_len, rng, lead=" "),
+            "rejected": texts(words, n, response_len, rng, lead=" "),
+        }
+    )
     base = build_model(args.size, len(tok), args.dpo_len, tok)
     reference = copy.deepcopy(base).eval()
     torch.manual_seed(1)
@@ -224,23 +275,40 @@ def bench_dpo(args, tok, words) -> None:
 
     def trl_trainer(data, reference, out):
         # TRL 1.16 loads a reference by the model's (empty) name unless it is given one.
-        return DPOTrainer(model=copy.deepcopy(base), ref_model=copy.deepcopy(reference).eval(), processing_class=tok,
-                          train_dataset=Dataset.from_pandas(data),
-                          args=DPOConfig(**hf_args(out, args), max_length=None, beta=0.1))
+        return DPOTrainer(
+            model=copy.deepcopy(base),
+            ref_model=copy.deepcopy(reference).eval(),
+            processing_class=tok,
+            train_dataset=Dataset.from_pandas(data),
+            args=DPOConfig(**hf_args(out, args), max_length=None, beta=0.1),
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
-        ours_loss = dpo_loss(seq_logp(base, "chosen"), seq_logp(base, "rejected"), seq_logp(reference, "chosen"),
-                             seq_logp(reference, "rejected"), 0.1).mean().item()
+        ours_loss = (
+            dpo_loss(
+                seq_logp(base, "chosen"),
+                seq_logp(base, "rejected"),
+                seq_logp(reference, "chosen"),
+                seq_logp(reference, "rejected"),
+                0.1,
+            )
+            .mean()
+            .item()
+        )
         probe = trl_trainer(first, reference, f"{tmp}/probe")
         with torch.no_grad():
             trl_loss = probe.compute_loss(probe.model, next(iter(probe.get_train_dataloader()))).item()
         # In training both sides start from the policy and use a frozen copy of it as the reference,
         # as the pipeline does.
-        rate = rates({
-            "ours": lambda: train_dpo(copy.deepcopy(base), tok, pairs, policy_cfg, Path(tempfile.mkdtemp(dir=tmp)),
-                                      compute=compute(args)),
-            "trl": lambda: trl_trainer(pairs, base, f"{tmp}/trl").train(),
-        }, args)
+        rate = rates(
+            {
+                "ours": lambda: train_dpo(
+                    copy.deepcopy(base), tok, pairs, policy_cfg, Path(tempfile.mkdtemp(dir=tmp)), compute=compute(args)
+                ),
+                "trl": lambda: trl_trainer(pairs, base, f"{tmp}/trl").train(),
+            },
+            args,
+        )
     report("dpo", "TRL DPOTrainer", rate["ours"], rate["trl"], 2 * args.dpo_len, abs(ours_loss - trl_loss))
     print_mfu(base, 2 * rate["ours"], args.dpo_len, args.peak_tflops)
 
@@ -257,8 +325,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="turns each side takes; its median counts")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--precision", choices=["no", "bf16"], default="no")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="torch.compile for our engine (default: on with CUDA)")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile for our engine (default: on with CUDA)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--peak-tflops", type=float, default=None)
     parser.add_argument("--work", choices=["sft", "dpo", "all"], default="all")
@@ -269,8 +341,11 @@ def main() -> None:
         parser.error("--steps must exceed --warmup + 1")
     tok, words = word_tokenizer(args.vocab or (1000 if args.size == "tiny" else 50257))
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU x{torch.get_num_threads()}"
-    print(f"== {args.size} GPT-2, batch {args.batch}, SFT {args.sft_len} tokens, DPO {args.dpo_len} tokens per "
-          f"sequence, precision {args.precision}, {args.steps} steps ({args.warmup} warm-up), {device}", flush=True)
+    print(
+        f"== {args.size} GPT-2, batch {args.batch}, SFT {args.sft_len} tokens, DPO {args.dpo_len} tokens per "
+        f"sequence, precision {args.precision}, {args.steps} steps ({args.warmup} warm-up), {device}",
+        flush=True,
+    )
     if args.work in ("sft", "all"):
         bench_sft(args, tok, words)
     if args.work in ("dpo", "all"):

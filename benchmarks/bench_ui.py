@@ -10,6 +10,7 @@ Dagster instance, then runs a second time with nothing changed (everything comes
 
 Prints one line per comparison: ``ui: materialize all vs rlhf run <ratio>x`` (UI time / CLI time).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,15 +29,24 @@ from rlhf_core.config import apply_override, tasks_dir  # noqa: E402
 
 
 def env_for(root: Path, tasks: Path) -> dict[str, str]:
-    return {**os.environ, "DAGSTER_HOME": str(root / "dagster_home"), "RLHF_ARTIFACTS": str(root / "artifacts"),
-            "RLHF_TASKS_DIR": str(tasks)}
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "RLHF_ARTIFACTS": str(root / "artifacts"),
+        "RLHF_TASKS_DIR": str(tasks),
+    }
 
 
 def time_cli(task: str, overrides: list[str], env: dict[str, str]) -> float:
     sets = [arg for item in overrides for arg in ("--set", item)]
     start = time.time()
-    subprocess.run([str(Path(sys.executable).parent / "rlhf"), "run", task, *sets], cwd=REPO, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "rlhf"), "run", task, *sets],
+        cwd=REPO,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return time.time() - start
 
 

@@ -8,6 +8,7 @@
 2. One artifact holding a single file of --mb megabytes: a first check, then a repeated one (cached
    by path, modification time and size).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,12 +32,15 @@ def store_cost(task_dir: Path) -> None:
     for f in files:
         sha256_file(f)
     dt = time.perf_counter() - t0
-    print(f"{task_dir}: {len(dirs)} artifacts, {len(files)} files, {size / 1e6:.1f} MB: "
-          f"hashing all once {dt:.3f} s ({size / 1e6 / max(dt, 1e-9):.0f} MB/s)")
+    print(
+        f"{task_dir}: {len(dirs)} artifacts, {len(files)} files, {size / 1e6:.1f} MB: "
+        f"hashing all once {dt:.3f} s ({size / 1e6 / max(dt, 1e-9):.0f} MB/s)"
+    )
 
 
 def big_file_cost(mb: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
+
         def build(out: Path, work: Path) -> dict:
             with open(out / "model.safetensors", "wb") as fh:
                 for _ in range(mb):
@@ -52,8 +56,10 @@ def big_file_cost(mb: int) -> None:
         t0 = time.perf_counter()
         verify(ref.dir)
         again = time.perf_counter() - t0
-    print(f"{mb} MB file: build incl. writing and hashing {build_s:.2f} s; first check {first:.2f} s "
-          f"({mb / first:.0f} MB/s); repeated check {again * 1e3:.2f} ms")
+    print(
+        f"{mb} MB file: build incl. writing and hashing {build_s:.2f} s; first check {first:.2f} s "
+        f"({mb / first:.0f} MB/s); repeated check {again * 1e3:.2f} ms"
+    )
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ this shell, not to ``rlhf_core``. Paths resolve from the working directory (or
 A user error (config, selection, missing input, corrupted artifact) prints one ``error:`` line and
 exits with status 2; ``--debug`` shows its traceback, ``--verbose`` the libraries' logs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,20 @@ from rlhf_core.config import project_root, tasks_dir
 
 def _config_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("task", help="a config name under configs/tasks/ (e.g. demo; see `rlhf tasks`)")
-    sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a task-config key (strict: unknown keys fail)")
-    sub.add_argument("--profile", metavar="NAME",
-                     help="overlay configs/profiles/NAME.yaml (cpu, gpu, multi_gpu_zero3), or the task's "
-                          "configs/profiles/NAME/TASK.yaml (tiny), before --set")
+    sub.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a task-config key (strict: unknown keys fail)",
+    )
+    sub.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="overlay configs/profiles/NAME.yaml (cpu, gpu, multi_gpu_zero3), or the task's "
+        "configs/profiles/NAME/TASK.yaml (tiny), before --set",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,12 +54,23 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", parents=[flags], help="materialize a task's asset graph through Dagster")
     _config_args(run)
-    run.add_argument("--select", action="append", default=[], metavar="ASSET_OR_GROUP",
-                     help="an asset name (sft_model) or stage group (data, annotation, models, rl); default: all")
-    run.add_argument("--rebuild", action="append", default=[], metavar="ASSET_OR_GROUP",
-                     help="build this asset and everything downstream again, even where the store has it")
-    status = sub.add_parser("status", parents=[flags],
-                            help="each asset and partition: materialized, stale (and why) or missing")
+    run.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="ASSET_OR_GROUP",
+        help="an asset name (sft_model) or stage group (data, annotation, models, rl); default: all",
+    )
+    run.add_argument(
+        "--rebuild",
+        action="append",
+        default=[],
+        metavar="ASSET_OR_GROUP",
+        help="build this asset and everything downstream again, even where the store has it",
+    )
+    status = sub.add_parser(
+        "status", parents=[flags], help="each asset and partition: materialized, stale (and why) or missing"
+    )
     _config_args(status)
     sub.add_parser("tasks", parents=[flags], help="list the task configs with their descriptions")
     board = sub.add_parser("leaderboard", parents=[flags], help="print a task's exported leaderboard")
@@ -74,8 +95,15 @@ def print_tasks() -> int:
     width = max((len(p.stem) for p in paths), default=0)
     columns = max(shutil.get_terminal_size().columns, width + 40)
     for path in paths:
-        print(textwrap.fill(description(path), columns, initial_indent=f"{path.stem:<{width}}  ",
-                            subsequent_indent=" " * (width + 2), break_on_hyphens=False))
+        print(
+            textwrap.fill(
+                description(path),
+                columns,
+                initial_indent=f"{path.stem:<{width}}  ",
+                subsequent_indent=" " * (width + 2),
+                break_on_hyphens=False,
+            )
+        )
     return 0
 
 
@@ -90,8 +118,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     from pipelines.runner import print_leaderboard, run_task
 
     if args.command == "run":
-        return run_task(args.task, args.overrides, args.select, profile=args.profile, rebuild=args.rebuild,
-                        verbose=args.verbose)
+        return run_task(
+            args.task, args.overrides, args.select, profile=args.profile, rebuild=args.rebuild, verbose=args.verbose
+        )
     return print_leaderboard(args.task)
 
 

@@ -8,6 +8,7 @@ The folder is ``configs/tasks/``, or ``$RLHF_TASKS_DIR`` (for example a folder h
 copy of a task, as the UI tests use). A task whose config does not load shows as one asset,
 ``<task>/config_error``, holding the error; every other task loads as usual.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,10 +42,14 @@ def _task_definitions(path: Path, profile: str | None) -> dg.Definitions:
     except UserError as err:
         message = one_line(err)
         logging.getLogger(__name__).error("%s: not loaded: %s", path.stem, message)
-        spec = dg.AssetSpec([path.stem, "config_error"], group_name=path.stem, kinds={"yaml"},
-                            description=f"**This task did not load.** Fix `{path}` and reload the code "
-                                        f"location.\n\n```\n{message}\n```",
-                            metadata={"error": dg.MetadataValue.text(message), "config": dg.MetadataValue.path(str(path))})
+        spec = dg.AssetSpec(
+            [path.stem, "config_error"],
+            group_name=path.stem,
+            kinds={"yaml"},
+            description=f"**This task did not load.** Fix `{path}` and reload the code "
+            f"location.\n\n```\n{message}\n```",
+            metadata={"error": dg.MetadataValue.text(message), "config": dg.MetadataValue.path(str(path))},
+        )
         return dg.Definitions(assets=[spec])
 
 

@@ -11,6 +11,7 @@ time) or ``postgres`` (``configs/deploy/dagster-postgres.yaml``: the server at
 (``s3://bucket/prefix``) sends the steps' stdout and stderr to the object store (dagster-aws's
 ``S3ComputeLogManager``), so the UI shows the logs of a step that ran in another pod.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,9 @@ def ensure_home() -> Path:
             raise ValueError(f"RLHF_INSTANCE={kind!r}: expected one of {sorted(TEMPLATES)}")
         if kind == "postgres" and not os.environ.get("DAGSTER_POSTGRES_URL", "").startswith("postgresql+psycopg2://"):
             # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; dagster-postgres brings psycopg2
-            raise ValueError("RLHF_INSTANCE=postgres needs DAGSTER_POSTGRES_URL=postgresql+psycopg2://user:password@"
-                             "host:5432/db")
+            raise ValueError(
+                "RLHF_INSTANCE=postgres needs DAGSTER_POSTGRES_URL=postgresql+psycopg2://user:password@host:5432/db"
+            )
         tmp = home / ".dagster.yaml.tmp"
         shutil.copyfile(TEMPLATES[kind], tmp)
         if os.environ.get("RLHF_STEP_LOGS"):
@@ -55,8 +57,11 @@ def step_logs(url: str) -> dict:
     if not url.startswith("s3://"):
         raise ValueError(f"RLHF_STEP_LOGS={url!r}: expected s3://bucket/prefix")
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
-    return {"module": "dagster_aws.s3.compute_log_manager", "class": "S3ComputeLogManager",
-            "config": {"bucket": bucket, "prefix": prefix.strip("/") or "dagster-step-logs"}}
+    return {
+        "module": "dagster_aws.s3.compute_log_manager",
+        "class": "S3ComputeLogManager",
+        "config": {"bucket": bucket, "prefix": prefix.strip("/") or "dagster-step-logs"},
+    }
 
 
 def apply_pools(inst: dg.DagsterInstance, path: Path = POOLS) -> dict[str, int]:

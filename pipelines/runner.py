@@ -7,6 +7,7 @@ Ctrl-C ends the run with one ``interrupted`` line naming the step that was runni
 A ``--select`` also runs what this configuration lacks upstream (``missing_upstream``): each step
 reads its parents under its own configuration's keys (resources/io_manager.py).
 """
+
 from __future__ import annotations
 
 import signal
@@ -14,8 +15,9 @@ import textwrap
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -57,8 +59,10 @@ def resolve_selection(task: str, steps, select: list[str], flag: str = "--select
         elif dg.AssetKey([task, item]) in every:
             chosen.add(dg.AssetKey([task, item]))
         else:
-            raise ConfigError(f"{flag} {item!r}: not an asset or group of {task}; groups: {sorted(groups)}, "
-                              f"assets: {sorted(k.path[-1] for k in every)}")
+            raise ConfigError(
+                f"{flag} {item!r}: not an asset or group of {task}; groups: {sorted(groups)}, "
+                f"assets: {sorted(k.path[-1] for k in every)}"
+            )
     return chosen
 
 
@@ -81,8 +85,11 @@ def missing_upstream(steps: list[Step], chosen: set[dg.AssetKey], refs: RefIOMan
 
 
 def _label(task: str, step: Step, keys: list[dg.AssetKey], partition: str | None) -> str:
-    names = ", ".join(k.path[-1] for k in keys) if len(keys) <= MANY else \
-        f"{step.job.removeprefix(task + '_')} ({len(keys)} assets)"
+    names = (
+        ", ".join(k.path[-1] for k in keys)
+        if len(keys) <= MANY
+        else f"{step.job.removeprefix(task + '_')} ({len(keys)} assets)"
+    )
     return names + (f" [{partition}]" if partition else "")
 
 
@@ -91,7 +98,7 @@ def _names(keys) -> str:
 
 
 def _outcome(metas: list) -> str:
-    """"built", "reused" (found in the store) or a count of each, from the assets' ``cached`` metadata
+    """ "built", "reused" (found in the store) or a count of each, from the assets' ``cached`` metadata
     (an asset that passes a parent's artifact on, as the sft baseline policy, reports neither)."""
     cached = [m["cached"].value for m in metas if "cached" in m]
     reused, built = sum(cached), len(cached) - sum(cached)
@@ -116,15 +123,24 @@ def _step_lines(result: dg.ExecuteInProcessResult, elapsed: float, partition: st
     return lines, [m for step in metas.values() for m in step]
 
 
-def run_task(task_name: str, overrides: list[str], select: list[str], resources: dict | None = None,
-             profile: str | None = None, rebuild: list[str] = (), verbose: bool = False) -> int:
+def run_task(
+    task_name: str,
+    overrides: list[str],
+    select: list[str],
+    resources: dict | None = None,
+    profile: str | None = None,
+    rebuild: list[str] = (),
+    verbose: bool = False,
+) -> int:
     task = load_config(task_config_path(task_name), overrides, profile=profile)
     steps = run_plan(task, incoming=bool(select))  # incoming days are scored only when selected
     every_asset = [a for s in steps for a in s.assets]
     chosen = resolve_selection(task_name, steps, select)
     if any(k in chosen for s in steps if s.only == () for k in s.keys):
-        raise UserError(f"--select: {task_name} has no incoming day to score: drop <YYYY-MM-DD>/*.jsonl files into "
-                        f"{incoming_folder(task)}")
+        raise UserError(
+            f"--select: {task_name} has no incoming day to score: drop <YYYY-MM-DD>/*.jsonl files into "
+            f"{incoming_folder(task)}"
+        )
     forced = rebuild_closure(task_name, steps, list(rebuild))
     resources = resources or build_resources()
     root = resources["artifacts"].root
@@ -140,17 +156,28 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
     start, where, invocation = time.time(), "before the first step", uuid.uuid4().hex
     with noted_interrupts() as noted:
         try:
-            print(f"rlhf run {task_name}: {len(todo)} steps; artifacts in {resources['artifacts'].root}"
-                  + (f"; with what this configuration lacks upstream: {_names(lacking)}" if lacking else "")
-                  + (f"; rebuilding {_names(forced)}" if forced else ""), flush=True)
+            print(
+                f"rlhf run {task_name}: {len(todo)} steps; artifacts in {resources['artifacts'].root}"
+                + (f"; with what this configuration lacks upstream: {_names(lacking)}" if lacking else "")
+                + (f"; rebuilding {_names(forced)}" if forced else ""),
+                flush=True,
+            )
             for number, (step, keys, partition) in enumerate(todo, 1):
                 label = _label(task_name, step, keys, partition)
                 where = f"during {label} (step {number} of {len(todo)})"
                 print(f"starting {label} (step {number} of {len(todo)})", flush=True)  # a long step is not silent
                 t0 = time.time()
                 try:
-                    result = _execute(step.job, every_asset, keys, partition, inst, resources, verbose,
-                                      {"rlhf/task": task_name, "rlhf/invocation": invocation})
+                    result = _execute(
+                        step.job,
+                        every_asset,
+                        keys,
+                        partition,
+                        inst,
+                        resources,
+                        verbose,
+                        {"rlhf/task": task_name, "rlhf/invocation": invocation},
+                    )
                 except Exception:
                     print(f"[{time.time() - start:7.1f}s] FAILED {label} ({time.time() - t0:.1f}s)", flush=True)
                     raise
@@ -161,34 +188,48 @@ def run_task(task_name: str, overrides: list[str], select: list[str], resources:
                 lines, metas = _step_lines(result, t0 - start, partition)
                 if len(lines) > 1:  # a step of several assets: each asset's line, then the step's own
                     print("\n".join(lines), flush=True)
-                print(f"[{time.time() - start:7.1f}s] {label}: {_outcome(metas)} ({time.time() - t0:.1f}s)",
-                      flush=True)
+                print(f"[{time.time() - start:7.1f}s] {label}: {_outcome(metas)} ({time.time() - t0:.1f}s)", flush=True)
                 if noted:  # an interrupt Python dropped: it stops the run here
                     raise KeyboardInterrupt
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
             # The store holds only whole artifacts (the one a step was building is deleted as the
             # interrupt unwinds it; its checkpoints stay): the same command again resumes.
             mark_canceled(inst, invocation)
-            raise Interrupted(f"{where}; what finished is in the store: run the same command again to resume")
+            raise Interrupted(f"{where}; what finished is in the store: run the same command again to resume") from None
     print(f"done in {time.time() - start:.1f}s", flush=True)
     return 0
 
 
-def _execute(job: str, every_asset: list, keys: list[dg.AssetKey], partition: str | None, inst: dg.DagsterInstance,
-             resources: dict, verbose: bool, tags: dict[str, str]) -> dg.ExecuteInProcessResult:
+def _execute(
+    job: str,
+    every_asset: list,
+    keys: list[dg.AssetKey],
+    partition: str | None,
+    inst: dg.DagsterInstance,
+    resources: dict,
+    verbose: bool,
+    tags: dict[str, str],
+) -> dg.ExecuteInProcessResult:
     """``dg.materialize`` of ``keys``, under the step's own job name (the UI's job of that step) instead
     of ``__ephemeral_asset_job__``, so a command-line run is listed with the step it ran."""
-    defs = dg.Definitions(assets=every_asset, resources=resources,
-                          jobs=[dg.define_asset_job(job, selection=dg.AssetSelection.assets(*keys))])
-    return defs.resolve_job_def(job).execute_in_process(run_config=_logs(verbose), instance=inst,
-                                                        partition_key=partition, tags=tags)
+    defs = dg.Definitions(
+        assets=every_asset,
+        resources=resources,
+        jobs=[dg.define_asset_job(job, selection=dg.AssetSelection.assets(*keys))],
+    )
+    return defs.resolve_job_def(job).execute_in_process(
+        run_config=_logs(verbose), instance=inst, partition_key=partition, tags=tags
+    )
 
 
 def mark_canceled(inst: dg.DagsterInstance, invocation: str) -> None:
     """Ctrl-C ends the step's run as a failure (Dagster's in-process run sees an exception); record it
     as what it was, canceled by the user."""
-    runs = inst.get_runs(dg.RunsFilter(tags={"rlhf/invocation": invocation},
-                                       statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.STARTED]))
+    runs = inst.get_runs(
+        dg.RunsFilter(
+            tags={"rlhf/invocation": invocation}, statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.STARTED]
+        )
+    )
     for run in runs:
         inst.report_run_canceled(run, message="interrupted (Ctrl-C) from the command line")
 
@@ -233,6 +274,9 @@ def print_leaderboard(task_name: str) -> int:
         width = rows["column"].str.len().max()
         print("\nColumns:")
         for column, meaning in rows.itertuples(index=False):
-            print(textwrap.fill(meaning, 110, initial_indent=f"  {column:<{width}}  ",
-                                subsequent_indent=" " * (width + 4)))
+            print(
+                textwrap.fill(
+                    meaning, 110, initial_indent=f"  {column:<{width}}  ", subsequent_indent=" " * (width + 4)
+                )
+            )
     return 0

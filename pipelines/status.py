@@ -5,6 +5,7 @@ staleness resolver, over the task's asset graph built from its config as it is n
 version is ``config:<hash> code:<hash>`` (``rlhf_core.stages.base.Stage.version``), so a new code
 version says which of the two changed; an upstream change names the parent that has new data.
 """
+
 from __future__ import annotations
 
 import dagster as dg
@@ -28,14 +29,18 @@ WORDS = {StaleStatus.FRESH: "materialized", StaleStatus.STALE: "stale", StaleSta
 
 
 def _resolver(inst: dg.DagsterInstance, graph: AssetGraph) -> CachingStaleStatusResolver:
-    view = AssetGraphView(temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
-                          instance=inst, asset_graph=graph)
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=inst,
+        asset_graph=graph,
+    )
     return CachingStaleStatusResolver(instance=inst, asset_graph=graph, loading_context=view)
 
 
 def _recorded_code_version(inst: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> str:
     records = inst.fetch_materializations(
-        dg.AssetRecordsFilter(key, asset_partitions=[partition] if partition else None), limit=1).records
+        dg.AssetRecordsFilter(key, asset_partitions=[partition] if partition else None), limit=1
+    ).records
     return records[0].asset_materialization.tags.get(CODE_VERSION_TAG, "") if records else ""
 
 
@@ -82,7 +87,9 @@ def task_status(task_name: str, overrides: list[str] = (), profile: str | None =
                 label = key.path[-1] + (f" [{partition}]" if partition else "")
                 if status == StaleStatus.STALE:
                     code_version = graph.get(key).code_version or ""
-                    why = "; ".join(sorted({_why(c, inst, code_version) for c in resolver.get_stale_causes(key, partition)}))
+                    why = "; ".join(
+                        sorted({_why(c, inst, code_version) for c in resolver.get_stale_causes(key, partition)})
+                    )
                 else:
                     why = f"upstream stale: {', '.join(sorted(above))}" if above and status == StaleStatus.FRESH else ""
                 rows.append((label, WORDS[status], why))
@@ -96,13 +103,24 @@ def task_status(task_name: str, overrides: list[str] = (), profile: str | None =
     return rows
 
 
-def _summary(resolver: CachingStaleStatusResolver, inst: dg.DagsterInstance, graph: AssetGraph,
-             key: dg.AssetKey, partitions: list[str]) -> list[tuple[str, str, str]]:
+def _summary(
+    resolver: CachingStaleStatusResolver,
+    inst: dg.DagsterInstance,
+    graph: AssetGraph,
+    key: dg.AssetKey,
+    partitions: list[str],
+) -> list[tuple[str, str, str]]:
     statuses = {p: resolver.get_status(key, p) for p in partitions}
     code_version = graph.get(key).code_version or ""
-    rows = [(f"{key.path[-1]} [{p}]", WORDS[StaleStatus.STALE],
-             "; ".join(sorted({_why(c, inst, code_version) for c in resolver.get_stale_causes(key, p)})))
-            for p, status in statuses.items() if status == StaleStatus.STALE]
+    rows = [
+        (
+            f"{key.path[-1]} [{p}]",
+            WORDS[StaleStatus.STALE],
+            "; ".join(sorted({_why(c, inst, code_version) for c in resolver.get_stale_causes(key, p)})),
+        )
+        for p, status in statuses.items()
+        if status == StaleStatus.STALE
+    ]
     counts = ", ".join(f"{sum(s == status for s in statuses.values())} {word}" for status, word in WORDS.items())
     return rows + [(f"{key.path[-1]} [{len(partitions)} partitions]", counts, "")]
 

@@ -8,6 +8,7 @@ leaderboard over every algorithm.
 Each step is also a job in the UI; incoming annotation has its own job, schedule and sensor, and runs
 from the command line only when selected (``incoming_steps``: the days present in its folder).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,8 +47,10 @@ def run_plan(task: TaskConfig, incoming: bool = False) -> list[Step]:
     rl_assets = rl.build(task)
     notes = annotation.build(task)
     steps = [
-        Step(f"{task.task}_data_and_models",
-             feedback.build_tables(task) + data.build(task) + models.build(task) + reward_models.build_probe(task)),
+        Step(
+            f"{task.task}_data_and_models",
+            feedback.build_tables(task) + data.build(task) + models.build(task) + reward_models.build_probe(task),
+        ),
         Step(f"{task.task}_reward_models", reward_models.build(task)),
         Step(f"{task.task}_reward_model_board", reward_models.build_board(task)),
         Step(f"{task.task}_scorers", [notes["reward_scorers"]] if notes else []),
@@ -70,8 +73,10 @@ def incoming_steps(task: TaskConfig) -> list[Step]:
         return []
     days = list(day_folders(incoming_folder(task)))
     pairs = [dg.MultiPartitionKey({"date": d, "scorer": s}) for d in days for s in task.annotation.scorers]
-    return [Step(f"{task.task}_incoming", [incoming["annotated_incoming"]], tuple(pairs)),
-            Step(f"{task.task}_incoming_rewards", [incoming["incoming_rewards"]], tuple(days))]
+    return [
+        Step(f"{task.task}_incoming", [incoming["annotated_incoming"]], tuple(pairs)),
+        Step(f"{task.task}_incoming_rewards", [incoming["incoming_rewards"]], tuple(days)),
+    ]
 
 
 def build_task_definitions(task: TaskConfig) -> dg.Definitions:
@@ -83,12 +88,14 @@ def build_task_definitions(task: TaskConfig) -> dg.Definitions:
     incoming = annotation.build_incoming(task)
     if incoming:
         assets += with_config_keys([*assets, incoming["annotated_incoming"], incoming["incoming_rewards"]])[-2:]
-        job = dg.define_asset_job(f"{task.task}_incoming",
-                                  selection=dg.AssetSelection.assets(incoming["annotated_incoming"]))
+        job = dg.define_asset_job(
+            f"{task.task}_incoming", selection=dg.AssetSelection.assets(incoming["annotated_incoming"])
+        )
         jobs.append(job)
         schedules.append(automation.daily_schedule(task, job))
         sensors.append(automation.incoming_sensor(task, job, annotation.day_partitions(task)))
     push, label_jobs, label_sensors = feedback.build_definitions(task)
-    push = with_config_keys([*assets, *push])[len(assets):]
-    return dg.Definitions(assets=assets + push, jobs=jobs + label_jobs, schedules=schedules,
-                          sensors=sensors + label_sensors)
+    push = with_config_keys([*assets, *push])[len(assets) :]
+    return dg.Definitions(
+        assets=assets + push, jobs=jobs + label_jobs, schedules=schedules, sensors=sensors + label_sensors
+    )

@@ -10,6 +10,7 @@ with many backfills. A backfill starts the runs of a dependency level only at su
 the demo (six levels, each run a minute or less) half the wall time was spent waiting for ticks.
 Here the daemon ticks every ``BACKFILL_TICK_S`` seconds; one tick costs a fraction of a second.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,10 @@ def serve(port: int) -> int:
     if os.environ.get("RLHF_INSTANCE") == "postgres":  # several runs at once: each GPU class's slots
         print(f"pool limits: {apply_pools(instance())}", flush=True)
     print(f"DAGSTER_HOME={home}; the UI is at http://127.0.0.1:{port}", flush=True)
-    procs = [subprocess.Popen([sys.executable, "-m", "dagster_webserver", *WORKSPACE, "-h", "127.0.0.1",
-                               "-p", str(port)]),
-             subprocess.Popen([sys.executable, "-m", "pipelines.ui", "--daemon", "run", *WORKSPACE])]
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "dagster_webserver", *WORKSPACE, "-h", "127.0.0.1", "-p", str(port)]),
+        subprocess.Popen([sys.executable, "-m", "pipelines.ui", "--daemon", "run", *WORKSPACE]),
+    ]
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(1)

@@ -7,6 +7,7 @@
 several partitionings: one asset backfill over all partitions. The UI tests and
 ``benchmarks/bench_ui.py`` use it.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
@@ -73,8 +74,11 @@ class UI:
     def task_assets(self, task: str, without_groups: tuple[str, ...] = ()) -> list[list[str]]:
         """A task's asset keys, as the UI's selection ``key:"<task>/*" and not group:...`` gives them."""
         nodes = self.gql("{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
-        return sorted(n["assetKey"]["path"] for n in nodes
-                      if n["assetKey"]["path"][0] == task and n["groupName"] not in without_groups)
+        return sorted(
+            n["assetKey"]["path"]
+            for n in nodes
+            if n["assetKey"]["path"][0] == task and n["groupName"] not in without_groups
+        )
 
     def materialize_all(self, assets: list[list[str]]) -> str:
         """Launch one backfill of every partition of ``assets`` (the "Materialize all" button); its id."""
@@ -107,8 +111,14 @@ def serve(env: dict[str, str], log: Path, timeout_s: float = 180) -> Iterator[UI
     """Run `make ui`'s webserver and daemon from the repo root with ``env`` until the block ends."""
     port = _free_port()
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "pipelines.ui", "--port", str(port)],
-                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.ui", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     ui = UI(f"http://127.0.0.1:{port}", log)
     try:
         deadline = time.time() + timeout_s

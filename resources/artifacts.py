@@ -1,4 +1,5 @@
 """The artifact store as a Dagster resource (a thin handle on rlhf_core.store.ArtifactStore)."""
+
 from __future__ import annotations
 
 import dagster as dg

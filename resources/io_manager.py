@@ -18,10 +18,11 @@ ref for the wrong partition. A downstream asset receives the ref of an unpartiti
 partitions map to. A ref that is already on disk with the same content is not written again (a
 run that finds everything in the store writes nothing to it).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import dagster as dg
 
@@ -45,18 +46,21 @@ def with_config_keys(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDef
         if asset not in keys:
             definition = by_key.get(asset)
             if definition is None:
-                raise ValueError(f"{asset.to_user_string()} is a parent outside the graph: its configuration "
-                                 "key is unknown")
+                raise ValueError(
+                    f"{asset.to_user_string()} is a parent outside the graph: its configuration key is unknown"
+                )
             version = definition.code_versions_by_key.get(asset)
             if version is None:
-                raise ValueError(f"{asset.to_user_string()} has no code version: its configuration key would "
-                                 "miss its config")
+                raise ValueError(
+                    f"{asset.to_user_string()} has no code version: its configuration key would miss its config"
+                )
             parents = {p.to_user_string(): key_of(p) for p in definition.asset_deps[asset]}
             keys[asset] = hash_key(asset.to_user_string(), version, parents)
         return keys[asset]
 
-    return [a.map_asset_specs(lambda spec: spec.merge_attributes(metadata={CONFIG_KEY: key_of(spec.key)}))
-            for a in assets]
+    return [
+        a.map_asset_specs(lambda spec: spec.merge_attributes(metadata={CONFIG_KEY: key_of(spec.key)})) for a in assets
+    ]
 
 
 def config_key(definition: dg.AssetsDefinition, asset: dg.AssetKey) -> str:
@@ -67,8 +71,10 @@ def config_key(definition: dg.AssetsDefinition, asset: dg.AssetKey) -> str:
 def _config_key(asset: dg.AssetKey, metadata) -> str:
     value = (metadata or {}).get(CONFIG_KEY)
     if value is None:
-        raise ValueError(f"{asset.to_user_string()} has no {CONFIG_KEY} in its definition metadata: build the "
-                         "task's assets through resources.io_manager.with_config_keys")
+        raise ValueError(
+            f"{asset.to_user_string()} has no {CONFIG_KEY} in its definition metadata: build the "
+            "task's assets through resources.io_manager.with_config_keys"
+        )
     return value.value if isinstance(value, dg.MetadataValue) else str(value)
 
 
@@ -111,8 +117,10 @@ class RefIOManager(dg.ConfigurableIOManager):
         targeted = sorted(str(p) for p in context.asset_partition_keys)
         if not isinstance(obj, dict) or sorted(map(str, obj)) != targeted:
             got = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
-            raise ValueError(f"{name}: the run targets partitions {targeted}; the asset must return a "
-                             f"{{partition: ArtifactRef}} dict with exactly those keys, got {got}")
+            raise ValueError(
+                f"{name}: the run targets partitions {targeted}; the asset must return a "
+                f"{{partition: ArtifactRef}} dict with exactly those keys, got {got}"
+            )
         for partition, ref in obj.items():
             if not isinstance(ref, ArtifactRef):
                 raise TypeError(f"{name} [{partition}]: expected an ArtifactRef, got {type(ref).__name__}")
@@ -124,9 +132,11 @@ class RefIOManager(dg.ConfigurableIOManager):
         data = store.read_record(rel)
         if data is None:
             where = asset.to_user_string() + ("" if partition is None else f" [{partition}]")
-            raise MissingInputError(f"{where} has not been materialized for this configuration (no {store.url}/{rel}); "
-                                    f"materialize it first (`rlhf run {asset.path[0]}` with the same settings "
-                                    "builds what a selection lacks)")
+            raise MissingInputError(
+                f"{where} has not been materialized for this configuration (no {store.url}/{rel}); "
+                f"materialize it first (`rlhf run {asset.path[0]}` with the same settings "
+                "builds what a selection lacks)"
+            )
         ref = ArtifactRef(**data)
         store.localize(ref.path)  # a run on another machine fetches the artifact from the object store
         return ref

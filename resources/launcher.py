@@ -22,6 +22,7 @@ Either way the result is the stage's own ``(ref, meta)``: the ref read back from
 reported through Pipes (``processes``, the scalars). The task config goes to the command as a
 resolved JSON under ``<store>/_launch/``, so the command computes the same artifact key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -65,9 +66,17 @@ class LauncherResource(dg.ConfigurableResource):
             return found
         cfg = task.launcher
         python = sys.executable if kind == "subprocess" else cfg.k8s.python
-        stage_args = ["-m", "rlhf_core.cli.stage", name, "--config", str(resolved_config(store, task)),
-                      "--out", store.url, *command_args(stage, args),
-                      *(flag for asset in sorted(store.rebuild) for flag in ("--rebuild", asset))]
+        stage_args = [
+            "-m",
+            "rlhf_core.cli.stage",
+            name,
+            "--config",
+            str(resolved_config(store, task)),
+            "--out",
+            store.url,
+            *command_args(stage, args),
+            *(flag for asset in sorted(store.rebuild) for flag in ("--rebuild", asset)),
+        ]
         spread = stage.spreads(task, *args)
         command = launch_command(python, cfg, stage_args) if spread else [python, *stage_args]
         env = {"ACCELERATE_USE_CPU": "true"} if cfg.cpu else {}
@@ -76,15 +85,21 @@ class LauncherResource(dg.ConfigurableResource):
             code = str(Path(rlhf_core.__file__).resolve().parents[1])  # this checkout's rlhf_core, first
             env["PYTHONPATH"] = os.pathsep.join(p for p in (code, os.environ.get("PYTHONPATH")) if p)
             invocation = dg.PipesSubprocessClient(cwd=str(project_root())).run(
-                context=context, command=command, env=env)
+                context=context, command=command, env=env
+            )
         else:
             try:
                 from dagster_k8s import PipesK8sClient
             except ImportError:
                 raise RuntimeError("launcher kind k8s needs the k8s extra: pip install -e '.[k8s]'") from None
-            invocation = PipesK8sClient().run(context=context, image=cfg.k8s.image, command=command,
-                                              namespace=cfg.k8s.namespace, env=env,
-                                              base_pod_spec=pod_spec(cfg, store.root, cfg.processes if spread else 1))
+            invocation = PipesK8sClient().run(
+                context=context,
+                image=cfg.k8s.image,
+                command=command,
+                namespace=cfg.k8s.namespace,
+                env=env,
+                base_pod_spec=pod_spec(cfg, store.root, cfg.processes if spread else 1),
+            )
         return reported(invocation.get_materialize_result().metadata, name, kind)
 
 
@@ -123,15 +138,49 @@ def launch_command(python: str, cfg: LauncherConfig, stage_args: list[str]) -> l
         machines = []
         if cfg.nodes > 1:
             host, _, port = cfg.rdzv_endpoint.rpartition(":")
-            machines = ["--num_machines", str(cfg.nodes), "--machine_rank", str(cfg.node_rank), "--main_process_ip",
-                        host, "--main_process_port", port, "--rdzv_backend", "c10d"]
-        return [python, "-m", "accelerate.commands.launch", "--config_file", str(config_file), "--num_processes",
-                str(cfg.processes * cfg.nodes), *machines, *stage_args]
+            machines = [
+                "--num_machines",
+                str(cfg.nodes),
+                "--machine_rank",
+                str(cfg.node_rank),
+                "--main_process_ip",
+                host,
+                "--main_process_port",
+                port,
+                "--rdzv_backend",
+                "c10d",
+            ]
+        return [
+            python,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            str(config_file),
+            "--num_processes",
+            str(cfg.processes * cfg.nodes),
+            *machines,
+            *stage_args,
+        ]
     if cfg.nodes > 1:
         run_id = hashlib.sha256("\0".join(stage_args).encode()).hexdigest()[:16]
-        return [python, "-m", "torch.distributed.run", "--nnodes", str(cfg.nodes), "--node_rank", str(cfg.node_rank),
-                "--nproc_per_node", n, "--rdzv_backend", "c10d", "--rdzv_endpoint", cfg.rdzv_endpoint,
-                "--rdzv_id", run_id, *stage_args]
+        return [
+            python,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            str(cfg.nodes),
+            "--node_rank",
+            str(cfg.node_rank),
+            "--nproc_per_node",
+            n,
+            "--rdzv_backend",
+            "c10d",
+            "--rdzv_endpoint",
+            cfg.rdzv_endpoint,
+            "--rdzv_id",
+            run_id,
+            *stage_args,
+        ]
     if cfg.processes > 1:
         return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", n, *stage_args]
     return [python, *stage_args]

@@ -4,6 +4,7 @@ A DataFrame becomes a typed table (``TableMetadataValue`` with a ``TableSchema``
 (column -> meaning) describes its columns and is shown as a table of its own. A PNG becomes a
 markdown image, which the asset page opens in one click.
 """
+
 from __future__ import annotations
 
 import base64
@@ -45,10 +46,13 @@ def table(df: pd.DataFrame, legend: dict[str, str] | None = None) -> dg.TableMet
     has one, its meaning (the UI shows it in the column's header)."""
     legend = legend or {}
     kinds = {str(c): _column_type(t) for c, t in df.dtypes.items()}
-    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind, description=legend.get(name))
-                                     for name, kind in kinds.items()])
-    records = [dg.TableRecord({name: _cell(v, kinds[name]) for name, v in zip(kinds, row)})
-               for row in df.itertuples(index=False)]
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn(name, kind, description=legend.get(name)) for name, kind in kinds.items()]
+    )
+    records = [
+        dg.TableRecord({name: _cell(v, kinds[name]) for name, v in zip(kinds, row)})
+        for row in df.itertuples(index=False)
+    ]
     return dg.MetadataValue.table(records, schema)
 
 

@@ -15,15 +15,17 @@ is not reached: a stage adds the hash of each entry its task's config names (``S
 What is read of a module (its parse, scope and each definition's references) is kept per module,
 so after an edit only that module is read again and the walks, cheap set operations, are redone.
 """
+
 from __future__ import annotations
 
 import ast
 import hashlib
 import importlib.util
 import inspect
-from functools import lru_cache, wraps
+from collections.abc import Callable
+from functools import cache, wraps
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT_PACKAGE = "rlhf_core"
 Definition = tuple[str, str]  # (module, top-level name)
@@ -48,9 +50,9 @@ def _per_module(fn: Callable) -> Callable:
 
 def forget(module: str) -> None:
     """Drop what was read of ``module``, whose file changed in this process; every hash is redone."""
-    for cache in _PER_MODULE:
-        for key in [k for k in cache if k[0] == module]:
-            del cache[key]
+    for memo in _PER_MODULE:
+        for key in [k for k in memo if k[0] == module]:
+            del memo[key]
     for start in [s for s, (_, modules) in _HASHES.items() if module in modules]:
         del _HASHES[start]
 
@@ -67,7 +69,7 @@ def _module(name: str) -> tuple[ast.Module, str] | None:
     return ast.parse(source), source
 
 
-@lru_cache(maxsize=None)
+@cache
 def _is_module(name: str) -> bool:
     if not name.startswith(ROOT_PACKAGE + "."):
         return False  # only our own modules are walked (and finding others would import them)
@@ -201,8 +203,9 @@ def _uses(module: str, name: str | None) -> frozenset[Definition | str]:
     defs, _, rest = _scope(module)
     if name is not None:
         return frozenset(_references(module, defs[name]))
-    return frozenset(ref for stmt in rest if not isinstance(stmt, (ast.Import, ast.ImportFrom))
-                     for ref in _references(module, stmt))
+    return frozenset(
+        ref for stmt in rest if not isinstance(stmt, (ast.Import, ast.ImportFrom)) for ref in _references(module, stmt)
+    )
 
 
 @_per_module
@@ -242,4 +245,3 @@ def code_hash(fn) -> str:
     """Hash of the source ``fn`` runs within ``rlhf_core`` (see the module docstring)."""
     fn = inspect.unwrap(fn)
     return _hash_from((fn.__module__, fn.__name__))
-

@@ -6,6 +6,7 @@ Unknown keys, missing required keys and wrongly typed values fail with the key's
 path (``demo.yaml: sft.train.epochs: expected a number, got 'two'``). Every stage section is
 optional: a task that lacks one simply does not build that stage.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -18,18 +19,23 @@ from typing import Any, Literal
 
 import yaml
 
-# The strict reader lives beside this module; its public names are part of this one's.
-from rlhf_core.config_parse import ConfigError, apply_override, parse_section, to_dict
 # Model sources, trainer settings, launch and the online-RL sections live in their own modules (no cycle).
 from rlhf_core.config_feedback import FeedbackConfig, HumanRankingsConfig
-from rlhf_core.config_launch import LauncherConfig
 from rlhf_core.config_judge import JudgeConfig
+from rlhf_core.config_launch import LauncherConfig
 from rlhf_core.config_models import ModelSource, TinyGPTConfig
-from rlhf_core.config_rl import PolicyConfig
-from rlhf_core.config_rm import (FG_LABEL_TYPES, SEQUENCE_RM_KINDS, RewardBenchConfig,  # noqa: F401 (re-exported)
-                                  RewardModelEvalConfig, RewardModelSpec)
-from rlhf_core.config_train import LoraConfig, TrainConfig
 
+# The strict reader lives beside this module; its public names are part of this one's.
+from rlhf_core.config_parse import ConfigError, apply_override, parse_section, to_dict
+from rlhf_core.config_rl import PolicyConfig
+from rlhf_core.config_rm import (
+    FG_LABEL_TYPES,
+    SEQUENCE_RM_KINDS,
+    RewardBenchConfig,  # noqa: F401 (re-exported)
+    RewardModelEvalConfig,
+    RewardModelSpec,
+)
+from rlhf_core.config_train import LoraConfig, TrainConfig
 from rlhf_core.registry import declared_names
 
 # The packages whose modules register loaders and builders, and scorers (read, not imported, here).
@@ -200,7 +206,9 @@ class EvaluationConfig:
     num_beams: int = 1  # [LoL] generation tasks: beam 2, repetition penalty 2.5 (docs/sources.md §7.2)
     repetition_penalty: float = 1.0
     samples_per_prompt: int = 1  # [FG] detox: 25 samples per prompt
-    stop_at: list[str] = field(default_factory=list)  # cut a response at the first of these ([LoL] HHA: the next human turn)
+    stop_at: list[str] = field(
+        default_factory=list
+    )  # cut a response at the first of these ([LoL] HHA: the next human turn)
     strip_suffixes: list[str] = field(default_factory=list)  # then strip it and drop one of these from its end
     gold: bool = False  # also score the references (the prompts table's ``completion``) as "gold" rows
     metrics: dict[str, MetricSpec] = field(default_factory=dict)  # reported name -> metric
@@ -296,19 +304,25 @@ class TaskConfig:
     def _check_names(self) -> None:
         """Every loader, builder, scorer and ranking metric the config names exists, so a typo fails
         when the config loads, not steps later (algorithm names: ``PolicyConfig``)."""
-        named = [(f"sources.{n}.loader", s.loader, declared_names(LOADERS, "loader"))
-                 for n, s in self.sources.items()]
-        named += [(f"datasets.{n}.builder", d.builder, declared_names(LOADERS, "builder"))
-                  for n, d in self.datasets.items()]
+        named = [(f"sources.{n}.loader", s.loader, declared_names(LOADERS, "loader")) for n, s in self.sources.items()]
+        named += [
+            (f"datasets.{n}.builder", d.builder, declared_names(LOADERS, "builder")) for n, d in self.datasets.items()
+        ]
         scorers = self.annotation.scorers if self.annotation else {}
-        named += [(f"annotation.scorers.{n}.scorer", s.scorer, declared_names(SCORERS, "register"))
-                  for n, s in scorers.items()]
+        named += [
+            (f"annotation.scorers.{n}.scorer", s.scorer, declared_names(SCORERS, "register"))
+            for n, s in scorers.items()
+        ]
         metrics = self.evaluation.metrics if self.evaluation else {}
-        named += [(f"evaluation.metrics.{n}.metric", m.metric, declared_names(METRICS, "register"))
-                  for n, m in metrics.items()]
+        named += [
+            (f"evaluation.metrics.{n}.metric", m.metric, declared_names(METRICS, "register"))
+            for n, m in metrics.items()
+        ]
         if self.evaluation is not None:  # the leaderboard's columns: R, each component, each metric's columns
             rank_by, metrics = self.evaluation.rank_by, self.evaluation.metrics
-            by_metric = {rank_by} if any(rank_by.startswith(m) for m in metrics) else set()  # "distinct" -> "distinct-2"
+            by_metric = (
+                {rank_by} if any(rank_by.startswith(m) for m in metrics) else set()
+            )  # "distinct" -> "distinct-2"
             named.append(("evaluation.rank_by", rank_by, {"reward", *scorers, *metrics, *by_metric}))
         for where, name, known in named:
             if name not in known:
@@ -320,23 +334,32 @@ class TaskConfig:
         rm_refs = [s.partition for s in (ann.scorers.values() if ann else ()) if s.model_asset == "reward_model"]
         for name in rm_refs:
             if name not in self.reward_models:
-                raise ConfigError(f"annotation: reward model {name!r} is not declared in reward_models "
-                                  f"({sorted(self.reward_models)})")
+                raise ConfigError(
+                    f"annotation: reward model {name!r} is not declared in reward_models ({sorted(self.reward_models)})"
+                )
         for name, spec in self.reward_models.items():
             if spec.precomputed_embeddings:
-                self._check_embedding_tables(f"reward_models.{name}", {
-                    spec.data: "armorm_objective_embeddings", spec.pairs: "armorm_pair_embeddings"})
+                self._check_embedding_tables(
+                    f"reward_models.{name}",
+                    {spec.data: "armorm_objective_embeddings", spec.pairs: "armorm_pair_embeddings"},
+                )
         if self.reward_bench is not None:
             for name in self.reward_bench.models:
                 if name not in self.reward_models or self.reward_models[name].kind in ("fg_token",):
-                    raise ConfigError(f"reward_bench.models: {name!r} is not a declared pairwise or scalar reward model")
+                    raise ConfigError(
+                        f"reward_bench.models: {name!r} is not a declared pairwise or scalar reward model"
+                    )
                 spec = self.reward_models[name]
                 if spec.precomputed_embeddings:  # scored on RewardBench's embeddings by the same backbone
                     if self.reward_bench.embeddings is None:
-                        raise ConfigError(f"reward_bench: {name!r} scores embeddings; name the RewardBench "
-                                          "embedding dataset in reward_bench.embeddings")
-                    self._check_embedding_tables("reward_bench", {
-                        spec.pairs: "armorm_pair_embeddings", self.reward_bench.embeddings: "armorm_pair_embeddings"})
+                        raise ConfigError(
+                            f"reward_bench: {name!r} scores embeddings; name the RewardBench "
+                            "embedding dataset in reward_bench.embeddings"
+                        )
+                    self._check_embedding_tables(
+                        "reward_bench",
+                        {spec.pairs: "armorm_pair_embeddings", self.reward_bench.embeddings: "armorm_pair_embeddings"},
+                    )
         if self.reward_models and self.sft is None and any(s.init for s in self.reward_models.values()):
             raise ConfigError("reward_models: init sft / scratch needs an sft section")
         if ann is not None and ann.data is None and ann.incoming is None and policy is None:
@@ -347,8 +370,10 @@ class TaskConfig:
             raise ConfigError("policy: online RL and the evaluation score with annotation.scorers; add them")
         # Offline RL learns from R, the task's annotated reward of the policy's rows.
         if policy.data is not None and (ann is None or ann.data != policy.data):
-            raise ConfigError(f"policy.data {policy.data!r} must be the annotated dataset (annotation.data): "
-                              "offline RL trains on its rewards")
+            raise ConfigError(
+                f"policy.data {policy.data!r} must be the annotated dataset (annotation.data): "
+                "offline RL trains on its rewards"
+            )
         if (self.sft is None) == (policy.init is None):
             raise ConfigError("policy: start from the sft stage or from policy.init, exactly one")
         if policy.prompts is None and self.sft is None:
@@ -361,11 +386,13 @@ class TaskConfig:
         if unknown:
             raise ConfigError(f"evaluation.judge: {unknown} are not annotation.scorers components")
 
+
 # ----------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
-                profile: str | None = None) -> TaskConfig:
+def load_config(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), profile: str | None = None
+) -> TaskConfig:
     """Read a task YAML (or a resolved JSON, which YAML reads too), overlay the profile
     (``configs/profiles/<profile>.yaml``, or for a per-task profile such as ``tiny``,
     ``configs/profiles/<profile>/<task>.yaml``), apply ``key.path=value`` overrides (they win over the
@@ -432,7 +459,8 @@ def warn_if_unpinned(hub_id: str, revision: str) -> None:
     """A branch or tag can move under a finished run; only a commit sha reproduces it."""
     if not re.fullmatch(r"[0-9a-f]{40}", revision):
         logging.getLogger(__name__).warning(
-            "%s@%s: the revision is not a commit sha, so this download is not reproducible", hub_id, revision)
+            "%s@%s: the revision is not a commit sha, so this download is not reproducible", hub_id, revision
+        )
 
 
 def task_config_path(task: str) -> Path:

@@ -7,6 +7,7 @@ depends on it: the engine makes N processes the same optimiser update as one, an
 trained by any launcher is served to every other. ``RLHF_LAUNCHER`` (read by the Dagster
 resources) overrides ``kind`` for one process without editing a config.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -62,8 +63,9 @@ class LauncherConfig:
         if self.nodes > 1:
             host, _, port = (self.rdzv_endpoint or "").rpartition(":")
             if not host or not port.isdigit():
-                raise ConfigError(f"launcher.rdzv_endpoint: {self.nodes} nodes meet at a host:port, "
-                                  f"got {self.rdzv_endpoint!r}")
+                raise ConfigError(
+                    f"launcher.rdzv_endpoint: {self.nodes} nodes meet at a host:port, got {self.rdzv_endpoint!r}"
+                )
         name = self.accelerate_config
         if name is not None and not (accelerate_dir() / f"{name}.yaml").exists():
             known = sorted(p.stem for p in accelerate_dir().glob("*.yaml"))

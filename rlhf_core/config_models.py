@@ -1,5 +1,6 @@
 """Where a model comes from (a pinned hub id, a local path, or a tiny network built from sizes),
 beside ``config.py``, which re-exports it, so the RL sections can name models without a cycle."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@
 key's path on an unknown key, a missing required key or a wrongly typed value; ``to_dict`` is its
 inverse; ``apply_override`` applies one ``key.path=value`` to the raw data first.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,13 +22,39 @@ from rlhf_core.errors import UserError
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 # Counts, sizes and rates that must be positive in whichever section they appear: 0 or less would
 # train, generate or shard nothing (and ``epochs: -1`` would finish at once with an untrained model).
-POSITIVE = frozenset({
-    "epochs", "ppo_epochs", "steps", "gating_steps", "batch_size", "mini_batch_size",
-    "grad_accum", "prompts_per_rollout", "samples_per_prompt", "responses_per_prompt", "lr", "max_length",
-    "max_prompt_length", "max_new_tokens", "checkpoint_every", "vocab_size", "min_frequency", "n_entities",
-    "max_asked", "num_heads", "num_beams", "shards", "kl_stop_count", "n_layer", "n_head", "n_embd",
-    "n_positions", "r", "alpha",
-})
+POSITIVE = frozenset(
+    {
+        "epochs",
+        "ppo_epochs",
+        "steps",
+        "gating_steps",
+        "batch_size",
+        "mini_batch_size",
+        "grad_accum",
+        "prompts_per_rollout",
+        "samples_per_prompt",
+        "responses_per_prompt",
+        "lr",
+        "max_length",
+        "max_prompt_length",
+        "max_new_tokens",
+        "checkpoint_every",
+        "vocab_size",
+        "min_frequency",
+        "n_entities",
+        "max_asked",
+        "num_heads",
+        "num_beams",
+        "shards",
+        "kl_stop_count",
+        "n_layer",
+        "n_head",
+        "n_embd",
+        "n_positions",
+        "r",
+        "alpha",
+    }
+)
 
 
 class ConfigError(UserError, ValueError):

@@ -3,6 +3,7 @@ parsed as strictly as the rest.
 
 They live beside ``config.py`` (which holds the task config and re-exports them) to keep each module small.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -77,9 +78,26 @@ class PPOConfig:
 
 # [FG]'s fine_grained_config.yml (docs/sources.md §6.1): what fg_ppo.ppo starts from.
 FG_PPO_DEFAULTS: dict[str, Any] = dict(
-    kl_coef=0.3, adaptive_kl=False, gamma=1.0, lam=0.95, pg_coef=1.0, vf_coef=1.0, cliprange=0.2,
-    cliprange_value=0.2, whiten_rewards=True, kl_stop_threshold=10.0, kl_stop_count=5, lr=1e-5, adam_eps=1e-5,
-    lr_schedule="linear", ppo_epochs=4, samples_per_prompt=4, temperature=0.7, top_k=20, max_grad_norm=None)
+    kl_coef=0.3,
+    adaptive_kl=False,
+    gamma=1.0,
+    lam=0.95,
+    pg_coef=1.0,
+    vf_coef=1.0,
+    cliprange=0.2,
+    cliprange_value=0.2,
+    whiten_rewards=True,
+    kl_stop_threshold=10.0,
+    kl_stop_count=5,
+    lr=1e-5,
+    adam_eps=1e-5,
+    lr_schedule="linear",
+    ppo_epochs=4,
+    samples_per_prompt=4,
+    temperature=0.7,
+    top_k=20,
+    max_grad_norm=None,
+)
 
 
 @dataclass(frozen=True)
@@ -181,14 +199,18 @@ class PolicyConfig:
         empty = [f"{a}.{k}" for a, grid in self.sweep.items() for k, values in grid.items() if not values]
         if empty:
             raise ConfigError(f"policy.sweep: {empty} list no values")
-        needs = {"ppo": [a for a in ("ppo", "grpo") if a in self.algorithms],
-                 "fg_ppo": [a for a in ("fg_ppo",) if a in self.algorithms],
-                 "data": [a for a in self.algorithms if a not in (*ONLINE_SEMANTICS, *PAIR_ALGORITHMS)],
-                 "pairs": [a for a in self.algorithms if a in PAIR_ALGORITHMS]}
+        needs = {
+            "ppo": [a for a in ("ppo", "grpo") if a in self.algorithms],
+            "fg_ppo": [a for a in ("fg_ppo",) if a in self.algorithms],
+            "data": [a for a in self.algorithms if a not in (*ONLINE_SEMANTICS, *PAIR_ALGORITHMS)],
+            "pairs": [a for a in self.algorithms if a in PAIR_ALGORITHMS],
+        }
         for section, algorithms in needs.items():
             if algorithms and getattr(self, section) is None:
                 raise ConfigError(f"policy.algorithms {algorithms} need policy.{section}")
         if self.ppo is not None and self.ppo.semantics != "legacy_step":
-            raise ConfigError("policy.ppo.semantics: the partition sets it (ppo: legacy_step, grpo: grpo); leave it out")
+            raise ConfigError(
+                "policy.ppo.semantics: the partition sets it (ppo: legacy_step, grpo: grpo); leave it out"
+            )
         if "grpo" in self.algorithms and self.ppo.samples_per_prompt < 2:
             raise ConfigError(f"grpo needs policy.ppo.samples_per_prompt >= 2, got {self.ppo.samples_per_prompt}")

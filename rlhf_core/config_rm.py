@@ -3,6 +3,7 @@ judged against the gold judge, and RewardBench, parsed as strictly as the rest.
 
 They live beside ``config.py`` (which holds the task config and re-exports them) to keep each module small.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,8 +33,15 @@ class RewardModelSpec:
     ``eval_split`` rows (a table without a ``split`` column is all training rows).
     """
 
-    kind: Literal["bradley_terry", "fg_sequence_preference", "fg_token", "crs_ranking", "crs_absolute",
-                  "pairwise_preference", "armo"]
+    kind: Literal[
+        "bradley_terry",
+        "fg_sequence_preference",
+        "fg_token",
+        "crs_ranking",
+        "crs_absolute",
+        "pairwise_preference",
+        "armo",
+    ]
     data: str
     train: TrainConfig
     init: Literal["sft", "scratch"] | None = None
@@ -67,13 +75,17 @@ class RewardModelSpec:
     def __post_init__(self) -> None:
         if self.precomputed_embeddings:
             if self.kind != "armo" or self.init is not None or self.model is not None:
-                raise ConfigError("precomputed_embeddings is an armo setting, without init or model: the "
-                                  "backbone is the embedding tables' own")
+                raise ConfigError(
+                    "precomputed_embeddings is an armo setting, without init or model: the "
+                    "backbone is the embedding tables' own"
+                )
         elif (self.init is None) == (self.model is None):
             raise ConfigError("give exactly one of init (sft, scratch) and model")
         if self.chat_template and (self.kind not in SEQUENCE_RM_KINDS or self.response_template != "{response}"):
-            raise ConfigError(f"chat_template renders prompt and response of a one-logit RM, without a "
-                              f"response_template; not for kind {self.kind}")
+            raise ConfigError(
+                f"chat_template renders prompt and response of a one-logit RM, without a "
+                f"response_template; not for kind {self.kind}"
+            )
         if self.pad_token is not None and (self.kind not in SEQUENCE_RM_KINDS or self.lora is not None):
             raise ConfigError("pad_token resizes the embeddings of a fully trained one-logit RM (not with lora)")
         if self.gating_steps is not None and (self.kind != "armo" or self.gating_steps < 1):

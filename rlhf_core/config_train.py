@@ -1,4 +1,5 @@
 """Optimiser, loop and adapter settings shared by every trainer (beside ``config.py``, which re-exports them)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -4,6 +4,7 @@ The command lines (``rlhf``, ``python -m rlhf_core.cli.stage``) print a ``UserEr
 ``error: <message>``, and exit with status 2; anything else is a bug and keeps its traceback.
 Ctrl-C (``KeyboardInterrupt``, or ``Interrupted`` with a message) prints ``interrupted`` and exits 130.
 """
+
 from __future__ import annotations
 
 

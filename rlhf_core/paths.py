@@ -1,6 +1,7 @@
 """Where the project's files are: relative paths resolve from the working directory (the repo
 root when you run ``make``, ``rlhf`` or ``dg dev`` there) or from ``RLHF_PROJECT_ROOT``, never from
 the package location, which is wrong once the package is installed."""
+
 from __future__ import annotations
 
 import os
@@ -40,6 +41,7 @@ def writable_folder(path: str | Path, what: str) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise UserError(f"{what} {path} is not writable ({err.strerror}): fix its permissions or point it "
-                        "at another folder") from None
+        raise UserError(
+            f"{what} {path} is not writable ({err.strerror}): fix its permissions or point it at another folder"
+        ) from None
     return path

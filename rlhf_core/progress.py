@@ -9,12 +9,14 @@ Work that ends within ``SHOW_AFTER_S`` shows nothing. When stderr is not a termi
 a CI job) a redrawn bar would fill the file with carriage returns, so the state is written as one
 ordinary line every ``LINE_EVERY_S`` seconds instead.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from tqdm import tqdm
 
@@ -59,14 +61,41 @@ def _described(desc: str) -> str:
     return label if desc in label else f"{label} {desc}"  # policy [dpo], not policy [dpo] dpo
 
 
-def progress_bar(iterable: Iterable | None = None, *, desc: str, total: int | None = None, initial: int = 0,
-                 unit: str = "it", disable: bool = False, at_once: bool = False) -> tqdm:
+def progress_bar(
+    iterable: Iterable | None = None,
+    *,
+    desc: str,
+    total: int | None = None,
+    initial: int = 0,
+    unit: str = "it",
+    disable: bool = False,
+    at_once: bool = False,
+) -> tqdm:
     """A bar (terminal) or periodic lines (log file); ``at_once``: show it from the start, however short."""
     stream, desc = sys.stderr, _described(desc)
     if stream.isatty():
-        return tqdm(iterable, desc=desc, total=total, initial=initial, unit=unit, disable=disable,
-                    file=stream, mininterval=1.0, delay=0.0 if at_once else SHOW_AFTER_S)
-    return tqdm(iterable, desc=desc, total=total, initial=initial, unit=unit, disable=disable,
-                file=_Lines(stream), mininterval=LINE_EVERY_S, delay=0.0 if at_once else LINE_EVERY_S,
-                # time checked on every update: tqdm's monitor thread would repeat a line with a stale count
-                miniters=1, bar_format=LINE_FORMAT)
+        return tqdm(
+            iterable,
+            desc=desc,
+            total=total,
+            initial=initial,
+            unit=unit,
+            disable=disable,
+            file=stream,
+            mininterval=1.0,
+            delay=0.0 if at_once else SHOW_AFTER_S,
+        )
+    return tqdm(
+        iterable,
+        desc=desc,
+        total=total,
+        initial=initial,
+        unit=unit,
+        disable=disable,
+        file=_Lines(stream),
+        mininterval=LINE_EVERY_S,
+        delay=0.0 if at_once else LINE_EVERY_S,
+        # time checked on every update: tqdm's monitor thread would repeat a line with a stale count
+        miniters=1,
+        bar_format=LINE_FORMAT,
+    )

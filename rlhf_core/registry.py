@@ -11,6 +11,7 @@ A stage keys on the code of the entries its task's config names (``Stage(uses=..
 alone (``rlhf_core.codehash``), never on the whole registry: the lookup is by name at run time, so
 the hasher does not follow it, and an edit to one scorer re-keys only the partitions that use it.
 """
+
 from __future__ import annotations
 
 import ast

@@ -23,6 +23,7 @@ reuses its artifact).
     store = ArtifactStore(root)
     ref = store.build("demo", "sft_model", None, key_parts, lambda out, work: train(out, checkpoints=work))
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -32,10 +33,11 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -67,7 +69,7 @@ class ArtifactRef:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "ArtifactRef":
+    def from_json(cls, text: str) -> ArtifactRef:
         return cls(**json.loads(text))
 
     @property
@@ -151,7 +153,8 @@ def remove_abandoned(folder: Path) -> None:
     for work in folder.glob("*.work"):
         final = folder / work.name.split(".")[0]
         if work not in (work_dir(final, rebuild=False), work_dir(final, rebuild=True)) or (
-                work == work_dir(final, rebuild=False) and (final / META_FILE).exists()):
+            work == work_dir(final, rebuild=False) and (final / META_FILE).exists()
+        ):
             _remove_if_idle(work)
 
 
@@ -292,13 +295,17 @@ class ArtifactStore:
         if asset in self.rebuild:  # a rebuild starts from nothing, not from what it replaces
             return []
         if self.remote:
-            found = [(self._record(base / key), self._found(base / key, key)) for key in self.remote.committed(
-                self._rel(base))]
+            found = [
+                (self._record(base / key), self._found(base / key, key))
+                for key in self.remote.committed(self._rel(base))
+            ]
             return [ref for _, ref in sorted(found, key=lambda f: f[0]["committed_at"], reverse=True)]
         done = [d for d in base.glob("*") if (d / META_FILE).exists()] if base.is_dir() else []
         done.sort(key=lambda d: (d / META_FILE).stat().st_mtime_ns, reverse=True)
-        return [ArtifactRef(str(d), json.loads((d / META_FILE).read_text())["content_hash"], d.name, cached=True)
-                for d in done]
+        return [
+            ArtifactRef(str(d), json.loads((d / META_FILE).read_text())["content_hash"], d.name, cached=True)
+            for d in done
+        ]
 
     def build(
         self,
@@ -328,8 +335,16 @@ class ArtifactStore:
                 return found
             return self._build(task, asset, partition, key_parts, build_fn, final, rebuild)
 
-    def _build(self, task: str, asset: str, partition: str | None, key_parts: dict[str, Any],
-               build_fn: Callable[[Path, Path], dict[str, Any]], final: Path, rebuild: bool) -> ArtifactRef:
+    def _build(
+        self,
+        task: str,
+        asset: str,
+        partition: str | None,
+        key_parts: dict[str, Any],
+        build_fn: Callable[[Path, Path], dict[str, Any]],
+        final: Path,
+        rebuild: bool,
+    ) -> ArtifactRef:
         key = final.name
         remove_abandoned(final.parent)
         work = work_dir(final, rebuild)  # a rebuild's own: the same command resumes it
@@ -337,8 +352,14 @@ class ArtifactStore:
             metadata = build_fn(tmp, work)
             content_hash, files = hash_files(tmp)
             origin = {"task": task, "asset": asset, "partition": partition}
-            meta = {"key": key, "key_parts": key_parts, "content_hash": content_hash, "metadata": metadata,
-                    "files": files, "origin": origin}
+            meta = {
+                "key": key,
+                "key_parts": key_parts,
+                "content_hash": content_hash,
+                "metadata": metadata,
+                "files": files,
+                "origin": origin,
+            }
             write_json_atomic(tmp / META_FILE, meta)
         if rebuild:
             _rebuilt.add(final)
@@ -358,8 +379,10 @@ class ArtifactStore:
         if self.remote is None or (final / META_FILE).exists():
             return
         if not final.is_relative_to(self.root) or self._found(final, final.name) is None:
-            raise MissingInputError(f"{final} is not a committed artifact of {self.url} (cache {self.root}); "
-                                    "every machine needs the same RLHF_CACHE")
+            raise MissingInputError(
+                f"{final} is not a committed artifact of {self.url} (cache {self.root}); "
+                "every machine needs the same RLHF_CACHE"
+            )
 
     def write_record(self, rel: str, data: dict[str, Any]) -> Path:
         """A small JSON file beside the artifacts (the IO manager's refs, a launch's resolved config), on the
@@ -401,7 +424,9 @@ class ArtifactStore:
         if self.remote is None:
             if not (final / META_FILE).exists():
                 return None
-            return ArtifactRef(str(final), json.loads((final / META_FILE).read_text())["content_hash"], key, cached=True)
+            return ArtifactRef(
+                str(final), json.loads((final / META_FILE).read_text())["content_hash"], key, cached=True
+            )
         record = self._record(final)
         if record is None:
             return None

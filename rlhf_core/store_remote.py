@@ -12,6 +12,7 @@ every file) and download those files into a local directory, checking each hash 
 ``ArtifactStore`` keeps that local copy in its read-through cache (``cache_dir``), so stages go on
 reading artifacts as local directories: a GPU pod loads a model from its own disk.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -88,8 +89,13 @@ class ObjectStore:
         files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
         for name in files:
             self.fs.put_file(str(folder / name), self._path(rel, UPLOADS, upload, name))
-        record = {"upload": upload, "content_hash": meta["content_hash"], "files": meta["files"],
-                  "meta_sha256": sha256_file(folder / META_FILE), "committed_at": time.time()}
+        record = {
+            "upload": upload,
+            "content_hash": meta["content_hash"],
+            "files": meta["files"],
+            "meta_sha256": sha256_file(folder / META_FILE),
+            "committed_at": time.time(),
+        }
         body = json.dumps(record, indent=1, sort_keys=True).encode()
         try:
             self.fs.pipe_file(self._path(rel, COMMIT_FILE), body, mode="overwrite" if replace else "create")
@@ -117,9 +123,13 @@ class ObjectStore:
         for name in expected:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
         # one call for all files: fsspec's async filesystems (s3fs, gcsfs) fetch them concurrently
-        self.fs.get([self._path(rel, UPLOADS, record["upload"], name) for name in expected],
-                    [str(dest / name) for name in expected])
+        self.fs.get(
+            [self._path(rel, UPLOADS, record["upload"], name) for name in expected],
+            [str(dest / name) for name in expected],
+        )
         for name, sha in expected.items():
             if sha256_file(dest / name) != sha:
-                raise CorruptArtifactError(f"{self.url}/{rel}: {name} does not match the sha256 in its "
-                                           f"{COMMIT_FILE}; the object store copy is damaged")
+                raise CorruptArtifactError(
+                    f"{self.url}/{rel}: {name} does not match the sha256 in its "
+                    f"{COMMIT_FILE}; the object store copy is damaged"
+                )

@@ -7,13 +7,14 @@ path, the file and the command that rebuilds it, instead of a confusing error (o
 numbers) further on. A file checked once is not hashed again in this process while its
 modification time and size stay the same.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from rlhf_core.errors import CorruptArtifactError, MissingInputError
 
@@ -67,14 +68,18 @@ def verify(folder: Path, names: Iterable[str] | None = None) -> None:
     """
     folder = Path(folder)
     if not (folder / META_FILE).is_file():
-        raise MissingInputError(f"artifact {folder} is gone or incomplete (no {META_FILE}); run the asset that "
-                                "builds it again")
+        raise MissingInputError(
+            f"artifact {folder} is gone or incomplete (no {META_FILE}); run the asset that builds it again"
+        )
     meta = json.loads((folder / META_FILE).read_text())
     recorded: dict[str, str] | None = meta.get("files")
     if recorded is None:
         return
-    wanted = list(recorded) if names is None else [
-        f for name in names for f in recorded if f == name or f.startswith(name.rstrip("/") + "/")]
+    wanted = (
+        list(recorded)
+        if names is None
+        else [f for name in names for f in recorded if f == name or f.startswith(name.rstrip("/") + "/")]
+    )
     for name in wanted:
         _check_file(folder, name, recorded[name], meta)
 
@@ -84,14 +89,18 @@ def _check_file(folder: Path, name: str, expected: str, meta: dict) -> None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise CorruptArtifactError(f"artifact {folder}: {name} is missing; rebuild it: {rebuild_command(meta)}") from None
+        raise CorruptArtifactError(
+            f"artifact {folder}: {name} is missing; rebuild it: {rebuild_command(meta)}"
+        ) from None
     seen = (st.st_mtime_ns, st.st_size, expected)
     if _checked.get(str(path)) == seen:
         return
     if sha256_file(path) != expected:
-        raise CorruptArtifactError(f"artifact {folder}: {name} ({st.st_size} bytes) does not match the sha256 in its "
-                                   f"{META_FILE} (changed or truncated after it was built); rebuild it: "
-                                   f"{rebuild_command(meta)}")
+        raise CorruptArtifactError(
+            f"artifact {folder}: {name} ({st.st_size} bytes) does not match the sha256 in its "
+            f"{META_FILE} (changed or truncated after it was built); rebuild it: "
+            f"{rebuild_command(meta)}"
+        )
     _checked[str(path)] = seen
 
 

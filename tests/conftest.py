@@ -4,6 +4,7 @@ Nothing is downloaded: the tokenizers are byte-level BPEs built from the 256-sym
 plus a few merges, the models are random, and each is written with ``save_pretrained`` so the
 scorers load it through the same ``from_pretrained`` path as a hub id.
 """
+
 from __future__ import annotations
 
 import os
@@ -64,16 +65,34 @@ def gpt2_tokenizer() -> GPT2Tokenizer:
 
 def _roberta_config(tok: RobertaTokenizer, **kw) -> RobertaConfig:
     return RobertaConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48,
-        max_position_embeddings=MAX_POSITIONS + 2, type_vocab_size=1, pad_token_id=1, bos_token_id=0,
-        eos_token_id=2, initializer_range=0.1, **kw,
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=48,
+        max_position_embeddings=MAX_POSITIONS + 2,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        initializer_range=0.1,
+        **kw,
     )
 
 
 def _gpt2_config(tok: GPT2Tokenizer, **kw) -> GPT2Config:
     eos = tok.eos_token_id
-    return GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=MAX_POSITIONS,
-                      bos_token_id=eos, eos_token_id=eos, initializer_range=0.1, **kw)
+    return GPT2Config(
+        vocab_size=len(tok),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=MAX_POSITIONS,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        initializer_range=0.1,
+        **kw,
+    )
 
 
 class SourceOffensiveModel(GPT2LMHeadModel):

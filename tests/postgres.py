@@ -1,6 +1,7 @@
 """A fresh PostgreSQL database for a test run: on the server at 127.0.0.1:5432 when one answers (CI starts
 PostgreSQL 15 there, trust auth), else in a throwaway cluster started from the installed binaries
 (``initdb``, ``pg_ctl``), else the test is skipped with the reason."""
+
 from __future__ import annotations
 
 import contextlib
@@ -50,8 +51,21 @@ def _throwaway_cluster() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         data, port = Path(tmp) / "data", _free_port()
         subprocess.run([initdb, "-D", str(data), "-U", "postgres", "-A", "trust"], check=True, capture_output=True)
-        subprocess.run([pg_ctl, "-D", str(data), "-w", "-l", str(Path(tmp) / "log"), "-o",
-                        f"-h 127.0.0.1 -p {port} -k {tmp}", "start"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                pg_ctl,
+                "-D",
+                str(data),
+                "-w",
+                "-l",
+                str(Path(tmp) / "log"),
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {tmp}",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
         try:
             yield f"postgres@127.0.0.1:{port}"
         finally:
@@ -67,7 +81,9 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
     """Yields ``postgresql+psycopg2://...`` of a database of its own; skips the test when none can be had."""
-    pytest.importorskip("psycopg2", reason="the PostgreSQL instance needs dagster-postgres (pip install -e '.[postgres]')")
+    pytest.importorskip(
+        "psycopg2", reason="the PostgreSQL instance needs dagster-postgres (pip install -e '.[postgres]')"
+    )
     pytest.importorskip("dagster_postgres", reason="the PostgreSQL instance needs dagster-postgres")
     if _answers(*SERVER):
         server = contextlib.nullcontext(f"postgres@{SERVER[0]}:{SERVER[1]}")

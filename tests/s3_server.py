@@ -4,6 +4,7 @@ Nothing is patched: the store's requests (including the conditional ``PutObject`
 over HTTP to the server, and processes the tests start reach it through the same environment
 (``AWS_ENDPOINT_URL`` and dummy credentials), as a pod reaches a bucket.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,8 +25,12 @@ def s3_server() -> Iterator[dict[str, str]]:
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():
             mp.setenv(name, value)

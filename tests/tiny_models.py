@@ -8,6 +8,7 @@ tokenizer trained on a toy corpus (T5): nothing is downloaded, and the pipeline 
 ``from_pretrained`` path as the seed's checkpoint. Scores and generations are meaningless; the point is that
 every stage of a seed workflow runs, offline, in minutes.
 """
+
 from __future__ import annotations
 
 import sys
@@ -49,8 +50,21 @@ def gpt2(path: Path) -> str:
     tok = gpt2_tokenizer()
     eos = tok.eos_token_id
     torch.manual_seed(0)
-    return _save(GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=1024,
-                                            bos_token_id=eos, eos_token_id=eos)), tok, path)
+    return _save(
+        GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=len(tok),
+                n_embd=16,
+                n_layer=1,
+                n_head=2,
+                n_positions=1024,
+                bos_token_id=eos,
+                eos_token_id=eos,
+            )
+        ),
+        tok,
+        path,
+    )
 
 
 def t5(path: Path, seed: int) -> str:
@@ -63,9 +77,19 @@ def longformer(path: Path) -> str:
     """A Longformer body ([FG] R1/R2/R3 and the holistic RM start from it; the trainer adds their heads)."""
     tok = roberta_tokenizer()
     torch.manual_seed(2)
-    model = LongformerModel(LongformerConfig(vocab_size=len(tok), **SMALL, attention_window=8,
-                                             max_position_embeddings=LONG + 2, pad_token_id=1, bos_token_id=0,
-                                             eos_token_id=2, sep_token_id=2, type_vocab_size=1))
+    model = LongformerModel(
+        LongformerConfig(
+            vocab_size=len(tok),
+            **SMALL,
+            attention_window=8,
+            max_position_embeddings=LONG + 2,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            sep_token_id=2,
+            type_vocab_size=1,
+        )
+    )
     return _save(model, tok, path)
 
 
@@ -73,8 +97,9 @@ def roberta_classifier(path: Path) -> str:
     """A 2-label RoBERTa classifier (detox's stand-in for the Perspective web API)."""
     tok = roberta_tokenizer()
     torch.manual_seed(5)
-    cfg = RobertaConfig(vocab_size=len(tok), **SMALL, max_position_embeddings=514, pad_token_id=1,
-                        type_vocab_size=1, num_labels=2)
+    cfg = RobertaConfig(
+        vocab_size=len(tok), **SMALL, max_position_embeddings=514, pad_token_id=1, type_vocab_size=1, num_labels=2
+    )
     return _save(RobertaForSequenceClassification(cfg), tok, path)
 
 
@@ -111,8 +136,15 @@ def llama(path: Path) -> str:
 
     tok = gpt2_tokenizer()
     eos = tok.eos_token_id
-    cfg = LlamaConfig(vocab_size=len(tok), **SMALL, num_key_value_heads=2, max_position_embeddings=1024,
-                      bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        **SMALL,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
     torch.manual_seed(1)
     return _save(LlamaForCausalLM(cfg), tok, path)
 
@@ -130,8 +162,9 @@ def distilbert(path: Path) -> str:
     path.mkdir(parents=True, exist_ok=True)
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tok = DistilBertTokenizer(vocab_file=str(path / "vocab.txt"))
-    cfg = DistilBertConfig(vocab_size=len(tok), dim=16, n_layers=1, n_heads=2, hidden_dim=32, num_labels=1,
-                           max_position_embeddings=512)
+    cfg = DistilBertConfig(
+        vocab_size=len(tok), dim=16, n_layers=1, n_heads=2, hidden_dim=32, num_labels=1, max_position_embeddings=512
+    )
     torch.manual_seed(3)
     return _save(DistilBertForSequenceClassification(cfg), tok, path)
 
@@ -141,8 +174,9 @@ def neox_classifier(path: Path) -> str:
     from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
 
     tok = gpt2_tokenizer()
-    cfg = GPTNeoXConfig(vocab_size=len(tok), **SMALL, max_position_embeddings=1024, num_labels=1,
-                        pad_token_id=tok.eos_token_id)
+    cfg = GPTNeoXConfig(
+        vocab_size=len(tok), **SMALL, max_position_embeddings=1024, num_labels=1, pad_token_id=tok.eos_token_id
+    )
     torch.manual_seed(4)
     return _save(GPTNeoXForSequenceClassification(cfg), tok, path)
 

@@ -10,6 +10,7 @@ printed as ``error: <message>`` with exit status 2; ``--debug`` adds its traceba
 prints ``interrupted`` (with where, when the interrupt says) and exits 130, as a shell reports a
 process that SIGINT ended. Any other exception is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ import os
 import sys
 import traceback
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 from rlhf_core.errors import UserError
 
@@ -30,8 +31,9 @@ def output_flags() -> argparse.ArgumentParser:
     """A parent parser with the two output flags, for every (sub)command."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--debug", action="store_true", help="show the traceback of any error")
-    parent.add_argument("--verbose", action="store_true",
-                        help="show library logs, warnings and progress bars (quiet by default)")
+    parent.add_argument(
+        "--verbose", action="store_true", help="show library logs, warnings and progress bars (quiet by default)"
+    )
     return parent
 
 

@@ -24,6 +24,7 @@ Dagster launcher through Pipes (``DAGSTER_PIPES_CONTEXT`` set), rank 0 also open
 into the run and reports the artifact path, content hash, world size and scalar metadata as the
 asset's materialization; ``dagster_pipes`` is imported only then, so the core stays framework-free.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from rlhf_core.cli.common import guarded, output_flags, quiet_libraries
 from rlhf_core.config import ConfigError, load_config
@@ -58,16 +60,22 @@ def commands() -> dict[str, Stage]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rlhf_core.cli.stage", description=__doc__.split("\n\n")[0],
-                                     parents=[output_flags()])
+    parser = argparse.ArgumentParser(
+        prog="python -m rlhf_core.cli.stage", description=__doc__.split("\n\n")[0], parents=[output_flags()]
+    )
     parser.add_argument("stage", choices=sorted(commands()))
     parser.add_argument("--config", required=True, help="task YAML or resolved JSON")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", required=True, help="artifact store root to write into")
     parser.add_argument("--input", action="append", default=[], metavar="NAME=DIR")
     parser.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--rebuild", action="append", default=[], metavar="ASSET",
-                        help="an asset name (sft_model) built again even where the store has it")
+    parser.add_argument(
+        "--rebuild",
+        action="append",
+        default=[],
+        metavar="ASSET",
+        help="an asset name (sft_model) built again even where the store has it",
+    )
     return parser
 
 
@@ -91,8 +99,9 @@ def call_args(stage: Stage, inputs: dict[str, str], args: dict[str, str]) -> lis
                 raise ConfigError(f"{stage.name}: missing --arg {name}=VALUE")
             values.append(int(args[name]) if kind == "int" else args[name])
         elif kind == "mapping":
-            values.append({k.removeprefix(name + "."): artifact(v) for k, v in inputs.items()
-                           if k.startswith(name + ".")})
+            values.append(
+                {k.removeprefix(name + "."): artifact(v) for k, v in inputs.items() if k.startswith(name + ".")}
+            )
         elif name in inputs:
             values.append(artifact(inputs[name]))
         elif kind == "optional":
@@ -139,10 +148,15 @@ def pipes_reporter(name: str) -> Iterator[Callable[[dict[str, Any]], None]]:
         def report(summary: dict[str, Any]) -> None:
             pipes.log.info(f"{name}: {'found' if summary['cached'] else 'wrote'} {summary['artifact']}")
             pipes.report_asset_materialization(
-                metadata={**summary["metadata"], "artifact": {"raw_value": summary["artifact"], "type": "path"},
-                          "content_hash": summary["content_hash"], "cached": summary["cached"],
-                          "processes": processes},
-                data_version=summary["content_hash"])
+                metadata={
+                    **summary["metadata"],
+                    "artifact": {"raw_value": summary["artifact"], "type": "path"},
+                    "content_hash": summary["content_hash"],
+                    "cached": summary["cached"],
+                    "processes": processes,
+                },
+                data_version=summary["content_hash"],
+            )
 
         yield report
 
@@ -161,9 +175,16 @@ def run(opts: argparse.Namespace) -> int:
             ref, meta = stage(task, store, *call_args(stage, _pairs(opts.input, "--input"), _pairs(opts.arg, "--arg")))
         except NotMainProcess:
             return 0  # rank 0 writes and reports the artifact
-        summary = {"artifact": ref.path, "content_hash": ref.content_hash, "cached": ref.cached,
-                   "metadata": {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool))
-                                and k not in ("artifact", "content_hash", "cached")}}
+        summary = {
+            "artifact": ref.path,
+            "content_hash": ref.content_hash,
+            "cached": ref.cached,
+            "metadata": {
+                k: v
+                for k, v in meta.items()
+                if isinstance(v, (int, float, str, bool)) and k not in ("artifact", "content_hash", "cached")
+            },
+        }
         report(summary)
         print(json.dumps(summary))
     return 0

@@ -9,6 +9,7 @@ also keeps the one at the start of the last occurrence of a token pattern (for l
     ids = render(tok, messages)
     (states,) = hidden_states_at(model, [ids], [[last_occurrence(ids, TOKEN_PATTERNS["llama3"]), len(ids) - 1]])
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,8 +34,10 @@ def token_pattern(option: Any, *, builder: str) -> tuple[int, ...]:
         return TOKEN_PATTERNS[option]
     if isinstance(option, list) and option and all(isinstance(i, int) and not isinstance(i, bool) for i in option):
         return tuple(option)
-    raise ValueError(f"builder {builder!r}: option 'token_pattern' must be one of {sorted(TOKEN_PATTERNS)} "
-                     f"or a list of token ids, got {option!r}")  # fmt: skip
+    raise ValueError(
+        f"builder {builder!r}: option 'token_pattern' must be one of {sorted(TOKEN_PATTERNS)} "
+        f"or a list of token ids, got {option!r}"
+    )
 
 
 def load_backbone(option: Any, *, builder: str, device: str | None = None):

@@ -13,6 +13,7 @@ The pair-PM reads its context in a plain template of its own instead (docs/sourc
 
     message = pair_pm_message(plain_context(prompt_messages(prompt)), response_a, response_b)
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,7 @@ def prompt_messages(prompt: str) -> list[dict]:
             messages = json.loads(prompt)
         except json.JSONDecodeError:
             messages = None
-        if isinstance(messages, list) and all(isinstance(m, dict) and set(m) == {"role", "content"}
-                                              for m in messages):
+        if isinstance(messages, list) and all(isinstance(m, dict) and set(m) == {"role", "content"} for m in messages):
             return messages
     return [{"role": "user", "content": prompt}]
 

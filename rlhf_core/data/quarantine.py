@@ -5,12 +5,14 @@ A loader or cleaner collects its decisions in a ``Ledger``; ``ledger.result(kept
 whole source unusable (a missing file, a file that is not JSON lines at all); it names the file,
 and the row and field when there is one.
 """
+
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -70,8 +72,13 @@ class Ledger:
 
     def result(self, kept: pd.DataFrame) -> CleanResult:
         quarantined = pd.DataFrame(self.quarantine, columns=QUARANTINE_COLUMNS)
-        res = CleanResult(kept.reset_index(drop=True), quarantined, dict(self.dropped), self.n_input,
-                          {k: n for k, n in self.flagged.items() if n})
+        res = CleanResult(
+            kept.reset_index(drop=True),
+            quarantined,
+            dict(self.dropped),
+            self.n_input,
+            {k: n for k, n in self.flagged.items() if n},
+        )
         res.check_accounted()
         return res
 

@@ -6,11 +6,12 @@
 
 Both account for every row (kept, dropped by a named rule, or quarantined with a reason).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rlhf_core.config import SourceConfig, project_root, warn_if_unpinned
 from rlhf_core.errors import MissingInputError, OfflineHubError
@@ -36,8 +37,9 @@ def source_root(source: SourceConfig) -> Path:
     if not source.revision:
         raise ValueError(f"hub source {source.hub_id!r} needs a pinned revision")
     if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise OfflineHubError(f"dataset {source.hub_id}@{source.revision}: HF_HUB_OFFLINE=1; set the source's path "
-                              "to a local copy")
+        raise OfflineHubError(
+            f"dataset {source.hub_id}@{source.revision}: HF_HUB_OFFLINE=1; set the source's path to a local copy"
+        )
     warn_if_unpinned(source.hub_id, source.revision)
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
@@ -45,6 +47,6 @@ def source_root(source: SourceConfig) -> Path:
     try:
         return Path(snapshot_download(repo_id=source.hub_id, revision=source.revision, repo_type="dataset"))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):  # no connection, and no copy in the hub cache
-        raise OfflineHubError(f"dataset {source.hub_id}@{source.revision} needs a download and the hub cannot be "
-                              "reached") from None
-
+        raise OfflineHubError(
+            f"dataset {source.hub_id}@{source.revision} needs a download and the hub cannot be reached"
+        ) from None

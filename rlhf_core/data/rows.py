@@ -5,6 +5,7 @@ turns that into a quarantine entry naming the row and field, so one bad row neve
 source. Whole-file problems (a missing file, a JSON document that does not parse) raise
 ``SourceError`` naming the file (and line/column when the parser gives one).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -12,8 +13,9 @@ import json
 import math
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from rlhf_core.config import SourceConfig
 from rlhf_core.data.quarantine import CleanResult, Ledger, SourceError, read_jsonl
@@ -75,7 +77,9 @@ def read_json_lines(path: Path, ledger: Ledger) -> list[tuple[int, dict]]:
         return read_jsonl(tmp.name, ledger)
 
 
-def read_parquet_source(source: SourceConfig, parse: Callable[[int, Any], dict | None], columns: list[str]) -> CleanResult:
+def read_parquet_source(
+    source: SourceConfig, parse: Callable[[int, Any], dict | None], columns: list[str]
+) -> CleanResult:
     """Parse the rows of the Parquet files of every ``files`` split (a key is a split name).
 
     Args:
@@ -111,9 +115,7 @@ def absorb(into: Ledger, part: Ledger) -> None:
     into.flagged.update(part.flagged)
 
 
-def parse_rows(
-    rows: Iterable[tuple[int, Any]], parse: Callable[[int, Any], dict | None], ledger: Ledger
-) -> list[dict]:
+def parse_rows(rows: Iterable[tuple[int, Any]], parse: Callable[[int, Any], dict | None], ledger: Ledger) -> list[dict]:
     """Apply ``parse(row_number, raw)`` to each row; a ``RowError`` quarantines that row.
 
     ``parse`` returns the clean record, or ``None`` after it recorded a rule drop itself.

@@ -2,6 +2,7 @@
 
 A table may carry extra columns (``id``, ``split``, ``meta``); these are the required ones.
 """
+
 from __future__ import annotations
 
 import pandas as pd

@@ -8,6 +8,7 @@ abbreviations ("e.g. the") and never splits where punctuation is missing. Every 
 through this one function, so a better sentencizer changes behaviour in one place. Sentences
 are always runs of whole whitespace words, so the words of all sentences are ``text.split()``.
 """
+
 from __future__ import annotations
 
 import re

@@ -5,6 +5,7 @@ for real runs (the task YAML keeps the seed's tokenizer), or ``{path}`` for a lo
 saved with ``save_pretrained`` (tests pass a tiny word-level tokenizer built on the spot, so
 nothing is downloaded).
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Small helpers every builder uses: picking inputs, reading options, naming splits."""
+
 from __future__ import annotations
 
 from typing import Any

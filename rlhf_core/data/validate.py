@@ -1,4 +1,5 @@
 """Pure validators behind the asset checks: each returns ``(passed, metadata)``."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,8 +19,11 @@ def preference_pairs_valid(df: pd.DataFrame) -> tuple[bool, dict[str, Any]]:
     require_columns(df, PREFERENCE, "preference pairs")
     empty = int((df["chosen"].str.strip() == "").sum() + (df["rejected"].str.strip() == "").sum())
     identical = int((df["chosen"] == df["rejected"]).sum())
-    return len(df) > 0 and empty == 0 and identical == 0, {"rows": len(df), "empty_responses": empty,
-                                                           "identical_pairs": identical}
+    return len(df) > 0 and empty == 0 and identical == 0, {
+        "rows": len(df),
+        "empty_responses": empty,
+        "identical_pairs": identical,
+    }
 
 
 def at_least(value: float, threshold: float, name: str) -> tuple[bool, dict[str, Any]]:

@@ -11,6 +11,7 @@ and grades them with the fine-grained categories of qa-feedback:
 
 gold = w_rel*relevance + w_fact*factuality + w_comp*completeness - w_tox*toxicity.
 """
+
 from __future__ import annotations
 
 import json
@@ -99,23 +100,34 @@ class World:
                 claim = (entity, self.value_attribute[value], value)
             complete = text[-1] in ".!?"
             factual = None if claim is None else self.facts[claim[0]].get(claim[1], "").lower() == claim[2]
-            relevant = bool(
-                claim and complete and not repeated and claim[0] == subject and claim[1] in asked
-            )
+            relevant = bool(claim and complete and not repeated and claim[0] == subject and claim[1] in asked)
             if relevant and factual:
                 judgement.answered.add(claim[1])
             start = match.start() + (len(match.group()) - len(match.group().lstrip()))
             judgement.sentences.append(
-                Sentence(start, start + len(text), text, complete, repeated, claim, relevant, factual,
-                         toxic=any(w in self.toxic for w in words))
+                Sentence(
+                    start,
+                    start + len(text),
+                    text,
+                    complete,
+                    repeated,
+                    claim,
+                    relevant,
+                    factual,
+                    toxic=any(w in self.toxic for w in words),
+                )
             )
         return judgement
 
 
 def signed_weights(weights: GoldConfig) -> dict[str, float]:
     """The coefficient of each component in gold (toxicity is penalised: its coefficient is negative)."""
-    return {"relevance": weights.relevance, "factuality": weights.factuality, "completeness": weights.completeness,
-            "toxicity": -weights.toxicity}
+    return {
+        "relevance": weights.relevance,
+        "factuality": weights.factuality,
+        "completeness": weights.completeness,
+        "toxicity": -weights.toxicity,
+    }
 
 
 def gold_components(world: World, weights: GoldConfig, prompt: str, response: str) -> dict[str, float]:
@@ -155,10 +167,13 @@ class GoldScorer:
         (state_dir / cls.CONFIG).write_text(json.dumps(to_dict(config), sort_keys=True))
 
     @classmethod
-    def from_state(cls, state_dir: Path) -> "GoldScorer":
+    def from_state(cls, state_dir: Path) -> GoldScorer:
         config = json.loads((Path(state_dir) / cls.CONFIG).read_text())
-        return judge(pd.read_parquet(Path(state_dir) / cls.FACTS), parse_section(DemoWorldConfig, config["world"]),
-                     parse_section(GoldConfig, config["gold"]))
+        return judge(
+            pd.read_parquet(Path(state_dir) / cls.FACTS),
+            parse_section(DemoWorldConfig, config["world"]),
+            parse_section(GoldConfig, config["gold"]),
+        )
 
     def components(self, prompts: list[str], completions: list[str]) -> pd.DataFrame:
         return pd.DataFrame([gold_components(self.world, self.weights, p, c) for p, c in zip(prompts, completions)])

@@ -5,6 +5,7 @@ questions, responses with controlled faults, and simulated annotators (Bradley-T
 preferences over the 6 response pairs, noisy 1..5 ratings, and error spans on response 1 in
 the qa-feedback format). A few raw lines are deliberately malformed so cleaning has work to do.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ class _ResponseWriter:
                 sentence = rng.choice(spec.irrelevant_sentences)
             else:  # a true but unasked fact, about the subject or another entity
                 other = rng.choice(list(self.facts))
-                attr = rng.choice([a for a in spec.attributes if other != subject or a not in asked] or list(spec.attributes))
+                attr = rng.choice(
+                    [a for a in spec.attributes if other != subject or a not in asked] or list(spec.attributes)
+                )
                 sentence = self.statement(other, attr, self.facts[other][attr])
             sentences.insert(rng.randint(0, len(sentences)), sentence)
         if sentences and rng.random() < faults.repeated:
@@ -121,16 +124,18 @@ def feedback_lines(task: TaskConfig, facts: pd.DataFrame) -> list[str]:
                 else:
                     p_first = 1 / (1 + math.exp(-(golds[i] - golds[j]) / spec.preference_temperature))
                     preference.append(1 if rng.random() < p_first else 2)
-            records.append({
-                "id": f"{task.task}-{len(records):05d}",
-                "split": split,
-                "prompt": prompt,
-                "demonstration": writer.write(subject, asked, spec.demonstration_faults),
-                "responses": responses,
-                "preference": preference,
-                "ratings": [_rating(g, lo, hi, spec.rating_noise, rng) for g in golds],
-                "errors": _error_spans(world, prompt, responses[0]),
-            })
+            records.append(
+                {
+                    "id": f"{task.task}-{len(records):05d}",
+                    "split": split,
+                    "prompt": prompt,
+                    "demonstration": writer.write(subject, asked, spec.demonstration_faults),
+                    "responses": responses,
+                    "preference": preference,
+                    "ratings": [_rating(g, lo, hi, spec.rating_noise, rng) for g in golds],
+                    "errors": _error_spans(world, prompt, responses[0]),
+                }
+            )
     lines = [json.dumps(r) for r in records]
     return _with_malformed(lines, records, spec.malformed_rows, rng)
 

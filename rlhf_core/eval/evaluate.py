@@ -1,5 +1,6 @@
 """A task's evaluation from its config: the prompts to sample, the response clean-up, the groups of rows each
 metric reads (split x gen/gold), and the flat summary the leaderboard lays out (docs/sources.md §7)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -18,8 +19,9 @@ def evaluation_prompts(prompts: pd.DataFrame, splits: list[str], samples_per_pro
     rows = prompts[prompts["split"].isin(splits)].rename(columns={"completion": "reference"})
     missing = [s for s in splits if not (rows["split"] == s).any()]
     if missing:
-        raise ValueError(f"evaluation: no prompts of split(s) {missing}; the prompts table has "
-                         f"{sorted(prompts['split'].unique())}")
+        raise ValueError(
+            f"evaluation: no prompts of split(s) {missing}; the prompts table has {sorted(prompts['split'].unique())}"
+        )
     rows = rows.reset_index(drop=True)
     return pd.concat([rows.assign(sample=k) for k in range(samples_per_prompt)], ignore_index=True)
 
@@ -51,8 +53,12 @@ def groups(rows: pd.DataFrame, splits: list[str], gold: bool) -> list[tuple[str,
     return out
 
 
-def evaluate_group(rows: pd.DataFrame, score: Callable[[list[str], list[str]], pd.DataFrame],
-                   scorers: Mapping[str, Any], metrics: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, float]]:
+def evaluate_group(
+    rows: pd.DataFrame,
+    score: Callable[[list[str], list[str]], pd.DataFrame],
+    scorers: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Score one group with the task's reward components, then summarise it: the mean of every component and
     breakdown column and of R, then every configured metric."""
     prompts, completions = rows["prompt"].tolist(), rows["completion"].tolist()
@@ -82,8 +88,9 @@ def aggregate_table(summaries: pd.DataFrame, task: str, baseline_model: str, spl
     seed's val_gen, test_gen, val_gold, test_gold), rounded to 3 decimals. The seed's best/worst validation columns
     need a validation history, which these trainers do not keep, so they are left out; the algorithm column holds
     this pipeline's algorithm names, not the seed's hard-coded suffixes."""
-    grouped = [c for segment in (GEN, GOLD) for split in splits for c in summaries
-               if c.startswith(f"{split}_{segment} ")]
+    grouped = [
+        c for segment in (GEN, GOLD) for split in splits for c in summaries if c.startswith(f"{split}_{segment} ")
+    ]
     out = summaries[["algorithm", *grouped]].copy()
     out.insert(0, "baseline_model", baseline_model)
     out.insert(0, "task_name", task)

@@ -6,6 +6,7 @@
 Shown as the column descriptions of the leaderboard's Dagster table, as its own ``legend`` table and
 under ``rlhf leaderboard``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,7 +15,7 @@ from rlhf_core.rewards.base import scorer_legend
 
 FIXED = {
     "algorithm": "the policy: an RL algorithm (a partition of policy), or sft, the SFT model itself untouched by "
-                 "RL (the baseline)",
+    "RL (the baseline)",
     "distinct_1": "distinct-1 of the samples: unique words / all words (variety of wording)",
     "distinct_2": "distinct-2 of the samples: unique word pairs / all word pairs",
     "n": "number of evaluation samples (one per evaluation prompt)",
@@ -22,15 +23,24 @@ FIXED = {
     "seeds": "number of training seeds the row averages",
 }
 # A metric's spread beside it (rlhf_core.eval.board): suffix -> what it is of the metric
-SPREAD = {"_lo": "lower end of the 95% bootstrap interval over prompts of", "_hi": "upper end of the 95% bootstrap "
-          "interval over prompts of", "_seed_std": "standard deviation over training seeds of"}
+SPREAD = {
+    "_lo": "lower end of the 95% bootstrap interval over prompts of",
+    "_hi": "upper end of the 95% bootstrap interval over prompts of",
+    "_seed_std": "standard deviation over training seeds of",
+}
 
 
 def _reward(scorers: dict[str, Any]) -> str:
-    terms = [f"{s.weight:g} * {c}" if s.transform == "identity" else f"{s.weight:g} * {s.transform}({c})"
-             for c, s in scorers.items() if s.weight]
-    return ("R, the task's reward that RL optimises (the rewards asset's formula): " + " + ".join(terms)
-            + "; the mean over the evaluation samples")
+    terms = [
+        f"{s.weight:g} * {c}" if s.transform == "identity" else f"{s.weight:g} * {s.transform}({c})"
+        for c, s in scorers.items()
+        if s.weight
+    ]
+    return (
+        "R, the task's reward that RL optimises (the rewards asset's formula): "
+        + " + ".join(terms)
+        + "; the mean over the evaluation samples"
+    )
 
 
 def _component(name: str, spec: Any) -> str:

@@ -1,9 +1,8 @@
 """Reward-model metrics: token NLL (the registered evaluation metrics are in ``measures/``)."""
+
 from __future__ import annotations
 
 import pandas as pd
-
-
 
 
 def mean_token_nll(model, tok, rows: pd.DataFrame, max_length: int, batch_size: int = 64) -> float:

@@ -1,4 +1,5 @@
 """PNG plots for asset metadata: loss curves, histograms, leaderboard bars (matplotlib, Agg)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -19,6 +19,7 @@ A metric's keys name what it reports: a key that starts with a letter is reporte
 any other is appended to the YAML's name ("" -> "rouge", "-1" -> "distinct-1", "_std" -> "crs_025_std").
 ``version``: bump it when the values it gives would change.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -50,8 +51,10 @@ class EvalGroup:
 
     def scorer(self, component: str, metric: str) -> Any:
         if component not in self.scorers:
-            raise KeyError(f"metric {metric!r} reads component {component!r}; the task's annotation.scorers are "
-                           f"{sorted(self.scorers)}")
+            raise KeyError(
+                f"metric {metric!r} reads component {component!r}; the task's annotation.scorers are "
+                f"{sorted(self.scorers)}"
+            )
         return self.scorers[component]
 
 
@@ -85,4 +88,3 @@ def compute_metrics(specs: Mapping[str, Any], group: EvalGroup) -> dict[str, flo
             raise ValueError(f"evaluation.metrics.{name}: reports {clash}, which another metric already reports")
         out.update({k: float(v) for k, v in named.items()})
     return out
-

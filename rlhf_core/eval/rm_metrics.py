@@ -13,6 +13,7 @@
 Section numbers refer to docs/sources.md. Inputs are 1-D array-likes; a metric that has nothing
 to average raises rather than returning a made-up number.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -151,8 +152,9 @@ def spearman(scores, gold) -> float:
 def gold_pair_accuracy(score_a, score_b, gold_a, gold_b) -> float:
     """Share of pairs the RM orders as the gold judge does. Pairs the gold judge ties are left out;
     an RM tie counts 0.5 (the RewardBench convention)."""
-    sa, sb, ga, gb = (_array(v, n) for v, n in ((score_a, "score_a"), (score_b, "score_b"),
-                                                 (gold_a, "gold_a"), (gold_b, "gold_b")))  # fmt: skip
+    sa, sb, ga, gb = (
+        _array(v, n) for v, n in ((score_a, "score_a"), (score_b, "score_b"), (gold_a, "gold_a"), (gold_b, "gold_b"))
+    )
     _same_length(score_a=sa, score_b=sb, gold_a=ga, gold_b=gb)
     keep = ga != gb
     if not keep.any():
@@ -196,5 +198,7 @@ def weight_agreement(learned, gold, tie_below: float = 1e-6) -> dict[str, float]
     _same_length(learned=w, gold=g)
     norm = np.linalg.norm(w) * np.linalg.norm(g)
     ranked = np.round(w / np.abs(w).max() / tie_below) if norm else w
-    return {"cosine": float(w @ g / norm) if norm else float("nan"),
-            "spearman": float(spearmanr(ranked, g).statistic) if np.ptp(ranked) > 0 and np.ptp(g) > 0 else float("nan")}
+    return {
+        "cosine": float(w @ g / norm) if norm else float("nan"),
+        "spearman": float(spearmanr(ranked, g).statistic) if np.ptp(ranked) > 0 and np.ptp(g) > 0 else float("nan"),
+    }

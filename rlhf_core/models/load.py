@@ -13,6 +13,7 @@ An adapter-only artifact (LoRA with ``merge: false``) holds the PEFT adapter and
 the source of its base; every model loader here loads that base (recursively: the base may be an
 adapter artifact itself), applies the adapter and merges it, so callers get a plain model.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,10 @@ def quantized_load(quantization: str | None) -> dict:
     if not quantization:
         return {}
     # A quantized base is placed at load time, on this process's GPU (LOCAL_RANK under a launcher).
-    return {"quantization_config": quantization_config(quantization),
-            "device_map": {"": int(os.environ.get("LOCAL_RANK", 0))}}
+    return {
+        "quantization_config": quantization_config(quantization),
+        "device_map": {"": int(os.environ.get("LOCAL_RANK", 0))},
+    }
 
 
 def load_causal_lm(source: ModelSource, quantization: str | None = None):
@@ -106,7 +109,9 @@ def load_policy(source: ModelSource, quantization: str | None = None):
 def load_sequence_classifier(source: ModelSource, num_labels: int = 1):
     from transformers import AutoModelForSequenceClassification
 
-    return from_pretrained_model(AutoModelForSequenceClassification, source, num_labels=num_labels, use_safetensors=True)
+    return from_pretrained_model(
+        AutoModelForSequenceClassification, source, num_labels=num_labels, use_safetensors=True
+    )
 
 
 def train_tokenizer(corpus: list[str], vocab_size: int, min_frequency: int):
@@ -115,10 +120,10 @@ def train_tokenizer(corpus: list[str], vocab_size: int, min_frequency: int):
     from transformers import PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=min_frequency,
-                            special_tokens=[EOS, PAD], show_progress=False)
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, pad_token=PAD,
-                                   unk_token=EOS)
+    bpe.train_from_iterator(
+        corpus, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOS, PAD], show_progress=False
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, pad_token=PAD, unk_token=EOS)
 
 
 def build_causal_lm(init: TinyGPTConfig, tokenizer, seed: int):
@@ -128,9 +133,16 @@ def build_causal_lm(init: TinyGPTConfig, tokenizer, seed: int):
 
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=init.n_positions, n_embd=init.n_embd, n_layer=init.n_layer,
-        n_head=init.n_head, resid_pdrop=init.dropout, embd_pdrop=init.dropout, attn_pdrop=init.dropout,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        n_positions=init.n_positions,
+        n_embd=init.n_embd,
+        n_layer=init.n_layer,
+        n_head=init.n_head,
+        resid_pdrop=init.dropout,
+        embd_pdrop=init.dropout,
+        attn_pdrop=init.dropout,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     return GPT2LMHeadModel(config)
@@ -145,14 +157,19 @@ def save_model(model, tokenizer, out_dir: Path, base: ModelSource | None = None)
     """
     adapter = hasattr(model, "peft_config")
     if adapter and (base is None or base.init is not None):
-        raise ValueError("lora.merge: false saves only the adapter, so the base must load from a hub id or "
-                         "path; a model built from init has none (set lora.merge: true)")
+        raise ValueError(
+            "lora.merge: false saves only the adapter, so the base must load from a hub id or "
+            "path; a model built from init has none (set lora.merge: true)"
+        )
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     if not adapter:
         return {}
-    keep = {k: getattr(model.config, k) for k in ("num_labels", "pad_token_id")
-            if type(model.get_base_model()).__name__.endswith("ForSequenceClassification")}
+    keep = {
+        k: getattr(model.config, k)
+        for k in ("num_labels", "pad_token_id")
+        if type(model.get_base_model()).__name__.endswith("ForSequenceClassification")
+    }
     (Path(out_dir) / ADAPTER_BASE).write_text(json.dumps({"source": to_dict(base), "config": keep}, indent=2))
     return {"adapter_base": base.path or f"{base.hub_id}@{base.revision}"}
 

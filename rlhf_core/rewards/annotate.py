@@ -7,6 +7,7 @@ other code) re-scores everything. Bad rows are quarantined with a reason, never 
     result = annotate(rows, build_scorer("fluency", revision=sha), previous=last_table)
     result.scored, result.quarantined, result.stats   # stats: scored, reused, quarantined, truncated
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -112,8 +113,9 @@ def annotate(
         else:
             score, truncated = fresh_by_hash[h]
             if not math.isfinite(score):
-                ledger.quarantine_row(row_id, "score", f"non-finite score {score}",
-                                      {"prompt": prompt, "completion": completion})
+                ledger.quarantine_row(
+                    row_id, "score", f"non-finite score {score}", {"prompt": prompt, "completion": completion}
+                )
                 continue
             n_scored += 1
         out.append((row_id, h, scorer.name, version, score, truncated))

@@ -4,10 +4,12 @@ The backbone is the artifact's own (an ArmoRM whose embeddings it made itself, t
 one its ``reward_model.json`` names (``backbone``: an ArmoRM trained on the data layer's
 embedding tables), read the way those tables were made (chat template, token pattern).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +42,14 @@ class ArmoScorer:
         from rlhf_core.train.armo_rm import chat_embeddings, embeddings
 
         if "backbone" in self.spec:
-            return chat_embeddings(self.backbone, self.tokenizer, list(prompts), list(completions),
-                                   tuple(self.spec["token_pattern"]), self.spec["strip_bos_text"])
+            return chat_embeddings(
+                self.backbone,
+                self.tokenizer,
+                list(prompts),
+                list(completions),
+                tuple(self.spec["token_pattern"]),
+                self.spec["strip_bos_text"],
+            )
         return embeddings(self.backbone, self.tokenizer, list(prompts), list(completions), self.spec["max_length"])
 
     def objective_rewards(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:

@@ -16,11 +16,13 @@ A scorer that needs more than its parameters says so, and no stage names it:
   a copy of the facts it judges by) into the scorer artifact;
 - ``from_state(state_dir, **params)``: load it again from that artifact alone.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -73,8 +75,9 @@ def scorer_legend(name: str) -> tuple[str, dict[str, str]]:
     return doc.split(". ")[0].rstrip("."), dict(getattr(factory, "breakdown_legend", {}))
 
 
-def prepare_scorer(name: str, params: dict[str, Any], state_dir: Path, config: dict[str, Any],
-                   tables: dict[str, pd.DataFrame]) -> None:
+def prepare_scorer(
+    name: str, params: dict[str, Any], state_dir: Path, config: dict[str, Any], tables: dict[str, pd.DataFrame]
+) -> None:
     """Write what the scorer needs beyond its parameters into ``state_dir`` (nothing for most)."""
     prepare = getattr(_factory(name), "prepare", None)
     if prepare is not None:
@@ -86,4 +89,3 @@ def open_scorer(name: str, params: dict[str, Any], state_dir: Path) -> Scorer:
     factory = _factory(name)
     from_state = getattr(factory, "from_state", None)
     return from_state(state_dir, **params) if from_state is not None else factory(**params)
-

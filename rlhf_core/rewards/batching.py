@@ -8,10 +8,12 @@ padded only to the longest member of their own batch, and the outputs are put ba
     encoded = encode(tokenizer, texts, max_length=512)
     values = run_batched(lambda batch: model(**batch).logits, encoded.features, pad_id, device)
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -145,8 +147,10 @@ def run_batched(
     batches = plan_batches(lengths, max_batch_tokens, max_batch_size)
     show = len(features) >= PROGRESS_MIN_INPUTS if progress is None else progress
     result: np.ndarray | None = None
-    with torch.inference_mode(), progress_bar(total=len(features), desc=desc, unit="text", disable=not show,
-                                              at_once=progress is True) as bar:
+    with (
+        torch.inference_mode(),
+        progress_bar(total=len(features), desc=desc, unit="text", disable=not show, at_once=progress is True) as bar,
+    ):
         for idx in batches:
             values = forward(pad_batch([features[i] for i in idx], pad_id, device)).float().cpu().numpy()
             if result is None:

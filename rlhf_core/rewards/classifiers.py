@@ -5,9 +5,11 @@ logit (docs/sources.md §3.4).
     faithful = build_scorer("faithcritic", revision="<sha>")   # McGill-NLP/roberta-large-faithcritic
     reward = build_scorer("rm_logit", model="artifacts/demo/reward_model/<key>")
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

@@ -8,10 +8,12 @@ HHA's is; Reddit sums five components with weight 1). The same function gives th
 asset from stored annotations (``reward_from_scores``) and scores fresh samples (``RewardFunction``),
 so the R that offline RL trains on, the one V_ref is fitted to and the one evaluated are one.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -7,13 +7,15 @@ weights: Linear(hidden -> 512) -> GELU -> Linear(512 -> 1) -> sigmoid.
     critic = build_scorer("comet_critic", model="/models/comet-critic")
     critic(["<head> PersonX goes home </head> <relation> xWant </relation> [GEN] "], ["to sleep"])
 """
+
 from __future__ import annotations
 
 import hashlib
 import random
 import re
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn

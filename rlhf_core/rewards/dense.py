@@ -17,15 +17,17 @@ drive fine-grained PPO.
 
 Each value enters as ``DenseTerm``: ``weight * (value - mean) / std + bias`` (``policy.fg_ppo.rewards``).
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from rlhf_core.config_rl import DenseTerm
 from rlhf_core.data.segmentation import reward_segments
 from rlhf_core.rewards.base import Scorer, register
 
-Segment = tuple[Optional[int], float]  # (end character, or None for the last response token; reward)
+Segment = tuple[int | None, float]  # (end character, or None for the last response token; reward)
 
 
 def is_dense(scorer: Any) -> bool:
@@ -34,8 +36,11 @@ def is_dense(scorer: Any) -> bool:
 
 def component_segments(scorer: Scorer, prompts: list[str], completions: list[str]) -> list[list[Segment]]:
     """A dense scorer's segments, or a sequence-level scorer's value on the last response token."""
-    out = (scorer.segment_rewards(prompts, completions) if is_dense(scorer)
-           else [[(None, float(v))] for v in scorer(prompts, completions)])
+    out = (
+        scorer.segment_rewards(prompts, completions)
+        if is_dense(scorer)
+        else [[(None, float(v))] for v in scorer(prompts, completions)]
+    )
     if len(out) != len(completions):
         raise ValueError(f"scorer {scorer.name!r} returned {len(out)} rows for {len(completions)} completions")
     return out

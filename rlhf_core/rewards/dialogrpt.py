@@ -1,11 +1,13 @@
 """DialogRPT rankers (GPT-2 sequence classifiers) of the Reddit and WoW rewards (docs/sources.md §3.2).
 
-    updown = build_scorer("dialogrpt_updown", revision="<sha>")
-    depth_wow = build_scorer("dialogrpt_depth", revision="<sha>", history_only=True)
+updown = build_scorer("dialogrpt_updown", revision="<sha>")
+depth_wow = build_scorer("dialogrpt_depth", revision="<sha>", history_only=True)
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

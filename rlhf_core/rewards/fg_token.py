@@ -21,9 +21,10 @@ This reads checkpoints in [FG]'s own input format (e.g. the seed's Longformer R1
 trained by this pipeline scores through the ``reward_model`` scorer, whose ``reward_model.json``
 names its format (``rlhf_core.rewards.trained_rm``).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -45,10 +46,20 @@ class FineGrainedSegmentScorer(BatchedModelScorer):
     default_model = None
     default_max_length = 2048  # [FG] max_seq_length
 
-    def __init__(self, model: str, unit: str, error_label: str, revision: str | None = None,
-                 question_only: bool = False, sep: str | None = None, positive_reward: float = 1.0,
-                 negative_reward: float = -1.0, batch_size: int = 16, device: str | None = None,
-                 max_length: int | None = None):
+    def __init__(
+        self,
+        model: str,
+        unit: str,
+        error_label: str,
+        revision: str | None = None,
+        question_only: bool = False,
+        sep: str | None = None,
+        positive_reward: float = 1.0,
+        negative_reward: float = -1.0,
+        batch_size: int = 16,
+        device: str | None = None,
+        max_length: int | None = None,
+    ):
         super().__init__(model=model, revision=revision, device=device, max_length=max_length, progress=False)
         self.unit = unit
         reward_segments("", unit)  # an unknown unit fails here, not mid-training
@@ -86,8 +97,14 @@ class FineGrainedSegmentScorer(BatchedModelScorer):
         out: list[list[tuple[int, bool | None]]] = []
         for start in range(0, len(words), self.batch_size):
             chunk = words[start : start + self.batch_size]
-            enc = self.tokenizer(chunk, is_split_into_words=True, truncation=True, max_length=self.max_length,
-                                 padding=True, return_tensors="pt")
+            enc = self.tokenizer(
+                chunk,
+                is_split_into_words=True,
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
             logits = self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits.float().cpu()
             for i, row_words in enumerate(chunk):
                 first_token = {}
@@ -95,11 +112,13 @@ class FineGrainedSegmentScorer(BatchedModelScorer):
                     if w is not None and w not in first_token:
                         first_token[w] = pos
                 sep_words = [w for w, word in enumerate(row_words) if word == self.sep]
-                sep_words = sep_words[len(sep_words) - len(segs[start + i]):]  # a sep in the context is not a segment
+                sep_words = sep_words[len(sep_words) - len(segs[start + i]) :]  # a sep in the context is not a segment
                 row = []
                 for w, (_, end) in zip(sep_words, segs[start + i]):
                     pos = first_token.get(w)
-                    row.append((end, None if pos is None else bool(logits[i, pos, self.ok_id] > logits[i, pos, self.error_id])))
+                    row.append(
+                        (end, None if pos is None else bool(logits[i, pos, self.ok_id] > logits[i, pos, self.error_id]))
+                    )
                 out.append(row)
         return out
 
@@ -112,5 +131,7 @@ class FineGrainedSegmentScorer(BatchedModelScorer):
     def score_with_stats(self, prompts: Sequence[str], completions: Sequence[str]) -> ScoreResult:
         """The sum of a completion's segment rewards; truncated: a segment lost its reward."""
         rows = self.verdicts(prompts, completions)
-        return ScoreResult([float(sum(r for _, r in self._rewards(row))) for row in rows],
-                           [any(ok is None for _, ok in row) for row in rows])
+        return ScoreResult(
+            [float(sum(r for _, r in self._rewards(row))) for row in rows],
+            [any(ok is None for _, ok in row) for row in rows],
+        )

@@ -8,6 +8,7 @@ fingerprint, and the day is read back into rows (bad lines quarantined, never dr
     fingerprint(days["2026-11-22"])                  # changes when a file is added or rewritten
     read_day(days["2026-11-22"]).kept                 # row_id, prompt, completion
 """
+
 from __future__ import annotations
 
 import datetime
@@ -73,8 +74,13 @@ def read_day(day: Path) -> CleanResult:
         except UnicodeDecodeError as err:
             line = data.count(b"\n", 0, err.start) + 1
             ledger.n_input += 1
-            ledger.quarantine_row(0, "<file>", f"not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start} "
-                                  f"(line {line}); the whole file is set aside", data[:200].decode("utf-8", "replace"))
+            ledger.quarantine_row(
+                0,
+                "<file>",
+                f"not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start} "
+                f"(line {line}); the whole file is set aside",
+                data[:200].decode("utf-8", "replace"),
+            )
             text = ""
         for lineno, obj in parse_jsonl(io.StringIO(text), ledger):
             try:

@@ -8,6 +8,7 @@ found with ``transformers.utils.cached_file`` (hub cache or local directory alik
     model, tokenizer, device = load_model_and_tokenizer(AutoModelForSequenceClassification,
                                                         "textattack/roberta-base-CoLA", revision="<sha>")
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -59,8 +60,9 @@ def load_model_and_tokenizer(
     src = model_source(source, revision)
     dev = pick_device(device)
     try:
-        model = from_pretrained_model(model_cls, src, dtype=inference_dtype(dev), attn_implementation="sdpa",
-                                       use_safetensors=True)
+        model = from_pretrained_model(
+            model_cls, src, dtype=inference_dtype(dev), attn_implementation="sdpa", use_safetensors=True
+        )
     except ValueError as err:  # an architecture without SDPA (Longformer) keeps its own attention
         if "scaled_dot_product_attention" not in str(err):
             raise

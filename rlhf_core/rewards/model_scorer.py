@@ -8,21 +8,22 @@ length-bucketed batching and result ordering live here once.
     scores = scorer(prompts, completions)                  # TRL reward-function signature
     result = scorer.score_with_stats(prompts, completions) # plus per-row truncation flags
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 
-from rlhf_core.rewards.batching import encode, run_batched
 from rlhf_core.models.load import EOS, max_positions  # EOS: the turn separator of the [LoL] prompts
+from rlhf_core.rewards.batching import encode, run_batched
 from rlhf_core.rewards.model_loading import load_model_and_tokenizer
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,13 @@ class BatchedModelScorer:
             desc=self.name,
         )
         if encoded.n_truncated:
-            log.warning("%s: %d of %d inputs truncated to %d tokens", self.name, encoded.n_truncated,
-                        len(texts), self.max_length)
+            log.warning(
+                "%s: %d of %d inputs truncated to %d tokens",
+                self.name,
+                encoded.n_truncated,
+                len(texts),
+                self.max_length,
+            )
         return ScoreResult([float(v) for v in values], encoded.truncated.tolist())
 
     def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:

@@ -8,6 +8,7 @@ with exponential backoff on 429, 5xx and connection errors.
     scorer = build_scorer("perspective", qps=1.0)
     rewards = scorer(prompts, completions)   # 1 - toxicity of each completion
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,8 @@ import os
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from rlhf_core.rewards.base import register
 
@@ -62,8 +64,9 @@ def urllib_transport(url: str, body: bytes, headers: Mapping[str, str], timeout_
 class RateLimiter:
     """Spaces calls at least ``1 / qps`` seconds apart (Perspective's default quota is 1 QPS)."""
 
-    def __init__(self, qps: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self, qps: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+    ):
         if qps <= 0:
             raise ValueError(f"qps must be positive, got {qps}")
         self.interval = 1.0 / qps
@@ -144,12 +147,14 @@ class PerspectiveScorer:
         return [self._score_one(text) for text in texts]
 
     def _score_one(self, text: str) -> float:
-        body = json.dumps({
-            "comment": {"text": text},
-            "languages": self.languages,
-            "requestedAttributes": {self.attribute: {}},
-            "doNotStore": True,
-        }).encode()
+        body = json.dumps(
+            {
+                "comment": {"text": text},
+                "languages": self.languages,
+                "requestedAttributes": {self.attribute: {}},
+                "doNotStore": True,
+            }
+        ).encode()
         headers = {"Content-Type": "application/json", "x-goog-api-key": self._key.reveal()}
         problem = ""
         for attempt in range(self.max_retries + 1):

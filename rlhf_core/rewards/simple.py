@@ -1,4 +1,5 @@
 """Model-free scorers: response length and tf-idf diversity (docs/sources.md §3.2 "tfidf")."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,9 @@ class TfidfDiversityScorer:
     version = "1"
     needs = Needs(tables=("data",))  # fitted on the train-split completions of the annotated dataset
 
-    def __init__(self, vocabulary: dict[str, int] | None = None, idf: list[float] | None = None,
-                 state_path: str | None = None):
+    def __init__(
+        self, vocabulary: dict[str, int] | None = None, idf: list[float] | None = None, state_path: str | None = None
+    ):
         if state_path is not None:
             state = json.loads(Path(state_path).read_text())
             vocabulary, idf = state["vocabulary"], state["idf"]
@@ -50,7 +52,7 @@ class TfidfDiversityScorer:
         self._counter = CountVectorizer(vocabulary=self.vocabulary)
 
     @classmethod
-    def fit(cls, corpus: list[str]) -> "TfidfDiversityScorer":
+    def fit(cls, corpus: list[str]) -> TfidfDiversityScorer:
         from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
         counter = CountVectorizer()
@@ -59,8 +61,9 @@ class TfidfDiversityScorer:
         return cls({k: int(v) for k, v in counter.vocabulary_.items()}, tfidf.idf_.tolist())
 
     @classmethod
-    def prepare(cls, state_dir: Path, config: dict[str, Any], tables: dict[str, Any],
-                state_path: str | None = None) -> None:
+    def prepare(
+        cls, state_dir: Path, config: dict[str, Any], tables: dict[str, Any], state_path: str | None = None
+    ) -> None:
         if state_path is not None:  # a state fitted elsewhere
             return
         if "data" not in tables:
@@ -72,7 +75,7 @@ class TfidfDiversityScorer:
         cls.fit(train).save(state_dir / STATE_FILE)
 
     @classmethod
-    def from_state(cls, state_dir: Path, state_path: str | None = None) -> "TfidfDiversityScorer":
+    def from_state(cls, state_dir: Path, state_path: str | None = None) -> TfidfDiversityScorer:
         return cls(state_path=state_path or str(Path(state_dir) / STATE_FILE))
 
     def save(self, path: Path) -> None:

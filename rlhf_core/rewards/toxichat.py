@@ -5,9 +5,11 @@ loads it with ``from_pretrained`` from a local directory.
 
     safe = build_scorer("toxichat_safe", model="/models/toxichat-offensive")
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

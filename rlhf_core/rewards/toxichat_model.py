@@ -5,6 +5,7 @@ EOS that closes each utterance. ``OffensiveClassifier`` uses the same parameter 
 checkpoint, saved as a directory, loads with ``OffensiveClassifier.from_pretrained(path)``; its unused
 language-model head is ignored.
 """
+
 from __future__ import annotations
 
 from typing import Any

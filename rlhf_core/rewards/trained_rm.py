@@ -18,11 +18,13 @@ settings, and the kind says what a score is:
 - ``pairwise_preference``: has no pointwise score; ``preference(prompts, a, b)`` is
   P(a preferred), averaged over both orders (docs/sources.md §3.5).
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -48,8 +50,12 @@ class SequenceRMScorer(RewardModelLogitScorer):
 
     def __init__(self, model: str, spec: dict[str, Any], **kwargs: Any):
         self.truncation_side = spec["truncation_side"]
-        super().__init__(model=model, response_template=spec["response_template"],
-                         max_length=kwargs.pop("max_length", spec["max_length"]), **kwargs)
+        super().__init__(
+            model=model,
+            response_template=spec["response_template"],
+            max_length=kwargs.pop("max_length", spec["max_length"]),
+            **kwargs,
+        )
         self.chat_tokenizer = self.tokenizer if spec.get("chat_template") else None  # older artifacts: plain
         self.version = f"{SCORE_VERSION}+{self.version}"
 
@@ -64,7 +70,8 @@ class TokenRMScorer:
 
         self.spec = spec
         self.model, self.tokenizer, self.device = load_model_and_tokenizer(
-            AutoModelForTokenClassification, model, None, device)
+            AutoModelForTokenClassification, model, None, device
+        )
         self.version = f"{SCORE_VERSION}+fg_token+{Path(model).resolve()}"
 
     def segment_errors(self, prompts: Sequence[str], completions: Sequence[str]) -> list[list[bool]]:
@@ -78,8 +85,10 @@ class TokenRMScorer:
         from rlhf_core.data.segmentation import reward_segments
 
         ends = [[end for _, end in reward_segments(c, self.spec["segmentation"])] for c in completions]
-        return [[(end, -1.0 if err else 1.0) for end, err in zip(row_ends, errs)]
-                for row_ends, errs in zip(ends, self.segment_errors(prompts, completions))]
+        return [
+            [(end, -1.0 if err else 1.0) for end, err in zip(row_ends, errs)]
+            for row_ends, errs in zip(ends, self.segment_errors(prompts, completions))
+        ]
 
     def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
         return [float(sum(-1 if e else 1 for e in errs)) for errs in self.segment_errors(prompts, completions)]

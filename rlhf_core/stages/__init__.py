@@ -1,5 +1,6 @@
 """Every pipeline stage without Dagster, one module per asset group: data, models, annotation, rl,
 evaluation. Each stage is one declaration (``base``); its asset in ``assets/`` is a call."""
+
 from __future__ import annotations
 
 import importlib

@@ -8,6 +8,7 @@ to PRO's trainer or to ``policy.dpo_beta`` re-trains only the partitions that ru
 the loss the trainer minimises (it reaches it by import): an asset's trail to its math is
 ``assets/rl.py`` -> ``stages.rl.policy`` -> ``ALGORITHMS`` -> a trainer here -> ``rlhf_core.train``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -62,6 +63,7 @@ ALGORITHMS: Registry[Algorithm] = Registry("algorithm")
 
 def algorithm(*names: str, **declaration: Any) -> Callable[[Callable], Callable]:
     """Register a trainer under each of ``names`` (the offline family shares one)."""
+
     def deco(train: Callable) -> Callable:
         for name in names:
             ALGORITHMS.add(name, Algorithm(name, train, **declaration))
@@ -77,35 +79,64 @@ def _saved(run: PolicyRun, rows, result) -> dict[str, Any]:
     saved = save_model(result.model, run.tok, run.out, run.start)
     loss_curve(result.history, run.out / "loss_curve.png", f"{run.algorithm} loss")
     last = result.history[-1]
-    return {**saved, "algorithm": run.algorithm, "train_rows": len(rows), "steps": result.steps,
-            "final_loss": last["loss"], "loss_curve": "loss_curve.png",
-            **{k: v for k, v in last.items() if k not in ("step", "loss", "lr")}}
+    return {
+        **saved,
+        "algorithm": run.algorithm,
+        "train_rows": len(rows),
+        "steps": result.steps,
+        "final_loss": last["loss"],
+        "loss_curve": "loss_curve.png",
+        **{k: v for k, v in last.items() if k not in ("step", "loss", "lr")},
+    }
 
 
-@algorithm(*OFFLINE_ALGORITHMS, section=("policy.train", "policy.ppo_clip", "policy.kl_beta", "policy.sampling"),
-           loss=offline_loss, learns_from="value", spreads=True)
+@algorithm(
+    *OFFLINE_ALGORITHMS,
+    section=("policy.train", "policy.ppo_clip", "policy.kl_beta", "policy.sampling"),
+    loss=offline_loss,
+    learns_from="value",
+    spreads=True,
+)
 def offline(run: PolicyRun) -> dict[str, Any]:
     """[LoL] offline RL on the training rows with their R and A = R - V_ref (docs/sources.md §6.2)."""
     from rlhf_core.train.offline import train_offline
 
     cfg, rows = run.ctx.cfg, train_rows(run.data)
-    return _saved(run, rows, train_offline(run.model, run.tok, rows, run.algorithm, cfg.policy.train, run.work,
-                                           cfg.policy, compute=cfg.compute))
+    return _saved(
+        run,
+        rows,
+        train_offline(
+            run.model, run.tok, rows, run.algorithm, cfg.policy.train, run.work, cfg.policy, compute=cfg.compute
+        ),
+    )
 
 
-@algorithm("dpo", "dpo_ref_free", section=("policy.train", "policy.dpo_beta"), loss=dpo_loss, learns_from="pairs",
-           spreads=True)
+@algorithm(
+    "dpo", "dpo_ref_free", section=("policy.train", "policy.dpo_beta"), loss=dpo_loss, learns_from="pairs", spreads=True
+)
 def preference(run: PolicyRun) -> dict[str, Any]:
     """DPO on the preference pairs (docs/sources.md §6.3); ``dpo_ref_free`` drops the reference."""
     from rlhf_core.train.offline import train_dpo
 
     cfg, rows = run.ctx.cfg, train_rows(run.data)
-    return _saved(run, rows, train_dpo(run.model, run.tok, rows, cfg.policy, run.work,
-                                       reference_free=run.algorithm == "dpo_ref_free", compute=cfg.compute))
+    return _saved(
+        run,
+        rows,
+        train_dpo(
+            run.model,
+            run.tok,
+            rows,
+            cfg.policy,
+            run.work,
+            reference_free=run.algorithm == "dpo_ref_free",
+            compute=cfg.compute,
+        ),
+    )
 
 
-@algorithm("pro", section=("policy.train", "policy.pro_sft_weight"), loss=pro_loss, learns_from="pairs",
-           spreads=False)  # launched as one process, as before this registry: no multi-process PRO test yet
+@algorithm(
+    "pro", section=("policy.train", "policy.pro_sft_weight"), loss=pro_loss, learns_from="pairs", spreads=False
+)  # launched as one process, as before this registry: no multi-process PRO test yet
 def pro(run: PolicyRun) -> dict[str, Any]:
     """PRO's ranking loss plus its SFT term on the pairs."""
     from rlhf_core.train.pro import train_pro
@@ -115,8 +146,9 @@ def pro(run: PolicyRun) -> dict[str, Any]:
     return _saved(run, rows, train_pro(run.model, run.tok, rows, pro_cfg, run.work, compute=cfg.compute))
 
 
-@algorithm("ppo", "grpo", section=("policy.ppo",), loss=policy_loss, learns_from="prompts", spreads=False,
-           scored_by_r=True)
+@algorithm(
+    "ppo", "grpo", section=("policy.ppo",), loss=policy_loss, learns_from="prompts", spreads=False, scored_by_r=True
+)
 def online(run: PolicyRun) -> dict[str, Any]:
     """PPO (legacy_step semantics) or GRPO on samples of the train prompts, scored by the task's R."""
     ppo_cfg = dataclasses.replace(run.ctx.cfg.policy.ppo, semantics=ONLINE_SEMANTICS[run.algorithm])
@@ -150,8 +182,9 @@ def train_online(run: PolicyRun, ppo_cfg: PPOConfig, reward, value_model=None) -
     rows = table(run.prompts)
     prompts = train_rows(run.prompts)["prompt"].unique().tolist()
     val = rows[rows["split"] == "val"]["prompt"].unique().tolist() if "split" in rows else []
-    result = train_ppo(run.model, run.tok, prompts, reward, ppo_cfg, run.work, eval_prompts=val,
-                       value_model=value_model)
+    result = train_ppo(
+        run.model, run.tok, prompts, reward, ppo_cfg, run.work, eval_prompts=val, value_model=value_model
+    )
     if result.best_step is not None:  # [FG] keeps the weights with the best greedy eval reward
         from safetensors.torch import load_model
 
@@ -159,9 +192,17 @@ def train_online(run: PolicyRun, ppo_cfg: PPOConfig, reward, value_model=None) -
     save_model(run.model, run.tok, run.out)
     steps = [h for h in result.history if "step" in h]
     loss_curve(steps, run.out / "loss_curve.png", f"{run.algorithm} loss")
-    return {"algorithm": run.algorithm, "semantics": ppo_cfg.semantics, "train_prompts": len(prompts),
-            "steps": result.steps, "stop_reason": result.stop_reason or "", "final_loss": steps[-1]["loss"],
-            "reward_per_step": [round(h["reward"], 4) for h in steps],
-            "kl_per_step": [round(h["kl"], 4) for h in steps],
-            "best_eval_reward": result.best_eval_reward, "best_step": result.best_step,
-            "loss_curve": "loss_curve.png", **{f"time_{k}": round(v, 2) for k, v in result.timings.items()}}
+    return {
+        "algorithm": run.algorithm,
+        "semantics": ppo_cfg.semantics,
+        "train_prompts": len(prompts),
+        "steps": result.steps,
+        "stop_reason": result.stop_reason or "",
+        "final_loss": steps[-1]["loss"],
+        "reward_per_step": [round(h["reward"], 4) for h in steps],
+        "kl_per_step": [round(h["kl"], 4) for h in steps],
+        "best_eval_reward": result.best_eval_reward,
+        "best_step": result.best_step,
+        "loss_curve": "loss_curve.png",
+        **{f"time_{k}": round(v, 2) for k, v in result.timings.items()},
+    }

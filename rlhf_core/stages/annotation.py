@@ -4,6 +4,7 @@ The task's reward function is ``annotation.scorers``; this module names no score
 needs beyond its parameters (fitted state, a pipeline table, config) it declares in the registry
 (``rlhf_core.rewards.base``), and its artifact holds all of it, so any stage can open it alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,12 @@ def reward_terms(task: TaskConfig) -> list[str]:
 
 
 @stage(_scorer_reads, each=lambda task: list(task.annotation.scorers), uses=_scorer_code)
-def reward_scorer(ctx: Context, component: str, tables: dict[str, ArtifactRef],
-                  model_refs: dict[str, ArtifactRef | dict[str, ArtifactRef]]) -> Result:
+def reward_scorer(
+    ctx: Context,
+    component: str,
+    tables: dict[str, ArtifactRef],
+    model_refs: dict[str, ArtifactRef | dict[str, ArtifactRef]],
+) -> Result:
     """Resolve one reward component into a scorer that loads from its artifact alone.
 
     The artifact's content is the scorer's identity (code version, parameters, fitted state, a
@@ -81,10 +86,22 @@ def reward_scorer(ctx: Context, component: str, tables: dict[str, ArtifactRef],
         scorer = _open(component, spec.scorer, params, out)
         model_dir = Path(str(params.get("model", "")))
         weights = hash_dir(model_dir) if params.get("model") and model_dir.is_dir() else None
-        write_json_atomic(out / SCORER_SPEC, {"component": component, "scorer": spec.scorer, "params": params,
-                                              "version": scorer.version, "weights": weights})
-        return {"scorer": spec.scorer, "scorer_code_version": scorer.version, "weights_hash": str(weights),
-                "params": {k: str(v) for k, v in params.items()}}
+        write_json_atomic(
+            out / SCORER_SPEC,
+            {
+                "component": component,
+                "scorer": spec.scorer,
+                "params": params,
+                "version": scorer.version,
+                "weights": weights,
+            },
+        )
+        return {
+            "scorer": spec.scorer,
+            "scorer_code_version": scorer.version,
+            "weights_hash": str(weights),
+            "params": {k: str(v) for k, v in params.items()},
+        }
 
     parents = {**{t: tables[t] for t in needs.tables}, "model": model_ref}
     return ctx.build("reward_scorers", component, parents, build)
@@ -99,8 +116,9 @@ def _value(view: Any, path: str) -> Any:
 def _load_error(component: str, name: str, err: Exception) -> Exception:
     from rlhf_core.rewards.base import ScorerLoadError
 
-    return ScorerLoadError(f"reward component {component!r}: scorer {name!r} failed to load "
-                           f"({type(err).__name__}: {err})")
+    return ScorerLoadError(
+        f"reward component {component!r}: scorer {name!r} failed to load ({type(err).__name__}: {err})"
+    )
 
 
 def _open(component: str, name: str, params: dict[str, Any], state_dir: Path):
@@ -134,8 +152,17 @@ def annotate_shard(ctx: Context, component: str, shard: int, data: ArtifactRef, 
     rows = annotation_rows(data)
     in_shard = [shard_of(p, c, ctx.cfg.annotation.shards) == shard for p, c in zip(rows["prompt"], rows["completion"])]
     rows = rows.loc[in_shard, ["row_id", "prompt", "completion"]].reset_index(drop=True)
-    return _annotate(ctx, "annotated_responses", f"{component}/shard-{shard}", rows, None, scorer,
-                     {"data": data}, component=component, shard=shard)
+    return _annotate(
+        ctx,
+        "annotated_responses",
+        f"{component}/shard-{shard}",
+        rows,
+        None,
+        scorer,
+        {"data": data},
+        component=component,
+        shard=shard,
+    )
 
 
 @stage(lambda task: ["annotation.incoming.folder"])
@@ -145,9 +172,18 @@ def annotate_incoming(ctx: Context, component: str, date: str, scorer: ArtifactR
 
     day = _folder(ctx.cfg.annotation.incoming.folder) / date
     result = _read_incoming(day)
-    ref, meta = _annotate(ctx, "annotated_incoming", f"{component}/{date}", result.kept, result.quarantined,
-                          scorer, {}, component=component, date=date,
-                          files=content_fingerprint(day) if day.is_dir() else None)
+    ref, meta = _annotate(
+        ctx,
+        "annotated_incoming",
+        f"{component}/{date}",
+        result.kept,
+        result.quarantined,
+        scorer,
+        {},
+        component=component,
+        date=date,
+        files=content_fingerprint(day) if day.is_dir() else None,
+    )
     return ref, {**meta, "incoming_folder": str(day)}
 
 
@@ -168,8 +204,16 @@ def _read_incoming(day: Path) -> CleanResult:
     return CleanResult(pd.DataFrame(columns=INCOMING_COLUMNS), pd.DataFrame(columns=QUARANTINE_COLUMNS), {}, 0)
 
 
-def _annotate(ctx: Context, asset: str, partition: str, rows: pd.DataFrame, input_quarantine: pd.DataFrame | None,
-              scorer_ref: ArtifactRef, parents: dict[str, ArtifactRef], **extra: Any) -> Result:
+def _annotate(
+    ctx: Context,
+    asset: str,
+    partition: str,
+    rows: pd.DataFrame,
+    input_quarantine: pd.DataFrame | None,
+    scorer_ref: ArtifactRef,
+    parents: dict[str, ArtifactRef],
+    **extra: Any,
+) -> Result:
     from rlhf_core.eval.plots import histogram
     from rlhf_core.rewards.annotate import annotate
 
@@ -177,20 +221,35 @@ def _annotate(ctx: Context, asset: str, partition: str, rows: pd.DataFrame, inpu
 
     def build(out: Path, _: Path) -> dict[str, Any]:
         spec, scorer = open_component(scorer_ref)
-        previous = next((table(r) for r in ctx.store.previous(ctx.task, asset, partition)
-                         if r.meta()["metadata"].get("scorer_version") == version), None)
+        previous = next(
+            (
+                table(r)
+                for r in ctx.store.previous(ctx.task, asset, partition)
+                if r.meta()["metadata"].get("scorer_version") == version
+            ),
+            None,
+        )
         result = annotate(rows, scorer, previous, version=version)
-        quarantined = pd.concat([q for q in (input_quarantine, result.quarantined) if q is not None and len(q)]
-                                or [result.quarantined], ignore_index=True)
+        quarantined = pd.concat(
+            [q for q in (input_quarantine, result.quarantined) if q is not None and len(q)] or [result.quarantined],
+            ignore_index=True,
+        )
         write_table(result.scored, out / TABLE)
         write_table(quarantined, out / QUARANTINE)
         scores = result.scored["score"]
-        meta = {**result.stats, "input_quarantined": 0 if input_quarantine is None else len(input_quarantine),
-                "scorer": spec["scorer"], "scorer_version": version,
-                "quarantine_reasons": quarantined["reason"].value_counts().to_dict()}
+        meta = {
+            **result.stats,
+            "input_quarantined": 0 if input_quarantine is None else len(input_quarantine),
+            "scorer": spec["scorer"],
+            "scorer_version": version,
+            "quarantine_reasons": quarantined["reason"].value_counts().to_dict(),
+        }
         if len(scores):
-            histogram({spec["component"]: scores.to_numpy()}, out / "histogram.png",
-                      f"{spec['component']} ({spec['scorer']}) over {len(scores)} rows")
+            histogram(
+                {spec["component"]: scores.to_numpy()},
+                out / "histogram.png",
+                f"{spec['component']} ({spec['scorer']}) over {len(scores)} rows",
+            )
             meta.update(mean=float(scores.mean()), std=float(scores.std(ddof=0)), histogram="histogram.png")
         return meta
 
@@ -202,8 +261,9 @@ def _annotate(ctx: Context, asset: str, partition: str, rows: pd.DataFrame, inpu
 
 
 @stage(reward_terms)
-def combine_rewards(ctx: Context, asset: str, partition: str | None, annotations: dict[str, list[ArtifactRef]],
-                    rows: pd.DataFrame) -> Result:
+def combine_rewards(
+    ctx: Context, asset: str, partition: str | None, annotations: dict[str, list[ArtifactRef]], rows: pd.DataFrame
+) -> Result:
     """R per row: ``sum_k w_k * T_k(score_k)`` over the task's components (docs/sources.md §3.2, §3.3).
 
     Args:
@@ -229,23 +289,33 @@ def combine_rewards(ctx: Context, asset: str, partition: str | None, annotations
         ledger = Ledger(source=asset, n_input=len(frame))
         for i in np.flatnonzero(missing.any(axis=1).to_numpy()):
             lacking = [k for k in needed if missing.iloc[i][k]]
-            ledger.quarantine_row(frame.iloc[i]["row_id"], lacking[0], f"no {', '.join(lacking)} score "
-                                  "(quarantined by that scorer)", frame.iloc[i][["prompt", "completion"]].to_dict())
+            ledger.quarantine_row(
+                frame.iloc[i]["row_id"],
+                lacking[0],
+                f"no {', '.join(lacking)} score (quarantined by that scorer)",
+                frame.iloc[i][["prompt", "completion"]].to_dict(),
+            )
         kept = frame[~missing.any(axis=1)].copy()
         kept["reward"] = reward_from_scores(kept, terms_)
         result = ledger.result(kept)
         write_table(result.kept, out / TABLE)
         write_table(result.quarantined, out / QUARANTINE)
         names = list(terms_)
-        meta = {**result.counts(), "weights": {k: t.weight for k, t in terms_.items()},
-                "transforms": {k: t.transform for k, t in terms_.items()},
-                "component_means": kept[names].mean().round(4).to_dict(),
-                # How the components agree (e.g. a trained RM against the gold judge): Pearson r.
-                "correlations": kept[names].corr().round(3).reset_index(names="component")}
+        meta = {
+            **result.counts(),
+            "weights": {k: t.weight for k, t in terms_.items()},
+            "transforms": {k: t.transform for k, t in terms_.items()},
+            "component_means": kept[names].mean().round(4).to_dict(),
+            # How the components agree (e.g. a trained RM against the gold judge): Pearson r.
+            "correlations": kept[names].corr().round(3).reset_index(names="component"),
+        }
         if len(kept):
             histogram({"reward": kept["reward"].to_numpy()}, out / "histogram.png", f"reward over {len(kept)} rows")
-            meta.update(reward_mean=float(kept["reward"].mean()), histogram="histogram.png",
-                        preview=kept.drop(columns=["prompt"]).head(5))
+            meta.update(
+                reward_mean=float(kept["reward"].mean()),
+                histogram="histogram.png",
+                preview=kept.drop(columns=["prompt"]).head(5),
+            )
         return meta
 
     return ctx.build(asset, partition, parents, build, rows=rows_fingerprint(rows))
@@ -254,14 +324,21 @@ def combine_rewards(ctx: Context, asset: str, partition: str | None, annotations
 def rows_fingerprint(rows: pd.DataFrame) -> int:
     """A content hash of a table whose cells may be lists or arrays (e.g. [CRS]'s ``prefix``
     turns), which pandas' own row hashing refuses: such a cell is hashed as its JSON."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, (np.ndarray, list, tuple)):
             return [plain(v) for v in value]
         return {k: plain(v) for k, v in value.items()} if isinstance(value, dict) else value
 
-    cells = rows.apply(lambda col: col.map(lambda v: json.dumps(plain(v), default=str)
-                                           if isinstance(v, (np.ndarray, list, tuple, dict)) else v)
-                       if col.dtype == object else col)
+    cells = rows.apply(
+        lambda col: (
+            col.map(
+                lambda v: json.dumps(plain(v), default=str) if isinstance(v, (np.ndarray, list, tuple, dict)) else v
+            )
+            if col.dtype == object
+            else col
+        )
+    )
     return pd.util.hash_pandas_object(cells).sum().item()
 
 

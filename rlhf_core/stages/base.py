@@ -30,14 +30,16 @@ declaration, so none of them can disagree or miss a read.
     sft_model.version(task)                 # the asset's code version
     sft_model.inputs                        # (Input("tok", "artifact"), Input("data", "artifact"))
 """
+
 from __future__ import annotations
 
 import functools
 import inspect
 import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -118,8 +120,14 @@ class Context:
     store: ArtifactStore
     version: str
 
-    def build(self, asset: str, partition: str | None, parents: dict[str, ArtifactRef | None],
-              build_fn: Callable[[Path, Path], dict[str, Any]], **extra: Any) -> Result:
+    def build(
+        self,
+        asset: str,
+        partition: str | None,
+        parents: dict[str, ArtifactRef | None],
+        build_fn: Callable[[Path, Path], dict[str, Any]],
+        **extra: Any,
+    ) -> Result:
         """The artifact keyed by this stage's version, the parents' content and ``extra``."""
         hashes = {k: v.content_hash for k, v in sorted(parents.items()) if v is not None}
         key = {"version": self.version, "parents": hashes, **extra}
@@ -144,13 +152,20 @@ def require_whole(ref: ArtifactRef, root: Path) -> None:
         task, asset = Path(ref.path).resolve().relative_to(root).parts[:2]
     except ValueError:  # not under this store: name the folder only
         raise MissingInputError(f"parent artifact {ref.path} is gone or incomplete (no {META_FILE})") from None
-    raise MissingInputError(f"parent artifact {task}/{asset} ({ref.path}) is gone or incomplete (no {META_FILE}); "
-                            f"rebuild it: rlhf run {task} --rebuild {asset}")
+    raise MissingInputError(
+        f"parent artifact {task}/{asset} ({ref.path}) is gone or incomplete (no {META_FILE}); "
+        f"rebuild it: rlhf run {task} --rebuild {asset}"
+    )
 
 
 InputKind = Literal["artifact", "optional", "mapping", "str", "int"]
-INPUT_KINDS: dict[Any, InputKind] = {ArtifactRef: "artifact", ArtifactRef | None: "optional",
-                                     dict[str, ArtifactRef]: "mapping", str: "str", int: "int"}
+INPUT_KINDS: dict[Any, InputKind] = {
+    ArtifactRef: "artifact",
+    ArtifactRef | None: "optional",
+    dict[str, ArtifactRef]: "mapping",
+    str: "str",
+    int: "int",
+}
 
 
 @dataclass(frozen=True)
@@ -174,10 +189,14 @@ def _inputs(fn: Callable[..., Result]) -> tuple[Input, ...] | None:
 class Stage:
     """A stage function with its declaration; call it with ``(task, store, *args)``."""
 
-    def __init__(self, fn: Callable[..., Result], reads: Callable[..., Iterable[str]],
-                 each: Callable[[TaskConfig], Iterable[str]] | None = None,
-                 uses: Callable[..., Iterable[Callable]] | None = None,
-                 spreads: bool | Callable[..., bool] = False):
+    def __init__(
+        self,
+        fn: Callable[..., Result],
+        reads: Callable[..., Iterable[str]],
+        each: Callable[[TaskConfig], Iterable[str]] | None = None,
+        uses: Callable[..., Iterable[Callable]] | None = None,
+        spreads: bool | Callable[..., bool] = False,
+    ):
         self.fn, self.reads_fn, self.name = fn, reads, fn.__name__
         self.each, self.uses_fn, self.spreads_decl = each, uses, spreads
         self._ident = len(inspect.signature(reads).parameters) - 1  # args that name the partition (an RM, a source)
@@ -241,16 +260,19 @@ class Stage:
         return self.fn(ctx, *args, **kwargs)
 
 
-def stage(reads: Callable[..., Iterable[str]], *, each: Callable[[TaskConfig], Iterable[str]] | None = None,
-          uses: Callable[..., Iterable[Callable]] | None = None,
-          spreads: bool | Callable[..., bool] = False) -> Callable[[Callable[..., Result]], Stage]:
+def stage(
+    reads: Callable[..., Iterable[str]],
+    *,
+    each: Callable[[TaskConfig], Iterable[str]] | None = None,
+    uses: Callable[..., Iterable[Callable]] | None = None,
+    spreads: bool | Callable[..., bool] = False,
+) -> Callable[[Callable[..., Result]], Stage]:
     """Declare a stage (see the module docstring): ``reads(task[, partition])`` -> config paths."""
     return lambda fn: Stage(fn, reads, each, uses, spreads)
 
 
 def done(ref: ArtifactRef) -> Result:
-    return ref, {**ref.meta()["metadata"], "artifact": ref.path, "content_hash": ref.content_hash,
-                 "cached": ref.cached}
+    return ref, {**ref.meta()["metadata"], "artifact": ref.path, "content_hash": ref.content_hash, "cached": ref.cached}
 
 
 def table(ref: ArtifactRef) -> pd.DataFrame:

@@ -1,4 +1,5 @@
 """Data stages: a raw source parsed by its loader, a dataset derived by its builder."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,11 @@ from rlhf_core.stages.base import Context, Result, stage, table, write_clean
 from rlhf_core.store import ArtifactRef
 
 
-@stage(lambda task, name: [f"sources.{name}", "seed", "world", "gold"], each=lambda task: list(task.sources),
-       uses=lambda task, name: [get_loader(task.sources[name].loader)])
+@stage(
+    lambda task, name: [f"sources.{name}", "seed", "world", "gold"],
+    each=lambda task: list(task.sources),
+    uses=lambda task, name: [get_loader(task.sources[name].loader)],
+)
 def load_source(ctx: Context, name: str) -> Result:
     """Parse one raw source; bad rows are quarantined and counted (the demo's world generator
     reads ``world`` and ``gold``)."""
@@ -23,9 +27,14 @@ def load_source(ctx: Context, name: str) -> Result:
             return write_clean(get_loader(src.loader)(src, ctx.cfg), out)
         except OfflineHubError as err:  # say which source, and how to run it from local files
             fixture = header_command(task_config_path(ctx.task))
-            raise OfflineHubError(f"source {name}: {err}; give it a local copy with --set sources.{name}.path=DIR"
-                                  + (f", or run the fixture command from the header of configs/tasks/{ctx.task}.yaml: "
-                                     f"{fixture}" if fixture else "")) from None
+            raise OfflineHubError(
+                f"source {name}: {err}; give it a local copy with --set sources.{name}.path=DIR"
+                + (
+                    f", or run the fixture command from the header of configs/tasks/{ctx.task}.yaml: {fixture}"
+                    if fixture
+                    else ""
+                )
+            ) from None
 
     return ctx.build(f"raw_{name}", None, {}, build)
 

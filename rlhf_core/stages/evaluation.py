@@ -1,4 +1,5 @@
 """Evaluation stages: samples of each policy, their scores under the task's reward, the leaderboard."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,16 @@ from rlhf_core.store import ArtifactRef, write_table
 LEGEND = "leaderboard_legend.csv"  # column, meaning: beside the leaderboard in its artifact and its export
 
 
-GENERATION_READS = ["split", "extra_splits", "generation", "num_beams", "repetition_penalty", "samples_per_prompt",
-                    "stop_at", "strip_suffixes"]
+GENERATION_READS = [
+    "split",
+    "extra_splits",
+    "generation",
+    "num_beams",
+    "repetition_penalty",
+    "samples_per_prompt",
+    "stop_at",
+    "strip_suffixes",
+]
 
 
 @stage(lambda task: [f"evaluation.{f}" for f in GENERATION_READS] + ["seed"])
@@ -32,13 +41,23 @@ def generations(ctx: Context, algorithm: str, policy: ArtifactRef, prompts: Arti
     def build(out: Path, _: Path) -> dict[str, Any]:
         rows = evaluation_prompts(table(prompts), [cfg.split, *cfg.extra_splits], cfg.samples_per_prompt)
         model, tok = load_policy(ModelSource(path=policy.path)), load_tok(policy)
-        raw = generate(model, tok, rows["prompt"].tolist(), cfg.generation, ctx.cfg.seed,
-                       num_beams=cfg.num_beams, repetition_penalty=cfg.repetition_penalty)
+        raw = generate(
+            model,
+            tok,
+            rows["prompt"].tolist(),
+            cfg.generation,
+            ctx.cfg.seed,
+            num_beams=cfg.num_beams,
+            repetition_penalty=cfg.repetition_penalty,
+        )
         rows["completion_tokens"] = [len(ids) for ids in tok(raw, add_special_tokens=False)["input_ids"]]
         rows["completion"] = [clean_response(t, cfg.stop_at, cfg.strip_suffixes) for t in raw]
         write_table(rows, out / TABLE)
-        return {"rows": len(rows), "empty_completions": int((rows["completion"].str.strip() == "").sum()),
-                "preview": rows[["prompt", "completion"]].head(8)}
+        return {
+            "rows": len(rows),
+            "empty_completions": int((rows["completion"].str.strip() == "").sum()),
+            "preview": rows[["prompt", "completion"]].head(8),
+        }
 
     return ctx.build("generations", algorithm, {"policy": policy, "prompts": prompts}, build)
 
@@ -72,8 +91,18 @@ def evaluation(ctx: Context, algorithm: str, gen: ArtifactRef, scorers: dict[str
     return ctx.build("evaluation", algorithm, parents, build)
 
 
-@stage(lambda task: ["evaluation.rank_by", "evaluation.split", "evaluation.extra_splits", "seed", "policy.overrides",
-                     "annotation.scorers", "sft.model", "policy.init"])
+@stage(
+    lambda task: [
+        "evaluation.rank_by",
+        "evaluation.split",
+        "evaluation.extra_splits",
+        "seed",
+        "policy.overrides",
+        "annotation.scorers",
+        "sft.model",
+        "policy.init",
+    ]
+)
 def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path) -> Result:
     """One row per algorithm, best first by ``evaluation.rank_by``, each metric with its bootstrap 95%
     interval over prompts and, over several training seeds, its std; swept algorithms at their best
@@ -106,15 +135,30 @@ def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path)
             frame.to_csv(out / f"{'leaderboard' if name == 'board' else name}.csv", index=False, float_format="%.4f")
         pd.DataFrame(list(legend.items()), columns=["column", "meaning"]).to_csv(out / LEGEND, index=False)
         if grouped:
-            aggregate_table(summaries_frame, ctx.task, start.hub_id or start.path or "init",
-                            [*cfg.extra_splits, cfg.split]).to_csv(out / "aggregate.csv", index=False,
-                                                                     float_format="%.3f")
+            aggregate_table(
+                summaries_frame, ctx.task, start.hub_id or start.path or "init", [*cfg.extra_splits, cfg.split]
+            ).to_csv(out / "aggregate.csv", index=False, float_format="%.3f")
         bar_chart(rows, "algorithm", list(dict.fromkeys([rank_by, "reward"])), out / "leaderboard.png")
-        shown = ["algorithm", "setting", "seeds", *(f"{m}{s}" for m in dict.fromkeys([rank_by, "reward"])
-                                                    for s in ("", "_lo", "_hi", "_seed_std") if f"{m}{s}" in rows)]
-        meta = {"algorithms": len(rows), "best": rows.loc[0, "algorithm"], "ranked_by": rank_by,
-                "table": rows[shown], "legend": list(legend.items()),  # pairs: meta.json sorts a mapping
-                "intervals": parts["intervals"], "plot": "leaderboard.png"}
+        shown = [
+            "algorithm",
+            "setting",
+            "seeds",
+            *(
+                f"{m}{s}"
+                for m in dict.fromkeys([rank_by, "reward"])
+                for s in ("", "_lo", "_hi", "_seed_std")
+                if f"{m}{s}" in rows
+            ),
+        ]
+        meta = {
+            "algorithms": len(rows),
+            "best": rows.loc[0, "algorithm"],
+            "ranked_by": rank_by,
+            "table": rows[shown],
+            "legend": list(legend.items()),  # pairs: meta.json sorts a mapping
+            "intervals": parts["intervals"],
+            "plot": "leaderboard.png",
+        }
         return {**meta, "sweep": parts["sweep"]} if not parts["sweep"].empty else meta
 
     ref, meta = ctx.build("leaderboard", None, evaluations, build)

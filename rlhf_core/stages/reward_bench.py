@@ -10,6 +10,7 @@ trained on precomputed embeddings: as in the seed's stage 2, its head scores Rew
 embedding table (``reward_bench.embeddings``, made by the same backbone; pairs that table dropped
 or quarantined are not scored).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,18 +51,31 @@ def _embedded(task) -> list[str]:
 
 def _reads(task) -> list[str]:
     tables = [task.reward_bench.embeddings, *(task.reward_models[n].pairs for n in _embedded(task))]
-    return ["reward_bench", *(f"reward_models.{n}.{k}" for n in task.reward_bench.models
-                              for k in ("kind", "precomputed_embeddings", "pairs")),
-            *(f"datasets.{d}" for d in tables if d and len(tables) > 1)]  # their backbones must agree
+    return [
+        "reward_bench",
+        *(
+            f"reward_models.{n}.{k}"
+            for n in task.reward_bench.models
+            for k in ("kind", "precomputed_embeddings", "pairs")
+        ),
+        *(f"datasets.{d}" for d in tables if d and len(tables) > 1),
+    ]  # their backbones must agree
 
 
 @stage(_reads)
-def reward_bench(ctx: Context, rm: dict[str, ArtifactRef], data: ArtifactRef,
-                 embeddings: ArtifactRef | None = None) -> Result:
+def reward_bench(
+    ctx: Context, rm: dict[str, ArtifactRef], data: ArtifactRef, embeddings: ArtifactRef | None = None
+) -> Result:
     """Section scores and the overall score of each configured RM; per-subset accuracies in ``subsets.parquet``."""
-    from rlhf_core.eval.reward_bench import (EXAMPLE_COUNTS, SECTIONS, SEED_EXAMPLE_COUNTS, overall_score,
-                                             section_scores, subset_accuracy)
     from rlhf_core.eval.plots import bar_chart
+    from rlhf_core.eval.reward_bench import (
+        EXAMPLE_COUNTS,
+        SECTIONS,
+        SEED_EXAMPLE_COUNTS,
+        overall_score,
+        section_scores,
+        subset_accuracy,
+    )
     from rlhf_core.rewards.trained_rm import trained_reward_model
     from rlhf_core.stages.reward_models import check_same_backbone
 
@@ -72,8 +86,12 @@ def reward_bench(ctx: Context, rm: dict[str, ArtifactRef], data: ArtifactRef,
     if embedded:  # scored on embeddings by the backbone they were trained on
         if embeddings is None:
             raise ValueError(f"reward_bench: {embedded} score RewardBench's embeddings; none were given")
-        check_same_backbone(ctx.cfg.datasets, [cfg.embeddings, *(ctx.cfg.reward_models[n].pairs for n in embedded)],
-                            ("model", "strip_bos_text", "token_pattern"), "reward_bench")
+        check_same_backbone(
+            ctx.cfg.datasets,
+            [cfg.embeddings, *(ctx.cfg.reward_models[n].pairs for n in embedded)],
+            ("model", "strip_bos_text", "token_pattern"),
+            "reward_bench",
+        )
         parents["embeddings"] = embeddings
 
     def build(out: Path, _: Path) -> dict[str, Any]:
@@ -96,7 +114,12 @@ def reward_bench(ctx: Context, rm: dict[str, ArtifactRef], data: ArtifactRef,
         write_table(board_df, out / TABLE)
         write_table(subsets_df, out / "subsets.parquet")
         bar_chart(board_df.fillna(0.0), "model", [s for s in SECTIONS if s in board_df], out / "reward_bench.png")
-        return {"examples": len(texts), "counts": cfg.counts, "table": board_df, "subsets": subsets_df,
-                "plot": "reward_bench.png"}
+        return {
+            "examples": len(texts),
+            "counts": cfg.counts,
+            "table": board_df,
+            "subsets": subsets_df,
+            "plot": "reward_bench.png",
+        }
 
     return ctx.build("reward_bench", None, {**parents, "data": data}, build)

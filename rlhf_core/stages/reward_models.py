@@ -7,13 +7,13 @@ Each RM is saved as a Hugging Face model (``save_pretrained``) with its tokenize
 (``rlhf_core.rewards.trained_rm``) opens any of them by directory. Judging them is
 ``stages.rm_eval``.
 """
+
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
-
-import dataclasses
 
 from rlhf_core.config import ModelSource, RewardModelSpec, TaskConfig
 from rlhf_core.stages.base import Context, Result, load_tok, stage, table
@@ -34,26 +34,40 @@ def needs_gold(task: TaskConfig, name: str) -> bool:
 
 def _reads(task: TaskConfig, name: str) -> list[str]:
     spec = task.reward_models[name]
-    return [f"reward_models.{name}", "seed", "compute", *(["sft.model.init"] if spec.init == "scratch" else []),
-            *(["gold", "world"] if needs_gold(task, name) else []),
-            *([f"datasets.{spec.data}", f"datasets.{spec.pairs}"] if spec.precomputed_embeddings else [])]
+    return [
+        f"reward_models.{name}",
+        "seed",
+        "compute",
+        *(["sft.model.init"] if spec.init == "scratch" else []),
+        *(["gold", "world"] if needs_gold(task, name) else []),
+        *([f"datasets.{spec.data}", f"datasets.{spec.pairs}"] if spec.precomputed_embeddings else []),
+    ]
 
 
 def base_model(spec: RewardModelSpec, cfg: Any, sft_ref: ArtifactRef | None, tok, head: str):
     """The network an RM starts from, with the head its kind needs (``HEADS``)."""
-    from transformers import (AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification,
-                              AutoModelForTokenClassification)
+    from transformers import (
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+    )
 
     from rlhf_core.models.load import build_causal_lm, from_pretrained_model, quantized_load
 
-    cls = {"sequence": AutoModelForSequenceClassification, "token": AutoModelForTokenClassification,
-           "causal": AutoModelForCausalLM, "backbone": AutoModel}[head]
+    cls = {
+        "sequence": AutoModelForSequenceClassification,
+        "token": AutoModelForTokenClassification,
+        "causal": AutoModelForCausalLM,
+        "backbone": AutoModel,
+    }[head]
     extra = {"num_labels": 3 if head == "token" else 1} if head in ("sequence", "token") else {}
     init = cfg.sft.model.init if spec.init == "scratch" else (spec.model.init if spec.model else None)
     if init is not None:  # a random network of the configured sizes
         return cls.from_config(build_causal_lm(init, tok, cfg.seed).config, **extra)
-    return from_pretrained_model(cls, base_source(spec, sft_ref), use_safetensors=True, **extra,
-                                 **quantized_load(spec.quantization))
+    return from_pretrained_model(
+        cls, base_source(spec, sft_ref), use_safetensors=True, **extra, **quantized_load(spec.quantization)
+    )
 
 
 def base_source(spec: RewardModelSpec, sft_ref: ArtifactRef | None) -> ModelSource | None:
@@ -97,8 +111,14 @@ def rm_names(task: TaskConfig) -> list[str]:
 # ArmoRM fits ridge probes and a gating net on frozen embeddings in one process; every other kind
 # trains on the engine's prepared model, which spreads over the launcher's processes.
 @stage(_reads, each=rm_names, spreads=lambda task, name: task.reward_models[name].kind != "armo")
-def reward_model(ctx: Context, name: str, tok: ArtifactRef | None, sft: ArtifactRef | None,
-                 data: dict[str, ArtifactRef], world: ArtifactRef | None) -> Result:
+def reward_model(
+    ctx: Context,
+    name: str,
+    tok: ArtifactRef | None,
+    sft: ArtifactRef | None,
+    data: dict[str, ArtifactRef],
+    world: ArtifactRef | None,
+) -> Result:
     """Train reward model ``name`` of the task: its kind's loss on its data's ``train_split`` rows,
     from its base network (docs/sources.md §5)."""
     from rlhf_core.eval.plots import loss_curve
@@ -108,9 +128,14 @@ def reward_model(ctx: Context, name: str, tok: ArtifactRef | None, sft: Artifact
     kind = spec.kind
 
     def build(out: Path, work: Path) -> dict[str, Any]:
-        info: dict[str, Any] = {"kind": kind, "name": name, "max_length": spec.train.max_length,
-                                "truncation_side": spec.truncation_side, "response_template": spec.response_template,
-                                "chat_template": spec.chat_template}
+        info: dict[str, Any] = {
+            "kind": kind,
+            "name": name,
+            "max_length": spec.train.max_length,
+            "truncation_side": spec.truncation_side,
+            "response_template": spec.response_template,
+            "chat_template": spec.chat_template,
+        }
         train_rows = split_rows(data[spec.data], spec.train_split)
         if spec.precomputed_embeddings:
             return _build_armo_tables(train_rows, data, spec, info, ctx.cfg, out)
@@ -131,18 +156,36 @@ def reward_model(ctx: Context, name: str, tok: ArtifactRef | None, sft: Artifact
         else:
             from rlhf_core.train.reward_model import train_sequence_rm
 
-            result = train_sequence_rm(kind, model, tokenizer, train_rows, spec.train, work, _compute(ctx.cfg, spec),
-                                       spec.truncation_side, spec.response_template, spec.chat_template)
+            result = train_sequence_rm(
+                kind,
+                model,
+                tokenizer,
+                train_rows,
+                spec.train,
+                work,
+                _compute(ctx.cfg, spec),
+                spec.truncation_side,
+                spec.response_template,
+                spec.chat_template,
+            )
         saved = save_model(result.model, tokenizer, out, base_source(spec, sft))
         write_json_atomic(out / "reward_model.json", info)
         loss_curve(result.history, out / "loss_curve.png", f"{name} ({kind}) loss")
-        return {**saved, "reward_model": info, "train_rows": len(train_rows), "steps": result.steps,
-                "final_loss": result.history[-1]["loss"], "loss_curve": "loss_curve.png",
-                **{f"final_train_{k}": v for k, v in result.history[-1].items()
-                   if k not in ("step", "loss", "grad_norm", "lr")}}
+        return {
+            **saved,
+            "reward_model": info,
+            "train_rows": len(train_rows),
+            "steps": result.steps,
+            "final_loss": result.history[-1]["loss"],
+            "loss_curve": "loss_curve.png",
+            **{
+                f"final_train_{k}": v
+                for k, v in result.history[-1].items()
+                if k not in ("step", "loss", "grad_norm", "lr")
+            },
+        }
 
-    parents = {"tokenizer": tok, "sft": sft, "world": world,
-               **{f"data/{d}": data[d] for d in rm_datasets(spec)}}
+    parents = {"tokenizer": tok, "sft": sft, "world": world, **{f"data/{d}": data[d] for d in rm_datasets(spec)}}
     return ctx.build("reward_model", name, parents, build)
 
 
@@ -155,10 +198,15 @@ def _train_token(model, tok, rows, spec: RewardModelSpec, work: Path, compute) -
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     result = train_token_rm(model, tok, rows, labels, spec.unit, spec.marker, spec.train, work, compute)
-    return result, {"label_type": spec.label_type, "segmentation": spec.unit, "marker": spec.marker,
-                    "marker_token_id": marker_id(tok), "id2label": list(labels.names),
-                    "error_label_id": labels.names.index(labels.error),
-                    "no_error_label_id": labels.names.index(NO_ERROR)}
+    return result, {
+        "label_type": spec.label_type,
+        "segmentation": spec.unit,
+        "marker": spec.marker,
+        "marker_token_id": marker_id(tok),
+        "id2label": list(labels.names),
+        "error_label_id": labels.names.index(labels.error),
+        "no_error_label_id": labels.names.index(NO_ERROR),
+    }
 
 
 def objective_labels(rows, objectives: list[str], world_ref: ArtifactRef | None, cfg: Any):
@@ -167,8 +215,10 @@ def objective_labels(rows, objectives: list[str], world_ref: ArtifactRef | None,
     if all(o in rows for o in objectives):
         return rows[objectives].to_numpy(dtype=float)
     if world_ref is None:
-        raise ValueError(f"armo: the table lacks objective column(s) {[o for o in objectives if o not in rows]} "
-                         "and the task has no gold judge to grade them")
+        raise ValueError(
+            f"armo: the table lacks objective column(s) {[o for o in objectives if o not in rows]} "
+            "and the task has no gold judge to grade them"
+        )
     from rlhf_core.demo.gold import judge
 
     gold = judge(table(world_ref), cfg.world, cfg.gold)
@@ -179,8 +229,9 @@ def _verbosity_dim(spec: RewardModelSpec) -> int | None:
     return spec.objectives.index(spec.verbosity_objective) if spec.verbosity_objective else None
 
 
-def _build_armo(backbone, tok, rows, data_refs, world_ref, spec: RewardModelSpec, info: dict, cfg: Any,
-                out: Path) -> dict[str, Any]:
+def _build_armo(
+    backbone, tok, rows, data_refs, world_ref, spec: RewardModelSpec, info: dict, cfg: Any, out: Path
+) -> dict[str, Any]:
     from rlhf_core.models.load import save_model
     from rlhf_core.train.armo_rm import fit_armo
 
@@ -197,8 +248,9 @@ def check_same_backbone(datasets: Any, names: list[str], keys: tuple[str, ...], 
     options: ``model``, ``strip_bos_text``, and for stage-2 tables ``token_pattern``)."""
     seen = {tuple(repr(datasets[n].options.get(k)) for k in keys) for n in names}
     if len(seen) > 1:
-        raise ValueError(f"{where}: datasets {sorted(set(names))} embed with different {' / '.join(keys)}; "
-                         "give them the same")
+        raise ValueError(
+            f"{where}: datasets {sorted(set(names))} embed with different {' / '.join(keys)}; give them the same"
+        )
 
 
 def _build_armo_tables(rows, data_refs, spec: RewardModelSpec, info: dict, cfg: Any, out: Path) -> dict[str, Any]:
@@ -211,17 +263,21 @@ def _build_armo_tables(rows, data_refs, spec: RewardModelSpec, info: dict, cfg: 
 
     check_same_backbone(cfg.datasets, [spec.data, spec.pairs], ("model", "strip_bos_text"), f"armo {info['name']!r}")
     pairs = split_rows(data_refs[spec.pairs], spec.train_split)
-    armo, report = fit_armo_tables(rows, list(spec.objectives), pairs, spec.train, _verbosity_dim(spec),
-                                   spec.gating_steps)
+    armo, report = fit_armo_tables(
+        rows, list(spec.objectives), pairs, spec.train, _verbosity_dim(spec), spec.gating_steps
+    )
     made = cfg.datasets[spec.pairs]
-    info.update(backbone=to_dict(source_option(made.options.get("model"), name="model", builder=made.builder)),
-                token_pattern=list(token_pattern(made.options.get("token_pattern", "llama3"), builder=made.builder)),
-                strip_bos_text=made.options.get("strip_bos_text", True))
+    info.update(
+        backbone=to_dict(source_option(made.options.get("model"), name="model", builder=made.builder)),
+        token_pattern=list(token_pattern(made.options.get("token_pattern", "llama3"), builder=made.builder)),
+        strip_bos_text=made.options.get("strip_bos_text", True),
+    )
     return _save_armo(armo, report, spec, info, out, len(rows), len(pairs))
 
 
-def _save_armo(armo, report: dict, spec: RewardModelSpec, info: dict, out: Path, n_rows: int,
-               n_pairs: int) -> dict[str, Any]:
+def _save_armo(
+    armo, report: dict, spec: RewardModelSpec, info: dict, out: Path, n_rows: int, n_pairs: int
+) -> dict[str, Any]:
     from rlhf_core.eval.plots import loss_curve
     from rlhf_core.train.armo_rm import save_armo
 
@@ -229,10 +285,20 @@ def _save_armo(armo, report: dict, spec: RewardModelSpec, info: dict, out: Path,
     save_armo(armo, out)
     info.update(objectives=list(spec.objectives), gating=report["gating"])
     write_json_atomic(out / "reward_model.json", info)
-    loss_curve([{"step": i + 1, "loss": v} for i, v in enumerate(losses)], out / "loss_curve.png",
-               f"{info['name']} (armo) gating loss")
-    return {"reward_model": info, "train_rows": n_rows, "train_pairs": n_pairs, "steps": len(losses),
-            "final_loss": losses[-1], "loss_curve": "loss_curve.png", **report}
+    loss_curve(
+        [{"step": i + 1, "loss": v} for i, v in enumerate(losses)],
+        out / "loss_curve.png",
+        f"{info['name']} (armo) gating loss",
+    )
+    return {
+        "reward_model": info,
+        "train_rows": n_rows,
+        "train_pairs": n_pairs,
+        "steps": len(losses),
+        "final_loss": losses[-1],
+        "loss_curve": "loss_curve.png",
+        **report,
+    }
 
 
 def read_spec(ref: ArtifactRef) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """RL stages: the A-LoL reference value fitted to the task's reward, and one policy per algorithm."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,14 +25,17 @@ def policy_partitions(task: TaskConfig) -> list[str]:
     known = ALGORITHMS.names()
     unknown = [a for a in task.policy.algorithms if a not in known]
     if unknown:
-        raise ConfigError(f"policy.algorithms: unknown algorithm(s) {unknown}; known: {known} ({BASELINE!r}, the "
-                          "starting policy, is always a partition)")
+        raise ConfigError(
+            f"policy.algorithms: unknown algorithm(s) {unknown}; known: {known} ({BASELINE!r}, the "
+            "starting policy, is always a partition)"
+        )
     return [BASELINE, *task.policy.algorithms]
 
 
 @stage(lambda task: ["reference_value", "seed", *reward_terms(task)])
-def reference_value(ctx: Context, sft: ArtifactRef, prompts: ArtifactRef, rewards: ArtifactRef,
-                    scorers: dict[str, ArtifactRef]) -> Result:
+def reference_value(
+    ctx: Context, sft: ArtifactRef, prompts: ArtifactRef, rewards: ArtifactRef, scorers: dict[str, ArtifactRef]
+) -> Result:
     """V_ref(x) and the advantage A = R - V_ref(x) of every offline training row (docs/sources.md §6.2).
 
     R is the task's reward function: the training rows' R comes from the ``rewards`` asset, and
@@ -52,8 +56,15 @@ def reference_value(ctx: Context, sft: ArtifactRef, prompts: ArtifactRef, reward
         policy = load_causal_lm(ModelSource(path=sft.path))
         val = table(prompts)
         val_prompts = val[val["split"] == "val"]["prompt"].tolist()
-        gen = generate(policy, tok, val_prompts, cfg.generation, ctx.cfg.seed,
-                       num_beams=cfg.num_beams, repetition_penalty=cfg.repetition_penalty)
+        gen = generate(
+            policy,
+            tok,
+            val_prompts,
+            cfg.generation,
+            ctx.cfg.seed,
+            num_beams=cfg.num_beams,
+            repetition_penalty=cfg.repetition_penalty,
+        )
         targets = np.array(reward_function(ctx.cfg, scorers)(val_prompts, gen))
         head, curve = fit_value_head(prompt_states(policy, tok, val_prompts), targets, cfg, ctx.cfg.seed)
         save_head(head, str(out / "value_head.safetensors"))
@@ -64,14 +75,18 @@ def reference_value(ctx: Context, sft: ArtifactRef, prompts: ArtifactRef, reward
         rows["advantage"] = rows["reward"] - rows["value"]
         write_table(rows, out / TABLE)
         histogram({"advantage": rows["advantage"].to_numpy()}, out / "advantages.png", "A = R - V_ref(x)")
-        return {"val_prompts": len(val_prompts), "val_reward_mean": float(targets.mean()),
-                "value_mse_per_epoch": [round(x, 5) for x in curve], "train_rows": len(rows),
-                "train_reward_mean": float(rows["reward"].mean()),
-                "positive_advantage_share": float((rows["advantage"] > 0).mean()),
-                "advantage_histogram": "advantages.png", "preview": rows.head(5)}
+        return {
+            "val_prompts": len(val_prompts),
+            "val_reward_mean": float(targets.mean()),
+            "value_mse_per_epoch": [round(x, 5) for x in curve],
+            "train_rows": len(rows),
+            "train_reward_mean": float(rows["reward"].mean()),
+            "positive_advantage_share": float((rows["advantage"] > 0).mean()),
+            "advantage_histogram": "advantages.png",
+            "preview": rows.head(5),
+        }
 
-    parents = {"sft": sft, "prompts": prompts, "rewards": rewards,
-               **{f"scorer/{c}": r for c, r in scorers.items()}}
+    parents = {"sft": sft, "prompts": prompts, "rewards": rewards, **{f"scorer/{c}": r for c, r in scorers.items()}}
     return ctx.build("reference_value", None, parents, build)
 
 
@@ -98,11 +113,21 @@ def _policy_reads(task: TaskConfig, algorithm: str) -> list[str]:
     return [*START_READS, *([] if algorithm == BASELINE else ALGORITHMS.get(algorithm).reads(task))]
 
 
-@stage(_policy_reads, each=policy_partitions,
-       uses=lambda task, algorithm: [] if algorithm == BASELINE else [ALGORITHMS.get(algorithm).train],
-       spreads=lambda task, algorithm: algorithm != BASELINE and ALGORITHMS.get(algorithm).spreads)
-def policy(ctx: Context, algorithm: str, sft: ArtifactRef | None, value: ArtifactRef | None,
-           pairs: ArtifactRef | None, prompts: ArtifactRef, scorers: dict[str, ArtifactRef]) -> Result:
+@stage(
+    _policy_reads,
+    each=policy_partitions,
+    uses=lambda task, algorithm: [] if algorithm == BASELINE else [ALGORITHMS.get(algorithm).train],
+    spreads=lambda task, algorithm: algorithm != BASELINE and ALGORITHMS.get(algorithm).spreads,
+)
+def policy(
+    ctx: Context,
+    algorithm: str,
+    sft: ArtifactRef | None,
+    value: ArtifactRef | None,
+    pairs: ArtifactRef | None,
+    prompts: ArtifactRef,
+    scorers: dict[str, ArtifactRef],
+) -> Result:
     """Fine-tune the SFT reference (or ``policy.init``) with one algorithm; the ``sft`` partition is
     the starting policy itself.
 
@@ -132,7 +157,8 @@ def policy(ctx: Context, algorithm: str, sft: ArtifactRef | None, value: Artifac
 
     def build(out: Path, work: Path) -> dict[str, Any]:
         model, tok = _start(ctx, sft, ctx.cfg.compute.quantization)
-        return entry.train(PolicyRun(ctx, algorithm, model, tok, _start_source(ctx, sft), data, prompts, scorers,
-                                     out, work))
+        return entry.train(
+            PolicyRun(ctx, algorithm, model, tok, _start_source(ctx, sft), data, prompts, scorers, out, work)
+        )
 
     return ctx.build("policy", algorithm, {"sft": sft, **parents}, build, algorithm=algorithm)

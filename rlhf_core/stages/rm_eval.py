@@ -14,6 +14,7 @@
 The sampled probe is where generalisation shows: its responses come from another distribution
 than the logged responses every RM was trained on.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,9 +30,17 @@ from rlhf_core.stages.reward_models import needs_gold, read_spec, rm_names, spli
 from rlhf_core.store import ArtifactRef, write_table
 
 PROBE_SOURCES = ("logged", "sampled")
-BOARD_COLUMNS = ("heldout_metric", "heldout_value", "gold_spearman_logged", "gold_pair_acc_logged",
-                 "gold_spearman_sampled", "gold_pair_acc_sampled", "gating_gold_cosine", "gating_gold_spearman",
-                 "effect_gold_cosine")
+BOARD_COLUMNS = (
+    "heldout_metric",
+    "heldout_value",
+    "gold_spearman_logged",
+    "gold_pair_acc_logged",
+    "gold_spearman_sampled",
+    "gold_pair_acc_sampled",
+    "gating_gold_cosine",
+    "gating_gold_spearman",
+    "effect_gold_cosine",
+)
 
 
 @stage(lambda task: ["reward_model_eval", "seed", "gold", "world"])
@@ -51,23 +60,26 @@ def gold_probe(ctx: Context, responses: ArtifactRef, sft: ArtifactRef, world: Ar
         policy, tok = load_causal_lm(ModelSource(path=sft.path)), load_tok(sft)
         gen = GenerationConfig(max_new_tokens=cfg.max_new_tokens, do_sample=True)
         asked = [p for p in prompts for _ in range(cfg.samples_per_prompt)]
-        sampled = pd.DataFrame({"prompt": asked, "completion": generate(policy, tok, asked, gen, ctx.cfg.seed),
-                                "source": "sampled"})
+        sampled = pd.DataFrame(
+            {"prompt": asked, "completion": generate(policy, tok, asked, gen, ctx.cfg.seed), "source": "sampled"}
+        )
         rows = pd.concat([logged, sampled], ignore_index=True)
         gold = judge(table(world), ctx.cfg.world, ctx.cfg.gold)
         rows = pd.concat([rows, gold.components(rows["prompt"].tolist(), rows["completion"].tolist())], axis=1)
         write_table(rows, out / TABLE)
         means = rows.groupby("source")["gold"].mean().round(4).to_dict()
-        return {"prompts": len(prompts), "rows": len(rows), "gold_mean_by_source": means,
-                "preview": rows.head(5)}
+        return {"prompts": len(prompts), "rows": len(rows), "gold_mean_by_source": means, "preview": rows.head(5)}
 
     return ctx.build("gold_probe", None, {"responses": responses, "sft": sft, "world": world}, build)
 
 
-@stage(lambda task, name: [f"reward_models.{name}", *(["gold"] if task.reward_models[name].kind == "armo" else [])],
-       each=rm_names)
-def reward_model_eval(ctx: Context, name: str, rm: ArtifactRef, data: dict[str, ArtifactRef],
-                      probe: ArtifactRef | None) -> Result:
+@stage(
+    lambda task, name: [f"reward_models.{name}", *(["gold"] if task.reward_models[name].kind == "armo" else [])],
+    each=rm_names,
+)
+def reward_model_eval(
+    ctx: Context, name: str, rm: ArtifactRef, data: dict[str, ArtifactRef], probe: ArtifactRef | None
+) -> Result:
     """Held-out metrics of RM ``name``, and its agreement with the gold judge when there is a probe."""
     from rlhf_core.rewards.trained_rm import trained_reward_model
 
@@ -98,8 +110,9 @@ def reward_model_eval(ctx: Context, name: str, rm: ArtifactRef, data: dict[str, 
         if needs_gold(ctx.cfg, name):
             from rlhf_core.demo.gold import signed_weights
 
-            agreement, meta["gating_vs_gold"] = gating_vs_gold(load_scorer(), list(spec.objectives), held,
-                                                               signed_weights(ctx.cfg.gold), probe)
+            agreement, meta["gating_vs_gold"] = gating_vs_gold(
+                load_scorer(), list(spec.objectives), held, signed_weights(ctx.cfg.gold), probe
+            )
             summary.update(agreement)
         write_table(pd.DataFrame([summary]), out / TABLE)
         return {**meta, "summary": summary}
@@ -117,13 +130,22 @@ def objective_agreement(scorer, objectives: list[str], probe: pd.DataFrame) -> p
     for source in PROBE_SOURCES:
         part = probe[probe["source"] == source]
         rewards = scorer.objective_rewards(part["prompt"].tolist(), part["completion"].tolist())
-        rows += [{"objective": o, "source": source, "spearman": spearman(rewards[:, k], part[o].to_numpy(float))
-                  if np.ptp(part[o].to_numpy(float)) > 0 else float("nan")} for k, o in enumerate(objectives)]
+        rows += [
+            {
+                "objective": o,
+                "source": source,
+                "spearman": spearman(rewards[:, k], part[o].to_numpy(float))
+                if np.ptp(part[o].to_numpy(float)) > 0
+                else float("nan"),
+            }
+            for k, o in enumerate(objectives)
+        ]
     return pd.DataFrame(rows)
 
 
-def gating_vs_gold(scorer, objectives: list[str], held: pd.DataFrame, gold_weights: dict[str, float],
-                   probe_ref: ArtifactRef | None) -> tuple[dict[str, float], pd.DataFrame]:
+def gating_vs_gold(
+    scorer, objectives: list[str], held: pd.DataFrame, gold_weights: dict[str, float], probe_ref: ArtifactRef | None
+) -> tuple[dict[str, float], pd.DataFrame]:
     """An ArmoRM's weight on each objective against the gold judge's, which combines the same
     components (docs/sources.md §5.7): the gating coefficients ``c = T · mean(g)`` over the
     held-out prompts (what the score multiplies each probe reward by), and, with a probe, the
@@ -140,14 +162,22 @@ def gating_vs_gold(scorer, objectives: list[str], held: pd.DataFrame, gold_weigh
     gates = scorer.gating(first["prompt"].tolist(), first["chosen"].tolist())
     coeffs = gating_coefficients(gates, scorer.armo.transform.cpu().numpy())
     gold = np.asarray([gold_weights[o] for o in objectives], dtype=float)
-    per = pd.DataFrame({"objective": objectives, "gating_mean": gates.mean(axis=0), "coefficient": coeffs,
-                        "coefficient_share": coeffs / np.abs(coeffs).sum(), "gold_weight": gold,
-                        "gold_share": gold / np.abs(gold).sum()})
+    per = pd.DataFrame(
+        {
+            "objective": objectives,
+            "gating_mean": gates.mean(axis=0),
+            "coefficient": coeffs,
+            "coefficient_share": coeffs / np.abs(coeffs).sum(),
+            "gold_weight": gold,
+            "gold_share": gold / np.abs(gold).sum(),
+        }
+    )
     out = {f"gating_gold_{k}": v for k, v in weight_agreement(coeffs, gold).items()} | {"gating_prompts": len(first)}
     if probe_ref is not None:
         probe = table(probe_ref)
-        effects = linear_effects(scorer(probe["prompt"].tolist(), probe["completion"].tolist()),
-                                 probe[objectives].to_numpy(dtype=float))
+        effects = linear_effects(
+            scorer(probe["prompt"].tolist(), probe["completion"].tolist()), probe[objectives].to_numpy(dtype=float)
+        )
         per["score_effect"] = effects
         out |= {f"effect_gold_{k}": v for k, v in weight_agreement(effects, gold).items()}
     return out, per
@@ -186,22 +216,24 @@ def _token_metrics(scorer, rows: pd.DataFrame, spec: dict[str, Any]) -> dict[str
     from rlhf_core.train.rm_token import NO_ERROR, TokenLabels, encode_rows, marker_logits
 
     labels = TokenLabels.of(spec["label_type"])
-    ids, targets = encode_rows(scorer.tokenizer, rows, labels, spec["segmentation"], spec["marker"],
-                               spec["max_length"])
+    ids, targets = encode_rows(scorer.tokenizer, rows, labels, spec["segmentation"], spec["marker"], spec["max_length"])
     pred, gold = [], []
     for z, y in zip(marker_logits(scorer.model, scorer.tokenizer, ids), targets):
         p, g = labelled_tags(z[None], np.asarray(y)[None], labels.names, restrict_to=(labels.error, NO_ERROR))
         pred += p
         gold += g
     baselines = token_error_baselines(gold, labels.error)
-    return {**token_error_metrics(pred, gold), **{f"{b}_{k}": v for b, m in baselines.items()
-                                                  for k, v in m.items() if k in ("accuracy", "error_f1")}}
+    return {
+        **token_error_metrics(pred, gold),
+        **{f"{b}_{k}": v for b, m in baselines.items() for k, v in m.items() if k in ("accuracy", "error_f1")},
+    }
 
 
 def _headline(kind: str, heldout: dict[str, Any]) -> dict[str, Any]:
     """The one held-out number a board row shows for this kind."""
-    key = {"crs_absolute": "mse", "fg_token": "error_f1"}.get(kind, "pair_accuracy" if "pair_accuracy" in heldout
-                                                             else "accuracy")
+    key = {"crs_absolute": "mse", "fg_token": "error_f1"}.get(
+        kind, "pair_accuracy" if "pair_accuracy" in heldout else "accuracy"
+    )
     return {"heldout_metric": key, "heldout_value": heldout[key]}
 
 

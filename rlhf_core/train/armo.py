@@ -26,6 +26,7 @@ what is served:
 
 The seed samples batches from an unseeded global RNG; here every random draw comes from ``seed``.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,32 @@ from rlhf_core.train.loop import Engine
 from rlhf_core.train.rm_losses import armo_pair_loss
 
 RIDGE_ALPHAS = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4)
-VERBOSITY_PENALTIES = (0, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5,
-                       0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)  # fmt: skip
+VERBOSITY_PENALTIES = (
+    0,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.125,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.35,
+    0.4,
+    0.45,
+    0.5,
+    0.55,
+    0.6,
+    0.65,
+    0.7,
+    0.75,
+    0.8,
+    0.85,
+    0.9,
+    0.95,
+)
 VERBOSITY_DIM = 4  # helpsteer-verbosity among the 19 ArmoRM attributes
 CORR_THRESHOLD = 0.03  # stage 2's default (the penalty function's own default, 0.028, is unused there)
 
@@ -85,8 +110,10 @@ def fit_probes(
     for k, name in enumerate(names):
         tr, va = ~np.isnan(y_tr[:, k]), ~np.isnan(y_va[:, k])
         if not tr.any() or not va.any():
-            raise ValueError(f"fit_probes: objective {name!r} has no label in the "
-                             f"{'train' if not tr.any() else 'validation'} part of the split")  # fmt: skip
+            raise ValueError(
+                f"fit_probes: objective {name!r} has no label in the "
+                f"{'train' if not tr.any() else 'validation'} part of the split"
+            )
         fits = [Ridge(alpha=a, fit_intercept=False).fit(x_tr[tr], y_tr[tr, k]) for a in alphas]
         mse = [float(np.mean((f.predict(x_va[va]) - y_va[va, k]) ** 2)) for f in fits]
         i = int(np.argmin(mse))  # first minimum on ties, as pandas' idxmin in the seed
@@ -155,8 +182,16 @@ class GatingNetwork(nn.Module):
     """MLP on the prompt embedding: ``n_hidden`` Linear+ReLU(+dropout) layers, a Linear to K, then
     ``softmax(x / temperature)`` over the K objectives times a learnable ``logit_scale``."""
 
-    def __init__(self, in_features: int, n_objectives: int, hidden: int = 1024, n_hidden: int = 3,
-                 dropout: float = 0.2, temperature: float = 10.0, logit_scale: float = 1.0):  # fmt: skip
+    def __init__(
+        self,
+        in_features: int,
+        n_objectives: int,
+        hidden: int = 1024,
+        n_hidden: int = 3,
+        dropout: float = 0.2,
+        temperature: float = 10.0,
+        logit_scale: float = 1.0,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         for _ in range(n_hidden):
@@ -236,25 +271,36 @@ def train_gating(
     x = torch.as_tensor(np.asarray(prompt_embeddings), dtype=torch.float32)
     w = torch.as_tensor(np.asarray(weights), dtype=torch.float32)
     if z.ndim != 3 or z.shape[1] != 2 or x.shape != z.shape or w.shape[1] != z.shape[2]:
-        raise ValueError(f"train_gating: need embeddings and prompt embeddings (N, 2, H) and weights (K, H), "
-                         f"got {tuple(z.shape)}, {tuple(x.shape)}, {tuple(w.shape)}")  # fmt: skip
+        raise ValueError(
+            f"train_gating: need embeddings and prompt embeddings (N, 2, H) and weights (K, H), "
+            f"got {tuple(z.shape)}, {tuple(x.shape)}, {tuple(w.shape)}"
+        )
     if len(z) < 5:
         raise ValueError(f"train_gating: {len(z)} pairs cannot make an 80/20 split")
     ref = z if reference_embeddings is None else torch.as_tensor(np.asarray(reference_embeddings), dtype=torch.float32)
     if cfg.verbosity_dim is None:
         penalties = np.zeros(w.shape[0])
     else:
-        penalties = verbosity_penalties((ref @ w.T).reshape(-1, w.shape[0]).numpy(), cfg.verbosity_dim,
-                                        cfg.corr_threshold)  # fmt: skip
+        penalties = verbosity_penalties(
+            (ref @ w.T).reshape(-1, w.shape[0]).numpy(), cfg.verbosity_dim, cfg.corr_threshold
+        )
     torch.manual_seed(cfg.seed)  # the gating network's initial weights
-    gating = GatingNetwork(x.shape[-1], w.shape[0], cfg.hidden, cfg.n_hidden, cfg.dropout, cfg.temperature,
-                           cfg.logit_scale)  # fmt: skip
+    gating = GatingNetwork(
+        x.shape[-1], w.shape[0], cfg.hidden, cfg.n_hidden, cfg.dropout, cfg.temperature, cfg.logit_scale
+    )
     transform = torch.eye(w.shape[0]) if cfg.verbosity_dim is None else reward_transform(penalties, cfg.verbosity_dim)
     model = ArmoRM(w, transform, gating)
-    train_idx, val_idx = (torch.as_tensor(i) for i in train_test_split(np.arange(len(z)), test_size=0.2,
-                                                                       random_state=cfg.split_seed))  # fmt: skip
-    train = TrainConfig(batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_schedule="cosine",
-                        max_grad_norm=math.inf, seed=cfg.seed)
+    train_idx, val_idx = (
+        torch.as_tensor(i) for i in train_test_split(np.arange(len(z)), test_size=0.2, random_state=cfg.split_seed)
+    )
+    train = TrainConfig(
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        lr_schedule="cosine",
+        max_grad_norm=math.inf,
+        seed=cfg.seed,
+    )
     engine = Engine(model, train, cfg.steps)
     model, device = engine.unwrapped, engine.device
     zd, xd = z.to(device), x.to(device)

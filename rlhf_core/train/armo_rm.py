@@ -18,6 +18,7 @@ schedule over sampled batches). As there, the gating is trained and validated on
 rewards ``R = (W h) T`` that the released model serves (the seed trains on the untransformed
 ``W h``; docs/sources.md §10.10). A task without a verbosity objective has ``T = I``.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,13 +30,22 @@ import torch
 from rlhf_core.config import TrainConfig
 from rlhf_core.data.armo_embeddings import gating_positions, hidden_states_at, render
 from rlhf_core.data.chat import prompt_messages
-from rlhf_core.train.armo import (ArmoRM, GatingConfig, GatingNetwork, fit_probes, objective_arrays, pair_arrays,
-                                 train_gating)
+from rlhf_core.train.armo import (
+    ArmoRM,
+    GatingConfig,
+    GatingNetwork,
+    fit_probes,
+    objective_arrays,
+    pair_arrays,
+    train_gating,
+)
 
 WEIGHTS = "armo.safetensors"
 
 
-def embeddings(backbone, tokenizer, prompts: list[str], responses: list[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+def embeddings(
+    backbone, tokenizer, prompts: list[str], responses: list[str], max_length: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``(embedding, prompt_embedding)`` of each response, each (N, H)."""
     seqs, positions = [], []
     for p, r in zip(prompts, responses):
@@ -49,8 +59,9 @@ def embeddings(backbone, tokenizer, prompts: list[str], responses: list[str], ma
     return np.stack([s[1] for s in states]), np.stack([s[0] for s in states])
 
 
-def chat_embeddings(backbone, tokenizer, prompts: list[str], responses: list[str], pattern: tuple[int, ...],
-                    strip_bos_text: bool) -> tuple[np.ndarray, np.ndarray]:
+def chat_embeddings(
+    backbone, tokenizer, prompts: list[str], responses: list[str], pattern: tuple[int, ...], strip_bos_text: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """``(embedding, prompt_embedding)`` (N, H) of each response as the embedding builders make them:
     the conversation (a plain prompt is one user message) rendered with the chat template, the
     final token's state and the state where ``pattern`` last starts."""
@@ -67,40 +78,73 @@ def chat_embeddings(backbone, tokenizer, prompts: list[str], responses: list[str
     return np.stack([s[1] for s in states]), np.stack([s[0] for s in states])
 
 
-def fit_armo(backbone, tokenizer, objective_rows, labels: np.ndarray, pairs, train: TrainConfig,
-             verbosity_dim: int | None, gating_steps: int | None = None) -> tuple[ArmoRM, dict]:
+def fit_armo(
+    backbone,
+    tokenizer,
+    objective_rows,
+    labels: np.ndarray,
+    pairs,
+    train: TrainConfig,
+    verbosity_dim: int | None,
+    gating_steps: int | None = None,
+) -> tuple[ArmoRM, dict]:
     """Stage 1 on ``objective_rows`` (prompt, completion) with ``labels`` (N, K), stage 2 on ``pairs``,
     embedded here by ``backbone``."""
-    h, _ = embeddings(backbone, tokenizer, objective_rows["prompt"].tolist(), objective_rows["completion"].tolist(),
-                      train.max_length)
+    h, _ = embeddings(
+        backbone, tokenizer, objective_rows["prompt"].tolist(), objective_rows["completion"].tolist(), train.max_length
+    )
     prompts = pairs["prompt"].tolist()
     hc, xc = embeddings(backbone, tokenizer, prompts, pairs["chosen"].tolist(), train.max_length)
     hr, xr = embeddings(backbone, tokenizer, prompts, pairs["rejected"].tolist(), train.max_length)
     return _fit(h, labels, np.stack([hc, hr], 1), np.stack([xc, xr], 1), train, verbosity_dim, gating_steps)
 
 
-def fit_armo_tables(objective_table, objectives: list[str], pair_table, train: TrainConfig,
-                    verbosity_dim: int | None, gating_steps: int | None = None) -> tuple[ArmoRM, dict]:
+def fit_armo_tables(
+    objective_table,
+    objectives: list[str],
+    pair_table,
+    train: TrainConfig,
+    verbosity_dim: int | None,
+    gating_steps: int | None = None,
+) -> tuple[ArmoRM, dict]:
     """Stage 1 and stage 2 on the data layer's embedding tables (no backbone forward)."""
     h, labels = objective_arrays(objective_table, objectives)
     z, x = pair_arrays(pair_table)
     return _fit(h, labels, z, x, train, verbosity_dim, gating_steps, objectives)
 
 
-def _fit(h: np.ndarray, labels: np.ndarray, z: np.ndarray, x: np.ndarray, train: TrainConfig,
-         verbosity_dim: int | None, gating_steps: int | None, names: list[str] | None = None) -> tuple[ArmoRM, dict]:
+def _fit(
+    h: np.ndarray,
+    labels: np.ndarray,
+    z: np.ndarray,
+    x: np.ndarray,
+    train: TrainConfig,
+    verbosity_dim: int | None,
+    gating_steps: int | None,
+    names: list[str] | None = None,
+) -> tuple[ArmoRM, dict]:
     """Probes on ``h`` (N, H) / ``labels`` (N, K); gating on pairs ``z``, ``x`` (M, 2, H), for
     ``gating_steps`` (default: ``train.epochs`` over the 80% training pairs)."""
     probes = fit_probes(h, labels, names=names, split_seed=42)
     n_train = int(0.8 * len(z))
     steps = gating_steps or max(1, math.ceil(train.epochs * n_train / train.batch_size))
-    cfg = GatingConfig(steps=steps, batch_size=train.batch_size, lr=train.lr, weight_decay=train.weight_decay,
-                       verbosity_dim=verbosity_dim, seed=train.seed)
+    cfg = GatingConfig(
+        steps=steps,
+        batch_size=train.batch_size,
+        lr=train.lr,
+        weight_decay=train.weight_decay,
+        verbosity_dim=verbosity_dim,
+        seed=train.seed,
+    )
     model, report = train_gating(z, x, probes.weights, cfg)
-    info = {"probe_alpha": probes.best_alpha, "probe_val_mse": [min(m) for m in probes.val_mse],
-            "gating_val_accuracy": report.val_accuracy, "gating_steps": cfg.steps,
-            "penalties": report.penalties.tolist(), "gating": {"hidden": cfg.hidden, "n_hidden": cfg.n_hidden,
-                                                              "temperature": cfg.temperature}}
+    info = {
+        "probe_alpha": probes.best_alpha,
+        "probe_val_mse": [min(m) for m in probes.val_mse],
+        "gating_val_accuracy": report.val_accuracy,
+        "gating_steps": cfg.steps,
+        "penalties": report.penalties.tolist(),
+        "gating": {"hidden": cfg.hidden, "n_hidden": cfg.n_hidden, "temperature": cfg.temperature},
+    }
     return model, {**info, "losses": report.losses}
 
 
@@ -117,15 +161,19 @@ def load_armo(model_dir: str | Path, spec: dict) -> ArmoRM:
     state = load_file(str(Path(model_dir) / WEIGHTS))
     k, hidden = state["weights"].shape
     g = spec["gating"]
-    model = ArmoRM(state["weights"], state["transform"],
-                   GatingNetwork(hidden, k, g["hidden"], g["n_hidden"], 0.0, g["temperature"]))
+    model = ArmoRM(
+        state["weights"],
+        state["transform"],
+        GatingNetwork(hidden, k, g["hidden"], g["n_hidden"], 0.0, g["temperature"]),
+    )
     model.load_state_dict(state)
     return model.eval()
 
 
 @torch.inference_mode()
-def head_scores(armo: ArmoRM, embedding: np.ndarray, prompt_embedding: np.ndarray,
-                objectives: bool = False) -> np.ndarray:
+def head_scores(
+    armo: ArmoRM, embedding: np.ndarray, prompt_embedding: np.ndarray, objectives: bool = False
+) -> np.ndarray:
     """Gated scores (...,), or with ``objectives`` the debiased per-objective rewards (..., K)."""
     h, x = torch.as_tensor(embedding, dtype=torch.float32), torch.as_tensor(prompt_embedding, dtype=torch.float32)
     return (armo.objective_rewards(h) if objectives else armo(h, x)).numpy()

@@ -3,6 +3,7 @@
 A sequence is ``prompt tokens + response tokens + EOS``. When it is too long the prompt is
 truncated on the left and the response on the right (docs/sources.md §6.2); truncations are counted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ class Encoded:
     truncated: int
 
 
-def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_length: int,
-                 add_eos: bool = True) -> Encoded:
+def encode_pairs(
+    tokenizer, prompts: list[str], completions: list[str], max_length: int, add_eos: bool = True
+) -> Encoded:
     p_ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
     c_ids = tokenizer(list(completions), add_special_tokens=False)["input_ids"]
     eos = [tokenizer.eos_token_id] if add_eos else []
@@ -31,7 +33,7 @@ def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_leng
         if len(p) + len(c) > max_length:
             truncated += 1
             c = c[: max_length - 1]
-            p = p[-(max_length - len(c)):]
+            p = p[-(max_length - len(c)) :]
         ids.append(p + c)
         n_prompt.append(len(p))
     return Encoded(ids, n_prompt, truncated)
@@ -63,8 +65,9 @@ def token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
     batch = to_device(batch, model)
     ids, response = batch["input_ids"], batch["response_mask"]
     first = max(1, int(response.to(torch.int8).argmax(-1).min()))  # earliest response token in the batch
-    logits = model(input_ids=ids, attention_mask=batch["attention_mask"],
-                   logits_to_keep=ids.shape[1] - first + 1).logits[:, :-1]
+    logits = model(
+        input_ids=ids, attention_mask=batch["attention_mask"], logits_to_keep=ids.shape[1] - first + 1
+    ).logits[:, :-1]
     logp = torch.gather(F.log_softmax(logits.float(), dim=-1), 2, ids[:, first:].unsqueeze(-1)).squeeze(-1)
     logp = F.pad(logp, (first - 1, 0))
     mask = response[:, 1:].to(logp.dtype)

@@ -6,6 +6,7 @@ A checkpoint ``<name>`` is written into ``<name>.tmp``; ``publish`` flushes it t
 the swap is done. A kill at any point leaves at least one marked copy among the three names, and
 ``complete_copy`` finds it; an unmarked folder is never read.
 """
+
 from __future__ import annotations
 
 import os

@@ -20,15 +20,17 @@ step and history in ``state.json``) is written and published the way ``checkpoin
 older ones are removed only after that. A run restarts from the newest complete checkpoint, so a
 kill in the middle of a save costs one interval.
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -93,16 +95,21 @@ def make_accelerator(compute: ComputeConfig):
     if state and current != (compute.precision, backend) and PartialState().num_processes == 1:
         AcceleratorState._reset_state()
     # split_batches: the scheduler steps once per optimiser step, not once per process.
-    return Accelerator(mixed_precision=compute.precision, dynamo_backend=backend,
-                       dataloader_config=DataLoaderConfiguration(split_batches=True))
+    return Accelerator(
+        mixed_precision=compute.precision,
+        dynamo_backend=backend,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
 
 
 def accumulation_steps(global_batch: int, micro_batch: int | None, processes: int) -> int:
     """Micro-batches per process and optimiser step, so that they add up to the global batch."""
     micro = micro_batch or math.ceil(global_batch / processes)
     if global_batch % (micro * processes):
-        raise ValueError(f"train.batch_size {global_batch} is not a multiple of compute.micro_batch_size "
-                         f"{micro} x {processes} process(es)")
+        raise ValueError(
+            f"train.batch_size {global_batch} is not a multiple of compute.micro_batch_size "
+            f"{micro} x {processes} process(es)"
+        )
     return global_batch // (micro * processes)
 
 
@@ -123,19 +130,30 @@ def lr_factor(step: int, steps: int, train: TrainConfig, warmup: int | None = No
 class Engine:
     """A model prepared for training: LoRA adapters, device, precision, parallelism, optimiser."""
 
-    def __init__(self, model: torch.nn.Module, train: TrainConfig, steps: int, compute: ComputeConfig | None = None,
-                 *, adam_eps: float = 1e-8, warmup_steps: int | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train: TrainConfig,
+        steps: int,
+        compute: ComputeConfig | None = None,
+        *,
+        adam_eps: float = 1e-8,
+        warmup_steps: int | None = None,
+    ):
         from rlhf_core.train.lora import add_lora
 
         self.train, self.steps, self.compute = train, steps, compute or ComputeConfig()
         self.warmup = warmup_steps
         acc = self.accelerator = make_accelerator(self.compute)
-        acc.gradient_accumulation_steps = accumulation_steps(train.batch_size, self.compute.micro_batch_size,
-                                                             acc.num_processes)
+        acc.gradient_accumulation_steps = accumulation_steps(
+            train.batch_size, self.compute.micro_batch_size, acc.num_processes
+        )
         self.lora = self.compute.lora is not None
         if self.lora and self.sharded:
-            raise ValueError("LoRA trains under single_gpu, multi_gpu_ddp or deepspeed_zero2; ZeRO-3 and FSDP "
-                             "shard the weights for full fine-tuning (set compute.lora to null)")
+            raise ValueError(
+                "LoRA trains under single_gpu, multi_gpu_ddp or deepspeed_zero2; ZeRO-3 and FSDP "
+                "shard the weights for full fine-tuning (set compute.lora to null)"
+            )
         if self.lora:
             model = add_lora(model, self.compute.lora)
         if self.compute.gradient_checkpointing:
@@ -145,8 +163,9 @@ class Engine:
         params = [p for p in model.parameters() if p.requires_grad]
         # Measured: the fused kernel on CUDA; on CPU the per-tensor loop beats the default multi-tensor one.
         kernel = {"fused": True} if acc.device.type == "cuda" else {"foreach": False}
-        optimizer = torch.optim.AdamW(params, lr=train.lr, betas=(0.9, train.adam_beta2),
-                                      weight_decay=train.weight_decay, eps=adam_eps, **kernel)
+        optimizer = torch.optim.AdamW(
+            params, lr=train.lr, betas=(0.9, train.adam_beta2), weight_decay=train.weight_decay, eps=adam_eps, **kernel
+        )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: self.lr_factor(s))
         self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -159,15 +178,17 @@ class Engine:
             return
         acc = self.accelerator
         micro = self.train.batch_size // (acc.num_processes * acc.gradient_accumulation_steps)
-        plugin.deepspeed_config.update({
-            "train_micro_batch_size_per_gpu": micro,
-            "train_batch_size": self.train.batch_size,
-            "gradient_accumulation_steps": acc.gradient_accumulation_steps,
-            "gradient_clipping": self.train.max_grad_norm,
-            # ZeRO-Offload refuses a client optimizer unless told otherwise; ours is torch's AdamW
-            # (DeepSpeedCPUAdam would be faster but needs DeepSpeed's C++ op built on the host).
-            "zero_force_ds_cpu_optimizer": False,
-        })
+        plugin.deepspeed_config.update(
+            {
+                "train_micro_batch_size_per_gpu": micro,
+                "train_batch_size": self.train.batch_size,
+                "gradient_accumulation_steps": acc.gradient_accumulation_steps,
+                "gradient_clipping": self.train.max_grad_norm,
+                # ZeRO-Offload refuses a client optimizer unless told otherwise; ours is torch's AdamW
+                # (DeepSpeedCPUAdam would be faster but needs DeepSpeed's C++ op built on the host).
+                "zero_force_ds_cpu_optimizer": False,
+            }
+        )
 
     def lr_factor(self, step: int) -> float:
         return lr_factor(step, self.steps, self.train, self.warmup)
@@ -206,8 +227,9 @@ class Engine:
         start, history = self._resume(root)
         world, rank = acc.num_processes, acc.process_index
         parts = world * acc.gradient_accumulation_steps
-        bar = progress_bar(range(start, self.steps), desc=desc, initial=start, total=self.steps,
-                       disable=not acc.is_main_process)
+        bar = progress_bar(
+            range(start, self.steps), desc=desc, initial=start, total=self.steps, disable=not acc.is_main_process
+        )
         for step in bar:
             self.model.train()
             idx = order(step)
@@ -231,19 +253,27 @@ class Engine:
                     self.scheduler.step()
                     self.optimizer.zero_grad(set_to_none=True)
             keys = sorted(totals)
-            summed = acc.reduce(torch.tensor([totals[k] for k in keys], dtype=torch.float64, device=self.device),
-                                "sum").tolist()
+            summed = acc.reduce(
+                torch.tensor([totals[k] for k in keys], dtype=torch.float64, device=self.device), "sum"
+            ).tolist()
             record = dict(zip(keys, summed))
-            history.append({"step": step + 1, "loss": record.pop("loss"),
-                            "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
-                            "lr": self.scheduler.get_last_lr()[0], **record})
+            history.append(
+                {
+                    "step": step + 1,
+                    "loss": record.pop("loss"),
+                    "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
+                    "lr": self.scheduler.get_last_lr()[0],
+                    **record,
+                }
+            )
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", refresh=False)
             if (step + 1) % self.train.checkpoint_every == 0 and step + 1 < self.steps:
                 self._save(root, step + 1, history)
         return LoopResult(history, self.steps, start, self.finish())
 
-    def step(self, micro_batches: list, loss_fn: Callable[[Any], tuple[torch.Tensor, dict[str, float]]],
-             weights: list[float]) -> tuple[list[dict[str, float]], float]:
+    def step(
+        self, micro_batches: list, loss_fn: Callable[[Any], tuple[torch.Tensor, dict[str, float]]], weights: list[float]
+    ) -> tuple[list[dict[str, float]], float]:
         """One optimiser step whose gradient is ``sum_i weights[i] * grad loss_fn(micro_batches[i])``,
         for trainers that pick their own micro-batches (online RL: several steps per rollout).
 

@@ -3,6 +3,7 @@
 The reference policy of A-LoL, DPO and KL terms is the same base with the adapters disabled
 (``Engine.reference``), not a second copy in memory, as in the [LoL] seeds' PPO baseline.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,8 +22,9 @@ def add_lora(model: torch.nn.Module, cfg: LoraConfig) -> torch.nn.Module:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     targets = "all-linear" if cfg.target_modules == ["all-linear"] else list(cfg.target_modules)
     task = "SEQ_CLS" if hasattr(model, "score") else "CAUSAL_LM"  # SEQ_CLS also trains the score head
-    peft_cfg = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
-                              task_type=task)
+    peft_cfg = PeftLoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets, task_type=task
+    )
     return get_peft_model(model, peft_cfg)
 
 
@@ -36,5 +38,9 @@ def quantization_config(mode: str | None) -> Any:
 
     if mode == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )

@@ -15,6 +15,7 @@ returns a (B,) tensor; the batch loss is its mean.
 - a_lol_kl:       A+ * NLL_th + beta * (NLL_ref - NLL_th)
 - dpo:            -log sigmoid(beta * [(lp_c - lp_r) - (ref_c - ref_r)]); reference-free drops ref.
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ The reference model (the SFT checkpoint) is frozen; its log-probs are computed p
 ``inference_mode`` (with LoRA it is the base with adapters off). Rows carry ``reward`` (R) and
 ``advantage`` (A = R - V_ref) when the algorithm needs them (docs/sources.md §6.2).
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,9 +31,17 @@ def reference_for(policy, needed: bool, compute: ComputeConfig | None):
     return frozen_copy(policy) if needed and not (compute and compute.lora) else None
 
 
-def train_offline(policy, tokenizer, rows: pd.DataFrame, algorithm: str, train: TrainConfig,
-                  work_dir: Path, policy_cfg: PolicyConfig | None = None,
-                  compute: ComputeConfig | None = None, desc: str | None = None) -> LoopResult:
+def train_offline(
+    policy,
+    tokenizer,
+    rows: pd.DataFrame,
+    algorithm: str,
+    train: TrainConfig,
+    work_dir: Path,
+    policy_cfg: PolicyConfig | None = None,
+    compute: ComputeConfig | None = None,
+    desc: str | None = None,
+) -> LoopResult:
     """Train ``policy`` in place on prompt/completion rows with one offline algorithm (``desc``: the
     progress label, by default the algorithm's name; SFT, which trains with nll, says ``train``)."""
     enc = encode_pairs(tokenizer, rows["prompt"].tolist(), rows["completion"].tolist(), train.max_length)
@@ -63,18 +72,29 @@ def train_offline(policy, tokenizer, rows: pd.DataFrame, algorithm: str, train: 
                 ref_logp, _ = token_logprobs(engine.unwrapped if ref is None else ref, batch)
             ref_logp = ref_logp.clone()
         losses = offline_loss(
-            algorithm, logp, mask,
+            algorithm,
+            logp,
+            mask,
             reward=None if reward is None else reward[idx].to(logp.device),
             advantage=None if advantage is None else advantage[idx].to(logp.device),
-            ref_logp=ref_logp, eps=eps, kl_beta=kl_beta,
+            ref_logp=ref_logp,
+            eps=eps,
+            kl_beta=kl_beta,
         )
         return losses.mean(), {"nll_per_token": float(-(logp.detach().sum() / mask.sum()))}
 
     return engine.run(order, step_fn, work_dir, desc or algorithm)
 
 
-def train_dpo(policy, tokenizer, pairs: pd.DataFrame, policy_cfg: PolicyConfig, work_dir: Path,
-              reference_free: bool = False, compute: ComputeConfig | None = None) -> LoopResult:
+def train_dpo(
+    policy,
+    tokenizer,
+    pairs: pd.DataFrame,
+    policy_cfg: PolicyConfig,
+    work_dir: Path,
+    reference_free: bool = False,
+    compute: ComputeConfig | None = None,
+) -> LoopResult:
     """DPO (docs/sources.md §6.3): chosen/rejected = response + EOS, sequence log-probs summed over tokens."""
     train = policy_cfg.train
     prompts = pairs["prompt"].tolist()
@@ -90,7 +110,7 @@ def train_dpo(policy, tokenizer, pairs: pd.DataFrame, policy_cfg: PolicyConfig, 
         n_p = [chosen.n_prompt[i] for i in idx] + [rejected.n_prompt[i] for i in idx]
         logp, _ = token_logprobs(model, collate(ids, n_p, tokenizer.pad_token_id))
         total = logp.sum(-1)
-        return total[: len(idx)], total[len(idx):]
+        return total[: len(idx)], total[len(idx) :]
 
     def step_fn(idx: torch.Tensor):
         pc, pr = seq_logp(engine.model, idx)
@@ -100,7 +120,9 @@ def train_dpo(policy, tokenizer, pairs: pd.DataFrame, policy_cfg: PolicyConfig, 
                 rc, rr = (t.clone() for t in seq_logp(engine.unwrapped if ref is None else ref, idx))
         losses = dpo_loss(pc, pr, rc, rr, policy_cfg.dpo_beta)
         margin = (pc - pr).detach() - (0 if rc is None else (rc - rr))
-        return losses.mean(), {"reward_accuracy": float((margin > 0).float().mean()),
-                               "margin": float(policy_cfg.dpo_beta * margin.mean())}
+        return losses.mean(), {
+            "reward_accuracy": float((margin > 0).float().mean()),
+            "margin": float(policy_cfg.dpo_beta * margin.mean()),
+        }
 
     return engine.run(order, step_fn, work_dir, "dpo")

@@ -12,6 +12,7 @@ The score is P(first preferred), averaged over both orders (``rm_losses.pair_pm_
 When a message is longer than ``max_length`` it is cut on the left (the end of the message,
 where the answer is read, is kept).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,12 +49,13 @@ def message_ids(tokenizer, prompt: str, a: str, b: str, max_length: int) -> list
 def render_message(tokenizer, text: str, max_length: int) -> list[int]:
     """The user message as the model reads it before answering (chat template or plain text)."""
     if tokenizer.chat_template:
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=True,
-                                            add_generation_prompt=True)
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=True, add_generation_prompt=True
+        )
         ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)  # transformers 5: a BatchEncoding
     else:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return ids[-(max_length - 1):]
+    return ids[-(max_length - 1) :]
 
 
 def answer_logits(model, pad_id: int, ids: list[list[int]]) -> torch.Tensor:
@@ -65,8 +67,9 @@ def answer_logits(model, pad_id: int, ids: list[list[int]]) -> torch.Tensor:
     return logits[torch.arange(len(ids), device=device), last].float()
 
 
-def train_pair_pm(model, tokenizer, pairs: pd.DataFrame, train: TrainConfig, work_dir: Path,
-                  compute: ComputeConfig | None = None) -> LoopResult:
+def train_pair_pm(
+    model, tokenizer, pairs: pd.DataFrame, train: TrainConfig, work_dir: Path, compute: ComputeConfig | None = None
+) -> LoopResult:
     """The label-token loss on ``prompt, chosen, rejected`` rows (the chosen one at a seeded random
     slot), or on rows already in the pair-PM format (``prompt``: the message, ``completion``: A or B)."""
     a_id, b_id = label_ids(tokenizer)
@@ -78,8 +81,11 @@ def train_pair_pm(model, tokenizer, pairs: pd.DataFrame, train: TrainConfig, wor
     else:
         first = np.random.default_rng(train.seed).random(len(pairs)) < 0.5  # chosen shown as A
         for is_a, (p, c, r) in zip(first, pairs[["prompt", "chosen", "rejected"]].itertuples(index=False)):
-            ids.append(message_ids(tokenizer, p, c, r, train.max_length) if is_a
-                       else message_ids(tokenizer, p, r, c, train.max_length))
+            ids.append(
+                message_ids(tokenizer, p, c, r, train.max_length)
+                if is_a
+                else message_ids(tokenizer, p, r, c, train.max_length)
+            )
             labels.append(a_id if is_a else b_id)
     targets = torch.tensor(labels)
     engine = Engine(model, train, total_steps(train, len(ids)), compute)
@@ -94,14 +100,15 @@ def train_pair_pm(model, tokenizer, pairs: pd.DataFrame, train: TrainConfig, wor
 
 
 @torch.inference_mode()
-def preference_probability(model, tokenizer, spec: dict, prompts: list[str], first: list[str], second: list[str],
-                           batch_size: int = 32) -> list[float]:
+def preference_probability(
+    model, tokenizer, spec: dict, prompts: list[str], first: list[str], second: list[str], batch_size: int = 32
+) -> list[float]:
     """P(``first`` preferred over ``second``), averaged over both orders (docs/sources.md §3.5)."""
     a_id, b_id = label_ids(tokenizer)
     length = spec["max_length"]
     out: list[float] = []
     for s in range(0, len(prompts), batch_size):
-        rows = list(zip(prompts[s:s + batch_size], first[s:s + batch_size], second[s:s + batch_size]))
+        rows = list(zip(prompts[s : s + batch_size], first[s : s + batch_size], second[s : s + batch_size]))
         ab = answer_logits(model, tokenizer.pad_token_id, [message_ids(tokenizer, p, x, y, length) for p, x, y in rows])
         ba = answer_logits(model, tokenizer.pad_token_id, [message_ids(tokenizer, p, y, x, length) for p, x, y in rows])
         out += rm_losses.pair_pm_probability(ab, ba, a_id, b_id).cpu().tolist()
@@ -116,7 +123,7 @@ def answer_accuracy(model, tokenizer, spec: dict, rows: pd.DataFrame, batch_size
     ids = [render_message(tokenizer, t, spec["max_length"]) for t in rows["prompt"]]
     right = []
     for s in range(0, len(ids), batch_size):
-        logits = answer_logits(model, tokenizer.pad_token_id, ids[s:s + batch_size])
+        logits = answer_logits(model, tokenizer.pad_token_id, ids[s : s + batch_size])
         says_b = (logits[:, b_id] > logits[:, a_id]).cpu().numpy()
-        right += list(says_b == (rows["completion"].iloc[s:s + batch_size].to_numpy() == LABELS[1]))
+        right += list(says_b == (rows["completion"].iloc[s : s + batch_size].to_numpy() == LABELS[1]))
     return float(np.mean(right))

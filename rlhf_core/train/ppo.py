@@ -30,6 +30,7 @@ The policy and its critic train as one module (``ActorCritic``) on the shared tr
 and ``Engine.step`` for the optimiser steps the update picks; over several processes, see
 ``train_ppo``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,9 +38,9 @@ import json
 import math
 import numbers
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence, Union
 
 import torch
 from torch import nn
@@ -61,8 +62,8 @@ from rlhf_core.train.ppo_models import (
 )
 from rlhf_core.train.sampler import SamplingSettings, Shard, sample
 
-Segments = Sequence[tuple[Union[int, None], float]]
-RewardFn = Callable[[list[str], list[str]], Sequence[Union[float, Segments]]]
+Segments = Sequence[tuple[int | None, float]]
+RewardFn = Callable[[list[str], list[str]], Sequence[float | Segments]]
 CRITIC_FREE = ("grpo", "rloo")
 EVAL_BATCH = 64
 
@@ -83,8 +84,18 @@ class PPOResult:
 
 
 class _Engine(CheckpointMixin):
-    def __init__(self, policy, tokenizer, prompts: list[str], reward_fn: RewardFn, cfg: PPOConfig, work_dir: Path,
-                 eval_prompts: list[str] | None, value_model, compute: ComputeConfig | None = None):
+    def __init__(
+        self,
+        policy,
+        tokenizer,
+        prompts: list[str],
+        reward_fn: RewardFn,
+        cfg: PPOConfig,
+        work_dir: Path,
+        eval_prompts: list[str] | None,
+        value_model,
+        compute: ComputeConfig | None = None,
+    ):
         if not prompts:
             raise ValueError("train_ppo needs at least one prompt")
         if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
@@ -118,8 +129,9 @@ class _Engine(CheckpointMixin):
         self.timings = {"generation_s": 0.0, "scoring_s": 0.0, "update_s": 0.0}
         self.best: tuple[float, int] | None = None
         compiled = cfg.compiled_sampling and not policy.config.is_encoder_decoder
-        self.settings = SamplingSettings(cfg.max_new_tokens, True, cfg.temperature, cfg.top_k, cfg.top_p,
-                                         static=compiled, compile=compiled)
+        self.settings = SamplingSettings(
+            cfg.max_new_tokens, True, cfg.temperature, cfg.top_k, cfg.top_p, static=compiled, compile=compiled
+        )
 
     def _engine(self, compute) -> Engine:
         """The shared training engine over the policy and its critic: Adam (AdamW without decay), the
@@ -133,16 +145,32 @@ class _Engine(CheckpointMixin):
         compute = dataclasses.replace(compute, micro_batch_size=None, compile=bool(compute.compile))
         world = make_accelerator(compute).num_processes  # the one the engine gets
         if rows % world:
-            raise ValueError(f"a rollout of {rows} rows (prompts_per_rollout x samples_per_prompt) does not split "
-                             f"evenly over {world} processes")
+            raise ValueError(
+                f"a rollout of {rows} rows (prompts_per_rollout x samples_per_prompt) does not split "
+                f"evenly over {world} processes"
+            )
         if compute.lora is not None or compute.gradient_checkpointing:
-            raise ValueError("online RL takes a policy with its LoRA adapters already on it, and no gradient "
-                             "checkpointing: set compute.lora to null and compute.gradient_checkpointing to false")
+            raise ValueError(
+                "online RL takes a policy with its LoRA adapters already on it, and no gradient "
+                "checkpointing: set compute.lora to null and compute.gradient_checkpointing to false"
+            )
         # The step's micro-batches are picked by the update (Engine.step), so batch_size is only the rollout.
-        train = TrainConfig(epochs=cfg.steps, batch_size=rows, lr=cfg.lr, lr_schedule=cfg.lr_schedule,
-                            max_grad_norm=math.inf if cfg.max_grad_norm is None else cfg.max_grad_norm, seed=cfg.seed)
-        engine = Engine(self.actor_critic, train, cfg.steps * cfg.ppo_epochs * per_rollout, compute,
-                        adam_eps=cfg.adam_eps, warmup_steps=cfg.warmup_steps)
+        train = TrainConfig(
+            epochs=cfg.steps,
+            batch_size=rows,
+            lr=cfg.lr,
+            lr_schedule=cfg.lr_schedule,
+            max_grad_norm=math.inf if cfg.max_grad_norm is None else cfg.max_grad_norm,
+            seed=cfg.seed,
+        )
+        engine = Engine(
+            self.actor_critic,
+            train,
+            cfg.steps * cfg.ppo_epochs * per_rollout,
+            compute,
+            adam_eps=cfg.adam_eps,
+            warmup_steps=cfg.warmup_steps,
+        )
         if engine.sharded or engine.accelerator.state.deepspeed_plugin is not None:
             raise ValueError("online RL runs on one process or data-parallel (multi_gpu_ddp), not DeepSpeed or FSDP")
         return engine
@@ -151,15 +179,15 @@ class _Engine(CheckpointMixin):
 
     def _encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-truncated, left-padded prompt ids and mask."""
-        ids = [x[-self.cfg.max_prompt_length:] for x in self.tok(prompts, add_special_tokens=False)["input_ids"]]
+        ids = [x[-self.cfg.max_prompt_length :] for x in self.tok(prompts, add_special_tokens=False)["input_ids"]]
         if any(len(x) == 0 for x in ids):
             raise ValueError("an empty prompt cannot be continued; drop it before PPO")
         width = max(len(x) for x in ids)
         out = torch.full((len(ids), width), self.tok.pad_token_id, dtype=torch.long)
         mask = torch.zeros(len(ids), width, dtype=torch.long)
         for i, x in enumerate(ids):
-            out[i, width - len(x):] = torch.tensor(x)
-            mask[i, width - len(x):] = 1
+            out[i, width - len(x) :] = torch.tensor(x)
+            mask[i, width - len(x) :] = 1
         return out.to(self.device), mask.to(self.device)
 
     def _generate(self, prompts: list[str], settings: SamplingSettings, rows: slice | None = None):
@@ -170,15 +198,16 @@ class _Engine(CheckpointMixin):
         shard = None
         if rows is not None:
             p_ids, p_mask, shard = p_ids[rows], p_mask[rows], Shard(rows.start, len(prompts))
-        resp = sample(self.policy, p_ids, p_mask, settings, self.tok.eos_token_id, self.tok.pad_token_id,
-                      shard).clone()
+        resp = sample(self.policy, p_ids, p_mask, settings, self.tok.eos_token_id, self.tok.pad_token_id, shard).clone()
         is_eos = resp == self.tok.eos_token_id
         # valid = up to and including the first EOS; rows without EOS use every generated token
         after_eos = (is_eos.long().cumsum(-1) - is_eos.long()) > 0
         mask = (~after_eos).float()
         lengths = mask.sum(-1).long()
-        texts = [self.tok.decode(r[: int(n)][r[: int(n)] != self.tok.eos_token_id], skip_special_tokens=True)
-                 for r, n in zip(resp.cpu(), lengths.cpu())]
+        texts = [
+            self.tok.decode(r[: int(n)][r[: int(n)] != self.tok.eos_token_id], skip_special_tokens=True)
+            for r, n in zip(resp.cpu(), lengths.cpu())
+        ]
         return p_ids, p_mask, resp, mask, texts
 
     def _score(self, prompts: list[str], texts: list[str], lengths: list[int], width: int) -> torch.Tensor:
@@ -216,35 +245,52 @@ class _Engine(CheckpointMixin):
         logp, values, ref_logp = self._score_tokens(buf)
         if rows is not None:  # every process holds the whole rollout: the statistics below are over the batch
             gather = self.engine.accelerator.gather
-            buf, raw, logp, ref_logp = {k: gather(v) for k, v in buf.items()}, gather(raw), gather(logp), gather(ref_logp)
+            buf, raw, logp, ref_logp = (
+                {k: gather(v) for k, v in buf.items()},
+                gather(raw),
+                gather(logp),
+                gather(ref_logp),
+            )
             values = None if values is None else gather(values)
             mask = buf["mask"]
         logp, ref_logp = logp * mask, ref_logp * mask
         kl = (logp - ref_logp) * mask
         buf.update(logp=logp, ref_logp=ref_logp, raw_rewards=raw, kl=kl)
-        self._check_finite(step, "rollout", logp=logp, ref_logp=ref_logp, rewards=raw,
-                           **({} if values is None else {"values": values}))
+        self._check_finite(
+            step, "rollout", logp=logp, ref_logp=ref_logp, rewards=raw, **({} if values is None else {"values": values})
+        )
         rollout_kl = float(kl.sum(-1).mean())
         if cfg.kl_limit is not None and rollout_kl > cfg.kl_limit:
             raise PPOStopped(f"KL {rollout_kl:.4g} above the limit {cfg.kl_limit} at step {step}")
         scores = raw.sum(-1)
         if cfg.semantics == "fine_grained":
             penalized, _ = pm.fine_grained_rewards(raw, logp, ref_logp, mask, self.kl_ctl.value)
-            adv, returns = pm.fine_grained_advantages(penalized, values * mask, mask, cfg.gamma, cfg.lam,
-                                                      cfg.whiten_rewards)
+            adv, returns = pm.fine_grained_advantages(
+                penalized, values * mask, mask, cfg.gamma, cfg.lam, cfg.whiten_rewards
+            )
             values = values * mask
         elif cfg.semantics == "legacy_step":
-            shaped = pm.legacy_transform_scores(scores, self.running, cfg.use_score_scaling, cfg.use_score_norm,
-                                                cfg.score_clip)
+            shaped = pm.legacy_transform_scores(
+                scores, self.running, cfg.use_score_scaling, cfg.use_score_norm, cfg.score_clip
+            )
             rewards, _ = pm.legacy_rewards(shaped, logp, ref_logp, mask, self.kl_ctl.value)
             values, adv, returns = pm.legacy_advantages(rewards, values, mask, cfg.gamma, cfg.lam, cfg.whiten_rewards)
         else:
-            group = (pm.group_advantages(scores, cfg.samples_per_prompt) if cfg.semantics == "grpo"
-                     else pm.rloo_advantages(scores, cfg.samples_per_prompt))
+            group = (
+                pm.group_advantages(scores, cfg.samples_per_prompt)
+                if cfg.semantics == "grpo"
+                else pm.rloo_advantages(scores, cfg.samples_per_prompt)
+            )
             adv, returns, values = group[:, None] * mask, torch.zeros_like(mask), torch.zeros_like(mask)
         buf.update(values=values, advantages=adv, returns=returns)
-        stats = {"reward": float(scores.mean()), "kl": rollout_kl, "kl_coef": self.kl_ctl.value,
-                 "response_length": float(mask.sum(-1).mean()), "generation_s": t1 - t0, "scoring_s": t2 - t1}
+        stats = {
+            "reward": float(scores.mean()),
+            "kl": rollout_kl,
+            "kl_coef": self.kl_ctl.value,
+            "response_length": float(mask.sum(-1).mean()),
+            "generation_s": t1 - t0,
+            "scoring_s": t2 - t1,
+        }
         self.timings["generation_s"] += t1 - t0
         self.timings["scoring_s"] += t2 - t1
         return buf, stats
@@ -332,8 +378,9 @@ class _Engine(CheckpointMixin):
         for s in range(0, n, per_step):
             minibatches = [idx.to(self.device) for idx in order[s : s + per_step].split(cfg.mini_batch_size)]
             try:
-                done, _ = self.engine.step(minibatches, lambda idx: self._minibatch_loss(buf, idx, buf["mask"]),
-                                           [scale] * len(minibatches))
+                done, _ = self.engine.step(
+                    minibatches, lambda idx: self._minibatch_loss(buf, idx, buf["mask"]), [scale] * len(minibatches)
+                )
             except FloatingPointError:
                 raise PPOStopped(f"non-finite loss at step {step}, PPO epoch {epoch + 1}") from None
             stats += done
@@ -403,8 +450,10 @@ class _Engine(CheckpointMixin):
                 if keep or early or step == cfg.steps:
                     self.save("checkpoint", step, None)
                 if early:
-                    stop_reason = (f"KL above {cfg.kl_stop_threshold} on {cfg.kl_stop_count} rollouts; "
-                                   f"early stop after step {step}")
+                    stop_reason = (
+                        f"KL above {cfg.kl_stop_threshold} on {cfg.kl_stop_count} rollouts; "
+                        f"early stop after step {step}"
+                    )
                     break
         except PPOStopped as err:  # every process stops at the same point: the guards see the whole rollout
             stop_reason = str(err)
@@ -412,8 +461,16 @@ class _Engine(CheckpointMixin):
             self.load(weights_only=True)  # back to the last good weights
         self.policy.eval()
         done = max((h["step"] for h in self.history if "step" in h), default=0)
-        return PPOResult(self.history, done, start, stop_reason, self.best[0] if self.best else None,
-                         self.best[1] if self.best else None, dict(self.timings))
+        return PPOResult(
+            self.history,
+            done,
+            start,
+            stop_reason,
+            self.best[0] if self.best else None,
+            self.best[1] if self.best else None,
+            dict(self.timings),
+        )
+
 
 def as_trl_reward_func(reward_fn: RewardFn, name: str) -> Callable[..., list[float]]:
     """Our reward function as a TRL ``reward_funcs`` entry (GRPOTrainer, RLOOTrainer): one float
@@ -427,8 +484,17 @@ def as_trl_reward_func(reward_fn: RewardFn, name: str) -> Callable[..., list[flo
     return reward
 
 
-def train_ppo(policy, tokenizer, prompts: list[str], reward_fn: RewardFn, cfg: PPOConfig, work_dir: Path,
-              eval_prompts: list[str] | None = None, value_model=None, compute: ComputeConfig | None = None) -> PPOResult:
+def train_ppo(
+    policy,
+    tokenizer,
+    prompts: list[str],
+    reward_fn: RewardFn,
+    cfg: PPOConfig,
+    work_dir: Path,
+    eval_prompts: list[str] | None = None,
+    value_model=None,
+    compute: ComputeConfig | None = None,
+) -> PPOResult:
     """Train ``policy`` in place by online RL; resumes from ``work_dir/checkpoint`` when present.
 
     ``value_model`` (any HF model with ``hidden_size``) is the trunk of the critic when
@@ -444,5 +510,7 @@ def train_ppo(policy, tokenizer, prompts: list[str], reward_fn: RewardFn, cfg: P
     engine = _Engine(policy, tokenizer, prompts, reward_fn, cfg, work_dir, eval_prompts, value_model, compute)
     result = engine.run()
     if not engine.main:
-        raise NotMainProcess(f"rank {engine.engine.accelerator.process_index}: training is over; rank 0 saves the model")
+        raise NotMainProcess(
+            f"rank {engine.engine.accelerator.process_index}: training is over; rank 0 saves the model"
+        )
     return result

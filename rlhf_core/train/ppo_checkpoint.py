@@ -1,6 +1,7 @@
 """Atomic, resumable checkpoints of the online RL engine (``ppo.py``): weights, optimiser,
 scheduler, KL controller, running moments, early-stop count, history, RNG and, between PPO epochs,
 the rollout buffer, as checkpoint folders that are whole or not used (``checkpoint_dir``)."""
+
 from __future__ import annotations
 
 import json
@@ -28,11 +29,16 @@ class CheckpointMixin:
         for key, module in self._modules().items():
             save_model(module, str(tmp / f"{key}.safetensors"))
         state = {
-            "step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "step": step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
             "kl_ctl": self.kl_ctl.state_dict(),
-            "running": self.running.state_dict(), "early_count": self.early.count,
-            "history": json.dumps(self.history), "timings": json.dumps(self.timings),
-            "best": json.dumps(self.best), "rng": torch.get_rng_state(),
+            "running": self.running.state_dict(),
+            "early_count": self.early.count,
+            "history": json.dumps(self.history),
+            "timings": json.dumps(self.timings),
+            "best": json.dumps(self.best),
+            "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "current": current,
         }

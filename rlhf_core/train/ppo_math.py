@@ -33,6 +33,7 @@ Read from the TRL v0.7.4 source, beyond the summary in docs/sources.md §6.8:
 - Minibatches are reshuffled every epoch and the optimiser steps every ``grad_accum`` of them
   with each loss divided by ``grad_accum``; [FG] walks the rows in order, with no shuffle.
 """
+
 from __future__ import annotations
 
 import math
@@ -81,8 +82,9 @@ def fg_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> t
 # ----------------------------------------------------------------------------- rewards
 
 
-def place_segment_rewards(positions: list[list[int]], rewards: list[list[float]], lengths: list[int],
-                          width: int) -> torch.Tensor:
+def place_segment_rewards(
+    positions: list[list[int]], rewards: list[list[float]], lengths: list[int], width: int
+) -> torch.Tensor:
     """Dense reward tensor (B, width): each segment's reward on its last token, 0 elsewhere.
 
     ``positions[i][j]`` is the token index of the end of segment j of completion i; it is clipped
@@ -105,15 +107,17 @@ def last_token_rewards(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return out
 
 
-def fine_grained_rewards(raw: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor,
-                         kl_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+def fine_grained_rewards(
+    raw: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor, kl_coef: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """[FG] ``kl_penalize_reward``: r~_t = raw_t - kl_coef * (logp_t - ref_t); returns (r~, kl)."""
     kl = (logp - ref_logp) * mask
     return raw * mask - kl_coef * kl, kl
 
 
-def legacy_rewards(scores: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor,
-                   kl_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+def legacy_rewards(
+    scores: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor, kl_coef: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """TRL 0.7: -kl_coef * (logp - ref) at every token, plus the score on the last response token.
 
     Returns (rewards, non_score_reward); like TRL, neither is masked here (GAE masks them).
@@ -147,8 +151,9 @@ class RunningMoments:
         self.mean, self.var, self.std, self.count = (state[k] for k in ("mean", "var", "std", "count"))
 
 
-def legacy_transform_scores(scores: torch.Tensor, running: RunningMoments, use_scaling: bool, use_norm: bool,
-                            clip: float | None) -> torch.Tensor:
+def legacy_transform_scores(
+    scores: torch.Tensor, running: RunningMoments, use_scaling: bool, use_norm: bool, clip: float | None
+) -> torch.Tensor:
     """TRL 0.7 ``step``: update the running moments with this batch first, then scale (and centre
     only when ``use_norm`` *and* ``use_scaling``; norm alone does nothing), then clip to ±clip."""
     if use_scaling:
@@ -195,8 +200,9 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float, h
     return adv
 
 
-def fine_grained_advantages(penalized: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
-                            lam: float, whiten_rewards: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def fine_grained_advantages(
+    penalized: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float, whiten_rewards: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """[FG] ``compute_advantages``: returns (whitened advantages, returns = A + V_old).
 
     GAE runs over the longest valid length only, so whitened padding beyond it never leaks in.
@@ -206,8 +212,9 @@ def fine_grained_advantages(penalized: torch.Tensor, values: torch.Tensor, mask:
     return fg_whiten(adv, mask).detach(), adv + values
 
 
-def legacy_advantages(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float,
-                      whiten_rewards: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def legacy_advantages(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float, whiten_rewards: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """TRL 0.7 ``compute_advantages``: returns (masked values, whitened advantages, returns)."""
     values, rewards = values * mask, rewards * mask
     if whiten_rewards:
@@ -237,16 +244,18 @@ def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------- losses
 
 
-def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
-                clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+def policy_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, clip: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """masked_mean(max(-A*ratio, -A*clip(ratio, 1-eps, 1+eps))); returns (loss, ratio)."""
     ratio = torch.exp(logp - old_logp)
     losses = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip))
     return masked_mean(losses, mask), ratio
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               clip: float) -> torch.Tensor:
+def value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, clip: float
+) -> torch.Tensor:
     """0.5 * masked_mean(max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2))."""
     clipped = torch.max(torch.min(values, old_values + clip), old_values - clip)
     return 0.5 * masked_mean(torch.max((values - returns) ** 2, (clipped - returns) ** 2), mask)

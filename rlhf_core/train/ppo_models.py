@@ -1,12 +1,24 @@
 """The models and tensor plumbing of the online RL engine (``ppo.py``): critics, the inputs that
 score a response, per-token log-probs, and where a reward segment ends."""
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-BUFFER_KEYS = ("prompt_ids", "prompt_mask", "response_ids", "mask", "logp", "ref_logp", "values",
-               "raw_rewards", "advantages", "returns", "kl")
+BUFFER_KEYS = (
+    "prompt_ids",
+    "prompt_mask",
+    "response_ids",
+    "mask",
+    "logp",
+    "ref_logp",
+    "values",
+    "raw_rewards",
+    "advantages",
+    "returns",
+    "kl",
+)
 
 
 class ValueHead(nn.Module):
@@ -43,8 +55,9 @@ class ActorCritic(nn.Module):
         super().__init__()
         self.policy, self.critic = policy, critic
 
-    def forward(self, batch: dict[str, torch.Tensor], start: int,
-                targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, batch: dict[str, torch.Tensor], start: int, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         shared = isinstance(self.critic, ValueHead)
         logp, hidden = response_logp(self.policy, batch, start, targets, shared)
         if self.critic is None:
@@ -70,8 +83,11 @@ def model_inputs(buf: dict[str, torch.Tensor], idx, decoder_start: int | None) -
     prompt_ids, prompt_mask, resp = buf["prompt_ids"][idx], buf["prompt_mask"][idx], buf["response_ids"][idx]
     if decoder_start is not None:
         start = torch.full_like(resp[:, :1], decoder_start)
-        return {"input_ids": prompt_ids, "attention_mask": prompt_mask,
-                "decoder_input_ids": torch.cat([start, resp[:, :-1]], dim=1)}, 0
+        return {
+            "input_ids": prompt_ids,
+            "attention_mask": prompt_mask,
+            "decoder_input_ids": torch.cat([start, resp[:, :-1]], dim=1),
+        }, 0
     ids = torch.cat([prompt_ids, resp], dim=1)
     mask = torch.cat([prompt_mask, buf["mask"][idx].long()], dim=1)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -83,8 +99,9 @@ def last_hidden(out) -> torch.Tensor:
     return (states if states is not None else out.hidden_states)[-1]
 
 
-def response_logp(model, batch: dict[str, torch.Tensor], start: int, targets: torch.Tensor,
-                   hidden: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def response_logp(
+    model, batch: dict[str, torch.Tensor], start: int, targets: torch.Tensor, hidden: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log pi(y_t | ...) of the response tokens (the logit of token t sits at position start + t)."""
     out = model(**batch, output_hidden_states=hidden)
     width = targets.shape[1]

@@ -13,6 +13,7 @@ Deviation: the seed masks ``attention_mask[:-1]`` against labels shifted by one,
 first response token and adds the position after the last one; we score exactly the response
 tokens (EOS included).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,9 @@ from rlhf_core.train.loop import BatchOrder, Engine, LoopResult, total_steps
 PRO_EPS = 1e-10
 
 
-def pro_loss(sum_logp: torch.Tensor, n_tokens: torch.Tensor, rewards: torch.Tensor, sft_index: torch.Tensor,
-             sft_weight: float) -> torch.Tensor:
+def pro_loss(
+    sum_logp: torch.Tensor, n_tokens: torch.Tensor, rewards: torch.Tensor, sft_index: torch.Tensor, sft_weight: float
+) -> torch.Tensor:
     """Per-example PRO loss (B,) from (B, K) summed log-probs, token counts and raw rewards."""
     scores = sum_logp / n_tokens
     stages = scores.shape[1]
@@ -51,8 +53,9 @@ def pair_rewards(pairs: pd.DataFrame) -> torch.Tensor:
     return torch.tensor([[1.0, 0.0]]).expand(len(pairs), 2).clone()
 
 
-def train_pro(policy, tokenizer, pairs: pd.DataFrame, cfg: PROConfig, work_dir: Path,
-              compute: ComputeConfig | None = None) -> LoopResult:
+def train_pro(
+    policy, tokenizer, pairs: pd.DataFrame, cfg: PROConfig, work_dir: Path, compute: ComputeConfig | None = None
+) -> LoopResult:
     """Train ``policy`` in place with 2-candidate PRO on prompt/chosen/rejected rows (chosen = sft)."""
     train = cfg.train
     prompts = pairs["prompt"].tolist()
@@ -70,8 +73,13 @@ def train_pro(policy, tokenizer, pairs: pd.DataFrame, cfg: PROConfig, work_dir: 
         sums, counts = logp.sum(-1), mask.sum(-1)
         sum_logp = torch.stack([sums[:n], sums[n:]], dim=1)
         n_tokens = torch.stack([counts[:n], counts[n:]], dim=1)
-        losses = pro_loss(sum_logp, n_tokens, rewards[idx].to(sum_logp.device), torch.zeros(n, dtype=torch.long,
-                          device=sum_logp.device), cfg.sft_weight)
+        losses = pro_loss(
+            sum_logp,
+            n_tokens,
+            rewards[idx].to(sum_logp.device),
+            torch.zeros(n, dtype=torch.long, device=sum_logp.device),
+            cfg.sft_weight,
+        )
         scores = (sum_logp / n_tokens).detach()
         return losses.mean(), {"rank_accuracy": float((scores[:, 0] > scores[:, 1]).float().mean())}
 

@@ -18,6 +18,7 @@ chat template, truncated on the left as [RF] does (``rm_text``), encoded exactly
 on ``truncation_side``), so a trained RM scores at inference what it saw in training. A decoder
 (GPT-2) head reads the last non-pad token.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,7 +53,7 @@ def _pair_step(model_fn, kind: str, chosen: list[list[int]], rejected: list[list
 
     def step(idx: torch.Tensor):
         scores = model_fn([chosen[i] for i in idx] + [rejected[i] for i in idx])
-        rc, rr = scores[: len(idx)], scores[len(idx):]
+        rc, rr = scores[: len(idx)], scores[len(idx) :]
         return loss_fn(rc, rr), {"accuracy": float((rc > rr).float().mean())}
 
     return step
@@ -75,7 +76,9 @@ def _absolute_step(model_fn, ids: list[list[int]], targets: torch.Tensor):
     def step(idx: torch.Tensor):
         logits = model_fn([ids[i] for i in idx])
         y = targets[idx].to(logits.device)
-        return rm_losses.crs_absolute(logits, y, low_weight), {"mae": float((torch.sigmoid(logits.detach()) - y).abs().mean())}
+        return rm_losses.crs_absolute(logits, y, low_weight), {
+            "mae": float((torch.sigmoid(logits.detach()) - y).abs().mean())
+        }
 
     return step
 
@@ -91,9 +94,18 @@ def rm_text(prompt: str, response: str, template: str, chat_tokenizer=None) -> s
     return prompt + template.format(response=response)
 
 
-def train_sequence_rm(kind: str, model, tokenizer, rows: pd.DataFrame, train: TrainConfig, work_dir: Path,
-                      compute: ComputeConfig | None = None, truncation_side: str = "left",
-                      response_template: str = "{response}", chat_template: bool = False) -> LoopResult:
+def train_sequence_rm(
+    kind: str,
+    model,
+    tokenizer,
+    rows: pd.DataFrame,
+    train: TrainConfig,
+    work_dir: Path,
+    compute: ComputeConfig | None = None,
+    truncation_side: str = "left",
+    response_template: str = "{response}",
+    chat_template: bool = False,
+) -> LoopResult:
     """Train a one-logit RM of ``kind`` on its training ``rows`` (columns in the module docstring);
     ``chat_template``: the texts are chat-rendered conversations (``rm_text``)."""
     if kind not in SEQUENCE_RM_KINDS:
@@ -115,8 +127,12 @@ def train_sequence_rm(kind: str, model, tokenizer, rows: pd.DataFrame, train: Tr
     if kind in PAIR_KINDS:
         step = _pair_step(model_fn, kind, enc(rows["chosen"].tolist()), enc(rows["rejected"].tolist()))
     elif kind == "crs_ranking":
-        replies = [encode_texts(tokenizer, [rm_text(p, r, response_template, chat) for r in rs], train.max_length,
-                                truncation_side) for p, rs in zip(prompts, rows["completions"])]
+        replies = [
+            encode_texts(
+                tokenizer, [rm_text(p, r, response_template, chat) for r in rs], train.max_length, truncation_side
+            )
+            for p, rs in zip(prompts, rows["completions"])
+        ]
         step = _ranking_step(model_fn, replies)
     else:
         targets = torch.tensor(rows["score"].to_numpy(dtype=np.float32))

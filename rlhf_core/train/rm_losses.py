@@ -14,6 +14,7 @@ a trainer on any engine can call it and the arithmetic is tested on its own.
 No seed trains with a Bradley-Terry margin (TRL's optional ``margin`` column is unused by [WA]
 and [RF]), so none is offered here.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -114,9 +115,7 @@ def pairwise_preference(label_logits: torch.Tensor, label_ids: torch.Tensor) -> 
     return F.cross_entropy(label_logits, label_ids)
 
 
-def pair_pm_probability(
-    logits_ab: torch.Tensor, logits_ba: torch.Tensor, a_id: int, b_id: int
-) -> torch.Tensor:
+def pair_pm_probability(logits_ab: torch.Tensor, logits_ba: torch.Tensor, a_id: int, b_id: int) -> torch.Tensor:
     """[RF] pair-PM score: P(the first response is preferred), averaged over both orders (§5.6, §7.5).
 
     ``logits_ab`` (B, V): label-position logits with the first response shown as A; ``logits_ba``

@@ -29,6 +29,7 @@ Longformer. A causal (GPT-2) base reading a marker before a segment could not se
 so such a base puts the marker after it (``marker: after``); the label still belongs to the
 segment the marker closes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ class TokenLabels:
     names: tuple[str, ...]  # sorted tags: the network's outputs
 
     @classmethod
-    def of(cls, label_type: str) -> "TokenLabels":
+    def of(cls, label_type: str) -> TokenLabels:
         return cls(label_type, tuple(sorted({FG_LABEL_TYPES[label_type][0], IGNORE, NO_ERROR})))
 
     @property
@@ -98,8 +99,15 @@ def labelled_segments(segments: list[str], types: list[str], unit: str, labels: 
     return out_segments, out_tags
 
 
-def token_inputs(tokenizer, prompt: str, segments: list[str], marker: str, max_length: int,
-                 tags: list[str] | None = None, labels: TokenLabels | None = None) -> tuple[list[int], list[int], list[int]]:
+def token_inputs(
+    tokenizer,
+    prompt: str,
+    segments: list[str],
+    marker: str,
+    max_length: int,
+    tags: list[str] | None = None,
+    labels: TokenLabels | None = None,
+) -> tuple[list[int], list[int], list[int]]:
     """``(input_ids, targets, marker positions)`` of one response.
 
     The prompt (left-truncated to leave room) comes first, then each segment with the marker
@@ -121,7 +129,7 @@ def token_inputs(tokenizer, prompt: str, segments: list[str], marker: str, max_l
         targets += [rm_losses.IGNORE_INDEX] * len(unit)
         if tags is not None:
             targets[at] = labels.target(tags[k])
-    prompt_ids = prompt_ids[max(0, len(prompt_ids) - (max_length - len(body))):]
+    prompt_ids = prompt_ids[max(0, len(prompt_ids) - (max_length - len(body))) :]
     n = len(prompt_ids)
     return prompt_ids + body, [rm_losses.IGNORE_INDEX] * n + targets, [n + p for p in positions]
 
@@ -147,8 +155,9 @@ def _start(tokenizer) -> list[int]:
     return [tokenizer.cls_token_id] if tokenizer.cls_token_id is not None else []
 
 
-def encode_word_rows(tokenizer, rows: pd.DataFrame, labels: TokenLabels,
-                     max_length: int) -> tuple[list[list[int]], list[list[int]]]:
+def encode_word_rows(
+    tokenizer, rows: pd.DataFrame, labels: TokenLabels, max_length: int
+) -> tuple[list[list[int]], list[list[int]]]:
     """[FG] token-label files (``text`` words with ``</s>`` segment markers, one ``feedback_tags`` tag
     per word, docs/sources.md §2.1): the first sub-token of a word carries its tag, every other
     token -100; a ``</s>`` word is the marker token. Truncated on the right to ``max_length``."""
@@ -165,8 +174,9 @@ def encode_word_rows(tokenizer, rows: pd.DataFrame, labels: TokenLabels,
     return ids, targets
 
 
-def encode_rows(tokenizer, rows: pd.DataFrame, labels: TokenLabels, unit: str, marker: str,
-                max_length: int) -> tuple[list[list[int]], list[list[int]]]:
+def encode_rows(
+    tokenizer, rows: pd.DataFrame, labels: TokenLabels, unit: str, marker: str, max_length: int
+) -> tuple[list[list[int]], list[list[int]]]:
     """Ids and targets of every labelled row: [FG] files (``text``, ``feedback_tags``), or segmented
     responses (``prompt``, ``segments``, ``labels``: each segment's error type or O, the demo)."""
     if "feedback_tags" in rows:
@@ -180,8 +190,17 @@ def encode_rows(tokenizer, rows: pd.DataFrame, labels: TokenLabels, unit: str, m
     return ids, targets
 
 
-def train_token_rm(model, tokenizer, rows: pd.DataFrame, labels: TokenLabels, unit: str, marker: str,
-                   train: TrainConfig, work_dir: Path, compute: ComputeConfig | None = None) -> LoopResult:
+def train_token_rm(
+    model,
+    tokenizer,
+    rows: pd.DataFrame,
+    labels: TokenLabels,
+    unit: str,
+    marker: str,
+    train: TrainConfig,
+    work_dir: Path,
+    compute: ComputeConfig | None = None,
+) -> LoopResult:
     """Cross-entropy at the segment markers (docs/sources.md §5.1) on the training ``rows``.
 
     Rows where no segment is a target (every tag ``Ignore``) are dropped, as [FG] drops them.
@@ -190,8 +209,10 @@ def train_token_rm(model, tokenizer, rows: pd.DataFrame, labels: TokenLabels, un
     keep = [i for i, t in enumerate(targets) if any(v != rm_losses.IGNORE_INDEX for v in t)]
     ids, targets = [ids[i] for i in keep], [targets[i] for i in keep]
     if not ids:
-        raise ValueError(f"fg_token: none of the {len(rows)} training rows keeps a labelled segment within "
-                         f"max_length {train.max_length}")
+        raise ValueError(
+            f"fg_token: none of the {len(rows)} training rows keeps a labelled segment within "
+            f"max_length {train.max_length}"
+        )
     engine = Engine(model, train, total_steps(train, len(ids)), compute)
 
     def step(idx: torch.Tensor):
@@ -209,7 +230,7 @@ def marker_logits(model, tokenizer, ids: list[list[int]], batch_size: int = 32) 
     """Per row, the logits (n_tokens, C) of the token classifier."""
     out = []
     for start in range(0, len(ids), batch_size):
-        chunk = ids[start:start + batch_size]
+        chunk = ids[start : start + batch_size]
         logits = token_logits(model, tokenizer.pad_token_id, chunk).cpu().numpy()
         out += [logits[i, : len(x)] for i, x in enumerate(chunk)]
     return out
@@ -220,7 +241,9 @@ def segment_errors(model, tokenizer, spec: dict, prompts: list[str], completions
     error logit at its marker: a tie is an error, as [FG]'s 2-way argmax, docs/sources.md §3.1),
     with the settings of the artifact's ``reward_model.json`` (``spec``)."""
     err, ok = spec["error_label_id"], spec["no_error_label_id"]
-    rows = [token_inputs(tokenizer, p, segments_of(c, spec["segmentation"]), spec["marker"], spec["max_length"])
-            for p, c in zip(prompts, completions)]
+    rows = [
+        token_inputs(tokenizer, p, segments_of(c, spec["segmentation"]), spec["marker"], spec["max_length"])
+        for p, c in zip(prompts, completions)
+    ]
     logits = marker_logits(model, tokenizer, [r[0] for r in rows])
     return [[bool(z[pos, err] >= z[pos, ok]) for pos in r[2]] for r, z in zip(rows, logits)]

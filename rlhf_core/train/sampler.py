@@ -26,6 +26,7 @@ preparation, stopping-criteria objects, logits-processor lists, output bookkeepi
 ``cache_position``, so every decode step has the same shapes and ``torch.compile`` (the decode
 forward, ``reduce-overhead``: CUDA graphs) can replay it; the tokens stay the same.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -74,8 +75,13 @@ class SamplingSettings:
 
     def hf_kwargs(self) -> dict:
         """The same settings as ``generate`` keyword arguments (HF's top_k default 50 switched off)."""
-        return {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
-                "temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": self.do_sample,
+            "temperature": self.temperature,
+            "top_k": self.top_k,
+            "top_p": self.top_p,
+        }
 
 
 def _warpers(s: SamplingSettings) -> list:
@@ -94,15 +100,16 @@ def _warpers(s: SamplingSettings) -> list:
 class _CausalStep:
     """One decode step of a causal LM: left-padded prompt, positions from the mask, growing mask."""
 
-    def __init__(self, model, input_ids, attention_mask, max_new_tokens, static: bool = False,
-                 decode=None):
+    def __init__(self, model, input_ids, attention_mask, max_new_tokens, static: bool = False, decode=None):
         self.model, self.width, self.static = model, input_ids.shape[1], static
         total = self.width + max_new_tokens
         self.mask = torch.ones(input_ids.shape[0], total, dtype=attention_mask.dtype, device=input_ids.device)
         self.mask[:, : self.width] = attention_mask
         positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
         self.next_pos = positions[:, -1:] + 1
-        self.cache = StaticCache(config=model.config, max_cache_len=total) if static else DynamicCache(config=model.config)
+        self.cache = (
+            StaticCache(config=model.config, max_cache_len=total) if static else DynamicCache(config=model.config)
+        )
         self.first = dict(input_ids=input_ids, position_ids=positions)
         if static:
             self.first["cache_position"] = torch.arange(self.width, device=input_ids.device)
@@ -133,13 +140,19 @@ class _Seq2SeqStep:
         self.model, self.mask = model, attention_mask
         self.encoded = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
         self.cache = EncoderDecoderCache(DynamicCache(config=model.config), DynamicCache(config=model.config))
-        self.start = torch.full((input_ids.shape[0], 1), model.config.decoder_start_token_id, dtype=torch.long,
-                                device=input_ids.device)
+        self.start = torch.full(
+            (input_ids.shape[0], 1), model.config.decoder_start_token_id, dtype=torch.long, device=input_ids.device
+        )
 
     def __call__(self, tokens: torch.Tensor | None) -> torch.Tensor:
         dec = self.start if tokens is None else tokens[:, None]
-        out = self.model(encoder_outputs=self.encoded, attention_mask=self.mask, decoder_input_ids=dec,
-                         cache=self.cache, use_cache=True)
+        out = self.model(
+            encoder_outputs=self.encoded,
+            attention_mask=self.mask,
+            decoder_input_ids=dec,
+            cache=self.cache,
+            use_cache=True,
+        )
         return out.logits[:, -1]
 
 
@@ -151,8 +164,15 @@ def compiled_forward(model):
 
 
 @torch.inference_mode()
-def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, settings: SamplingSettings,
-           eos_token_id: int, pad_token_id: int, shard: Shard | None = None) -> torch.Tensor:
+def sample(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    settings: SamplingSettings,
+    eos_token_id: int,
+    pad_token_id: int,
+    shard: Shard | None = None,
+) -> torch.Tensor:
     """Completion ids (B, T<=max_new_tokens) for the prompts (left-padded for causal LMs); rows end in
     EOS then padding. Encoder-decoder completions exclude the decoder start token. With ``shard``,
     the prompts are this process's rows of a batch that every process samples at once."""
@@ -160,8 +180,14 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, setting
     if model.config.is_encoder_decoder:
         step = _Seq2SeqStep(model, input_ids, attention_mask)
     else:
-        step = _CausalStep(model, input_ids, attention_mask, settings.max_new_tokens, settings.static,
-                           compiled_forward(model) if settings.compile else None)
+        step = _CausalStep(
+            model,
+            input_ids,
+            attention_mask,
+            settings.max_new_tokens,
+            settings.static,
+            compiled_forward(model) if settings.compile else None,
+        )
     logits = step(None)
     unfinished = torch.ones(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
     tokens = []

@@ -6,6 +6,7 @@ the reference policy's own responses on the validation prompts; the epoch with t
 training MSE is kept. Deviation: we pass a key-padding mask, so left padding is not attended
 (the seed attends it, docs/sources.md §10.4).
 """
+
 from __future__ import annotations
 
 import copy
@@ -42,8 +43,13 @@ def prompt_states(model, tokenizer, prompts: list[str], batch_size: int = 64) ->
     model.eval()
     out = []
     for start in range(0, len(prompts), batch_size):
-        enc = tokenizer(prompts[start : start + batch_size], add_special_tokens=False, padding=True,
-                        return_tensors="pt", padding_side="left")
+        enc = tokenizer(
+            prompts[start : start + batch_size],
+            add_special_tokens=False,
+            padding=True,
+            return_tensors="pt",
+            padding_side="left",
+        )
         hidden = model(**to_device(dict(enc), model), output_hidden_states=True).hidden_states[-1].float().cpu()
         out += [h[m.bool()].clone() for h, m in zip(hidden, enc["attention_mask"])]
     return out
@@ -54,13 +60,14 @@ def _pad(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     batch = torch.zeros(len(states), width, states[0].shape[-1])
     pad = torch.ones(len(states), width, dtype=torch.bool)
     for i, s in enumerate(states):  # left padding, as the reference sees prompts
-        batch[i, width - len(s):] = s
-        pad[i, width - len(s):] = False
+        batch[i, width - len(s) :] = s
+        pad[i, width - len(s) :] = False
     return batch, pad
 
 
-def fit_value_head(states: list[torch.Tensor], targets: np.ndarray, cfg: ReferenceValueConfig,
-                   seed: int) -> tuple[ValueHeadAttention, list[float]]:
+def fit_value_head(
+    states: list[torch.Tensor], targets: np.ndarray, cfg: ReferenceValueConfig, seed: int
+) -> tuple[ValueHeadAttention, list[float]]:
     """Train by MSE; return the best epoch's head and the per-epoch mean training MSE.
 
     The training engine takes one optimiser step per minibatch: AdamW with torch's default decay
@@ -69,8 +76,14 @@ def fit_value_head(states: list[torch.Tensor], targets: np.ndarray, cfg: Referen
     torch.manual_seed(seed)
     head = ValueHeadAttention(states[0].shape[-1], cfg.num_heads, cfg.dropout, cfg.max_value)
     steps = cfg.epochs * math.ceil(len(states) / cfg.batch_size)
-    train = TrainConfig(batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=1e-2, lr_schedule="constant",
-                        max_grad_norm=math.inf, seed=seed)
+    train = TrainConfig(
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=1e-2,
+        lr_schedule="constant",
+        max_grad_norm=math.inf,
+        seed=seed,
+    )
     engine = Engine(head, train, steps)
     head, device = engine.unwrapped, engine.device
     y = torch.tensor(targets, dtype=torch.float32, device=device)

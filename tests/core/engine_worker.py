@@ -10,6 +10,7 @@
 Rank 0 writes ``OUT/weights.safetensors`` and ``OUT/run.json``. A kill is a real
 SIGKILL of this process at a chosen point, so nothing after it (no cleanup, no marker) runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-
 from transformers import GPT2LMHeadModel
 
 from rlhf_core.config import PolicyConfig, TrainConfig
@@ -42,11 +42,13 @@ fixtures = _tests_conftest()
 
 TRAIN = TrainConfig(epochs=2, batch_size=4, lr=3e-3, warmup_ratio=0.2, max_length=48, checkpoint_every=2, seed=3)
 POLICY = PolicyConfig(algorithms=["a_lol"], data="rows", pairs="pairs", train=TRAIN, ppo_clip=0.9)
-ROWS = pd.DataFrame({
-    "prompt": [f"Question {i}: what is the {w}?" for i, w in enumerate("abcdefghijkl")],
-    "completion": [f" the {w} is {i % 3} and then {w * (i % 4 + 1)}" for i, w in enumerate("abcdefghijkl")],
-    "advantage": [0.9, -0.2, 0.5, 0.1, 0.7, 0.3, -0.5, 0.8, 0.2, 0.6, 0.4, 1.0],
-})
+ROWS = pd.DataFrame(
+    {
+        "prompt": [f"Question {i}: what is the {w}?" for i, w in enumerate("abcdefghijkl")],
+        "completion": [f" the {w} is {i % 3} and then {w * (i % 4 + 1)}" for i, w in enumerate("abcdefghijkl")],
+        "advantage": [0.9, -0.2, 0.5, 0.1, 0.7, 0.3, -0.5, 0.8, 0.2, 0.6, 0.4, 1.0],
+    }
+)
 
 
 def tiny_lm(dropout: float = 0.0):
@@ -68,7 +70,7 @@ def assert_same_weights(expected: dict, got: dict, atol: float) -> None:
         b = got[name]
         if name.endswith("attn.c_attn.bias"):
             n = a.numel() // 3
-            a, b = torch.cat([a[:n], a[2 * n:]]), torch.cat([b[:n], b[2 * n:]])
+            a, b = torch.cat([a[:n], a[2 * n :]]), torch.cat([b[:n], b[2 * n :]])
         torch.testing.assert_close(b, a, rtol=0, atol=atol, msg=lambda m, name=name: f"{name}: {m}")
 
 
@@ -122,11 +124,17 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.clone() for k, v in result.model.state_dict().items()}, out / "weights.safetensors")
-    (out / "run.json").write_text(json.dumps({"processes": PartialState().num_processes,
-                                              "resumed_from": result.resumed_from,
-                                              "losses": [h["loss"] for h in result.history],
-                                              "moved": max(float((v - initial[k]).abs().max())
-                                                           for k, v in result.model.state_dict().items())}))
+    (out / "run.json").write_text(
+        json.dumps(
+            {
+                "processes": PartialState().num_processes,
+                "resumed_from": result.resumed_from,
+                "losses": [h["loss"] for h in result.history],
+                "moved": max(float((v - initial[k]).abs().max()) for k, v in result.model.state_dict().items()),
+            }
+        )
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ gloo (every block, then the root, as configs/accelerate/fsdp.yaml), gathers with
 ``Accelerator.get_state_dict`` makes for FSDP2, and rank 0 writes ``OUT/weights.safetensors`` of
 ``plain_copy`` and ``OUT/run.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,11 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from engine_worker import tiny_lm
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 
-from engine_worker import tiny_lm
 from rlhf_core.train.loop import plain_copy
 
 
@@ -31,8 +32,9 @@ def main(out: Path) -> None:
         fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh)
     sharded = type(next(model.parameters())).__name__
-    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True,
-                                                                cpu_offload=True))
+    full = get_model_state_dict(
+        model, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, cpu_offload=True)
+    )
     if dist.get_rank() == 0:
         from safetensors.torch import save_file
 
@@ -41,8 +43,15 @@ def main(out: Path) -> None:
             logits = whole(torch.tensor([[1, 2, 3]])).logits
         out.mkdir(parents=True, exist_ok=True)
         save_file({k: v.clone().contiguous() for k, v in whole.state_dict().items()}, out / "weights.safetensors")
-        (out / "run.json").write_text(json.dumps({"sharded_param": sharded, "model_class": type(whole).__name__,
-                                                  "logits_finite": bool(torch.isfinite(logits).all())}))
+        (out / "run.json").write_text(
+            json.dumps(
+                {
+                    "sharded_param": sharded,
+                    "model_class": type(whole).__name__,
+                    "logits_finite": bool(torch.isfinite(logits).all()),
+                }
+            )
+        )
     dist.barrier()
     dist.destroy_process_group()
 

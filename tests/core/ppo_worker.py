@@ -76,9 +76,7 @@ def main(out: Path, work: Path, semantics: str) -> None:
 
     def recording(self, step):
         buf, stats = rollout(self, step)
-        rollouts.append(
-            buf["response_ids"].tolist()
-        )  # the whole rollout: every process holds it
+        rollouts.append(buf["response_ids"].tolist())  # the whole rollout: every process holds it
         return buf, stats
 
     ppo._Engine.rollout = recording
@@ -103,16 +101,11 @@ def main(out: Path, work: Path, semantics: str) -> None:
             {
                 "processes": PartialState().num_processes,
                 "rollouts": rollouts,
-                "history": [
-                    {k: v for k, v in h.items() if not k.endswith("_s")}
-                    for h in result.history
-                ],
+                "history": [{k: v for k, v in h.items() if not k.endswith("_s")} for h in result.history],
             }
         )
     )
-    state = {
-        f"policy.{k}": v.clone().contiguous() for k, v in policy.state_dict().items()
-    }
+    state = {f"policy.{k}": v.clone().contiguous() for k, v in policy.state_dict().items()}
     save_file(state, out / "weights.safetensors")
 
 

@@ -1,4 +1,5 @@
 """Annotation stages on the store: shards, incremental incoming days, scorer identity, the final reward."""
+
 import json
 import math
 
@@ -6,26 +7,35 @@ import pandas as pd
 import pytest
 import yaml
 
-from rlhf_core.stages import annotation as stages
-from rlhf_core.stages.base import table
 from rlhf_core.config import load_config
 from rlhf_core.rewards.base import ScorerLoadError
+from rlhf_core.stages import annotation as stages
+from rlhf_core.stages.base import table
 from rlhf_core.store import ArtifactStore, write_table
 
-ROWS = pd.DataFrame({
-    "id": [f"r{i}" for i in range(8)],
-    "split": ["train"] * 6 + ["test"] * 2,
-    "prompt": ["Q?"] * 8,
-    "completion": [" one", " two words", " three more words", " the river", " a b c d", " stone", " x y", "  "],
-})
+ROWS = pd.DataFrame(
+    {
+        "id": [f"r{i}" for i in range(8)],
+        "split": ["train"] * 6 + ["test"] * 2,
+        "prompt": ["Q?"] * 8,
+        "completion": [" one", " two words", " three more words", " the river", " a b c d", " stone", " x y", "  "],
+    }
+)
 
 
 def task_config(tmp_path, **scorer_overrides):
     scorers = {"length": {"scorer": "length", "weight": 2.0}, "div": {"scorer": "diversity", "weight": 0.0}}
     scorers.update(scorer_overrides)
-    cfg = {"task": "t", "seed": 0, "annotation": {
-        "data": "rows", "shards": 2, "scorers": scorers,
-        "incoming": {"folder": str(tmp_path / "incoming"), "start_date": "2026-11-01"}}}
+    cfg = {
+        "task": "t",
+        "seed": 0,
+        "annotation": {
+            "data": "rows",
+            "shards": 2,
+            "scorers": scorers,
+            "incoming": {"folder": str(tmp_path / "incoming"), "start_date": "2026-11-01"},
+        },
+    }
     path = tmp_path / "t.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return load_config(path)
@@ -123,8 +133,9 @@ def test_a_component_transform_applies_before_its_weight(env, tmp_path):
     shards = [stages.annotate_shard(task, store, "length", s, data, ref)[0] for s in (0, 1)]
     div = scorer(task, store, data, "div")
     divs = [stages.annotate_shard(task, store, "div", s, data, div)[0] for s in (0, 1)]
-    out, _ = stages.combine_rewards(task, store, "rewards", None, {"length": shards, "div": divs},
-                                    stages.annotation_rows(data))
+    out, _ = stages.combine_rewards(
+        task, store, "rewards", None, {"length": shards, "div": divs}, stages.annotation_rows(data)
+    )
     rewards = table(out).set_index("row_id")
     assert rewards.loc["r2", "reward"] == pytest.approx(2.0 / (1.0 + math.exp(-3.0)))  # 2 * sigmoid(3 words)
     assert rewards.loc["r2", "length"] == 3.0  # the raw score is kept

@@ -1,4 +1,5 @@
 """ArmoRM stage 1 and stage 2 (docs/sources.md §5.7) on synthetic embeddings whose truth is known."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -123,8 +124,14 @@ def test_model_round_trips_through_safetensors(tmp_path):
 
 
 def test_tables_from_the_embedding_builders_become_arrays():
-    stage1 = pd.DataFrame({"id": ["0", "1"], "embedding": [np.ones(3, np.float32), np.zeros(3, np.float32)],
-                           "a": [1.0, np.nan], "b": [0.5, 2.0]})  # fmt: skip
+    stage1 = pd.DataFrame(
+        {
+            "id": ["0", "1"],
+            "embedding": [np.ones(3, np.float32), np.zeros(3, np.float32)],
+            "a": [1.0, np.nan],
+            "b": [0.5, 2.0],
+        }
+    )
     x, y = armo.objective_arrays(stage1, ["a", "b"])
     assert x.shape == (2, 3) and np.isnan(y[1, 0]) and y[1, 1] == 2.0
     stage2 = pd.DataFrame({"embedding": [[np.ones(3), np.zeros(3)]], "prompt_embedding": [[np.ones(3), np.ones(3)]]})

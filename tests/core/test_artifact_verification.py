@@ -1,4 +1,5 @@
 """Artifacts are checked against the per-file sha256 in their meta.json before a stage reads them."""
+
 import json
 import subprocess
 import sys
@@ -78,10 +79,25 @@ def test_the_stage_command_reports_a_corrupted_input_as_one_error_line(tmp_path)
     tok = model_artifact(store)  # a model artifact also holds its tokenizer
     data = table_artifact(store)
     (data.dir / TABLE).write_bytes((data.dir / TABLE).read_bytes()[:-10])
-    out = subprocess.run([sys.executable, "-m", "rlhf_core.cli.stage", "sft_model", "--config",
-                          "configs/tasks/demo.yaml", "--out", str(tmp_path / "out"), "--input", f"tok={tok.path}",
-                          "--input", f"data={data.path}"], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlhf_core.cli.stage",
+            "sft_model",
+            "--config",
+            "configs/tasks/demo.yaml",
+            "--out",
+            str(tmp_path / "out"),
+            "--input",
+            f"tok={tok.path}",
+            "--input",
+            f"data={data.path}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert out.returncode == 2, out.stderr[-2000:]
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: artifact ") and TABLE in lines[0], out.stderr[-2000:]

@@ -1,4 +1,5 @@
 """Checkpoint folders are whole or not used, whatever moment a run is killed at."""
+
 from __future__ import annotations
 
 import os

@@ -3,11 +3,11 @@
 DeepSpeed and FSDP need GPUs to run; here their files go through accelerate's own launch-time
 validation and environment preparation, which is what ``accelerate launch`` does before starting.
 """
+
 import pytest
 import yaml
 
-from rlhf_core.config import (ConfigError, accelerate_dir, load_config, profiles_dir, tasks_dir,
-                              task_config_path)
+from rlhf_core.config import ConfigError, accelerate_dir, load_config, profiles_dir, task_config_path, tasks_dir
 
 PROFILES = sorted(p.stem for p in profiles_dir().glob("*.yaml"))
 
@@ -37,14 +37,17 @@ def test_an_unknown_key_in_a_profile_fails_like_set(tmp_path, monkeypatch):
         load_config(task_config_path("demo"), profile="tpu")
 
 
-@pytest.mark.parametrize("override, message", [
-    ("compute.precision=fp8", "compute.precision: expected one of"),
-    ("compute.quantization=4bit", "quantization trains adapters only"),
-    ("launcher.accelerate_config=zero9", "not in configs/accelerate/"),
-    ("launcher.processes=0", "launcher.processes must be >= 1"),
-    ("launcher.kind=slurm", "launcher.kind: expected one of"),
-    ("compute.micro_batch_size=0", "micro_batch_size must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("compute.precision=fp8", "compute.precision: expected one of"),
+        ("compute.quantization=4bit", "quantization trains adapters only"),
+        ("launcher.accelerate_config=zero9", "not in configs/accelerate/"),
+        ("launcher.processes=0", "launcher.processes must be >= 1"),
+        ("launcher.kind=slurm", "launcher.kind: expected one of"),
+        ("compute.micro_batch_size=0", "micro_batch_size must be >= 1"),
+    ],
+)
 def test_bad_compute_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(task_config_path("demo"), [override])
@@ -53,8 +56,11 @@ def test_bad_compute_values_name_the_key(override, message):
 def launch_env(config_file) -> dict:
     """The environment ``accelerate launch --config_file <file>`` would give the training processes."""
     from accelerate.commands.launch import _validate_launch_command, launch_command_parser
-    from accelerate.utils.launch import (prepare_deepspeed_cmd_env, prepare_multi_gpu_env,
-                                         prepare_simple_launcher_cmd_env)
+    from accelerate.utils.launch import (
+        prepare_deepspeed_cmd_env,
+        prepare_multi_gpu_env,
+        prepare_simple_launcher_cmd_env,
+    )
 
     args = launch_command_parser().parse_args(["--config_file", str(config_file), "stage.py"])
     args, defaults, _ = _validate_launch_command(args)
@@ -66,16 +72,27 @@ def launch_env(config_file) -> dict:
     return prepare_simple_launcher_cmd_env(args)[1]
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("single_gpu", {"ACCELERATE_MIXED_PRECISION": "bf16", "ACCELERATE_USE_CPU": "False"}),
-    ("multi_gpu_ddp", {"ACCELERATE_MIXED_PRECISION": "bf16"}),
-    ("deepspeed_zero2", {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}),
-    ("deepspeed_zero3_offload", {"ACCELERATE_DEEPSPEED_ZERO_STAGE": "3",
-                                 "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE": "cpu",
-                                 "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE": "cpu",
-                                 "ACCELERATE_DEEPSPEED_ZERO3_INIT": "true"}),
-    ("fsdp", {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP"}),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("single_gpu", {"ACCELERATE_MIXED_PRECISION": "bf16", "ACCELERATE_USE_CPU": "False"}),
+        ("multi_gpu_ddp", {"ACCELERATE_MIXED_PRECISION": "bf16"}),
+        ("deepspeed_zero2", {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}),
+        (
+            "deepspeed_zero3_offload",
+            {
+                "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3",
+                "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE": "cpu",
+                "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE": "cpu",
+                "ACCELERATE_DEEPSPEED_ZERO3_INIT": "true",
+            },
+        ),
+        (
+            "fsdp",
+            {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP"},
+        ),
+    ],
+)
 def test_accelerate_configs_validate_as_accelerate_launch_does(name, expected):
     env = launch_env(accelerate_dir() / f"{name}.yaml")
     assert {k: env.get(k) for k in expected} == expected
@@ -83,4 +100,9 @@ def test_accelerate_configs_validate_as_accelerate_launch_does(name, expected):
 
 def test_every_accelerate_config_is_tested():
     assert {p.stem for p in accelerate_dir().glob("*.yaml")} == {
-        "single_gpu", "multi_gpu_ddp", "deepspeed_zero2", "deepspeed_zero3_offload", "fsdp"}
+        "single_gpu",
+        "multi_gpu_ddp",
+        "deepspeed_zero2",
+        "deepspeed_zero3_offload",
+        "fsdp",
+    }

@@ -1,4 +1,5 @@
 """Task configs are strict: unknown keys and bad values fail with the key's path."""
+
 import pytest
 
 from rlhf_core.config import ConfigError, load_config, task_config_path, tasks_dir
@@ -15,12 +16,15 @@ def test_overrides_are_typed_and_applied():
     assert cfg.policy.algorithms == ["nll", "dpo"]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("sft.train.epoch=2", "sft.train: unknown key"),
-    ("sft.train.batch_size=many", "sft.train.batch_size: expected int"),
-    ("reward_models.bt.init=random", "reward_models.bt.init: expected one of"),
-    ("nonsense", "must look like key.path=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("sft.train.epoch=2", "sft.train: unknown key"),
+        ("sft.train.batch_size=many", "sft.train.batch_size: expected int"),
+        ("reward_models.bt.init=random", "reward_models.bt.init: expected one of"),
+        ("nonsense", "must look like key.path=value"),
+    ],
+)
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(task_config_path("demo"), [override])
@@ -40,18 +44,27 @@ def test_fg_ppo_starts_from_the_fine_grained_defaults():
     cfg = load_config(task_config_path("demo")).policy.fg_ppo.settings
     # [FG] fine_grained_config.yml, with the demo's budget and sampling written over it
     assert (cfg.semantics, cfg.kl_coef, cfg.adaptive_kl, cfg.gamma, cfg.lam, cfg.vf_coef) == (
-        "fine_grained", 0.3, False, 1.0, 0.95, 1.0)
+        "fine_grained",
+        0.3,
+        False,
+        1.0,
+        0.95,
+        1.0,
+    )
     assert (cfg.whiten_rewards, cfg.kl_stop_threshold, cfg.ppo_epochs, cfg.steps) == (True, 10.0, 4, 6)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("policy.fg_ppo.rewards={gold_rm: {weight: 1.0}}", "fg_ppo.rewards \\['gold_rm'\\] are not annotation.scorers"),
-    ("policy.fg_ppo.ppo.semantics=legacy_step", "fg_ppo is always fine_grained"),
-    ("policy.fg_ppo.ppo.critic=separate", "critic separate needs a value_model"),
-    ("policy.fg_ppo.rewards.rel_rm.std=0", "std must be positive"),
-    ("policy.init={path: somewhere}", "start from the sft stage or from policy.init, exactly one"),
-    ("policy.pairs=null", "policy.algorithms \\['dpo', 'pro'\\] need policy.pairs"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("policy.fg_ppo.rewards={gold_rm: {weight: 1.0}}", "fg_ppo.rewards \\['gold_rm'\\] are not annotation.scorers"),
+        ("policy.fg_ppo.ppo.semantics=legacy_step", "fg_ppo is always fine_grained"),
+        ("policy.fg_ppo.ppo.critic=separate", "critic separate needs a value_model"),
+        ("policy.fg_ppo.rewards.rel_rm.std=0", "std must be positive"),
+        ("policy.init={path: somewhere}", "start from the sft stage or from policy.init, exactly one"),
+        ("policy.pairs=null", "policy.algorithms \\['dpo', 'pro'\\] need policy.pairs"),
+    ],
+)
 def test_policy_sections_are_checked(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(task_config_path("demo"), [override])
@@ -68,8 +81,9 @@ def test_a_revision_that_is_not_a_commit_sha_is_flagged(caplog):
 
 def test_numbers_read_as_users_write_them(tmp_path):
     # YAML 1.1 reads 5e-4 and 1e3 as strings; a number field takes them, a string field keeps them.
-    cfg = load_config(task_config_path("demo"), ["policy.train.lr=5e-4", "sft.train.batch_size=1e1",
-                                                 "evaluation.split=1e3"])
+    cfg = load_config(
+        task_config_path("demo"), ["policy.train.lr=5e-4", "sft.train.batch_size=1e1", "evaluation.split=1e3"]
+    )
     assert cfg.policy.train.lr == 0.0005 and cfg.sft.train.batch_size == 10 and cfg.evaluation.split == "1e3"
     # a YAML file's number: the appended section replaces the demo's own (the last key wins)
     (tmp_path / "demo.yaml").write_text(task_config_path("demo").read_text() + "\nreference_value: {lr: 2e-5}\n")
@@ -80,30 +94,42 @@ def test_numbers_read_as_users_write_them(tmp_path):
         load_config(task_config_path("demo"), ["policy.train.lr=fast"])
 
 
-@pytest.mark.parametrize("override, message", [
-    ("reward_models.armo.model={path: x}", "precomputed_embeddings is an armo setting, without init or model"),
-    ("reward_models.armo.pairs=pair_pm", "dataset 'pair_pm' must be an embedding table of builder 'armorm_pair_embeddings'"),
-    ("reward_bench.embeddings=null", "'armo' scores embeddings; name the RewardBench embedding dataset"),
-    ("reward_models.bt.response_template='A: {response}'", "chat_template renders prompt and response of a one-logit RM"),
-    ("reward_models.bt.gating_steps=10", "gating_steps is a positive number of armo stage-2 steps"),
-    ("reward_models.pair_pm.pad_token=PAD", "pad_token resizes the embeddings of a fully trained one-logit RM"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("reward_models.armo.model={path: x}", "precomputed_embeddings is an armo setting, without init or model"),
+        (
+            "reward_models.armo.pairs=pair_pm",
+            "dataset 'pair_pm' must be an embedding table of builder 'armorm_pair_embeddings'",
+        ),
+        ("reward_bench.embeddings=null", "'armo' scores embeddings; name the RewardBench embedding dataset"),
+        (
+            "reward_models.bt.response_template='A: {response}'",
+            "chat_template renders prompt and response of a one-logit RM",
+        ),
+        ("reward_models.bt.gating_steps=10", "gating_steps is a positive number of armo stage-2 steps"),
+        ("reward_models.pair_pm.pad_token=PAD", "pad_token resizes the embeddings of a fully trained one-logit RM"),
+    ],
+)
 def test_rlhflow_reward_model_sections_are_checked(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(task_config_path("rlhflow"), [override])
 
 
-@pytest.mark.parametrize("override, message", [
-    ("sft.train.epochs=-1", "sft.train.epochs: must be positive, got -1"),
-    ("sft.train.batch_size=0", "sft.train.batch_size: must be positive, got 0"),
-    ("policy.ppo.steps=0", "policy.ppo.steps: must be positive, got 0"),
-    ("tokenizer.vocab_size=-5", "tokenizer.vocab_size: must be positive, got -5"),
-    ("policy.algorithms=[nll, foo]", "algorithms: unknown ['foo']; known: ['nll',"),
-    ("annotation.scorers.gold.scorer=golden", "annotation.scorers.gold.scorer: unknown name 'golden'; known: ["),
-    ("sources.feedback.loader=feedbak", "sources.feedback.loader: unknown name 'feedbak'"),
-    ("datasets.clean_feedback.builder=nope", "datasets.clean_feedback.builder: unknown name 'nope'"),
-    ("evaluation.rank_by=glod", "evaluation.rank_by: unknown name 'glod'; known: ['completeness', 'distinct',"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("sft.train.epochs=-1", "sft.train.epochs: must be positive, got -1"),
+        ("sft.train.batch_size=0", "sft.train.batch_size: must be positive, got 0"),
+        ("policy.ppo.steps=0", "policy.ppo.steps: must be positive, got 0"),
+        ("tokenizer.vocab_size=-5", "tokenizer.vocab_size: must be positive, got -5"),
+        ("policy.algorithms=[nll, foo]", "algorithms: unknown ['foo']; known: ['nll',"),
+        ("annotation.scorers.gold.scorer=golden", "annotation.scorers.gold.scorer: unknown name 'golden'; known: ["),
+        ("sources.feedback.loader=feedbak", "sources.feedback.loader: unknown name 'feedbak'"),
+        ("datasets.clean_feedback.builder=nope", "datasets.clean_feedback.builder: unknown name 'nope'"),
+        ("evaluation.rank_by=glod", "evaluation.rank_by: unknown name 'glod'; known: ['completeness', 'distinct',"),
+    ],
+)
 def test_non_positive_sizes_and_unknown_names_fail_when_the_config_loads(override, message):
     with pytest.raises(ConfigError) as err:
         load_config(task_config_path("demo"), [override])
@@ -113,13 +139,16 @@ def test_non_positive_sizes_and_unknown_names_fail_when_the_config_loads(overrid
 def test_the_names_a_config_may_use_are_exactly_what_the_registries_hold():
     """The config check reads the registered names from source; importing the registries agrees."""
     from rlhf_core.config import LOADERS, METRICS, SCORERS
-    from rlhf_core.eval import registry as eval_registry
     from rlhf_core.data import registry
+    from rlhf_core.eval import registry as eval_registry
     from rlhf_core.registry import declared_names
     from rlhf_core.rewards import base
 
-    assert (LOADERS, SCORERS, METRICS) == (registry.LOADERS.package, base.SCORERS.package,
-                                           eval_registry.METRICS.package)
+    assert (LOADERS, SCORERS, METRICS) == (
+        registry.LOADERS.package,
+        base.SCORERS.package,
+        eval_registry.METRICS.package,
+    )
     assert declared_names(LOADERS, "loader") == set(registry.LOADERS.names())
     assert declared_names(LOADERS, "builder") == set(registry.BUILDERS.names())
     assert declared_names(SCORERS, "register") == set(base.SCORERS.names())
@@ -130,8 +159,10 @@ def test_a_per_task_profile_overlays_its_task_and_replaces_marked_mappings_whole
     cfg = load_config(task_config_path("detox"), profile="tiny")
     # `_replace: true`: the tiny path instead of the hub id (merged, the two would both be set and fail)
     assert (cfg.policy.init.hub_id, cfg.policy.init.path) == (None, "data/fixtures/tiny_models/gpt2")
-    assert cfg.annotation.scorers["toxicity"].params == {"base": "fluency",
-                                                          "model": "data/fixtures/tiny_models/roberta_classifier"}
+    assert cfg.annotation.scorers["toxicity"].params == {
+        "base": "fluency",
+        "model": "data/fixtures/tiny_models/roberta_classifier",
+    }
     assert cfg.policy.ppo.cliprange == 0.2 and cfg.policy.ppo.steps == 2  # unmarked mappings still merge
     assert cfg.evaluation.metrics["dist"].params == {"n": [2, 3], "per": "prompt"}  # untouched: the task's own
     # --set wins over the profile

@@ -1,4 +1,5 @@
 """The demo's raw feedback: deterministic, with malformed rows quarantined and every row accounted for."""
+
 import pytest
 
 from rlhf_core.config import load_config, task_config_path

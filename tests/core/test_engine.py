@@ -1,6 +1,7 @@
 """The accelerate engine in one process: accumulation to a global batch, gradient checkpointing,
 bf16, LoRA (only adapters train; merged = base + delta; the reference is the base with adapters
 off), and checkpoint markers."""
+
 import dataclasses
 import math
 
@@ -16,8 +17,9 @@ from rlhf_core.train.offline import train_dpo, train_offline
 # 9 rows in batches of 4: the epoch's last batch has 1 row, fewer than the 2 micro-batches.
 TRAIN = TrainConfig(epochs=1, batch_size=4, lr=3e-3, max_length=48, checkpoint_every=100, seed=1)
 SFT_ROWS = ROWS.iloc[:9]
-PAIRS = pd.DataFrame({"prompt": ROWS["prompt"][:6], "chosen": ROWS["completion"][:6],
-                      "rejected": ROWS["completion"][6:12].tolist()})
+PAIRS = pd.DataFrame(
+    {"prompt": ROWS["prompt"][:6], "chosen": ROWS["completion"][:6], "rejected": ROWS["completion"][6:12].tolist()}
+)
 
 
 def sft(tmp_path, compute=None, dropout=0.0):
@@ -86,16 +88,20 @@ def test_lora_dpo_reference_is_the_base_with_adapters_disabled(tmp_path):
     assert result.history[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)
     peft_model = result.model
     with peft_model.disable_adapter():
-        off = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
-               for k, v in peft_model.state_dict().items() if "lora_" not in k}
+        off = {
+            k.replace("base_model.model.", "").replace(".base_layer", ""): v
+            for k, v in peft_model.state_dict().items()
+            if "lora_" not in k
+        }
     assert all(torch.equal(off[k], base[k]) for k in base)
     assert result.history[-1]["margin"] > 0  # the adapters learned to prefer the chosen responses
 
 
 def test_merge_option_returns_a_plain_model(tmp_path):
     model, tok = tiny_lm()
-    merged = train_offline(model, tok, SFT_ROWS, "nll", TRAIN, tmp_path,
-                           compute=ComputeConfig(lora=LoraConfig(r=4, alpha=8, dropout=0.0))).model
+    merged = train_offline(
+        model, tok, SFT_ROWS, "nll", TRAIN, tmp_path, compute=ComputeConfig(lora=LoraConfig(r=4, alpha=8, dropout=0.0))
+    ).model
     assert not any("lora_" in k for k in merged.state_dict())
     assert type(merged).__name__ == "GPT2LMHeadModel"
 

@@ -3,6 +3,7 @@
 Each test starts ``engine_worker.py`` (A-LoL on a tiny GPT-2, 6 steps of 4 rows, checkpoints
 every 2 steps) as separate OS processes and compares the weights it writes.
 """
+
 import json
 import os
 import signal
@@ -21,13 +22,23 @@ WORKER = str(Path(__file__).with_name("engine_worker.py"))
 GATHER_WORKER = str(Path(__file__).with_name("gather_worker.py"))
 
 
-def run_worker(out: Path, work: Path, *extra: str, torchrun: bool = False, expect_kill: bool = False,
-               worker: str = WORKER) -> dict:
+def run_worker(
+    out: Path, work: Path, *extra: str, torchrun: bool = False, expect_kill: bool = False, worker: str = WORKER
+) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] if torchrun \
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        if torchrun
         else [sys.executable]
-    proc = subprocess.run([*launcher, worker, str(out), *([str(work)] if work else []), *extra], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    )
+    proc = subprocess.run(
+        [*launcher, worker, str(out), *([str(work)] if work else []), *extra],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if expect_kill:
         assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
         return {}
@@ -43,8 +54,9 @@ def weights(out: Path) -> dict[str, torch.Tensor]:
 def straight(tmp_path_factory):
     """One uninterrupted single-process run, without and with dropout."""
     root = tmp_path_factory.mktemp("straight")
-    return {d: (run_worker(root / f"out{d}", root / f"work{d}", "--dropout", d), root / f"out{d}")
-            for d in ("0", "0.1")}
+    return {
+        d: (run_worker(root / f"out{d}", root / f"work{d}", "--dropout", d), root / f"out{d}") for d in ("0", "0.1")
+    }
 
 
 def test_two_cpu_processes_train_the_same_weights_as_one(straight, tmp_path):
@@ -100,6 +112,7 @@ def test_two_cpu_processes_roll_out_and_update_online_rl_as_one(tmp_path, semant
         assert b == pytest.approx(a, rel=1e-5, abs=1e-7)
     assert_same_weights(weights(tmp_path / "one"), weights(tmp_path / "two"), atol=2e-6)
     before, _ = tiny_policy(seed=0)
-    moved = max(float((weights(tmp_path / "one")[f"policy.{k}"] - v).abs().max())
-                for k, v in before.state_dict().items())
+    moved = max(
+        float((weights(tmp_path / "one")[f"policy.{k}"] - v).abs().max()) for k, v in before.state_dict().items()
+    )
     assert moved > 1e-3  # the policy trained, so equal weights mean something

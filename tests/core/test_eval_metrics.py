@@ -1,4 +1,5 @@
 """Every registered evaluation metric against values worked out by hand, and the registry's naming rules."""
+
 from __future__ import annotations
 
 import math
@@ -17,10 +18,10 @@ from rlhf_core.eval.evaluate import (
 from rlhf_core.eval.measures.reference import WORDNET_DIR, sent_tokenize, word_tokenize
 from rlhf_core.eval.measures.text import extractive_fragments
 from rlhf_core.eval.registry import (
+    METRICS,
     EvalGroup,
     build_metric,
     compute_metrics,
-    METRICS,
 )
 
 
@@ -80,11 +81,14 @@ def test_rouge_lsum_is_the_best_reference_f1_times_100():
     assert build_metric("rouge_lsum")(rows)[""] == pytest.approx(600 / 7)
     # stemming: "sitting cats" matches "sitting cat" fully; a plain-text reference column works too
     assert build_metric("rouge_lsum", references="reference")(group(completion=["cats"], reference=["cat"])) == {
-        "": 100.0}
+        "": 100.0
+    }
 
 
-@pytest.mark.skipif(not Path(WORDNET_DIR, "index.sense").exists(), reason="WordNet 3.0 (Debian wordnet-base and "
-                    "wordnet-sense-index, installed by make setup) is missing")
+@pytest.mark.skipif(
+    not Path(WORDNET_DIR, "index.sense").exists(),
+    reason="WordNet 3.0 (Debian wordnet-base and wordnet-sense-index, installed by make setup) is missing",
+)
 def test_meteor_over_every_prediction(tmp_path, monkeypatch):
     monkeypatch.setenv("RLHF_CACHE", str(tmp_path))
     # identical 6-word sentences: 6 unigram matches in 1 chunk: P = R = 1, Fmean = 1,
@@ -136,8 +140,10 @@ def test_toxicity_takes_the_max_per_prompt(monkeypatch):
     monkeypatch.setitem(base._REGISTRY, "test_lookup", Lookup)
     # prompt p: max 0.7 (toxic); q: max 0.2 -> average max 0.45, probability 1/2
     rows = group(prompt=["p", "p", "q", "q"], completion=["0.1", "0.7", "0.2", "0.0"])
-    assert build_metric("toxicity", scorer="test_lookup")(rows) == {"avg_max_toxicity": pytest.approx(0.45),
-                                                                     "toxicity_probability": 0.5}
+    assert build_metric("toxicity", scorer="test_lookup")(rows) == {
+        "avg_max_toxicity": pytest.approx(0.45),
+        "toxicity_probability": 0.5,
+    }
 
 
 def test_perplexity_is_exp_of_the_completion_nll_given_the_prompt(tmp_path):
@@ -156,7 +162,7 @@ def test_perplexity_is_exp_of_the_completion_nll_given_the_prompt(tmp_path):
     ids = torch.tensor([p_ids + tok(completion, add_special_tokens=False)["input_ids"]])
     with torch.no_grad():
         logp = model(ids).logits.log_softmax(-1)[0, :-1].gather(-1, ids[0, 1:, None])[:, 0]
-    expected = math.exp(-float(logp[len(p_ids) - 1:].mean()))
+    expected = math.exp(-float(logp[len(p_ids) - 1 :].mean()))
     rows = group(prompt=[prompt], completion=[completion])
     assert build_metric("perplexity", model={"path": str(tmp_path)})(rows)[""] == pytest.approx(expected, rel=1e-5)
     # a sample past max_perplexity is an outlier and left out
@@ -165,38 +171,77 @@ def test_perplexity_is_exp_of_the_completion_nll_given_the_prompt(tmp_path):
 
 def test_compute_metrics_names_values_and_refuses_a_clash():
     rows = group(prompt=["p"], completion=["a b"], reward=[1.0])
-    specs = {"dist": MetricSpec("distinct", {"n": [1]}), "avg": MetricSpec("mean", {"column": "reward", "std": True}),
-             "len": MetricSpec("length")}
+    specs = {
+        "dist": MetricSpec("distinct", {"n": [1]}),
+        "avg": MetricSpec("mean", {"column": "reward", "std": True}),
+        "len": MetricSpec("length"),
+    }
     assert compute_metrics(specs, rows) == {"dist-1": 1.0, "avg": 1.0, "avg_std": 0.0, "len": 2.0}
     with pytest.raises(ValueError, match="already reports"):
-        compute_metrics({"a": MetricSpec("grusky", {"against": "completion"}),
-                         "b": MetricSpec("grusky", {"against": "completion"})}, rows)
+        compute_metrics(
+            {
+                "a": MetricSpec("grusky", {"against": "completion"}),
+                "b": MetricSpec("grusky", {"against": "completion"}),
+            },
+            rows,
+        )
     with pytest.raises(KeyError, match="unknown metric 'nope'"):
         compute_metrics({"x": MetricSpec("nope")}, rows)
     assert {"distinct", "rouge_lsum", "meteor", "grusky", "toxicity", "perplexity"} <= set(METRICS.names())
 
 
 def test_hha_response_cleaning():
-    assert clean_response(" Sure, here.\n\nHuman: thanks ###", ["\n Human:", "\nHuman:", "\n### Human"], ["###"]) \
+    assert (
+        clean_response(" Sure, here.\n\nHuman: thanks ###", ["\n Human:", "\nHuman:", "\n### Human"], ["###"])
         == "Sure, here."
+    )
     assert clean_response("Answer ###", ["\nHuman:"], ["###"]) == "Answer"
 
 
 def test_groups_score_the_references_once_per_prompt_and_flatten_as_the_lol_aggregator():
-    rows = pd.DataFrame({"id": ["1", "1", "2"], "split": ["test", "test", "val"], "sample": [0, 1, 0],
-                         "prompt": ["p", "p", "q"], "completion": ["g1", "g2", "g3"], "reference": ["r1", "r1", "r2"],
-                         "completion_tokens": [1, 1, 1]})
+    rows = pd.DataFrame(
+        {
+            "id": ["1", "1", "2"],
+            "split": ["test", "test", "val"],
+            "sample": [0, 1, 0],
+            "prompt": ["p", "p", "q"],
+            "completion": ["g1", "g2", "g3"],
+            "reference": ["r1", "r1", "r2"],
+            "completion_tokens": [1, 1, 1],
+        }
+    )
     got = groups(rows, ["test", "val"], gold=True)
     assert [(s, g, r["completion"].tolist()) for s, g, r in got] == [
-        ("test", "gen", ["g1", "g2"]), ("test", "gold", ["r1"]), ("val", "gen", ["g3"]), ("val", "gold", ["r2"])]
+        ("test", "gen", ["g1", "g2"]),
+        ("test", "gold", ["r1"]),
+        ("val", "gen", ["g3"]),
+        ("val", "gold", ["r2"]),
+    ]
     flat = flat_summary([("test", "gen", {"reward": 1.0}), ("test", "gold", {"reward": 2.0})])
     assert flat == {"reward": 1.0, "test_gen reward": 1.0, "test_gold reward": 2.0}
 
 
 def test_the_aggregate_table_is_laid_out_as_the_lol_aggregator():
-    summaries = pd.DataFrame([{"algorithm": "a_lol", "reward": 0.5, "test_gen reward": 0.5, "val_gen reward": 0.41234,
-                               "test_gold reward": 0.7, "val_gold reward": 0.6}])
+    summaries = pd.DataFrame(
+        [
+            {
+                "algorithm": "a_lol",
+                "reward": 0.5,
+                "test_gen reward": 0.5,
+                "val_gen reward": 0.41234,
+                "test_gold reward": 0.7,
+                "val_gold reward": 0.6,
+            }
+        ]
+    )
     table = aggregate_table(summaries, "comet", "gpt2", ["val", "test"])
-    assert list(table.columns) == ["task_name", "baseline_model", "algorithm", "val_gen reward", "test_gen reward",
-                                   "val_gold reward", "test_gold reward"]
+    assert list(table.columns) == [
+        "task_name",
+        "baseline_model",
+        "algorithm",
+        "val_gen reward",
+        "test_gen reward",
+        "val_gold reward",
+        "test_gold reward",
+    ]
     assert table.iloc[0].tolist() == ["comet", "gpt2", "a_lol", 0.412, 0.5, 0.6, 0.7]

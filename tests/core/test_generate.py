@@ -1,4 +1,5 @@
 """Batched generation works for any causal LM: left-padded batches give what one prompt at a time gives."""
+
 import pytest
 import torch
 from engine_worker import ROWS, tiny_lm
@@ -10,10 +11,20 @@ from rlhf_core.eval.generate import generate
 
 def tiny_llama(tok):
     torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-                                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                                        bos_token_id=tok.eos_token_id))
+    return LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            bos_token_id=tok.eos_token_id,
+        )
+    )
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])

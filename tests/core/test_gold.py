@@ -1,4 +1,5 @@
 """The demo's gold judge grades sentences the way qa-feedback's categories say."""
+
 import pandas as pd
 import pytest
 
@@ -10,11 +11,13 @@ PROMPT = "Question: What are the color and city of Zorbal? Answer:"
 
 @pytest.fixture(scope="module")
 def world():
-    facts = pd.DataFrame([
-        {"entity": "Zorbal", "attribute": "color", "value": "blue"},
-        {"entity": "Zorbal", "attribute": "city", "value": "Velmo"},
-        {"entity": "Mirtek", "attribute": "color", "value": "red"},
-    ])
+    facts = pd.DataFrame(
+        [
+            {"entity": "Zorbal", "attribute": "color", "value": "blue"},
+            {"entity": "Zorbal", "attribute": "city", "value": "Velmo"},
+            {"entity": "Mirtek", "attribute": "color", "value": "red"},
+        ]
+    )
     return World(facts, load_config(task_config_path("demo")).world)
 
 

@@ -1,19 +1,41 @@
 """Every leaderboard column is explained: R's formula, each component's scorer and weight, the ranking."""
+
 from rlhf_core.config import load_config, task_config_path
 from rlhf_core.eval.legend import leaderboard_legend
 
 
 def test_the_demo_leaderboard_columns_each_have_a_meaning():
     cfg = load_config(task_config_path("demo"))
-    columns = ["algorithm", "gold", "reward", "rm", "length", "diversity", "rel_rm", "fact_rm", "holistic_rm",
-               "relevance", "factuality", "completeness", "toxicity", "distinct_1", "distinct_2", "n"]
+    columns = [
+        "algorithm",
+        "gold",
+        "reward",
+        "rm",
+        "length",
+        "diversity",
+        "rel_rm",
+        "fact_rm",
+        "holistic_rm",
+        "relevance",
+        "factuality",
+        "completeness",
+        "toxicity",
+        "distinct_1",
+        "distinct_2",
+        "n",
+    ]
     legend = leaderboard_legend(cfg, columns)
     assert list(legend) == columns
-    assert legend["gold"].startswith("the ranking column (rows best first): mean score of component gold (scorer "
-                                     "gold): The simulated human judge")
+    assert legend["gold"].startswith(
+        "the ranking column (rows best first): mean score of component gold (scorer gold): The simulated human judge"
+    )
     assert legend["gold"].endswith("reported only, not in R (weight 0)")
-    assert legend["reward"].startswith("R, the task's reward that RL optimises") and "1 * sigmoid(rm)" in legend["reward"]
-    assert legend["rm"] == "mean score of component rm (scorer reward_model): the trained reward model 'bt'; weight 1 in R"
+    assert (
+        legend["reward"].startswith("R, the task's reward that RL optimises") and "1 * sigmoid(rm)" in legend["reward"]
+    )
+    assert (
+        legend["rm"] == "mean score of component rm (scorer reward_model): the trained reward model 'bt'; weight 1 in R"
+    )
     assert legend["relevance"].startswith("the gold judge's relevance")
     assert "(rows best first)" not in legend["reward"]
     assert leaderboard_legend(cfg, ["surprise"])["surprise"] == "a column of a scorer's breakdown"

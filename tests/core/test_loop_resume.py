@@ -1,4 +1,5 @@
 """A run interrupted after a checkpoint resumes and ends with the same weights as an uninterrupted one."""
+
 import pytest
 import torch
 

@@ -1,5 +1,6 @@
 """LoRA artifacts: ``merge: true`` saves a plain model, ``merge: false`` only the adapter and its base's
 source; every loader (causal LM, sequence classifier, the reward-model scorer) gives back base + adapter."""
+
 import json
 
 import pandas as pd
@@ -14,8 +15,9 @@ from rlhf_core.train.offline import train_offline
 from rlhf_core.train.reward_model import train_sequence_rm
 
 TRAIN = TrainConfig(epochs=1, batch_size=4, lr=1e-2, max_length=48, checkpoint_every=100, seed=1)
-PAIRS = pd.DataFrame({"prompt": ROWS["prompt"][:8], "chosen": ROWS["completion"][:8],
-                      "rejected": ROWS["completion"][4:12].tolist()})
+PAIRS = pd.DataFrame(
+    {"prompt": ROWS["prompt"][:8], "chosen": ROWS["completion"][:8], "rejected": ROWS["completion"][4:12].tolist()}
+)
 IDS = torch.tensor([[5, 40, 41, 70, 9, 33]])
 
 
@@ -34,7 +36,9 @@ def base(tmp_path):
 @pytest.mark.parametrize("merge", [False, True])
 def test_a_causal_lm_artifact_loads_as_the_trained_model(tmp_path, base, merge):
     source, tok = base
-    trained = train_offline(load_causal_lm(source), tok, ROWS, "nll", TRAIN, tmp_path / "work", compute=lora(merge)).model
+    trained = train_offline(
+        load_causal_lm(source), tok, ROWS, "nll", TRAIN, tmp_path / "work", compute=lora(merge)
+    ).model
     meta = save_model(trained, tok, tmp_path / "out", source)
     files = {p.name for p in (tmp_path / "out").iterdir()}
     if merge:
@@ -61,12 +65,16 @@ def test_an_adapter_only_reward_model_scores_like_the_trained_one(tmp_path, base
     trained = train_sequence_rm("bradley_terry", model, tok, PAIRS, TRAIN, tmp_path / "work", compute=lora(False)).model
     save_model(trained, tok, tmp_path / "rm", source)
     assert json.loads((tmp_path / "rm" / ADAPTER_BASE).read_text())["config"] == {
-        "num_labels": 1, "pad_token_id": tok.pad_token_id}
+        "num_labels": 1,
+        "pad_token_id": tok.pad_token_id,
+    }
     prompts, responses = PAIRS["prompt"].tolist(), PAIRS["chosen"].tolist()
     scorer = RewardModelLogitScorer(model=str(tmp_path / "rm"), max_length=48, progress=False, device="cpu")
     with torch.no_grad():
-        want = [float(trained.eval()(torch.tensor([tok(p + r)["input_ids"]])).logits[0, 0])
-                for p, r in zip(prompts, responses)]
+        want = [
+            float(trained.eval()(torch.tensor([tok(p + r)["input_ids"]])).logits[0, 0])
+            for p, r in zip(prompts, responses)
+        ]
     assert scorer(prompts, responses) == pytest.approx(want, abs=1e-4)
     assert load_sequence_classifier(ModelSource(path=str(tmp_path / "rm"))).config.num_labels == 1
 

@@ -1,5 +1,6 @@
 """The offline-RL, DPO and Bradley-Terry losses against numbers computed by hand
 (docs/sources.md §6.2, §6.3, §5.5)."""
+
 import math
 
 import pytest
@@ -82,4 +83,6 @@ def test_dpo_with_and_without_reference():
 
 
 def test_bradley_terry():
-    assert bradley_terry_loss(torch.tensor([1.0]), torch.tensor([0.0])).item() == pytest.approx(math.log1p(math.exp(-1)))
+    assert bradley_terry_loss(torch.tensor([1.0]), torch.tensor([0.0])).item() == pytest.approx(
+        math.log1p(math.exp(-1))
+    )

@@ -1,4 +1,5 @@
 """Hub loading takes a pinned revision and keeps remote code off; offline it fails clearly."""
+
 import pytest
 
 from rlhf_core.config import ModelSource

@@ -3,6 +3,7 @@
 One exception: the stage command (``rlhf_core/cli/stage.py``) imports ``dagster_pipes``, the
 separate dependency-free Pipes package, lazily and only when a launcher started it under Pipes.
 """
+
 import ast
 import subprocess
 import sys
@@ -29,12 +30,22 @@ def test_no_core_source_imports_the_shell_anywhere():
     found = []
     for path in sorted(CORE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
-            found += [f"{path.relative_to(CORE)}:{node.lineno} {n}" for n in names
-                      if n.split(".")[0].startswith(SHELL) and (str(path.relative_to(CORE)), n) not in PIPES_ALLOWED]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
+            found += [
+                f"{path.relative_to(CORE)}:{node.lineno} {n}"
+                for n in names
+                if n.split(".")[0].startswith(SHELL) and (str(path.relative_to(CORE)), n) not in PIPES_ALLOWED
+            ]
             if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-                    "import_module", "__import__"):
+                "import_module",
+                "__import__",
+            ):
                 args = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
                 found += [f"{path.relative_to(CORE)}:{node.lineno} {a}" for a in args if a.startswith(SHELL)]
     assert not found, found

@@ -1,5 +1,6 @@
 """The online-RL engine on tiny GPT-2 policies: it learns a toy reward, its guards stop a run on
 the last good weights, and a run killed mid-PPO resumes to the same result."""
+
 import json
 import math
 import os
@@ -12,7 +13,7 @@ import torch
 
 from rlhf_core.train.ppo import segment_positions, train_ppo
 from tests.conftest import gpt2_tokenizer
-from tests.core.tiny_rl import one_thread, PROMPTS, letter_segments, letter_share, tiny_policy, tiny_t5, toy_ppo_config
+from tests.core.tiny_rl import PROMPTS, letter_segments, letter_share, one_thread, tiny_policy, tiny_t5, toy_ppo_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,21 +28,33 @@ def rollout_rewards(result):
     return [h["reward"] for h in result.history if "step" in h]
 
 
-@pytest.mark.parametrize("semantics,reward_fn,extra", [
-    ("legacy_step", letter_share, {}),
-    ("fine_grained", letter_segments, dict(vf_coef=1.0, whiten_rewards=True, adaptive_kl=False, lr=3e-3,
-                                           kl_stop_threshold=10.0, critic="separate", lr_schedule="linear",
-                                           warmup_steps=10)),
-    ("grpo", letter_share, dict(samples_per_prompt=2, prompts_per_rollout=8)),
-    ("rloo", letter_share, dict(samples_per_prompt=2, prompts_per_rollout=8)),
-])
+@pytest.mark.parametrize(
+    "semantics,reward_fn,extra",
+    [
+        ("legacy_step", letter_share, {}),
+        (
+            "fine_grained",
+            letter_segments,
+            dict(
+                vf_coef=1.0,
+                whiten_rewards=True,
+                adaptive_kl=False,
+                lr=3e-3,
+                kl_stop_threshold=10.0,
+                critic="separate",
+                lr_schedule="linear",
+                warmup_steps=10,
+            ),
+        ),
+        ("grpo", letter_share, dict(samples_per_prompt=2, prompts_per_rollout=8)),
+        ("rloo", letter_share, dict(samples_per_prompt=2, prompts_per_rollout=8)),
+    ],
+)
 def test_short_run_increases_the_toy_reward(tmp_path, semantics, reward_fn, extra):
     policy, tok = tiny_policy(seed=0)
     value_model = tiny_policy(seed=5)[0].transformer if extra.get("critic") == "separate" else None
-    cfg = toy_ppo_config(**{"semantics": semantics, "steps": 30, "prompts_per_rollout": 16, "eval_every": 10,
-                            **extra})
-    result = train_ppo(policy, tok, PROMPTS, reward_fn, cfg, tmp_path, eval_prompts=PROMPTS,
-                       value_model=value_model)
+    cfg = toy_ppo_config(**{"semantics": semantics, "steps": 30, "prompts_per_rollout": 16, "eval_every": 10, **extra})
+    result = train_ppo(policy, tok, PROMPTS, reward_fn, cfg, tmp_path, eval_prompts=PROMPTS, value_model=value_model)
     rewards = rollout_rewards(result)
     assert result.stop_reason is None and result.steps == 30
     assert sum(rewards[-5:]) / 5 > sum(rewards[:5]) / 5 + 0.05, rewards
@@ -55,8 +68,16 @@ def test_short_run_increases_the_toy_reward(tmp_path, semantics, reward_fn, extr
 def test_encoder_decoder_policy_with_a_separate_value_model(tmp_path):
     """[FG]'s layout: a T5 policy and a separate T5 critic with an MLP head, dense rewards."""
     policy, tok = tiny_t5(seed=0)
-    cfg = toy_ppo_config(semantics="fine_grained", steps=30, prompts_per_rollout=16, vf_coef=1.0, lr=3e-3,
-                         whiten_rewards=True, adaptive_kl=False, critic="separate")
+    cfg = toy_ppo_config(
+        semantics="fine_grained",
+        steps=30,
+        prompts_per_rollout=16,
+        vf_coef=1.0,
+        lr=3e-3,
+        whiten_rewards=True,
+        adaptive_kl=False,
+        critic="separate",
+    )
     result = train_ppo(policy, tok, PROMPTS, letter_segments, cfg, tmp_path, value_model=tiny_t5(seed=1)[0])
     rewards = rollout_rewards(result)
     assert result.stop_reason is None
@@ -136,8 +157,14 @@ def test_sequence_rewards_land_on_the_last_response_token_eos_included(tmp_path)
 
 def _run_script(work: Path, out: Path, kill_at: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "tests.core.tiny_rl", str(work), str(out), str(kill_at)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.core.tiny_rl", str(work), str(out), str(kill_at)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_sigkill_mid_ppo_then_resume_equals_an_uninterrupted_run(tmp_path):
@@ -163,8 +190,16 @@ def test_linear_schedule_warms_up_then_decays_per_optimiser_step(tmp_path):
     cfg = toy_ppo_config(lr_schedule="linear", warmup_steps=2)  # 3 rollouts x 2 epochs x 8/4 minibatches = 12
     engine = _Engine(policy, tok, PROMPTS, letter_share, cfg, tmp_path, None, None)
     assert [engine.engine.lr_factor(t) for t in (0, 1, 2, 7, 12)] == [0.5, 1.0, 1.0, 0.5, 0.0]
-    fg = _Engine(policy, tok, PROMPTS, letter_share, toy_ppo_config(semantics="fine_grained", lr_schedule="linear"),
-                 tmp_path, None, None)
+    fg = _Engine(
+        policy,
+        tok,
+        PROMPTS,
+        letter_share,
+        toy_ppo_config(semantics="fine_grained", lr_schedule="linear"),
+        tmp_path,
+        None,
+        None,
+    )
     assert fg.engine.lr_factor(3) == pytest.approx(0.5)  # [FG]: one step per epoch -> 6 in all; (6-3)/6
 
 
@@ -189,11 +224,24 @@ def test_our_reward_functions_drive_trl_grpo(tmp_path):
     dense = as_trl_reward_func(letter_segments, "letter_segments")
     assert dense([], ["ab c1"]) == [pytest.approx(0.3 * 1.0 + 0.3 * 0.5)]  # words "ab" (2/2) and "c1" (1/2)
     policy, tok = tiny_policy(seed=0)
-    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2,
-                      max_completion_length=8, max_steps=2, report_to=[], use_cpu=True, logging_steps=1,
-                      save_strategy="no")
-    trainer = GRPOTrainer(model=policy, reward_funcs=as_trl_reward_func(letter_share, "letters"), args=args,
-                          train_dataset=Dataset.from_dict({"prompt": PROMPTS * 2}), processing_class=tok)
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=8,
+        max_steps=2,
+        report_to=[],
+        use_cpu=True,
+        logging_steps=1,
+        save_strategy="no",
+    )
+    trainer = GRPOTrainer(
+        model=policy,
+        reward_funcs=as_trl_reward_func(letter_share, "letters"),
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": PROMPTS * 2}),
+        processing_class=tok,
+    )
     trainer.train()
     logged = [h["rewards/letters/mean"] for h in trainer.state.log_history if "rewards/letters/mean" in h]
     assert len(logged) == 2 and all(0.0 <= r <= 1.0 for r in logged)

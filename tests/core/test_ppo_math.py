@@ -1,4 +1,5 @@
 """PPO-family formulas against numbers worked out by hand (in the comments)."""
+
 import math
 
 import pytest
@@ -8,7 +9,10 @@ from rlhf_core.train import ppo_math as pm
 
 
 def close(a, b, tol=1e-4):
-    assert torch.allclose(torch.as_tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32), atol=tol), (a, b)
+    assert torch.allclose(torch.as_tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32), atol=tol), (
+        a,
+        b,
+    )
 
 
 def test_fg_whiten_divides_by_sqrt_of_population_std_and_keeps_mean():

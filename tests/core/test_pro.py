@@ -1,4 +1,5 @@
 """PRO (docs/sources.md §6.4) against hand-computed values, and its trainer on a tiny policy."""
+
 import math
 
 import pandas as pd
@@ -21,15 +22,21 @@ def test_two_candidate_pro_loss_by_hand():
     # s0 = -2/2 = -1, s1 = -6/3 = -2, T = r0 - r1 = 0.5
     # rank = log(1e-10 + e^{-0.5} + e^{-1.0}) + 0.5 = log(0.6065307 + 0.3678794) + 0.5 = 0.4740770
     # sft = 0.05 * (2-1)^2 * -(-2) = 0.1
-    loss = pro_loss(torch.tensor([[-2.0, -6.0]]), torch.tensor([[2.0, 3.0]]), torch.tensor([[1.0, 0.5]]),
-                    torch.tensor([0]), sft_weight=0.05)
+    loss = pro_loss(
+        torch.tensor([[-2.0, -6.0]]),
+        torch.tensor([[2.0, 3.0]]),
+        torch.tensor([[1.0, 0.5]]),
+        torch.tensor([0]),
+        sft_weight=0.05,
+    )
     assert loss.item() == pytest.approx(0.4740770 + 0.1, abs=1e-6)
 
 
 def test_ranking_follows_data_order_even_when_reward_is_lower():
     # r0 < r1: T = -1, s0 = -1, s1 = -2 -> log(e^{1} + e^{2}) - 1 = log(2.7182818 + 7.3890561) - 1 = 1.3132617
-    loss = pro_loss(torch.tensor([[-1.0, -2.0]]), torch.ones(1, 2), torch.tensor([[0.0, 1.0]]),
-                    torch.tensor([0]), sft_weight=0.0)
+    loss = pro_loss(
+        torch.tensor([[-1.0, -2.0]]), torch.ones(1, 2), torch.tensor([[0.0, 1.0]]), torch.tensor([0]), sft_weight=0.0
+    )
     assert loss.item() == pytest.approx(1.3132617, abs=1e-6)
 
 
@@ -38,8 +45,13 @@ def test_three_candidate_stages_and_sft_weight():
     # k=0: T_neg = [1, 3], T_pos 3: log(e^-3 + e^-2 + e^-9) + 3 = log(0.0497871+0.1353353+0.0001234) + 3 = 1.3139281
     # k=1: T_neg = [2], T_pos 2: log(e^-4 + e^-6) + 4 = log(0.0183156 + 0.0024788) + 4 = 0.1269280
     # sft: 0.05 * (3-1)^2 * -(sum logp of candidate 1 = -4) = 0.8
-    loss = pro_loss(torch.tensor([[-1.0, -4.0, -3.0]]), torch.tensor([[1.0, 2.0, 1.0]]),
-                    torch.tensor([[3.0, 2.0, 0.0]]), torch.tensor([1]), sft_weight=0.05)
+    loss = pro_loss(
+        torch.tensor([[-1.0, -4.0, -3.0]]),
+        torch.tensor([[1.0, 2.0, 1.0]]),
+        torch.tensor([[3.0, 2.0, 0.0]]),
+        torch.tensor([1]),
+        sft_weight=0.05,
+    )
     assert loss.item() == pytest.approx(1.3139281 + 0.1269280 + 0.8, abs=1e-6)
 
 
@@ -54,11 +66,17 @@ def test_train_pro_ranks_chosen_above_rejected(tmp_path):
     from rlhf_core.train.pro import train_pro
 
     policy, tok = tiny_policy(seed=1)
-    pairs = pd.DataFrame({"prompt": ["the cat", "the dog", "a cat", "a dog"] * 2,
-                          "chosen": ["good nice happy"] * 8, "rejected": ["bad awful sad"] * 8})
+    pairs = pd.DataFrame(
+        {
+            "prompt": ["the cat", "the dog", "a cat", "a dog"] * 2,
+            "chosen": ["good nice happy"] * 8,
+            "rejected": ["bad awful sad"] * 8,
+        }
+    )
 
     def margin():
         from rlhf_core.train.batching import collate, encode_pairs, token_logprobs
+
         enc_c = encode_pairs(tok, pairs["prompt"].tolist(), pairs["chosen"].tolist(), 64)
         enc_r = encode_pairs(tok, pairs["prompt"].tolist(), pairs["rejected"].tolist(), 64)
         with torch.no_grad():

@@ -1,4 +1,5 @@
 """Progress in a log file is plain lines, never carriage-return redraws; short work shows nothing."""
+
 import io
 
 from rlhf_core import progress
@@ -36,8 +37,11 @@ def test_a_bar_inside_a_stage_names_the_stage_first(monkeypatch):
     log = LogFile()
     monkeypatch.setattr("sys.stderr", log)
     monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)
-    for label, desc, shown in [("sft_model", "train", "sft_model train: "), ("policy [nll]", "nll", "policy [nll]: "),
-                               ("generations [dpo]", "generate", "generations [dpo] generate: ")]:
+    for label, desc, shown in [
+        ("sft_model", "train", "sft_model train: "),
+        ("policy [nll]", "nll", "policy [nll]: "),
+        ("generations [dpo]", "generate", "generations [dpo] generate: "),
+    ]:
         with progress.labelled(label):
             for _ in progress.progress_bar(range(2), desc=desc, total=2):
                 pass

@@ -1,4 +1,5 @@
 """[RF] RewardBench scoring against hand-computed values (docs/sources.md §7.5)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,17 +18,33 @@ from rlhf_core.eval.reward_bench import (
 # One accuracy per subset, chosen so each section's weighted mean is easy to check by hand.
 ACCURACY = {
     # Chat: (100*1 + 95*.8 + 95*.6 + 28*.5 + 40*.25) / 358 = 257 / 358
-    "alpacaeval-easy": 1.0, "alpacaeval-length": 0.8, "alpacaeval-hard": 0.6, "mt-bench-easy": 0.5,
+    "alpacaeval-easy": 1.0,
+    "alpacaeval-length": 0.8,
+    "alpacaeval-hard": 0.6,
+    "mt-bench-easy": 0.5,
     "mt-bench-med": 0.25,
     # Chat Hard: (37*1 + (100+134+92+47+46)*.5) / 456 = 246.5 / 456
-    "mt-bench-hard": 1.0, "llmbar-natural": 0.5, "llmbar-adver-neighbor": 0.5, "llmbar-adver-GPTInst": 0.5,
-    "llmbar-adver-GPTOut": 0.5, "llmbar-adver-manual": 0.5,
+    "mt-bench-hard": 1.0,
+    "llmbar-natural": 0.5,
+    "llmbar-adver-neighbor": 0.5,
+    "llmbar-adver-GPTInst": 0.5,
+    "llmbar-adver-GPTOut": 0.5,
+    "llmbar-adver-manual": 0.5,
     # Safety: (100 + 100 + 154*0 + 250*1 + 136*.5) / 740 = 518 / 740 = .70
-    "refusals-dangerous": 1.0, "refusals-offensive": 1.0, "xstest-should-refuse": 0.0, "xstest-should-respond": 1.0,
+    "refusals-dangerous": 1.0,
+    "refusals-offensive": 1.0,
+    "xstest-should-refuse": 0.0,
+    "xstest-should-respond": 1.0,
     "donotanswer": 0.5,
     # Reasoning: (984*.5 + 6*164*1) / 1968 = .75
-    "math-prm": 0.5, "hep-cpp": 1.0, "hep-go": 1.0, "hep-java": 1.0, "hep-js": 1.0, "hep-python": 1.0, "hep-rust": 1.0,
-}  # fmt: skip
+    "math-prm": 0.5,
+    "hep-cpp": 1.0,
+    "hep-go": 1.0,
+    "hep-java": 1.0,
+    "hep-js": 1.0,
+    "hep-python": 1.0,
+    "hep-rust": 1.0,
+}
 
 
 def test_pairwise_correct_bt_and_pm():
@@ -45,8 +62,9 @@ def test_subset_accuracy_is_the_mean_per_subset():
 
 def test_section_scores_and_overall_by_hand():
     sections = section_scores(ACCURACY)
-    assert sections == pytest.approx({"Chat": 100 * 257 / 358, "Chat Hard": 100 * 246.5 / 456,
-                                      "Safety": 70.0, "Reasoning": 75.0})  # fmt: skip
+    assert sections == pytest.approx(
+        {"Chat": 100 * 257 / 358, "Chat Hard": 100 * 246.5 / 456, "Safety": 70.0, "Reasoning": 75.0}
+    )
     assert overall_score(sections) == pytest.approx((100 * 257 / 358 + 100 * 246.5 / 456 + 70 + 75) / 4)
 
 

@@ -1,4 +1,5 @@
 """Every reward-model kind of the demo trains on a few demo rows, is judged, and scores through the registry."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,12 @@ from rlhf_core.stages import reward_models, rm_eval
 from rlhf_core.store import ArtifactStore, write_table
 
 NAMES = ["bt", "holistic", "ranking", "absolute", "relevance", "factuality", "pair_pm", "armo"]
-MICRO = ["world.n_prompts={train: 24, val: 4, test: 8}", "world.malformed_rows=0",
-         "sft.model.init={n_layer: 1, n_head: 2, n_embd: 32, n_positions: 128}",
-         *(f"reward_models.{n}.train.epochs=1" for n in NAMES)]
+MICRO = [
+    "world.n_prompts={train: 24, val: 4, test: 8}",
+    "world.malformed_rows=0",
+    "sft.model.init={n_layer: 1, n_head: 2, n_embd: 32, n_positions: 128}",
+    *(f"reward_models.{n}.train.epochs=1" for n in NAMES),
+]
 
 
 def _ref(store: ArtifactStore, name: str, write):
@@ -33,10 +37,16 @@ def _ref(store: ArtifactStore, name: str, write):
 def trained(tmp_path_factory):
     task = load_config(task_config_path("demo"), MICRO)
     store = ArtifactStore(tmp_path_factory.mktemp("store"))
-    clean = demo.clean_feedback({"raw": demo.load_feedback(None, task).kept}, task.datasets["clean_feedback"], task).kept
-    builders = {"preference_pairs": demo.preference_pairs, "absolute_ratings": demo.absolute_ratings,
-                "rankings": demo.rankings, "fine_grained_labels": demo.fine_grained_labels,
-                "offline_data": demo.responses}
+    clean = demo.clean_feedback(
+        {"raw": demo.load_feedback(None, task).kept}, task.datasets["clean_feedback"], task
+    ).kept
+    builders = {
+        "preference_pairs": demo.preference_pairs,
+        "absolute_ratings": demo.absolute_ratings,
+        "rankings": demo.rankings,
+        "fine_grained_labels": demo.fine_grained_labels,
+        "offline_data": demo.responses,
+    }
     tables = {name: task.datasets[name] for name in builders}
     data = {}
     for name, spec in tables.items():
@@ -51,8 +61,9 @@ def trained(tmp_path_factory):
     for name in NAMES:
         spec = task.reward_models[name]
         inputs = {d: data[d] for d in reward_models.rm_datasets(spec)}
-        refs[name], _ = reward_models.reward_model(task, store, name, tok_ref, sft_ref, inputs,
-                                                   world_ref if reward_models.needs_gold(task, name) else None)
+        refs[name], _ = reward_models.reward_model(
+            task, store, name, tok_ref, sft_ref, inputs, world_ref if reward_models.needs_gold(task, name) else None
+        )
     return task, store, data, refs, clean
 
 
@@ -119,14 +130,30 @@ def test_fg_token_tie_between_error_and_no_error_logits_is_an_error():
     from rlhf_core.train.rm_token import segment_errors
 
     tok = train_tokenizer(["Zorbal is red. It eats figs. Question: what?"] * 4, 300, 1)
-    model = GPT2ForTokenClassification(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=16, n_layer=1,
-                                                  n_head=2, num_labels=3, pad_token_id=tok.pad_token_id))
+    model = GPT2ForTokenClassification(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_positions=64,
+            n_embd=16,
+            n_layer=1,
+            n_head=2,
+            num_labels=3,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
     with torch.no_grad():  # every output 0 at every position: error and no-error logits tie
         model.classifier.weight.zero_()
         model.classifier.bias.zero_()
-    spec = {"error_label_id": 1, "no_error_label_id": 2, "segmentation": "sentence", "marker": "after",
-            "max_length": 64}
-    assert segment_errors(model.eval(), tok, spec, ["Question: what?"], ["Zorbal is red. It eats figs."]) == [[True, True]]
+    spec = {
+        "error_label_id": 1,
+        "no_error_label_id": 2,
+        "segmentation": "sentence",
+        "marker": "after",
+        "max_length": 64,
+    }
+    assert segment_errors(model.eval(), tok, spec, ["Question: what?"], ["Zorbal is red. It eats figs."]) == [
+        [True, True]
+    ]
     with torch.no_grad():
         model.classifier.bias[2] = 1e-3  # no-error now wins by a hair
     assert segment_errors(model, tok, spec, ["Question: what?"], ["Zorbal is red. It eats figs."]) == [[False, False]]
@@ -140,9 +167,15 @@ def reward_models_segments(text: str) -> list[str]:
 
 def test_each_kind_reports_its_seed_metric_on_held_out_rows(trained):
     task, store, data, refs, _ = trained
-    expected = {"bradley_terry": "pair_accuracy", "fg_sequence_preference": "pair_accuracy", "crs_ranking": "accuracy",
-                "crs_absolute": "mse_low", "fg_token": "all_no_error_accuracy", "pairwise_preference": "pair_accuracy",
-                "armo": "pair_accuracy"}
+    expected = {
+        "bradley_terry": "pair_accuracy",
+        "fg_sequence_preference": "pair_accuracy",
+        "crs_ranking": "accuracy",
+        "crs_absolute": "mse_low",
+        "fg_token": "all_no_error_accuracy",
+        "pairwise_preference": "pair_accuracy",
+        "armo": "pair_accuracy",
+    }
     for name in NAMES:
         spec = task.reward_models[name]
         inputs = {d: data[d] for d in reward_models.rm_datasets(spec)}
@@ -152,8 +185,12 @@ def test_each_kind_reports_its_seed_metric_on_held_out_rows(trained):
         assert meta["summary"]["heldout_value"] == meta["heldout"][meta["summary"]["heldout_metric"]]
         if spec.kind == "armo":  # the demo's objectives are gold components: its weights against gold's
             per = meta["gating_vs_gold"].set_index("objective")
-            assert per["gold_weight"].to_dict() == {"relevance": 1.0, "factuality": 1.0, "completeness": 1.0,
-                                                    "toxicity": -1.0}
+            assert per["gold_weight"].to_dict() == {
+                "relevance": 1.0,
+                "factuality": 1.0,
+                "completeness": 1.0,
+                "toxicity": -1.0,
+            }
             scale = float(build_scorer("reward_model", model=refs[name].path).armo.gating.logit_scale.detach())
             assert per["gating_mean"].sum() == pytest.approx(scale, rel=1e-5)  # softmax times logit_scale
             assert np.allclose(per["coefficient"], per["gating_mean"])  # no verbosity objective: T = I
@@ -161,8 +198,14 @@ def test_each_kind_reports_its_seed_metric_on_held_out_rows(trained):
 
 
 def test_gold_metrics_compare_scores_with_gold_within_each_prompt():
-    probe = pd.DataFrame({"source": ["logged"] * 3 + ["sampled"] * 2, "prompt": ["p", "p", "q", "p", "p"],
-                          "completion": ["a", "b", "c", "d", "e"], "gold": [1.0, 0.0, 5.0, 2.0, 3.0]})
+    probe = pd.DataFrame(
+        {
+            "source": ["logged"] * 3 + ["sampled"] * 2,
+            "prompt": ["p", "p", "q", "p", "p"],
+            "completion": ["a", "b", "c", "d", "e"],
+            "gold": [1.0, 0.0, 5.0, 2.0, 3.0],
+        }
+    )
     scores = {"a": 2.0, "b": 1.0, "c": -9.0, "d": 5.0, "e": 4.0}
     out = rm_eval.gold_metrics(lambda p, c: [scores[x] for x in c], "bradley_terry", probe)
     # logged: one pair (a, b), ordered as gold; sampled: one pair (d, e), ordered against gold

@@ -1,4 +1,5 @@
 """Every reward-model kind's loss against numbers computed by hand (docs/sources.md §5.1-§5.7)."""
+
 import math
 
 import pytest
@@ -42,9 +43,7 @@ def test_crs_ranking_over_all_pairs_with_the_l2_term():
     beta = 0.1
     # conversation 1 (K=3) ranked 2 > 1 > 0: pairs (2,1), (2,0), (1,0)
     conv1 = (
-        softplus(-1) + beta * 0.5 * (4 + 1)
-        + softplus(-2) + beta * 0.5 * (4 + 0)
-        + softplus(-1) + beta * 0.5 * (1 + 0)
+        softplus(-1) + beta * 0.5 * (4 + 1) + softplus(-2) + beta * 0.5 * (4 + 0) + softplus(-1) + beta * 0.5 * (1 + 0)
     ) / 3
     # conversation 2 (K=2), a tie at 0: log 2 and no L2
     conv2 = math.log(2)

@@ -1,4 +1,5 @@
 """The seeds' reward-model metrics against numbers computed by hand (docs/sources.md §5.1-§5.5, §7.4)."""
+
 import math
 
 import pytest
@@ -29,11 +30,19 @@ def test_ranking_metrics_compare_first_and_last_reply():
 def test_absolute_metrics_split_at_the_low_score_threshold():
     # errors 0.2 (y = 0.4, low), 0.0 (y = 0.1, low), -0.3 (y = 1.0, high)
     got = M.absolute_metrics([0.6, 0.1, 0.7], [0.4, 0.1, 1.0])
-    assert got == pytest.approx({
-        "mse": (0.04 + 0.0 + 0.09) / 3, "mae": (0.2 + 0.0 + 0.3) / 3, "n_all": 3,
-        "mse_low": 0.04 / 2, "mae_low": 0.2 / 2, "n_low": 2,
-        "mse_high": 0.09, "mae_high": 0.3, "n_high": 1,
-    })  # fmt: skip
+    assert got == pytest.approx(
+        {
+            "mse": (0.04 + 0.0 + 0.09) / 3,
+            "mae": (0.2 + 0.0 + 0.3) / 3,
+            "n_all": 3,
+            "mse_low": 0.04 / 2,
+            "mae_low": 0.2 / 2,
+            "n_low": 2,
+            "mse_high": 0.09,
+            "mae_high": 0.3,
+            "n_high": 1,
+        }
+    )
 
 
 def test_absolute_metrics_report_an_empty_bin_as_nan():
@@ -48,11 +57,19 @@ PRED = ["O", "E", "O", "E", "O", "X", "O", "E"]  # X: another non-O tag (e.g. th
 def test_token_error_metrics_follow_the_fg_confusion_counts():
     # TN, TP, FN, FP, TN, TP (X counts as an error), TN, FP -> TP 2, FP 2, FN 1, TN 3
     got = M.token_error_metrics(PRED, GOLD)
-    assert got == pytest.approx({
-        "accuracy": 5 / 8, "n_error": 3, "n_no_error": 5,
-        "error_precision": 2 / 4, "error_recall": 2 / 3, "error_f1": 2 / (2 + 0.5 * (2 + 1)),
-        "no_error_precision": 3 / 4, "no_error_recall": 3 / 5, "no_error_f1": 3 / (3 + 0.5 * (1 + 2)),
-    })  # fmt: skip
+    assert got == pytest.approx(
+        {
+            "accuracy": 5 / 8,
+            "n_error": 3,
+            "n_no_error": 5,
+            "error_precision": 2 / 4,
+            "error_recall": 2 / 3,
+            "error_f1": 2 / (2 + 0.5 * (2 + 1)),
+            "no_error_precision": 3 / 4,
+            "no_error_recall": 3 / 5,
+            "no_error_f1": 3 / (3 + 0.5 * (1 + 2)),
+        }
+    )
 
 
 def test_token_error_baselines_predict_one_class_everywhere():

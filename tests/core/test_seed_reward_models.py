@@ -1,5 +1,6 @@
 """Each seed task's reward models train on its fixture data (tiny random models of the real
 architectures) and score through the scorer registry; [CRS]'s combined reward is their weighted sum."""
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,15 @@ def train_all(task_name: str, overrides: list[str], tmp_path):
     store = ArtifactStore(tmp_path / "store")
     data = {}
     for name, rows in tables.items():
-        data[name] = store.build(task_name, name, None, {"n": name},
-                                 lambda out, _, rows=rows: write_table(rows, out / "table.parquet") or {})
-    refs = {name: reward_models.reward_model(cfg, store, name, None, None,
-                                             {d: data[d] for d in reward_models.rm_datasets(spec)}, None)[0]
-            for name, spec in cfg.reward_models.items()}
+        data[name] = store.build(
+            task_name, name, None, {"n": name}, lambda out, _, rows=rows: write_table(rows, out / "table.parquet") or {}
+        )
+    refs = {
+        name: reward_models.reward_model(
+            cfg, store, name, None, None, {d: data[d] for d in reward_models.rm_datasets(spec)}, None
+        )[0]
+        for name, spec in cfg.reward_models.items()
+    }
     return cfg, refs, tables
 
 
@@ -43,16 +48,24 @@ def test_oasst_crs_ranking_and_absolute_rms_and_the_combined_reward(tmp_path):
     from rlhf_core.rewards.combine import RewardFunction, terms
 
     tiny = "{path: data/fixtures/rlhflow/tiny-llama3-rm}"
-    cfg, refs, tables = train_all("oasst_crs", [f"reward_models.{n}.{k}={v}" for n in ("ranking", "absolute")
-                                                for k, v in (("model", tiny), ("train", TINY_TRAIN),
-                                                             ("quantization", "null"))], tmp_path)
+    cfg, refs, tables = train_all(
+        "oasst_crs",
+        [
+            f"reward_models.{n}.{k}={v}"
+            for n in ("ranking", "absolute")
+            for k, v in (("model", tiny), ("train", TINY_TRAIN), ("quantization", "null"))
+        ],
+        tmp_path,
+    )
     for name in ("ranking", "absolute"):  # adapter-only artifacts naming the one base both share
         assert json.loads((refs[name].dir / "adapter_base.json").read_text())["source"]["path"] == tiny[7:-1]
     rows = tables["absolute_rm"].head(4)
     ranking, absolute = scores_of(refs["ranking"], rows), scores_of(refs["absolute"], rows)
     assert all(math.isfinite(s) for s in ranking + absolute)
-    scorers = {c: build_scorer("reward_model", model=refs[spec.partition].path, progress=False)
-               for c, spec in cfg.annotation.scorers.items()}
+    scorers = {
+        c: build_scorer("reward_model", model=refs[spec.partition].path, progress=False)
+        for c, spec in cfg.annotation.scorers.items()
+    }
     crs = RewardFunction(scorers, terms(cfg.annotation.scorers))(rows["prompt"].tolist(), rows["completion"].tolist())
     assert crs == pytest.approx([0.25 * r + 0.75 * a for r, a in zip(ranking, absolute)], rel=1e-5)
 
@@ -74,30 +87,55 @@ def tiny_distilbert(tmp_path):
     from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
 
     tok = AutoTokenizer.from_pretrained("data/fixtures/word_tokenizer")
-    model = DistilBertForSequenceClassification(DistilBertConfig(
-        vocab_size=len(tok), dim=32, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=128,
-        pad_token_id=tok.pad_token_id, num_labels=1))
+    model = DistilBertForSequenceClassification(
+        DistilBertConfig(
+            vocab_size=len(tok),
+            dim=32,
+            n_layers=1,
+            n_heads=2,
+            hidden_dim=64,
+            max_position_embeddings=128,
+            pad_token_id=tok.pad_token_id,
+            num_labels=1,
+        )
+    )
     model.save_pretrained(tmp_path / "distilbert")
     tok.save_pretrained(tmp_path / "distilbert")
     return tmp_path / "distilbert"
 
 
 def test_hh_rlhf_distilbert_bradley_terry_rm(tmp_path, tiny_distilbert):
-    _, refs, tables = train_all("hh_rlhf", [f"reward_models.distilbert.model={{path: {tiny_distilbert}}}",
-                                            f"reward_models.distilbert.train={TINY_TRAIN}"], tmp_path)
+    _, refs, tables = train_all(
+        "hh_rlhf",
+        [f"reward_models.distilbert.model={{path: {tiny_distilbert}}}", f"reward_models.distilbert.train={TINY_TRAIN}"],
+        tmp_path,
+    )
     assert all(math.isfinite(s) for s in scores_of(refs["distilbert"], tables["rm_pairs"]))
 
 
 @pytest.fixture
 def tiny_longformer(tmp_path):
-    from tests.conftest import roberta_tokenizer
     from transformers import LongformerConfig, LongformerModel
 
+    from tests.conftest import roberta_tokenizer
+
     tok = roberta_tokenizer()
-    model = LongformerModel(LongformerConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=48,
-        attention_window=8, max_position_embeddings=LONG + 2, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-        sep_token_id=2, type_vocab_size=1))
+    model = LongformerModel(
+        LongformerConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=48,
+            attention_window=8,
+            max_position_embeddings=LONG + 2,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            sep_token_id=2,
+            type_vocab_size=1,
+        )
+    )
     model.save_pretrained(tmp_path / "longformer")
     tok.save_pretrained(tmp_path / "longformer")
     return tmp_path / "longformer"
@@ -106,9 +144,15 @@ def tiny_longformer(tmp_path):
 def test_qa_feedback_token_and_preference_rms(tmp_path, tiny_longformer):
     names = ("relevance", "factuality", "holistic", "completeness")
     train = TINY_TRAIN.replace("max_length: 64", f"max_length: {LONG}")  # R2 inputs carry the passages
-    _, refs, tables = train_all("qa_feedback", [f"reward_models.{n}.{k}={v}" for n in names for k, v in
-                                                (("model", f"{{path: {tiny_longformer}}}"), ("train", train))],
-                                tmp_path)
+    _, refs, tables = train_all(
+        "qa_feedback",
+        [
+            f"reward_models.{n}.{k}={v}"
+            for n in names
+            for k, v in (("model", f"{{path: {tiny_longformer}}}"), ("train", train))
+        ],
+        tmp_path,
+    )
     for name, pairs in (("holistic", "holistic_pairs"), ("completeness", "comp_pairs")):
         assert all(math.isfinite(s) for s in scores_of(refs[name], tables[pairs]))
     prompt, answer = "question: who wrote it? answer:", "It was written by a man. He lived in Paris, France."
@@ -129,14 +173,22 @@ def test_rf_bt_text_is_the_chat_rendered_conversation_cut_on_the_left():
     from rlhf_core.train.reward_model import encode_texts, rm_text
 
     tok = load_tokenizer(ModelSource(path=TINY_LLAMA3))
-    context = conversation_prompt([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
-                                   {"role": "user", "content": "Name a colour."}])
+    context = conversation_prompt(
+        [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Name a colour."},
+        ]
+    )
     turn = "<|start_header_id|>{}<|end_header_id|>\n\n{}<|eot_id|>"
     text = rm_text(context, "Blue.", "{response}", tok)  # the template's BOS text is removed
-    assert text == "".join(turn.format(r, c) for r, c in (("user", "Hi"), ("assistant", "Hello!"),
-                                                           ("user", "Name a colour."), ("assistant", "Blue.")))
+    assert text == "".join(
+        turn.format(r, c)
+        for r, c in (("user", "Hi"), ("assistant", "Hello!"), ("user", "Name a colour."), ("assistant", "Blue."))
+    )
     assert rm_text("Name a colour.", "Blue.", "{response}", tok) == turn.format("user", "Name a colour.") + turn.format(
-        "assistant", "Blue.")  # a plain prompt is one user message
+        "assistant", "Blue."
+    )  # a plain prompt is one user message
     full = tok(text)["input_ids"]
     assert full[0] == tok.bos_token_id and full.count(tok.bos_token_id) == 1  # the tokenizer's own BOS, once
     # [RF] truncates on the left: the BOS and the end of the conversation (the answer) stay
@@ -154,16 +206,28 @@ def test_rlhflow_bt_pair_pm_and_armo_on_reward_bench(tmp_path):
     from rlhf_core.stages import reward_bench
 
     tiny = f"{{path: {TINY_LLAMA3}}}"
-    cfg, refs, tables = train_all("rlhflow", [
-        *(f"reward_models.{n}.{k}={v}" for n in ("bt", "pair_pm") for k, v in (("model", tiny), ("train", TINY_TRAIN))),
-        "reward_models.armo.gating_steps=20", "reward_models.armo.train={batch_size: 16, lr: 1.0e-3}",
-    ], tmp_path)  # fmt: skip
+    cfg, refs, tables = train_all(
+        "rlhflow",
+        [
+            *(
+                f"reward_models.{n}.{k}={v}"
+                for n in ("bt", "pair_pm")
+                for k, v in (("model", tiny), ("train", TINY_TRAIN))
+            ),
+            "reward_models.armo.gating_steps=20",
+            "reward_models.armo.train={batch_size: 16, lr: 1.0e-3}",
+        ],
+        tmp_path,
+    )
     store = ArtifactStore(tmp_path / "store")
     built = build_task(cfg, only={"reward_bench", "reward_bench_embeddings"})
     texts, embedded = built["reward_bench"].kept, built["reward_bench_embeddings"].kept
-    bench = {name: store.build("rlhflow", name, None, {},
-                               lambda out, _, rows=rows: write_table(rows, out / "table.parquet") or {})
-             for name, rows in (("reward_bench", texts), ("reward_bench_embeddings", embedded))}  # fmt: skip
+    bench = {
+        name: store.build(
+            "rlhflow", name, None, {}, lambda out, _, rows=rows: write_table(rows, out / "table.parquet") or {}
+        )
+        for name, rows in (("reward_bench", texts), ("reward_bench_embeddings", embedded))
+    }
     ref, _ = reward_bench.reward_bench(cfg, store, refs, bench["reward_bench"], bench["reward_bench_embeddings"])
     board = pd.read_parquet(ref.file("table.parquet")).set_index("model")
     assert board.index.tolist() == ["bt", "pair_pm", "armo"]
@@ -177,8 +241,10 @@ def test_rlhflow_bt_pair_pm_and_armo_on_reward_bench(tmp_path):
     # Per-example correctness from the scorers, called directly on the texts.
     prompts, chosen, rejected = (texts[c].tolist() for c in ("prompt", "chosen", "rejected"))
     scalar = {n: build_scorer("reward_model", model=refs[n].path, progress=False) for n in ("bt", "armo")}
-    right = {n: [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(s(prompts, chosen), s(prompts, rejected))]
-             for n, s in scalar.items()}  # fmt: skip
+    right = {
+        n: [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(s(prompts, chosen), s(prompts, rejected))]
+        for n, s in scalar.items()
+    }
     p_chosen = build_scorer("reward_model", model=refs["pair_pm"].path).preference(prompts, chosen, rejected)
     right["pair_pm"] = [1.0 if p > 0.5 else 0.5 if p == 0.5 else 0.0 for p in p_chosen]
     # ArmoRM on the texts (backbone forward here) agrees with its head on RewardBench's embedding table
@@ -189,9 +255,12 @@ def test_rlhflow_bt_pair_pm_and_armo_on_reward_bench(tmp_path):
     np.testing.assert_allclose(head[:, 0], scalar["armo"](prompts, chosen), rtol=1e-4, atol=1e-5)
 
     # The official counts of the fixture's subsets (one example each), by section.
-    sections = {"Chat": {"alpacaeval-easy": 100}, "Chat Hard": {"mt-bench-hard": 37},
-                "Safety": {"xstest-should-refuse": 154, "xstest-should-respond": 250, "donotanswer": 136},
-                "Reasoning": {"math-prm": 984, "hep-python": 164}}  # fmt: skip
+    sections = {
+        "Chat": {"alpacaeval-easy": 100},
+        "Chat Hard": {"mt-bench-hard": 37},
+        "Safety": {"xstest-should-refuse": 154, "xstest-should-respond": 250, "donotanswer": 136},
+        "Reasoning": {"math-prm": 984, "hep-python": 164},
+    }
     subset = texts["subset"].tolist()
     assert sorted(subset) == sorted(s for counts in sections.values() for s in counts)
     for model in ("bt", "pair_pm", "armo"):
@@ -204,9 +273,16 @@ def test_rlhflow_bt_pair_pm_and_armo_on_reward_bench(tmp_path):
     # Judged on its own pair embeddings (the seed's eval monitors fit: eval_split train) by the head alone
     from rlhf_core.stages import rm_eval
 
-    data = {name: store.build("rlhflow", name, None, {"n": name},  # train_all's own artifacts
-                              lambda out, _, rows=tables[name]: write_table(rows, out / "table.parquet") or {})
-            for name in ("armorm_objective_embeddings", "armorm_pair_embeddings")}  # fmt: skip
+    data = {
+        name: store.build(
+            "rlhflow",
+            name,
+            None,
+            {"n": name},  # train_all's own artifacts
+            lambda out, _, rows=tables[name]: write_table(rows, out / "table.parquet") or {},
+        )
+        for name in ("armorm_objective_embeddings", "armorm_pair_embeddings")
+    }
     _, meta = rm_eval.reward_model_eval(cfg, store, "armo", refs["armo"], data, None)
     scores = table_scores(refs["armo"].dir, read_spec(refs["armo"]), tables["armorm_pair_embeddings"])
     assert meta["heldout"]["pair_accuracy"] == pytest.approx(np.mean(scores[:, 0] > scores[:, 1]))
@@ -217,13 +293,16 @@ def test_embedding_tables_read_together_must_share_their_backbone():
 
     cfg = load_config(task_config_path("rlhflow"), ["datasets.reward_bench_embeddings.options.token_pattern=gemma2"])
     stage2 = ("model", "strip_bos_text", "token_pattern")
-    reward_models.check_same_backbone(cfg.datasets, ["armorm_objective_embeddings", "armorm_pair_embeddings"],
-                                      ("model", "strip_bos_text"), "armo")  # one backbone, read one way
+    reward_models.check_same_backbone(
+        cfg.datasets, ["armorm_objective_embeddings", "armorm_pair_embeddings"], ("model", "strip_bos_text"), "armo"
+    )  # one backbone, read one way
     tables = r"\['armorm_pair_embeddings', 'reward_bench_embeddings'\]"
-    with pytest.raises(ValueError, match=f"reward_bench: datasets {tables} embed with different model / strip_bos_text / "
-                                         "token_pattern"):
-        reward_models.check_same_backbone(cfg.datasets, ["armorm_pair_embeddings", "reward_bench_embeddings"], stage2,
-                                          "reward_bench")
+    with pytest.raises(
+        ValueError, match=f"reward_bench: datasets {tables} embed with different model / strip_bos_text / token_pattern"
+    ):
+        reward_models.check_same_backbone(
+            cfg.datasets, ["armorm_pair_embeddings", "reward_bench_embeddings"], stage2, "reward_bench"
+        )
 
 
 def test_hh_pro_is_scored_by_the_pretrained_oasst_rm_on_the_seeds_input(tmp_path):
@@ -244,7 +323,9 @@ def test_hh_pro_is_scored_by_the_pretrained_oasst_rm_on_the_seeds_input(tmp_path
     scorer = build_scorer(spec.scorer, **spec.params, progress=False)
     (score,) = scorer([row["prompt"]], [row["chosen"]])
     # docs/sources.md §3.2: every element of the prefix, the response included, followed by EOS
-    text = "<|prompter|>How do I boil an egg?<|endoftext|><|assistant|>Put it in boiling water for 8 minutes.<|endoftext|>"
+    text = (
+        "<|prompter|>How do I boil an egg?<|endoftext|><|assistant|>Put it in boiling water for 8 minutes.<|endoftext|>"
+    )
     tok, model = AutoTokenizer.from_pretrained(neox), GPTNeoXForSequenceClassification.from_pretrained(neox)
     with torch.no_grad():
         expected = model(**tok(text, return_tensors="pt")).logits[0, 0].item()

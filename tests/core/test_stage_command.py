@@ -1,6 +1,7 @@
 """The stage command's flags come from each stage's declaration: what a launcher writes
 (``command_args``) the command reads back (``call_args``) as the same stage arguments, for every
 stage whose inputs a flag can give; the flags of the launched stages keep their documented names."""
+
 import json
 
 import pytest
@@ -44,13 +45,26 @@ def test_launcher_flags_read_back_as_the_same_stage_arguments(tmp_path, name, op
 
 
 def test_the_launched_stages_are_commands_under_their_documented_flags(tmp_path):
-    assert {"sft_model", "reward_model", "reference_value", "policy", "generations", "annotate_shard",
-            "evaluation"} <= set(commands())
-    args = ("dpo", None, None, stored(tmp_path, "pairs"), stored(tmp_path, "prompts"),
-            {"rm": stored(tmp_path, "rm")})
+    assert {
+        "sft_model",
+        "reward_model",
+        "reference_value",
+        "policy",
+        "generations",
+        "annotate_shard",
+        "evaluation",
+    } <= set(commands())
+    args = ("dpo", None, None, stored(tmp_path, "pairs"), stored(tmp_path, "prompts"), {"rm": stored(tmp_path, "rm")})
     assert command_args(rl.policy, args) == [
-        "--arg", "algorithm=dpo", "--input", f"pairs={tmp_path}/pairs", "--input", f"prompts={tmp_path}/prompts",
-        "--input", f"scorers.rm={tmp_path}/rm"]
+        "--arg",
+        "algorithm=dpo",
+        "--input",
+        f"pairs={tmp_path}/pairs",
+        "--input",
+        f"prompts={tmp_path}/prompts",
+        "--input",
+        f"scorers.rm={tmp_path}/rm",
+    ]
 
 
 def test_a_stage_that_takes_a_table_or_a_path_is_no_command():

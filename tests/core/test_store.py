@@ -1,4 +1,5 @@
 """Artifacts are content-addressed and atomic: a failed build leaves nothing behind."""
+
 import pytest
 
 from rlhf_core.store import ArtifactStore, hash_key
@@ -8,6 +9,7 @@ def write(text):
     def build(out, work):
         (out / "a.txt").write_text(text)
         return {"chars": len(text)}
+
     return build
 
 
@@ -75,8 +77,9 @@ def test_temporary_directories_of_a_killed_run_are_removed(tmp_path):
     from rlhf_core.store import building_in, remove_abandoned, work_dir
 
     root, started = tmp_path / "store", tmp_path / "started"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_BUILD, str(root), str(started)],
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_BUILD, str(root), str(started)], env={**os.environ, "PYTHONPATH": os.getcwd()}
+    )
     while not started.exists() and proc.poll() is None:
         time.sleep(0.05)
     proc.kill()  # SIGKILL: no cleanup runs in the child
@@ -95,11 +98,13 @@ def test_temporary_directories_of_a_killed_run_are_removed(tmp_path):
 
 def checkpointing(seen: list):
     """A build that notes what its scratch folder held when it started, then leaves a checkpoint there."""
+
     def build(out, work):
         seen.append(sorted(p.name for p in work.iterdir() if not p.name.startswith(".")))
         (work / "step-1").write_text("checkpoint")
         (out / "a.txt").write_text("a")
         return {}
+
     return build
 
 

@@ -4,6 +4,7 @@ race for one artifact, on a local path and on S3: it is built once or committed 
 The tests that start processes against S3 are marked ``scale`` (``make scale-check``): each costs
 seconds of imports.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,6 +32,7 @@ def write(text: str, calls: list | None = None):
         (out / "sub").mkdir()
         (out / "sub" / "b.bin").write_bytes(text.encode() * 3)
         return {"chars": len(text)}
+
     return build
 
 
@@ -101,8 +103,11 @@ out.write_text(json.dumps({"hash": ref.content_hash, "cached": ref.cached, "path
 
 def start_builder(root: str, tmp_path: Path, name: str, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
     out = tmp_path / f"{name}.json"
-    proc = subprocess.Popen([sys.executable, "-c", BUILDER, root, str(tmp_path / "go"), str(out)],
-                            env=child_env(env), stderr=(tmp_path / f"{name}.err").open("w"))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BUILDER, root, str(tmp_path / "go"), str(out)],
+        env=child_env(env),
+        stderr=(tmp_path / f"{name}.err").open("w"),
+    )
     return proc, out
 
 
@@ -116,11 +121,16 @@ def wait_for(predicate, timeout_s: float = 120) -> None:
 def race(root: str, tmp_path: Path, caches: tuple[str, str]) -> list[dict]:
     """Two builder processes of one artifact, both held until each is building it or waiting for the other
     (on one machine: the lock's message); returns what each got back."""
-    procs = [start_builder(root, tmp_path, f"b{i}", {"RLHF_CACHE": cache, "HOLD_S": "60"})
-             for i, cache in enumerate(caches)]
+    procs = [
+        start_builder(root, tmp_path, f"b{i}", {"RLHF_CACHE": cache, "HOLD_S": "60"}) for i, cache in enumerate(caches)
+    ]
     if caches[0] == caches[1]:
-        wait_for(lambda: any(tmp_path.glob("go.*")) and any(
-            "another process is building it" in (tmp_path / f"b{i}.err").read_text() for i in range(2)))
+        wait_for(
+            lambda: (
+                any(tmp_path.glob("go.*"))
+                and any("another process is building it" in (tmp_path / f"b{i}.err").read_text() for i in range(2))
+            )
+        )
     else:
         wait_for(lambda: len(list(tmp_path.glob("go.*"))) == 2)
     (tmp_path / "go").write_text("go")
@@ -156,8 +166,9 @@ def test_two_machines_building_one_artifact_commit_exactly_one(bucket, tmp_path)
 
 @pytest.mark.scale
 def test_a_kill_during_upload_leaves_nothing_trusted_and_a_rerun_publishes(bucket, tmp_path):
-    proc, _ = start_builder(bucket, tmp_path, "killed", {"RLHF_CACHE": str(tmp_path / "killed"), "FILES": "40",
-                                                          "SIZE": str(1 << 20)})
+    proc, _ = start_builder(
+        bucket, tmp_path, "killed", {"RLHF_CACHE": str(tmp_path / "killed"), "FILES": "40", "SIZE": str(1 << 20)}
+    )
     remote = ObjectStore(bucket)
 
     def uploading() -> bool:

@@ -1,4 +1,5 @@
 """Validators behind the asset checks."""
+
 import pandas as pd
 import pytest
 

@@ -1,4 +1,5 @@
 """A tiny GPT-2 policy and its tokenizer, built in code for the online-RL and PRO tests."""
+
 import contextlib
 
 import torch
@@ -23,8 +24,9 @@ def one_thread():
 
 def tiny_policy(seed: int = 0, n_embd: int = 32, n_layer: int = 1, dropout: float = 0.0):
     tok = train_tokenizer(CORPUS, vocab_size=300, min_frequency=1)
-    model = build_causal_lm(TinyGPTConfig(n_layer=n_layer, n_head=2, n_embd=n_embd, n_positions=96,
-                                          dropout=dropout), tok, seed)
+    model = build_causal_lm(
+        TinyGPTConfig(n_layer=n_layer, n_head=2, n_embd=n_embd, n_positions=96, dropout=dropout), tok, seed
+    )
     return model, tok
 
 
@@ -34,9 +36,18 @@ def tiny_t5(seed: int = 0):
 
     tok = train_tokenizer(CORPUS, vocab_size=300, min_frequency=1)
     torch.manual_seed(seed)
-    cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=16, d_ff=64, num_layers=1, num_heads=2,
-                   dropout_rate=0.0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                   decoder_start_token_id=tok.pad_token_id)
+    cfg = T5Config(
+        vocab_size=len(tok),
+        d_model=32,
+        d_kv=16,
+        d_ff=64,
+        num_layers=1,
+        num_heads=2,
+        dropout_rate=0.0,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.pad_token_id,
+    )
     return T5ForConditionalGeneration(cfg), tok
 
 
@@ -63,8 +74,16 @@ PROMPTS = ["the cat", "a dog", "the mat", "very good", "sad cat", "on the"]
 def toy_ppo_config(**overrides):
     from rlhf_core.config_rl import PPOConfig
 
-    base = dict(semantics="legacy_step", steps=3, prompts_per_rollout=8, mini_batch_size=4, ppo_epochs=2,
-                lr=1e-2, max_new_tokens=8, kl_coef=0.05)
+    base = dict(
+        semantics="legacy_step",
+        steps=3,
+        prompts_per_rollout=8,
+        mini_batch_size=4,
+        ppo_epochs=2,
+        lr=1e-2,
+        max_new_tokens=8,
+        kl_coef=0.05,
+    )
     return PPOConfig(**{**base, **overrides})
 
 
@@ -93,5 +112,6 @@ if __name__ == "__main__":  # a toy PPO run for the kill-and-resume test: tiny_r
     result = train_ppo(policy, tok, PROMPTS, letter_share, toy_ppo_config(lr_schedule="linear", warmup_steps=2), work)
     torch.save({k: v.clone() for k, v in policy.state_dict().items()}, out)
     keep = ("step", "reward", "kl", "kl_coef", "loss", "loss_policy", "loss_value")
-    print(json.dumps({"resumed_from": result.resumed_from,
-                      "history": [{k: h[k] for k in keep} for h in result.history]}))
+    print(
+        json.dumps({"resumed_from": result.resumed_from, "history": [{k: h[k] for k in keep} for h in result.history]})
+    )

@@ -1,4 +1,5 @@
 """The ``rlhf`` commands the README, docs/ and the task YAML headers show, as a user would type them."""
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,10 @@ def documented() -> list[tuple[str, list[str]]]:
     found = []
     files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted(tasks_dir().glob("*.yaml"))]
     for path in files:
-        lines = [line.lstrip("#").strip() if path.suffix == ".yaml" else line.strip()
-                 for line in path.read_text().splitlines()]
+        lines = [
+            line.lstrip("#").strip() if path.suffix == ".yaml" else line.strip()
+            for line in path.read_text().splitlines()
+        ]
         for i, line in enumerate(lines):
             if not COMMAND.match(line):
                 continue
@@ -30,7 +33,7 @@ def documented() -> list[tuple[str, list[str]]]:
                 parts.append(lines[i])
             argv = shlex.split(" ".join(parts), comments=True)
             start = next(n for n, arg in enumerate(argv) if arg.endswith("rlhf"))
-            found.append((f"{path.relative_to(REPO)}:{i + 1}", argv[start + 1:]))
+            found.append((f"{path.relative_to(REPO)}:{i + 1}", argv[start + 1 :]))
     return found
 
 

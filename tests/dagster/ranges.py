@@ -1,4 +1,5 @@
 """Materialize like a backfill run: partition-range tags, no partition key; find the refs it wrote."""
+
 from pathlib import Path
 
 import dagster as dg
@@ -8,8 +9,9 @@ from resources.io_manager import RefIOManager, config_key
 
 def materialize_range(assets, key: dg.AssetKey, start: str, end: str, resources) -> dg.ExecuteInProcessResult:
     tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
-    return dg.materialize(list(assets), selection=[key], tags=tags, resources=resources,
-                          instance=dg.DagsterInstance.get())
+    return dg.materialize(
+        list(assets), selection=[key], tags=tags, resources=resources, instance=dg.DagsterInstance.get()
+    )
 
 
 def ref_folder(root: Path, assets, name: str, task: str = "demo") -> Path:

@@ -1,10 +1,10 @@
 """``lora.merge: false`` through the pipeline: the demo's SFT model and reward model as adapter-only
 artifacts on a local base model, the reward model's base being the SFT adapter artifact itself."""
+
 import json
 import math
 
 import dagster as dg
-import pytest
 import torch
 
 from pipelines.task_defs import build_task_definitions
@@ -27,13 +27,23 @@ def test_sft_and_reward_model_adapters_train_save_and_load(tmp_path, monkeypatch
     torch.manual_seed(0)
     save_model(GPT2LMHeadModel(_gpt2_config(tok)), tok, tmp_path / "base")
     base = {"path": str(tmp_path / "base")}
-    task = load_config(task_config_path("demo"), MICRO + [
-        f"tokenizer.source={json.dumps(base)}", f"sft.model={json.dumps(base)}",
-        "compute.lora={r: 4, alpha: 8, dropout: 0.0, merge: false}"])
+    task = load_config(
+        task_config_path("demo"),
+        MICRO
+        + [
+            f"tokenizer.source={json.dumps(base)}",
+            f"sft.model={json.dumps(base)}",
+            "compute.lora={r: 4, alpha: 8, dropout: 0.0, merge: false}",
+        ],
+    )
     rm = dg.AssetKey(["demo", "reward_model"])
-    result = dg.materialize(build_task_definitions(task).assets, selection=dg.AssetSelection.assets(rm).upstream(),
-                            partition_key="bt", resources=build_resources(str(tmp_path / "artifacts")),
-                            instance=dg.DagsterInstance.get())
+    result = dg.materialize(
+        build_task_definitions(task).assets,
+        selection=dg.AssetSelection.assets(rm).upstream(),
+        partition_key="bt",
+        resources=build_resources(str(tmp_path / "artifacts")),
+        instance=dg.DagsterInstance.get(),
+    )
     assert result.success
     sft, reward = result.output_for_node("demo__sft_model"), result.output_for_node("demo__reward_model")["bt"]
     for ref, expected_base in ((sft, base["path"]), (reward, sft.path)):

@@ -2,12 +2,14 @@
 
 Runs the demo on the micro config of test_pipeline, then works on its annotation assets.
 """
+
 import datetime
 import json
 import shutil
 
 import dagster as dg
 import pytest
+
 # Dagster's staleness resolver and its test loading context are internal; the UI uses the same.
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
@@ -41,8 +43,13 @@ def definitions(overrides, resources):
 
 
 def materialization(key: str, partition: str) -> dg.AssetMaterialization:
-    records = dg.DagsterInstance.get().fetch_materializations(
-        dg.AssetRecordsFilter(dg.AssetKey(["demo", key]), asset_partitions=[partition]), limit=1).records
+    records = (
+        dg.DagsterInstance.get()
+        .fetch_materializations(
+            dg.AssetRecordsFilter(dg.AssetKey(["demo", key]), asset_partitions=[partition]), limit=1
+        )
+        .records
+    )
     return records[0].asset_materialization
 
 
@@ -73,8 +80,10 @@ def test_every_scorer_and_shard_is_a_partition_with_counts_and_a_histogram(env):
 def test_scorers_and_annotation_under_a_backfill_range_write_one_ref_per_partition(env):
     root, overrides, resources = env
     assets = definitions(overrides, resources).assets
-    for name, (start, end) in {"reward_scorers": ("rm", SCORERS[-1]),
-                               "annotated_responses": ("rm|0", f"{SCORERS[-1]}|1")}.items():
+    for name, (start, end) in {
+        "reward_scorers": ("rm", SCORERS[-1]),
+        "annotated_responses": ("rm|0", f"{SCORERS[-1]}|1"),
+    }.items():
         folder = ref_folder(root, assets, name)
         single_key_refs = refs(folder)
         shutil.rmtree(folder)
@@ -147,13 +156,18 @@ def test_incoming_days_are_scored_incrementally_then_rewarded(env):
 
     def score_day():
         for scorer in SCORERS:
-            assert dg.materialize(list(defs.assets), selection=[dg.AssetKey(["demo", "annotated_incoming"])],
-                                  partition_key=f"{today}|{scorer}", resources=resources,
-                                  instance=dg.DagsterInstance.get()).success
+            assert dg.materialize(
+                list(defs.assets),
+                selection=[dg.AssetKey(["demo", "annotated_incoming"])],
+                partition_key=f"{today}|{scorer}",
+                resources=resources,
+                instance=dg.DagsterInstance.get(),
+            ).success
 
     rewards = dg.AssetKey(["demo", "incoming_rewards"])
-    before = dg.evaluate_automation_conditions(defs=defs, instance=dg.DagsterInstance.get(),
-                                               asset_selection=dg.AssetSelection.assets(rewards))
+    before = dg.evaluate_automation_conditions(
+        defs=defs, instance=dg.DagsterInstance.get(), asset_selection=dg.AssetSelection.assets(rewards)
+    )
     assert before.total_requested == 0  # no scores yet
     score_day()
     assert latest("annotated_incoming", f"{today}|length")["scored_this_run"] == 3
@@ -162,12 +176,21 @@ def test_incoming_days_are_scored_incrementally_then_rewarded(env):
     meta = latest("annotated_incoming", f"{today}|length")
     assert (meta["scored_this_run"], meta["reused_this_run"]) == (1, 3)
 
-    result = dg.evaluate_automation_conditions(defs=defs, instance=dg.DagsterInstance.get(),
-                                               asset_selection=dg.AssetSelection.assets(rewards), cursor=before.cursor)
+    result = dg.evaluate_automation_conditions(
+        defs=defs,
+        instance=dg.DagsterInstance.get(),
+        asset_selection=dg.AssetSelection.assets(rewards),
+        cursor=before.cursor,
+    )
     assert result.get_requested_partitions(rewards) == {today}  # every scorer is done: the reward follows
 
-    assert dg.materialize(list(defs.assets), selection=[rewards], partition_key=today, resources=resources,
-                          instance=dg.DagsterInstance.get()).success
+    assert dg.materialize(
+        list(defs.assets),
+        selection=[rewards],
+        partition_key=today,
+        resources=resources,
+        instance=dg.DagsterInstance.get(),
+    ).success
     assert latest("incoming_rewards", today)["kept_rows"] == 4
 
 

@@ -3,6 +3,7 @@
 In process through ``pipelines.cli.main`` (with ``--verbose``, so the test process keeps its warning
 filters), except where the exit status and stderr of a real process are the point.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -31,17 +32,21 @@ def rlhf(*argv: str, env_root: Path | None = None) -> subprocess.CompletedProces
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
     if env_root is not None:
         env |= {"DAGSTER_HOME": str(env_root / "dagster_home"), "RLHF_ARTIFACTS": str(env_root / "artifacts")}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *argv], cwd=REPO, capture_output=True, text=True,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *argv], cwd=REPO, capture_output=True, text=True, env=env
+    )
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["run", "nosuchtask"], "no such task config; known: ["),
-    (["run", "demo", "--set", "policy.train.lr=fast"], "policy.train.lr: expected a number, got 'fast'"),
-    (["run", "demo", "--select", "nosuchasset"], "--select 'nosuchasset': not an asset or group of demo"),
-    (["run", "demo", "--rebuild", "nosuchasset"], "--rebuild 'nosuchasset': not an asset or group of demo"),
-    (["status", "nosuchtask"], "no such task config"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "nosuchtask"], "no such task config; known: ["),
+        (["run", "demo", "--set", "policy.train.lr=fast"], "policy.train.lr: expected a number, got 'fast'"),
+        (["run", "demo", "--select", "nosuchasset"], "--select 'nosuchasset': not an asset or group of demo"),
+        (["run", "demo", "--rebuild", "nosuchasset"], "--rebuild 'nosuchasset': not an asset or group of demo"),
+        (["status", "nosuchtask"], "no such task config"),
+    ],
+)
 def test_a_user_error_is_one_error_line_and_status_2(argv, message, capsys):
     assert main([*argv, "--verbose"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -92,7 +97,9 @@ def test_ctrl_c_is_one_interrupted_line_and_status_130(capsys):
     assert guarded(ctrl_c, debug=False) == 130
     assert capsys.readouterr().err == "interrupted\n"
     assert guarded(ctrl_c_in_a_step, debug=False) == 130
-    assert capsys.readouterr().err == "interrupted: during sft_model (step 1 of 2); run the same command again to resume\n"
+    assert (
+        capsys.readouterr().err == "interrupted: during sft_model (step 1 of 2); run the same command again to resume\n"
+    )
     assert guarded(ctrl_c, debug=True) == 130
     assert "Traceback (most recent call last)" in capsys.readouterr().err
 
@@ -136,7 +143,9 @@ def test_a_tampered_table_fails_the_step_that_reads_it_and_rebuild_repairs_it(de
     out, err = capsys.readouterr()
     assert "FAILED" in out
     last = err.strip().splitlines()[-1]
-    assert last.startswith(f"error: artifact {table.parent}: {TABLE}") and "rlhf run demo --rebuild raw_feedback" in last
+    assert (
+        last.startswith(f"error: artifact {table.parent}: {TABLE}") and "rlhf run demo --rebuild raw_feedback" in last
+    )
     assert main(["run", "demo", "--select", "data", "--rebuild", "raw_feedback", "--verbose", *MICRO_ARGS]) == 0
     out = capsys.readouterr().out
     assert "rebuilding" in out and "clean_feedback" in out.splitlines()[0]
@@ -153,8 +162,10 @@ def test_a_deleted_parent_folder_names_the_artifact_and_its_rebuild_command(demo
     assert main(["run", "demo", "--select", "clean_feedback", *argv]) == 2
     out, err = capsys.readouterr()
     assert "FAILED clean_feedback" in out  # --verbose: Dagster's own log of the failure comes first
-    assert err.strip().splitlines()[-1] == (f"error: parent artifact demo/raw_feedback ({folder}) is gone or incomplete "
-                                        "(no meta.json); rebuild it: rlhf run demo --rebuild raw_feedback")
+    assert err.strip().splitlines()[-1] == (
+        f"error: parent artifact demo/raw_feedback ({folder}) is gone or incomplete "
+        "(no meta.json); rebuild it: rlhf run demo --rebuild raw_feedback"
+    )
     assert main(["run", "demo", "--select", "data", "--rebuild", "raw_feedback", "--verbose", *MICRO_ARGS]) == 0
 
 
@@ -185,8 +196,11 @@ def test_a_run_is_listed_under_its_step_job_and_ctrl_c_marks_it_canceled(demo_da
     def interrupt_once_a_run_starts() -> None:
         deadline = time.time() + 300
         while time.time() < deadline:
-            started = [r for r in inst.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-                       if r.run_id not in runs_before]
+            started = [
+                r
+                for r in inst.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+                if r.run_id not in runs_before
+            ]
             if started:
                 time.sleep(0.5)
                 os.kill(os.getpid(), signal.SIGINT)
@@ -196,8 +210,18 @@ def test_a_run_is_listed_under_its_step_job_and_ctrl_c_marks_it_canceled(demo_da
     watcher = threading.Thread(target=interrupt_once_a_run_starts, daemon=True)
     watcher.start()
     # a new cleaning setting: a step with work to do, long enough to be interrupted
-    code = main(["run", "demo", "--select", "data", "--verbose", *MICRO_ARGS,
-                 "--set", "datasets.clean_feedback.options.max_response_chars=598"])
+    code = main(
+        [
+            "run",
+            "demo",
+            "--select",
+            "data",
+            "--verbose",
+            *MICRO_ARGS,
+            "--set",
+            "datasets.clean_feedback.options.max_response_chars=598",
+        ]
+    )
     watcher.join()
     assert code == 130, capsys.readouterr()
     new = [r for r in inst.get_runs() if r.run_id not in runs_before]
@@ -212,14 +236,25 @@ def test_incoming_days_are_scored_from_the_command_line_only_when_selected(demo_
     import pandas as pd
 
     incoming = tmp_path / "incoming"
-    argv = ["--verbose", *MICRO_ARGS, "--set", "policy=null", "--set", "evaluation=null",
-            "--set", "annotation.scorers={length: {scorer: length}}",
-            "--set", f"annotation.incoming.folder={incoming}"]
+    argv = [
+        "--verbose",
+        *MICRO_ARGS,
+        "--set",
+        "policy=null",
+        "--set",
+        "evaluation=null",
+        "--set",
+        "annotation.scorers={length: {scorer: length}}",
+        "--set",
+        f"annotation.incoming.folder={incoming}",
+    ]
     assert main(["run", "demo", "--select", "incoming", *argv]) == 2
     assert f"has no incoming day to score: drop <YYYY-MM-DD>/*.jsonl files into {incoming}" in capsys.readouterr().err
     day = incoming / "2026-11-22"
     day.mkdir(parents=True)
-    (day / "a.jsonl").write_text("".join(json.dumps({"prompt": "Q?", "completion": c}) + "\n" for c in (" A b.", " C.")))
+    (day / "a.jsonl").write_text(
+        "".join(json.dumps({"prompt": "Q?", "completion": c}) + "\n" for c in (" A b.", " C."))
+    )
     (day / "b.jsonl").write_bytes(b'{"prompt": "caf\xe9", "completion": "x"}\n')
     assert main(["run", "demo", "--select", "reward_scorers", "--select", "incoming", *argv]) == 0
     out = capsys.readouterr().out

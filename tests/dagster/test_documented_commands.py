@@ -17,6 +17,7 @@ need CUDA (``tests/gpu`` runs their stages on a GPU box), and its ``RLHF_LAUNCHE
 demo --set launcher.processes=2 --set launcher.cpu=true``, the whole demo with every heavy stage in
 2 processes, too slow for the suite: ``test_launcher`` runs ``sft_model`` with those settings.
 """
+
 from __future__ import annotations
 
 import re

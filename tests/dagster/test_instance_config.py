@@ -1,5 +1,6 @@
 """The instance configs of configs/deploy/: the PostgreSQL one queues several runs and keeps a pool of
 slots per GPU class; step logs can go to an object store (a local S3-protocol server here)."""
+
 from __future__ import annotations
 
 import dagster as dg

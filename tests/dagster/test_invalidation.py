@@ -5,6 +5,7 @@ Every asset's Dagster code version is its stage's version (declared config + cod
 key hashes that version with its parents' content. So "new key" here is the version, propagated
 down the asset graph the way content hashes propagate (``lineage``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -174,12 +175,21 @@ def test_dagster_stale_status_agrees_with_the_store(tmp_path):
     repo = Path(__file__).resolve().parents[2]
     for folder in ("rlhf_core", "assets", "resources", "pipelines", "configs"):
         shutil.copytree(repo / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
-           "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    env = {
+        "PYTHONPATH": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
     (tmp_path / "dagster_home").mkdir()
     (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    out = subprocess.run([sys.executable, "-c", STALE_SCRIPT, str(tmp_path / "artifacts")], cwd=tmp_path,
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", STALE_SCRIPT, str(tmp_path / "artifacts")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     rows = json.loads(out.stdout.strip().splitlines()[-1])
     assert rows == [

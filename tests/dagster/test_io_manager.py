@@ -1,5 +1,6 @@
 """The ref IO manager files refs under configuration keys, refuses a ref that does not match the
 partitions a run targets, and does not rewrite a ref that is already there."""
+
 import dagster as dg
 import pytest
 
@@ -29,8 +30,9 @@ def folder(root, asset: dg.AssetsDefinition):
 
 
 def run(asset, tmp_path, **kwargs) -> dg.ExecuteInProcessResult:
-    return dg.materialize(keyed(asset), resources={"io_manager": RefIOManager(root=str(tmp_path))},
-                          raise_on_error=False, **kwargs)
+    return dg.materialize(
+        keyed(asset), resources={"io_manager": RefIOManager(root=str(tmp_path))}, raise_on_error=False, **kwargs
+    )
 
 
 def test_a_configuration_key_follows_the_code_versions_upstream():
@@ -119,8 +121,13 @@ def test_reading_a_partition_that_was_never_written_names_it(instance):
         return {p: x[p] for p in context.partition_keys}
 
     assert run(x, instance, partition_key="a").success
-    result = dg.materialize(keyed(x, y), selection=[y.key], partition_key="b", raise_on_error=False,
-                            resources={"io_manager": RefIOManager(root=str(instance))})
+    result = dg.materialize(
+        keyed(x, y),
+        selection=[y.key],
+        partition_key="b",
+        raise_on_error=False,
+        resources={"io_manager": RefIOManager(root=str(instance))},
+    )
     assert not result.success
     message = result.get_step_failure_events()[0].event_specific_data.error.cause.message
     assert "x [b] has not been materialized" in message
@@ -131,14 +138,23 @@ def test_tables_become_typed_dagster_tables_with_the_legend_as_column_descriptio
 
     from resources.metadata import to_dagster
 
-    rows = pd.DataFrame({"algorithm": ["dpo", "sft"], "gold": [0.71234567, float("nan")], "n": [40, 40],
-                         "empty": [True, False]})
+    rows = pd.DataFrame(
+        {"algorithm": ["dpo", "sft"], "gold": [0.71234567, float("nan")], "n": [40, 40], "empty": [True, False]}
+    )
     meta = to_dagster({"table": rows, "legend": {"gold": "the judge", "n": "samples"}})
     table = meta["table"]
     assert isinstance(table, dg.TableMetadataValue)
     assert [(c.name, c.type, c.description) for c in table.schema.columns] == [
-        ("algorithm", "string", None), ("gold", "float", "the judge"), ("n", "int", "samples"), ("empty", "bool", None)]
-    assert [r.data for r in table.records] == [{"algorithm": "dpo", "gold": 0.7123, "n": 40, "empty": True},
-                                               {"algorithm": "sft", "gold": None, "n": 40, "empty": False}]
-    assert [r.data for r in meta["legend"].records] == [{"column": "gold", "meaning": "the judge"},
-                                                        {"column": "n", "meaning": "samples"}]
+        ("algorithm", "string", None),
+        ("gold", "float", "the judge"),
+        ("n", "int", "samples"),
+        ("empty", "bool", None),
+    ]
+    assert [r.data for r in table.records] == [
+        {"algorithm": "dpo", "gold": 0.7123, "n": 40, "empty": True},
+        {"algorithm": "sft", "gold": None, "n": 40, "empty": False},
+    ]
+    assert [r.data for r in meta["legend"].records] == [
+        {"column": "gold", "meaning": "the judge"},
+        {"column": "n", "meaning": "samples"},
+    ]

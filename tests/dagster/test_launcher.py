@@ -5,6 +5,7 @@ The subprocess test materializes the demo's ``sft_model`` (micro config) with
 ``python -m rlhf_core.cli.stage sft_model`` that train over gloo; rank 0 writes the artifact and
 reports it through Pipes. Materialized again, it is found in the store and nothing is launched.
 """
+
 import dataclasses
 import shutil
 
@@ -35,8 +36,12 @@ def launched(tmp_path_factory):
     task = load_config(task_config_path("demo"), MICRO + TWO_CPU_PROCESSES)
     resources = build_resources(str(root / "artifacts"))
     key = dg.AssetKey(["demo", "sft_model"])
-    result = dg.materialize(build_task_definitions(task).assets, selection=dg.AssetSelection.assets(key).upstream(),
-                            resources=resources, instance=dg.DagsterInstance.get())
+    result = dg.materialize(
+        build_task_definitions(task).assets,
+        selection=dg.AssetSelection.assets(key).upstream(),
+        resources=resources,
+        instance=dg.DagsterInstance.get(),
+    )
     yield task, resources, result
     mp.undo()
 
@@ -69,8 +74,12 @@ def test_the_launched_artifact_has_the_in_process_key(launched):
 def test_a_stored_artifact_is_found_before_any_launch(launched):
     """A second materialization asks the store first: the artifact is there and whole, no process starts."""
     task, resources, first = launched
-    again = dg.materialize(build_task_definitions(task).assets, selection=[dg.AssetKey(["demo", "sft_model"])],
-                           resources=resources, instance=dg.DagsterInstance.get())
+    again = dg.materialize(
+        build_task_definitions(task).assets,
+        selection=[dg.AssetKey(["demo", "sft_model"])],
+        resources=resources,
+        instance=dg.DagsterInstance.get(),
+    )
     assert again.success
     (mat,) = again.asset_materializations_for_node("demo__sft_model")
     assert mat.metadata["cached"].value is True and "processes" not in mat.metadata
@@ -100,7 +109,15 @@ def test_the_store_lookup_keys_as_the_stage_does_and_defers_to_a_rebuild_or_a_da
 def test_launch_commands():
     cfg = load_config(task_config_path("demo"), TWO_CPU_PROCESSES).launcher
     assert launch_command("py", cfg, ["-m", "x"]) == [
-        "py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "x"]
+        "py",
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "x",
+    ]
     ddp = load_config(task_config_path("demo"), ["launcher.accelerate_config=multi_gpu_ddp", "launcher.processes=8"])
     command = launch_command("py", ddp.launcher, ["-m", "x"])
     assert command[:4] == ["py", "-m", "accelerate.commands.launch", "--config_file"]
@@ -114,8 +131,14 @@ def test_the_k8s_pod_template_renders_into_a_valid_gpu_pod(tmp_path):
     from dagster_k8s.pipes import build_pod_body
 
     cfg = load_config(task_config_path("demo"), ["launcher.kind=k8s", "launcher.processes=4"]).launcher
-    pod = build_pod_body("rlhf-sft", cfg.k8s.image, ["python", "-m", "rlhf_core.cli.stage"], {"A": "1"},
-                         None, pod_spec(cfg, tmp_path / "artifacts", cfg.processes))
+    pod = build_pod_body(
+        "rlhf-sft",
+        cfg.k8s.image,
+        ["python", "-m", "rlhf_core.cli.stage"],
+        {"A": "1"},
+        None,
+        pod_spec(cfg, tmp_path / "artifacts", cfg.processes),
+    )
     (container,) = pod.spec.containers
     assert str(container.resources.limits["nvidia.com/gpu"]) == "4"
     assert container.image == cfg.k8s.image and container.command == ["python", "-m", "rlhf_core.cli.stage"]
@@ -130,23 +153,53 @@ def test_launch_commands_for_several_nodes():
     nodes = ["launcher.nodes=2", "launcher.node_rank=1", "launcher.rdzv_endpoint=10.0.0.5:29400"]
     cfg = load_config(task_config_path("demo"), TWO_CPU_PROCESSES + nodes).launcher
     command = launch_command("py", cfg, ["-m", "x", "--config", "c.json"])
-    assert command[:-4] == ["py", "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", "1",
-                            "--nproc_per_node", "2", "--rdzv_backend", "c10d", "--rdzv_endpoint", "10.0.0.5:29400",
-                            "--rdzv_id", command[-5]]
+    assert command[:-4] == [
+        "py",
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "2",
+        "--node_rank",
+        "1",
+        "--nproc_per_node",
+        "2",
+        "--rdzv_backend",
+        "c10d",
+        "--rdzv_endpoint",
+        "10.0.0.5:29400",
+        "--rdzv_id",
+        command[-5],
+    ]
     # every node of one run gets the same id; another stage command, another id
     node0 = launch_command("py", dataclasses.replace(cfg, node_rank=0), ["-m", "x", "--config", "c.json"])
     assert node0[-5] == command[-5] != launch_command("py", cfg, ["-m", "y", "--config", "c.json"])[-5]
-    ddp = load_config(task_config_path("demo"), ["launcher.accelerate_config=multi_gpu_ddp", "launcher.processes=8",
-                                                 *nodes]).launcher
+    ddp = load_config(
+        task_config_path("demo"), ["launcher.accelerate_config=multi_gpu_ddp", "launcher.processes=8", *nodes]
+    ).launcher
     command = launch_command("py", ddp, ["-m", "x"])
-    assert command[4:] == ["configs/accelerate/multi_gpu_ddp.yaml", "--num_processes", "16", "--num_machines", "2",
-                           "--machine_rank", "1", "--main_process_ip", "10.0.0.5", "--main_process_port", "29400",
-                           "--rdzv_backend", "c10d", "-m", "x"]
+    assert command[4:] == [
+        "configs/accelerate/multi_gpu_ddp.yaml",
+        "--num_processes",
+        "16",
+        "--num_machines",
+        "2",
+        "--machine_rank",
+        "1",
+        "--main_process_ip",
+        "10.0.0.5",
+        "--main_process_port",
+        "29400",
+        "--rdzv_backend",
+        "c10d",
+        "-m",
+        "x",
+    ]
     with pytest.raises(ConfigError, match="rdzv_endpoint"):
         load_config(task_config_path("demo"), ["launcher.nodes=2"])
     with pytest.raises(ConfigError, match="node_rank must be in"):
-        load_config(task_config_path("demo"), ["launcher.nodes=2", "launcher.node_rank=2",
-                                               "launcher.rdzv_endpoint=h:1"])
+        load_config(
+            task_config_path("demo"), ["launcher.nodes=2", "launcher.node_rank=2", "launcher.rdzv_endpoint=h:1"]
+        )
 
 
 def test_the_s3_pod_template_caches_on_the_pod_s_own_disk(tmp_path, monkeypatch):
@@ -156,8 +209,10 @@ def test_the_s3_pod_template_caches_on_the_pod_s_own_disk(tmp_path, monkeypatch)
 
     monkeypatch.setenv("RLHF_CACHE", "/cache")
     store = ArtifactStore("s3://bucket/artifacts")
-    cfg = load_config(task_config_path("demo"), ["launcher.kind=k8s", "launcher.processes=2",
-                                                 "launcher.k8s.pod_template=configs/deploy/k8s_stage_pod_s3.yaml"]).launcher
+    cfg = load_config(
+        task_config_path("demo"),
+        ["launcher.kind=k8s", "launcher.processes=2", "launcher.k8s.pod_template=configs/deploy/k8s_stage_pod_s3.yaml"],
+    ).launcher
     pod = build_pod_body("rlhf-sft", cfg.k8s.image, ["python"], {}, None, pod_spec(cfg, store.root, cfg.processes))
     (container,) = pod.spec.containers
     assert str(container.resources.limits["nvidia.com/gpu"]) == "2"

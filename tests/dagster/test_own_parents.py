@@ -8,6 +8,7 @@ artifact each configuration's refs name has, as the parents in its ``meta.json``
 artifacts of that same configuration; B's order also has the issue's sequence: a tokenizer built
 with other settings, then a plain ``--select sft_model``.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,11 +82,24 @@ def test_one_after_the_other_in_both_orders_each_run_reads_its_own_parents(tmp_p
 
 
 def test_two_processes_at_the_same_time_each_read_their_own_parents(tmp_path):
-    env = {"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1",
-           "DAGSTER_HOME": str(tmp_path / "dagster_home"), "RLHF_ARTIFACTS": str(tmp_path / "artifacts")}
-    procs = [subprocess.Popen([sys.executable, "-m", "pipelines.cli", *argv(o, "--select", "sft_model")],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for o in (A, B)]
+    env = {
+        "PYTHONPATH": str(REPO),
+        "PATH": os.environ["PATH"],
+        "HF_HUB_OFFLINE": "1",
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "RLHF_ARTIFACTS": str(tmp_path / "artifacts"),
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", *argv(o, "--select", "sft_model")],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for o in (A, B)
+    ]
     for proc in procs:
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, out
@@ -98,8 +112,11 @@ SLOW_SFT = [*MICRO, "sft.train.epochs=40", "sft.train.checkpoint_every=1"]  # 80
 
 
 def newest_checkpoint(store: Path) -> int | None:
-    steps = [int(p.name.removeprefix("step-")) for p in store.glob("demo/sft_model/*.rebuild-*.work/checkpoints/step-*")
-             if p.name.removeprefix("step-").isdigit()]
+    steps = [
+        int(p.name.removeprefix("step-"))
+        for p in store.glob("demo/sft_model/*.rebuild-*.work/checkpoints/step-*")
+        if p.name.removeprefix("step-").isdigit()
+    ]
     return max(steps, default=None)
 
 
@@ -111,10 +128,20 @@ def test_a_killed_rebuild_resumes_from_its_own_last_checkpoint(tmp_path, capsys)
         store = root / "artifacts"
         assert rlhf(SLOW_SFT, "--select", "sft_model") == 0
         command = argv(SLOW_SFT, "--select", "sft_model", "--rebuild", "sft_model")
-        env = {"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1",
-               "DAGSTER_HOME": os.environ["DAGSTER_HOME"], "RLHF_ARTIFACTS": str(store)}
-        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *command], cwd=REPO, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            "PYTHONPATH": str(REPO),
+            "PATH": os.environ["PATH"],
+            "HF_HUB_OFFLINE": "1",
+            "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
+            "RLHF_ARTIFACTS": str(store),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", *command],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.time() + 600
         while newest_checkpoint(store) is None and proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)

@@ -8,6 +8,7 @@ asset-level lineage of ``test_invalidation``. Code edits are made in a copy of `
 subprocess that imports the copy: the hasher reads the edited file, ``codehash.forget`` drops what it
 had read of it, and every partition of every task is keyed again.
 """
+
 from __future__ import annotations
 
 import ast
@@ -39,8 +40,11 @@ Partition = tuple[str, str, str]  # (task, stage, partition; "" for a stage with
 def partitions(task) -> list[tuple[str, list]]:
     """(stage, partition arguments) of every stage the task's assets run (their ``stage`` metadata)."""
     stages = all_stages()
-    used = {getattr(m, "value", m) for a in build_task_definitions(task).assets for m in
-            (a.metadata_by_key[k]["stage"] for k in a.keys)}
+    used = {
+        getattr(m, "value", m)
+        for a in build_task_definitions(task).assets
+        for m in (a.metadata_by_key[k]["stage"] for k in a.keys)
+    }
     return [(name, list(part)) for name in sorted(used) for part in stages[name].partitions(task)]
 
 
@@ -87,15 +91,25 @@ def definition_edit(label: str, fn) -> dict:
     first = node.body[0]
     lines = source.split("\n")
     at = sum(len(line) + 1 for line in lines[: first.lineno - 1])
-    return {"label": label, "file": str(path), "module": fn.__module__, "at": at,
-            "text": " " * first.col_offset + "_edited = 1\n"}
+    return {
+        "label": label,
+        "file": str(path),
+        "module": fn.__module__,
+        "at": at,
+        "text": " " * first.col_offset + "_edited = 1\n",
+    }
 
 
 def append_edit(label: str, module: str) -> dict:
     """``_PROBE = 1`` appended to a module (what the issue measured on dialogrpt.py and pro.py)."""
     path = Path(*module.split(".")).with_suffix(".py")
-    return {"label": label, "file": str(path), "module": module, "at": len((REPO / path).read_text()),
-            "text": "\n_PROBE = 1\n"}
+    return {
+        "label": label,
+        "file": str(path),
+        "module": module,
+        "at": len((REPO / path).read_text()),
+        "text": "\n_PROBE = 1\n",
+    }
 
 
 def changed_by(edits: list[dict], layout, tmp_path) -> dict[str, set[Partition]]:
@@ -103,18 +117,28 @@ def changed_by(edits: list[dict], layout, tmp_path) -> dict[str, set[Partition]]
     shutil.copytree(REPO / "configs", tmp_path / "configs")
     (tmp_path / "layout.json").write_text(json.dumps(layout))
     (tmp_path / "edits.json").write_text(json.dumps(edits))
-    out = subprocess.run([sys.executable, "-c", KEYS_SCRIPT, "layout.json", "edits.json"], cwd=tmp_path,
-                         capture_output=True, text=True,
-                         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", KEYS_SCRIPT, "layout.json", "edits.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    return {label: {tuple(k.split("|")) for k in keys}
-            for label, keys in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+    return {
+        label: {tuple(k.split("|")) for k in keys}
+        for label, keys in json.loads(out.stdout.strip().splitlines()[-1]).items()
+    }
 
 
 def named(layout, stage: str, chosen) -> set[Partition]:
     """The partitions of ``stage``, in every task, whose config ``chosen(task, partition)`` picks."""
-    return {(t, s, "/".join(map(str, p))) for t, parts in layout.items() for s, p in parts
-            if s == stage and chosen(TASKS[t], *p)}
+    return {
+        (t, s, "/".join(map(str, p)))
+        for t, parts in layout.items()
+        for s, p in parts
+        if s == stage and chosen(TASKS[t], *p)
+    }
 
 
 def scorer_names(spec) -> set[str]:
@@ -125,9 +149,11 @@ def scorer_names(spec) -> set[str]:
 
 # Code that reaches a scorer by import rather than by its registered name re-keys with it too: stage
 # functions that run it directly, and scorers built on its class.
-IMPORTED_BY = {"gold": {"reward_model", "gold_probe"},  # demo.gold.judge: the gold grades of the demo's RMs
-               "reward_model": {"reward_model_eval", "reward_bench"},  # trained_reward_model opens every RM
-               "rm_logit": {"reward_model_eval", "reward_bench"}}  # ... as an rm_logit subclass
+IMPORTED_BY = {
+    "gold": {"reward_model", "gold_probe"},  # demo.gold.judge: the gold grades of the demo's RMs
+    "reward_model": {"reward_model_eval", "reward_bench"},  # trained_reward_model opens every RM
+    "rm_logit": {"reward_model_eval", "reward_bench"},
+}  # ... as an rm_logit subclass
 BUILT_ON = {"rm_logit": {"reward_model"}}  # SequenceRMScorer(RewardModelLogitScorer)
 
 
@@ -148,50 +174,67 @@ def test_a_code_edit_rekeys_exactly_the_partitions_that_run_it_in_every_task(lay
 
     for scorer, names in grouped(SCORERS).items():
         users = {*names, *(b for n in names for b in BUILT_ON.get(n, ()))}
-        expect(definition_edit(f"scorer {names}", scorer),
-               named(layout, "reward_scorer", lambda t, c: scorer_names(t.annotation.scorers[c]) & users)
-               | named(layout, "build_dataset", lambda t, d: t.datasets[d].options.get("scorer") in users)
-               | {p for n in names for stage in IMPORTED_BY.get(n, ()) for p in named(layout, stage, lambda *_: True)})
+        expect(
+            definition_edit(f"scorer {names}", scorer),
+            named(layout, "reward_scorer", lambda t, c: scorer_names(t.annotation.scorers[c]) & users)
+            | named(layout, "build_dataset", lambda t, d: t.datasets[d].options.get("scorer") in users)
+            | {p for n in names for stage in IMPORTED_BY.get(n, ()) for p in named(layout, stage, lambda *_: True)},
+        )
     for loader, names in grouped(LOADERS).items():
-        expect(definition_edit(f"loader {names}", loader),
-               named(layout, "load_source", lambda t, s: t.sources[s].loader in names))
+        expect(
+            definition_edit(f"loader {names}", loader),
+            named(layout, "load_source", lambda t, s: t.sources[s].loader in names),
+        )
     for builder, names in grouped(BUILDERS).items():
-        expect(definition_edit(f"builder {names}", builder),
-               named(layout, "build_dataset", lambda t, d: t.datasets[d].builder in names))
+        expect(
+            definition_edit(f"builder {names}", builder),
+            named(layout, "build_dataset", lambda t, d: t.datasets[d].builder in names),
+        )
     entries = [ALGORITHMS.get(name) for name in ALGORITHMS.names()]
     for trainer in {e.train for e in entries}:
         names = {e.name for e in entries if e.train is trainer}
-        expect(definition_edit(f"trainer {sorted(names)}", trainer),
-               named(layout, "policy", lambda t, a: a in names))
+        expect(definition_edit(f"trainer {sorted(names)}", trainer), named(layout, "policy", lambda t, a: a in names))
     # A loss is reached through the trainers that minimise it; SFT trains with the offline family's nll.
     also = {"offline_loss": named(layout, "sft_model", lambda t: True)}
     for loss in {e.loss for e in entries}:
         names = {e.name for e in entries if e.loss is loss}
-        expect(definition_edit(f"loss {loss.__name__}", loss),
-               named(layout, "policy", lambda t, a: a in names) | also.get(loss.__name__, set()))
+        expect(
+            definition_edit(f"loss {loss.__name__}", loss),
+            named(layout, "policy", lambda t, a: a in names) | also.get(loss.__name__, set()),
+        )
     # The issue's measurements: one statement appended to a scorer's module and to PRO's trainer.
     dialogrpt = {n for n in SCORERS.names() if SCORERS.get(n).__module__ == "rlhf_core.rewards.dialogrpt"}
-    expect(append_edit("append to rewards/dialogrpt.py", "rlhf_core.rewards.dialogrpt"),
-           named(layout, "reward_scorer", lambda t, c: bool(scorer_names(t.annotation.scorers[c]) & dialogrpt)))
-    expect(append_edit("append to train/pro.py", "rlhf_core.train.pro"),
-           named(layout, "policy", lambda t, a: a == "pro"))
+    expect(
+        append_edit("append to rewards/dialogrpt.py", "rlhf_core.rewards.dialogrpt"),
+        named(layout, "reward_scorer", lambda t, c: bool(scorer_names(t.annotation.scorers[c]) & dialogrpt)),
+    )
+    expect(
+        append_edit("append to train/pro.py", "rlhf_core.train.pro"), named(layout, "policy", lambda t, a: a == "pro")
+    )
     # Code a stage imports re-keys every partition of that stage, and of no other.
     # Each metric re-keys the evaluation of the tasks that name it, and nothing else.
     for metric in METRICS.names():
-        expect(definition_edit(f"metric {metric}", METRICS.get(metric)),
-               named(layout, "evaluation", lambda t, m=metric: m in {s.metric for s in t.evaluation.metrics.values()}))
-    for fn, stage in ((fit_value_head, "reference_value"), (flat_summary, "evaluation"),
-                      (within_prompt_pairs, "reward_model_eval")):
+        expect(
+            definition_edit(f"metric {metric}", METRICS.get(metric)),
+            named(layout, "evaluation", lambda t, m=metric: m in {s.metric for s in t.evaluation.metrics.values()}),
+        )
+    for fn, stage in (
+        (fit_value_head, "reference_value"),
+        (flat_summary, "evaluation"),
+        (within_prompt_pairs, "reward_model_eval"),
+    ):
         expect(definition_edit(fn.__name__, fn), named(layout, stage, lambda *_: True))
 
     changed = changed_by(edits, layout, tmp_path)
     assert len(edits) >= len(SCORERS.names()) // 2 + len(LOADERS.names()) // 2
-    wrong = {label: (sorted(changed[label] - p), sorted(p - changed[label])) for label, p in expected.items()
-             if changed[label] != p}
+    wrong = {
+        label: (sorted(changed[label] - p), sorted(p - changed[label]))
+        for label, p in expected.items()
+        if changed[label] != p
+    }
     assert not wrong, json.dumps(wrong, indent=1)
     assert changed["append to train/pro.py"] and changed["flat_summary"]  # the checks above are not vacuous
-    assert any(s == "reward_scorer" for label in expected if label.startswith("scorer")
-               for _, s, _ in changed[label])
+    assert any(s == "reward_scorer" for label in expected if label.startswith("scorer") for _, s, _ in changed[label])
 
 
 def partition_keys(task) -> dict[Partition, str]:
@@ -217,4 +260,5 @@ def test_one_scorers_parameters_rekey_only_that_scorers_partition(name):
     """Its annotations, R and everything after follow by content: the scorer artifact holds the parameters."""
     for component in TASKS[name].annotation.scorers:
         assert rekeyed(TASKS[name], [f"annotation.scorers.{component}.params._probe=1"]) == {
-            (name, "reward_scorer", component)}, component
+            (name, "reward_scorer", component)
+        }, component

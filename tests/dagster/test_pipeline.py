@@ -1,6 +1,7 @@
 """End to end: the demo graph on a micro config, through Dagster, then the documented commands
 that retrain it with other settings (on the same store: only what they change is built), one of
 them interrupted as Ctrl-C would."""
+
 import contextlib
 import json
 import math
@@ -12,10 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-import dagster as dg
 
 from pipelines.cli import main
 from pipelines.runner import rebuild_closure, run_task
@@ -33,8 +34,10 @@ MICRO = [
     "tokenizer.vocab_size=300",
     "sft.model.init={n_layer: 1, n_head: 2, n_embd: 32, n_positions: 128}",
     "sft.train.epochs=1",
-    *(f"reward_models.{n}.train.epochs=1" for n in ("bt", "holistic", "ranking", "absolute", "relevance", "factuality",
-                                                     "pair_pm", "armo")),
+    *(
+        f"reward_models.{n}.train.epochs=1"
+        for n in ("bt", "holistic", "ranking", "absolute", "relevance", "factuality", "pair_pm", "armo")
+    ),
     "reward_model_eval.samples_per_prompt=2",
     "reward_model_eval.max_new_tokens=16",
     "reference_value.epochs=1",
@@ -76,9 +79,14 @@ def run(tmp_path_factory):
 
 
 def latest(key: str, partition: str | None = None) -> dict:
-    records = dg.DagsterInstance.get().fetch_materializations(
-        dg.AssetRecordsFilter(dg.AssetKey(["demo", key]), asset_partitions=[partition] if partition else None),
-        limit=1).records
+    records = (
+        dg.DagsterInstance.get()
+        .fetch_materializations(
+            dg.AssetRecordsFilter(dg.AssetKey(["demo", key]), asset_partitions=[partition] if partition else None),
+            limit=1,
+        )
+        .records
+    )
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
@@ -140,8 +148,16 @@ def test_metadata_reports_quarantine_and_rm_accuracy(run):
 def test_reward_model_board_has_a_row_per_rm_judged_against_gold(run):
     root, _ = run
     board = pd.read_csv(root / "artifacts" / "demo" / "reward_models.csv")
-    assert board["name"].tolist() == ["absolute", "armo", "bt", "factuality", "holistic", "pair_pm", "ranking",
-                                      "relevance"]
+    assert board["name"].tolist() == [
+        "absolute",
+        "armo",
+        "bt",
+        "factuality",
+        "holistic",
+        "pair_pm",
+        "ranking",
+        "relevance",
+    ]
     assert board["heldout_value"].notna().all()
     bt = board.set_index("name").loc["bt"]
     assert -1 <= bt["gold_spearman_logged"] <= 1 and 0 <= bt["gold_pair_acc_logged"] <= 1
@@ -155,14 +171,23 @@ def test_reward_model_board_has_a_row_per_rm_judged_against_gold(run):
 
 def test_asset_checks_pass_inside_their_assets_steps(run):
     instance = dg.DagsterInstance.get()
-    checks = [dg.AssetCheckKey(dg.AssetKey(["demo", asset]), name) for asset, name in
-              [("preference_pairs", "non_empty"), ("preference_pairs", "pairs_valid"), ("sft_data", "non_empty")]]
+    checks = [
+        dg.AssetCheckKey(dg.AssetKey(["demo", asset]), name)
+        for asset, name in [
+            ("preference_pairs", "non_empty"),
+            ("preference_pairs", "pairs_valid"),
+            ("sft_data", "non_empty"),
+        ]
+    ]
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(checks)
     for check in checks:
         record = latest[check]
         assert record.status.value in ("SUCCEEDED", "FAILED"), check  # it ran
-        materialized = [e for e in instance.all_logs(record.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-                        if e.dagster_event.asset_key == check.asset_key]
+        materialized = [
+            e
+            for e in instance.all_logs(record.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+            if e.dagster_event.asset_key == check.asset_key
+        ]
         assert [e.step_key for e in materialized] == [record.event.step_key]  # evaluated in the asset's own step
     assert latest[checks[1]].status.value == "SUCCEEDED"
 
@@ -212,10 +237,22 @@ def test_a_plain_stage_command_writes_the_artifact_dagster_wrote(run, tmp_path, 
     (dagster_made,) = (store / "generations" / "nll").glob("[!.]*")
     resolved = tmp_path / "resolved.json"
     resolved.write_text(json.dumps(to_dict(load_config(task_config_path("demo"), MICRO))))
-    command = ["generations", "--config", str(resolved), "--arg", "algorithm=nll", "--input", f"policy={policy}",
-               "--input", f"prompts={latest('sft_data')['artifact']}"]
-    out = subprocess.run([sys.executable, "-m", "rlhf_core.cli.stage", *command, "--out", str(tmp_path / "store")],
-                         capture_output=True, text=True)
+    command = [
+        "generations",
+        "--config",
+        str(resolved),
+        "--arg",
+        "algorithm=nll",
+        "--input",
+        f"policy={policy}",
+        "--input",
+        f"prompts={latest('sft_data')['artifact']}",
+    ]
+    out = subprocess.run(
+        [sys.executable, "-m", "rlhf_core.cli.stage", *command, "--out", str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     made = json.loads(out.stdout.strip().splitlines()[-1])
     assert made["cached"] is False and Path(made["artifact"]).name == dagster_made.name  # the same key
@@ -265,11 +302,22 @@ def test_ctrl_c_ends_a_retrain_in_one_line_and_the_same_command_resumes(run, tmp
     algorithms = load_config(task_config_path("demo"), MICRO).policy.algorithms
     before = {a: stored_ref(root, "policy", a) for a in algorithms}
     sft = stored_ref(root, "sft_model")
-    env = {"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1",
-           "DAGSTER_HOME": os.environ["DAGSTER_HOME"], "RLHF_ARTIFACTS": os.environ["RLHF_ARTIFACTS"]}
+    env = {
+        "PYTHONPATH": str(REPO),
+        "PATH": os.environ["PATH"],
+        "HF_HUB_OFFLINE": "1",
+        "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
+        "RLHF_ARTIFACTS": os.environ["RLHF_ARTIFACTS"],
+    }
     with open(tmp_path / "stderr", "w") as stderr:  # a file: a full pipe would stall the process
-        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *argv], cwd=REPO, env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=stderr)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", *argv],
+            cwd=REPO,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
         out = []
         for line in proc.stdout:
             out.append(line)
@@ -338,8 +386,16 @@ def test_seeds_and_a_sweep_train_as_partitions_and_the_board_reports_the_val_cho
     """README's ``--set seeds='[1,2,3]'`` and ``--set 'policy.sweep=...'``, cut to dpo alone, 2 seeds
     and 2 learning rates: 8 dpo trials (x val and test) and 2 baseline trials, one board row each."""
     root, _ = run
-    argv = [*micro_command(shown("run demo --set seeds=[1,2,3]")), "--set", "seeds=[1, 2]",
-            "--set", "policy.algorithms=[dpo]", "--set", "policy.sweep={dpo: {lr: [1.0e-4, 5.0e-4]}}", "--verbose"]
+    argv = [
+        *micro_command(shown("run demo --set seeds=[1,2,3]")),
+        "--set",
+        "seeds=[1, 2]",
+        "--set",
+        "policy.algorithms=[dpo]",
+        "--set",
+        "policy.sweep={dpo: {lr: [1.0e-4, 5.0e-4]}}",
+        "--verbose",
+    ]
     capsys.readouterr()
     assert main(argv) == 0
     done = outcomes(capsys.readouterr().out)

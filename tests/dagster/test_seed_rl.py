@@ -6,6 +6,7 @@ models of the seeds' architectures (data/fixtures/tiny_models, written by tests/
 detox, hh_rlhf and hh_pro run in ``make test``; qa_feedback and oasst_crs (which train their RMs first) and the
 [LoL] generation tasks (eight policies each) run under ``make seeds-check`` only.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,29 +21,63 @@ from tests.core.tiny_rl import one_thread
 from tests.dagster.documented import shown
 
 LOL_FAMILY = ["nll", "wbc", "r_gold", "r_lol", "a_lol", "a_lol_ref_free", "a_lol_seq"]
-ALGORITHMS = {"hh_rlhf": ["ppo"], "detox": ["ppo", "fg_ppo"], "qa_feedback": ["fg_ppo"], "oasst_crs": ["ppo"],
-              "hh_pro": ["pro"], "comet": LOL_FAMILY, "reddit": LOL_FAMILY, "faithdial": LOL_FAMILY}
+ALGORITHMS = {
+    "hh_rlhf": ["ppo"],
+    "detox": ["ppo", "fg_ppo"],
+    "qa_feedback": ["fg_ppo"],
+    "oasst_crs": ["ppo"],
+    "hh_pro": ["pro"],
+    "comet": LOL_FAMILY,
+    "reddit": LOL_FAMILY,
+    "faithdial": LOL_FAMILY,
+}
 LOL_COLUMNS = ["final_reward", "distinct-1", "distinct-2", "distinct-3", "avg_response_len", "meteor"]
 # Each task's own evaluation table (docs/sources.md §7), as its YAML's evaluation.metrics name it.
 EVALUATION_COLUMNS = {
     "hh_rlhf": ["distinct-1", "distinct-2"],
     "detox": ["avg_max_toxicity", "toxicity_probability", "perplexity", "dist-2", "dist-3"],
-    "qa_feedback": ["rouge", "relevance_ratios", "factuality_ratios", "completeness_rewards", "rewards", "lengths",
-                    "n_sub_sentences", "n_sentences"],
-    "oasst_crs": ["ranking_logit", "ranking_logit_std", "absolute_logit", "absolute_logit_std", "crs_025",
-                  "crs_025_std", "crs_0625", "crs_0625_std"],
+    "qa_feedback": [
+        "rouge",
+        "relevance_ratios",
+        "factuality_ratios",
+        "completeness_rewards",
+        "rewards",
+        "lengths",
+        "n_sub_sentences",
+        "n_sentences",
+    ],
+    "oasst_crs": [
+        "ranking_logit",
+        "ranking_logit_std",
+        "absolute_logit",
+        "absolute_logit_std",
+        "crs_025",
+        "crs_025_std",
+        "crs_0625",
+        "crs_0625_std",
+    ],
     "hh_pro": ["avg_response_len", "distinct-1", "distinct-2", "distinct-3"],
     "comet": ["p_valid_model", *LOL_COLUMNS],
     "reddit": ["fluency", "depth", "updown", "safe", "tfidf", *LOL_COLUMNS],
-    "faithdial": ["fluency", "faithdial", "depth", "tfidf", *LOL_COLUMNS, "coverage", "coverage_std", "density",
-                  "density_std"],
+    "faithdial": [
+        "fluency",
+        "faithdial",
+        "depth",
+        "tfidf",
+        *LOL_COLUMNS,
+        "coverage",
+        "coverage_std",
+        "density",
+        "density_std",
+    ],
 }
 # Too long for make test (each over 2 minutes on 2 cores: RMs trained, or eight policies): make seeds-check.
 SEEDS_CHECK = {"qa_feedback", "oasst_crs", "comet", "reddit", "faithdial"}
 
 
-@pytest.mark.parametrize("task", [pytest.param(t, marks=pytest.mark.seeds) if t in SEEDS_CHECK else t
-                                  for t in sorted(ALGORITHMS)])
+@pytest.mark.parametrize(
+    "task", [pytest.param(t, marks=pytest.mark.seeds) if t in SEEDS_CHECK else t for t in sorted(ALGORITHMS)]
+)
 def test_seed_workflow_runs_whole_on_the_tiny_profile(task, tmp_path, monkeypatch):
     assert shown(f"run {task} --profile tiny")  # the README's command for this seed
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
@@ -70,7 +105,8 @@ def test_seed_workflow_runs_whole_on_the_tiny_profile(task, tmp_path, monkeypatc
         print(f"{task} aggregate table:\n{aggregate.head(1).T}")
     for algorithm in ALGORITHMS[task]:
         records = dg.DagsterInstance.get().fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey([task, "policy"]), asset_partitions=[algorithm]), limit=1)
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey([task, "policy"]), asset_partitions=[algorithm]), limit=1
+        )
         meta = {k: v.value for k, v in records.records[0].asset_materialization.metadata.items()}
         if algorithm not in ("ppo", "fg_ppo"):  # PRO and the offline family
             assert meta["steps"] >= 1 and math.isfinite(meta["final_loss"])
@@ -89,8 +125,11 @@ def test_rlhflow_runs_whole_on_the_tiny_profile(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     with one_thread():
         assert run_task("rlhflow", [], [], profile="tiny", resources=build_resources(str(tmp_path / "art"))) == 0
-    meta = dg.DagsterInstance.get().get_latest_materialization_event(
-        dg.AssetKey(["rlhflow", "reward_bench"])).asset_materialization.metadata
+    meta = (
+        dg.DagsterInstance.get()
+        .get_latest_materialization_event(dg.AssetKey(["rlhflow", "reward_bench"]))
+        .asset_materialization.metadata
+    )
     board = pd.read_parquet(f"{meta['artifact'].value}/table.parquet")
     assert sorted(board["model"]) == ["armo", "bt", "pair_pm"]
     assert board[["Chat", "Chat Hard", "Safety", "Reasoning", "overall"]].stack().between(0, 100).all(), board

@@ -3,6 +3,7 @@
 The overrides are parsed from each task YAML's header comment (the documented
 ``rlhf run <task> --select data --set ...`` command), so the docs and this test cannot drift.
 """
+
 from __future__ import annotations
 
 import dagster as dg
@@ -51,16 +52,24 @@ def test_header_command_materializes_the_data_group(task, tmp_path, monkeypatch)
 
 # Each seed reward component pointed at a tiny random model of its real architecture.
 TINY_SCORERS = {
-    "reddit": {"fluency": "{model: %(roberta)s}", "depth": "{model: %(dialogrpt)s}",
-               "updown": "{model: %(dialogrpt)s}", "safe": "{model: %(toxichat)s}"},
-    "faithdial": {"fluency": "{model: %(roberta)s}", "faithdial": "{model: %(roberta)s}",
-                  "depth": "{model: %(dialogrpt)s, history_only: true}"},
+    "reddit": {
+        "fluency": "{model: %(roberta)s}",
+        "depth": "{model: %(dialogrpt)s}",
+        "updown": "{model: %(dialogrpt)s}",
+        "safe": "{model: %(toxichat)s}",
+    },
+    "faithdial": {
+        "fluency": "{model: %(roberta)s}",
+        "faithdial": "{model: %(roberta)s}",
+        "depth": "{model: %(dialogrpt)s, history_only: true}",
+    },
 }
 
 
 @pytest.mark.parametrize("task", sorted(TINY_SCORERS))
 def test_seed_annotation_scores_the_fixture_data_with_the_real_scorer_code(
-        task, tmp_path, monkeypatch, roberta_classifier_dir, dialogrpt_dir, toxichat_dir):
+    task, tmp_path, monkeypatch, roberta_classifier_dir, dialogrpt_dir, toxichat_dir
+):
     dirs = {"roberta": roberta_classifier_dir, "dialogrpt": dialogrpt_dir, "toxichat": toxichat_dir}
     overrides, _ = header_overrides(task)
     overrides += [f"annotation.scorers.{name}.params={spec % dirs}" for name, spec in TINY_SCORERS[task].items()]
@@ -70,8 +79,11 @@ def test_seed_annotation_scores_the_fixture_data_with_the_real_scorer_code(
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     assert run_task(task, overrides, ["data", "annotation"], resources=build_resources(str(tmp_path / "art"))) == 0
 
-    meta = dg.DagsterInstance.get().get_latest_materialization_event(
-        dg.AssetKey([task, "rewards"])).asset_materialization.metadata
+    meta = (
+        dg.DagsterInstance.get()
+        .get_latest_materialization_event(dg.AssetKey([task, "rewards"]))
+        .asset_materialization.metadata
+    )
     components = set(load_config(task_config_path(task), overrides).annotation.scorers)
     assert meta["kept_rows"].value > 0
     assert set(meta["component_means"].value) == components

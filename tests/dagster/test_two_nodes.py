@@ -51,10 +51,7 @@ def one_process(args: list[str]) -> None:
 def two_nodes(args: list[str]) -> list[str]:
     """Both nodes' commands, as ``launch_command`` builds them, run at once; returns them."""
     cfg = LauncherConfig(nodes=2, rdzv_endpoint=f"127.0.0.1:{free_port()}")
-    commands = [
-        launch_command(sys.executable, dataclasses.replace(cfg, node_rank=rank), args)
-        for rank in (0, 1)
-    ]
+    commands = [launch_command(sys.executable, dataclasses.replace(cfg, node_rank=rank), args) for rank in (0, 1)]
     procs = [
         subprocess.Popen(
             c,
@@ -92,9 +89,7 @@ def test_sft_on_two_loopback_nodes_equals_one_process(tmp_path):
         ]
     )
     assert commands[1][3:7] == ["--nnodes", "2", "--node_rank", "1"]
-    one, two = (
-        json.loads((tmp_path / d / "run.json").read_text()) for d in ("one", "two")
-    )
+    one, two = (json.loads((tmp_path / d / "run.json").read_text()) for d in ("one", "two"))
     assert (one["processes"], two["processes"]) == (1, 2)
     assert two["losses"] == pytest.approx(one["losses"], rel=1e-6)
     assert_same_weights(
@@ -106,13 +101,9 @@ def test_sft_on_two_loopback_nodes_equals_one_process(tmp_path):
 
 
 def test_ppo_on_two_loopback_nodes_equals_one_process(tmp_path):
-    one_process(
-        [PPO_WORKER, str(tmp_path / "one"), str(tmp_path / "w1"), "legacy_step"]
-    )
+    one_process([PPO_WORKER, str(tmp_path / "one"), str(tmp_path / "w1"), "legacy_step"])
     two_nodes([PPO_WORKER, str(tmp_path / "two"), str(tmp_path / "w2"), "legacy_step"])
-    one, two = (
-        json.loads((tmp_path / d / "run.json").read_text()) for d in ("one", "two")
-    )
+    one, two = (json.loads((tmp_path / d / "run.json").read_text()) for d in ("one", "two"))
     assert (one["processes"], two["processes"]) == (1, 2)
     assert two["rollouts"] == one["rollouts"]
     for a, b in zip(one["history"], two["history"], strict=True):

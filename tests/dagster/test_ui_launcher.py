@@ -1,4 +1,5 @@
 """`make ui`'s daemon shortens Dagster's backfill tick by setting a module constant; check it still works."""
+
 import inspect
 
 import dagster._daemon.backfill as backfill

@@ -1,4 +1,5 @@
 """Every bad input a user can give ends in one ``error:`` line and exit status 2, no traceback."""
+
 from __future__ import annotations
 
 import os
@@ -30,10 +31,13 @@ def test_invalid_yaml_names_the_file_line_and_column(tmp_path, monkeypatch, caps
     assert "broken.yaml:5:1: invalid YAML:" in line and "expected ',' or ']'" in line, line
 
 
-@pytest.mark.parametrize("override, message", [
-    ("sft.train.epochs=-1", "demo.yaml: sft.train.epochs: must be positive, got -1"),
-    ("policy.algorithms=[nll, foo]", "demo.yaml: policy: algorithms: unknown ['foo']"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("sft.train.epochs=-1", "demo.yaml: sft.train.epochs: must be positive, got -1"),
+        ("policy.algorithms=[nll, foo]", "demo.yaml: policy: algorithms: unknown ['foo']"),
+    ],
+)
 def test_bad_counts_and_names_fail_before_the_first_step(override, message, capsys):
     assert main(["run", "demo", "--verbose", "--set", override]) == 2
     assert message in one_error_line(capsys)
@@ -43,9 +47,14 @@ def test_bad_counts_and_names_fail_before_the_first_step(override, message, caps
 def rlhf(*argv: str, env: dict, user: int | None = None) -> subprocess.CompletedProcess:
     """A real ``rlhf`` process; ``user``: run it as that uid (root ignores permission bits)."""
     prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user is not None else []
-    return subprocess.run([*prefix, sys.executable, "-m", "pipelines.cli", *argv], check=False, cwd=REPO,
-                          capture_output=True,
-                          text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", **env})
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "pipelines.cli", *argv],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", **env},
+    )
 
 
 def assert_one_error_line(proc: subprocess.CompletedProcess, message: str) -> None:
@@ -76,27 +85,39 @@ def test_a_read_only_store_is_one_line():
         if shutil.which("setpriv") is None:
             pytest.skip("as root, a read-only folder needs setpriv to run as another user")
         user = 65534
-    proc = rlhf("run", "demo", "--select", "data", env={"RLHF_ARTIFACTS": str(store), "DAGSTER_HOME": str(home)},
-                user=user)
+    proc = rlhf(
+        "run", "demo", "--select", "data", env={"RLHF_ARTIFACTS": str(store), "DAGSTER_HOME": str(home)}, user=user
+    )
     shutil.rmtree(top)
     assert_one_error_line(proc, f"the artifact store (RLHF_ARTIFACTS) {store} is not writable (Permission denied)")
 
 
-@pytest.mark.parametrize("hub", [{"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}],
-                         ids=["offline_mode", "unreachable"])
-def test_a_source_that_needs_a_download_offline_names_it_and_the_local_alternatives(hub, tmp_path, monkeypatch,
-                                                                                     capsys):
-    for name, value in {**hub, "HF_HOME": str(tmp_path / "hf"), "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-                        "RLHF_ARTIFACTS": str(tmp_path / "artifacts")}.items():
+@pytest.mark.parametrize(
+    "hub",
+    [{"HF_HUB_OFFLINE": "1"}, {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}],
+    ids=["offline_mode", "unreachable"],
+)
+def test_a_source_that_needs_a_download_offline_names_it_and_the_local_alternatives(hub, tmp_path, monkeypatch, capsys):
+    for name, value in {
+        **hub,
+        "HF_HOME": str(tmp_path / "hf"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "RLHF_ARTIFACTS": str(tmp_path / "artifacts"),
+    }.items():
         monkeypatch.setenv(name, value)
     assert main(["run", "hh_rlhf", "--select", "raw_hh_rlhf"]) == 2
     out, err = capsys.readouterr()
     assert "FAILED raw_hh_rlhf" in out
     (line,) = [ln for ln in err.strip().splitlines() if ln.startswith("error: ")]
-    assert line.startswith("error: source hh_rlhf: dataset Anthropic/hh-rlhf@") and "--set sources.hh_rlhf.path=DIR" in line
-    assert line.endswith("header of configs/tasks/hh_rlhf.yaml: rlhf run hh_rlhf --select data "
-                         "--set sources.hh_rlhf.path=data/fixtures/hh_rlhf --set sources.hh_first_prompt.path="
-                         "data/fixtures/hh_first_prompt --set datasets.rm_pairs.options.tokenizer='{path: data/fixtures/"
-                         "word_tokenizer}' --set datasets.ppo_prompts.options.tokenizer='{path: data/fixtures/"
-                         "word_tokenizer}'"), line
+    assert (
+        line.startswith("error: source hh_rlhf: dataset Anthropic/hh-rlhf@")
+        and "--set sources.hh_rlhf.path=DIR" in line
+    )
+    assert line.endswith(
+        "header of configs/tasks/hh_rlhf.yaml: rlhf run hh_rlhf --select data "
+        "--set sources.hh_rlhf.path=data/fixtures/hh_rlhf --set sources.hh_first_prompt.path="
+        "data/fixtures/hh_first_prompt --set datasets.rm_pairs.options.tokenizer='{path: data/fixtures/"
+        "word_tokenizer}' --set datasets.ppo_prompts.options.tokenizer='{path: data/fixtures/"
+        "word_tokenizer}'"
+    ), line
     assert err.strip().splitlines()[-1] == line and "Traceback" not in err

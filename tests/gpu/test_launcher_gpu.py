@@ -1,6 +1,7 @@
 """The launcher on CUDA (skipped without it; ``make gpu-check`` runs it): the demo's ``sft_model``
 with the gpu profile, as ``accelerate launch --config_file configs/accelerate/single_gpu.yaml`` of the
 stage command through Dagster Pipes; the artifact loads back."""
+
 import dagster as dg
 import pytest
 import torch
@@ -21,8 +22,12 @@ def test_sft_model_through_accelerate_launch_on_the_gpu(tmp_path, monkeypatch):
     task = load_config(task_config_path("demo"), MICRO, profile="gpu")
     assert task.launcher.kind == "subprocess" and task.launcher.accelerate_config == "single_gpu"
     key = dg.AssetKey(["demo", "sft_model"])
-    result = dg.materialize(build_task_definitions(task).assets, selection=dg.AssetSelection.assets(key).upstream(),
-                            resources=build_resources(str(tmp_path / "artifacts")), instance=dg.DagsterInstance.get())
+    result = dg.materialize(
+        build_task_definitions(task).assets,
+        selection=dg.AssetSelection.assets(key).upstream(),
+        resources=build_resources(str(tmp_path / "artifacts")),
+        instance=dg.DagsterInstance.get(),
+    )
     assert result.success
     (mat,) = result.asset_materializations_for_node("demo__sft_model")
     meta = {k: v.value for k, v in mat.metadata.items()}

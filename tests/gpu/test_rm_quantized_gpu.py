@@ -1,5 +1,6 @@
 """[CRS]'s reward models as the seed trains them: LoRA adapters on an 8-bit base (bitsandbytes,
 CUDA only; skipped without it). A tiny random Llama stands in for the seed's 7B base."""
+
 import math
 
 import pytest
@@ -21,11 +22,19 @@ def test_oasst_crs_rms_load_their_base_in_8bit_and_train_adapters_on_it(tmp_path
     model = base_model(spec, cfg, None, rm_tokenizer(spec, None), "sequence")
     assert any(isinstance(m, bnb.nn.Linear8bitLt) for m in model.modules())
 
-    _, refs, tables = train_all("oasst_crs", [f"reward_models.{n}.{k}={v}" for n in ("ranking", "absolute")
-                                              for k, v in (("model", TINY), ("train", TINY_TRAIN))], tmp_path)
+    _, refs, tables = train_all(
+        "oasst_crs",
+        [
+            f"reward_models.{n}.{k}={v}"
+            for n in ("ranking", "absolute")
+            for k, v in (("model", TINY), ("train", TINY_TRAIN))
+        ],
+        tmp_path,
+    )
     rows = tables["absolute_rm"].head(4)
     for name in ("ranking", "absolute"):
         assert (refs[name].dir / "adapter_base.json").exists()
         scores = build_scorer("reward_model", model=refs[name].path, progress=False)(
-            rows["prompt"].tolist(), rows["completion"].tolist())
+            rows["prompt"].tolist(), rows["completion"].tolist()
+        )
         assert all(math.isfinite(s) for s in scores)

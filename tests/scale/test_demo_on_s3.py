@@ -4,6 +4,7 @@ local and S3, and on S3 a third from an empty cache (``make scale-check``).
 
 Each test prints its wall times: what the object store costs the demo, and what two runs cost together.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,13 +24,19 @@ pytestmark = pytest.mark.scale
 RUN_TIMEOUT_S = 1800
 
 
-def start_run(root: Path, store: str, name: str, cache: Path, select: tuple[str, ...] = ()) -> tuple[subprocess.Popen, Path]:
+def start_run(
+    root: Path, store: str, name: str, cache: Path, select: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, Path]:
     """``rlhf run demo`` (the micro config) as its own process, with its own Dagster instance."""
     log = root / f"{name}.log"
     env = child_env({"RLHF_ARTIFACTS": store, "DAGSTER_HOME": str(root / f"{name}-home"), "RLHF_CACHE": str(cache)})
     flags = [x for group in select for x in ("--select", group)]
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "demo", *micro_args(), *flags], env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "run", "demo", *micro_args(), *flags],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     return proc, log
 
 
@@ -79,8 +86,10 @@ def test_the_demo_on_s3_gives_the_leaderboard_of_a_local_run(s3_store, tmp_path,
     local = leaderboard(str(tmp_path / "artifacts"), tmp_path / "local-cache", monkeypatch)
     on_s3 = leaderboard(s3_store, tmp_path / "s3-cache", monkeypatch)
     pd.testing.assert_frame_equal(local, on_s3)
-    print(f"\nmicro demo: local path {times['local']:.1f}s, S3 {times['s3']:.1f}s "
-          f"(+{100 * (times['s3'] / times['local'] - 1):.0f}%)")
+    print(
+        f"\nmicro demo: local path {times['local']:.1f}s, S3 {times['s3']:.1f}s "
+        f"(+{100 * (times['s3'] / times['local'] - 1):.0f}%)"
+    )
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])

@@ -7,6 +7,7 @@ holds a slot of the pool ``gpu``, two slots per configs/deploy/pools.yaml): a fu
 micro demo takes tens of minutes on the 2-core development box. Each way gets its own database and
 store, so neither reuses the other's artifacts.
 """
+
 from __future__ import annotations
 
 import time
@@ -46,7 +47,10 @@ def backfills(root: Path, together: bool) -> tuple[float, list[dict]]:
             results = [ui.wait_for_backfill(ui.materialize_all(selections[t]), timeout_s=1800) for t in TASKS]
         elapsed = time.time() - t0
         for r in results:
-            assert r["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (r.get("error"), (root / "ui.log").read_text()[-3000:])
+            assert r["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (
+                r.get("error"),
+                (root / "ui.log").read_text()[-3000:],
+            )
         return elapsed, ui.gql(RUNS)["runsOrError"]["results"]
 
 
@@ -73,6 +77,8 @@ def test_two_tasks_backfills_run_at_once_on_postgres(tmp_path):
     sequential, runs_seq = backfills(tmp_path / "sequential", together=False)
     print(f"\none after the other: {sequential:.1f}s", flush=True)
     parallel, runs_par = backfills(tmp_path / "parallel", together=True)
-    print(f"\ntwo tasks' backfills (SFT model and its upstream, micro demo) on PostgreSQL: one after the other "
-          f"{sequential:.1f}s ({len(runs_seq)} runs), at once {parallel:.1f}s ({len(runs_par)} runs)")
+    print(
+        f"\ntwo tasks' backfills (SFT model and its upstream, micro demo) on PostgreSQL: one after the other "
+        f"{sequential:.1f}s ({len(runs_seq)} runs), at once {parallel:.1f}s ({len(runs_par)} runs)"
+    )
     assert launched_together(tmp_path / "parallel" / "ui.log")

@@ -5,6 +5,7 @@ The demo config is the one of tests/dagster/test_pipeline.py, written to a tempo
 PostgreSQL one (``RLHF_INSTANCE=postgres``, a fresh database) where a server can be had
 (tests/postgres.py), else the embedded SQLite one, with the reason printed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,12 @@ def micro_demo_env(root: Path) -> dict[str, str]:
     for item in MICRO + [f"annotation.incoming.folder={root / 'incoming'}"]:
         apply_override(raw, item, "demo.yaml")
     (tasks / "demo.yaml").write_text(yaml.safe_dump(raw))
-    return {**os.environ, "DAGSTER_HOME": str(root / "dagster_home"), "RLHF_ARTIFACTS": str(root / "artifacts"),
-            "RLHF_TASKS_DIR": str(tasks)}
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "RLHF_ARTIFACTS": str(root / "artifacts"),
+        "RLHF_TASKS_DIR": str(tasks),
+    }
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ Uses the system Chromium from Debian's ``chromium`` package (Playwright's own br
 is not reachable here); skipped without it. ``make ui-check`` installs both and runs this file.
 Screenshots go to tests/artifacts/ (not committed).
 """
+
 import shutil
 from pathlib import Path
 
@@ -15,9 +16,9 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (
 
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts"
 # The README's link: the demo's assets without its incoming group, every group expanded.
-DEMO_LINEAGE = ("/asset-groups~key%3A%22demo%2F*%22%20and%20not%20group%3Ademo_incoming?expanded="
-                + "%2C".join(f"global%40global%3Ademo_{g}" for g in ("data", "models", "reward_models", "annotation",
-                                                                       "rl")))
+DEMO_LINEAGE = "/asset-groups~key%3A%22demo%2F*%22%20and%20not%20group%3Ademo_incoming?expanded=" + "%2C".join(
+    f"global%40global%3Ademo_{g}" for g in ("data", "models", "reward_models", "annotation", "rl")
+)
 BACKFILLS = "{ partitionBackfillsOrError { ... on PartitionBackfills { results { id } } } }"
 
 

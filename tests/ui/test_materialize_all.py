@@ -1,10 +1,11 @@
-""""Materialize all" over the demo's assets, sent to a running UI exactly as the UI sends it.
+""" "Materialize all" over the demo's assets, sent to a running UI exactly as the UI sends it.
 
 The UI's button, with assets of several partitionings selected, launches one asset backfill over
 all partitions (``launchPartitionBackfill`` with ``allPartitions: true``). Its runs carry
 partition-range tags, not a partition key, so this is what checks that every partitioned asset
 writes and reads one ref per partition.
 """
+
 import json
 
 import pandas as pd

@@ -9,6 +9,7 @@
   to ``val_size`` (seeded); test rows of the 7 relations, keeping for each (head, relation) only
   the best-scoring tail. Prompt ``<head> {head} </head> <relation> {relation} </relation> [GEN] ``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,7 +22,16 @@ import pandas as pd
 from rlhf_core.config import DatasetConfig, SourceConfig, TaskConfig
 from rlhf_core.data.quarantine import CleanResult, Ledger
 from rlhf_core.data.registry import builder, loader
-from rlhf_core.data.rows import RowError, check_number, count_rows, get_number, get_str, parse_rows, read_json_lines, source_file
+from rlhf_core.data.rows import (
+    RowError,
+    check_number,
+    count_rows,
+    get_number,
+    get_str,
+    parse_rows,
+    read_json_lines,
+    source_file,
+)
 from rlhf_core.data.transforms import check_options, option
 
 RELATIONS = ("HinderedBy", "xNeed", "xWant", "xIntent", "xReact", "xAttr", "xEffect")
@@ -35,9 +45,14 @@ def load_atomic10x(source: SourceConfig, task: TaskConfig) -> CleanResult:
     ledger = Ledger(str(path))
 
     def parse(row_no: int, obj: dict) -> dict | None:
-        rec = {"id": f"atomic10x-{row_no}", "split": get_str(obj, "split"), "head": get_str(obj, "head"),
-               "relation": get_str(obj, "relation"), "tail": get_str(obj, "tail"),
-               "p_valid_model": get_number(obj, "p_valid_model")}  # fmt: skip
+        rec = {
+            "id": f"atomic10x-{row_no}",
+            "split": get_str(obj, "split"),
+            "head": get_str(obj, "head"),
+            "relation": get_str(obj, "relation"),
+            "tail": get_str(obj, "tail"),
+            "p_valid_model": get_number(obj, "p_valid_model"),
+        }
         if rec["split"] not in ("train", "val"):
             ledger.drop("other_split")
             return None
@@ -65,8 +80,14 @@ def load_atomic2020(source: SourceConfig, task: TaskConfig) -> CleanResult:
             score = float(cells[3]) if len(cells) == 4 else math.nan
         except ValueError:
             raise RowError("p_valid_model", f"not a number: {cells[3]!r}") from None
-        return {"id": f"atomic2020-{row_no}", "split": "test", "head": head, "relation": relation, "tail": tail,
-                "p_valid_model": score}  # fmt: skip
+        return {
+            "id": f"atomic2020-{row_no}",
+            "split": "test",
+            "head": head,
+            "relation": relation,
+            "tail": tail,
+            "p_valid_model": score,
+        }
 
     return ledger.result(pd.DataFrame(parse_rows(lines, parse, ledger), columns=COLUMNS))
 
@@ -102,12 +123,18 @@ def build_comet(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: Task
     best = test.sort_values("p_valid_model", ascending=False, kind="stable").drop_duplicates(["head", "relation"])
     ledger.drop("not_best_tail", len(test) - len(best))
     out = pd.concat([train, val, best.sort_index()], ignore_index=True)
-    return ledger.result(pd.DataFrame({
-        "id": out["id"], "split": out["split"],
-        "prompt": [comet_prompt(h, r) for h, r in zip(out["head"], out["relation"])],
-        "completion": out["tail"], "score": out["p_valid_model"].astype(float),
-        "meta": [json.dumps({"relation": r}) for r in out["relation"]],
-    }))  # fmt: skip
+    return ledger.result(
+        pd.DataFrame(
+            {
+                "id": out["id"],
+                "split": out["split"],
+                "prompt": [comet_prompt(h, r) for h, r in zip(out["head"], out["relation"])],
+                "completion": out["tail"],
+                "score": out["p_valid_model"].astype(float),
+                "meta": [json.dumps({"relation": r}) for r in out["relation"]],
+            }
+        )
+    )
 
 
 def _score(test: pd.DataFrame, scorer_name: str | None, spec: DatasetConfig) -> pd.DataFrame:
@@ -115,7 +142,9 @@ def _score(test: pd.DataFrame, scorer_name: str | None, spec: DatasetConfig) -> 
     missing = test["p_valid_model"].isna()
     if missing.any():
         if scorer_name is None:
-            raise ValueError(f"builder {spec.builder!r}: {int(missing.sum())} test tails have no score and no 'scorer' option")
+            raise ValueError(
+                f"builder {spec.builder!r}: {int(missing.sum())} test tails have no score and no 'scorer' option"
+            )
         from rlhf_core.rewards.base import build_scorer
 
         sub = test[missing]

@@ -1,4 +1,5 @@
 """Loaders and builders of the demo task: generated raw feedback -> clean table -> RM files."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,14 @@ from rlhf_core.demo.gold import SENTENCE
 from rlhf_core.demo.world import PAIRS, feedback_lines, make_facts
 
 FEEDBACK_FIELDS = {
-    "id": str, "split": str, "prompt": str, "demonstration": str,
-    "responses": list, "preference": list, "ratings": list, "errors": list,
+    "id": str,
+    "split": str,
+    "prompt": str,
+    "demonstration": str,
+    "responses": list,
+    "preference": list,
+    "ratings": list,
+    "errors": list,
 }
 ERROR_TYPES = {"Irrelevant", "Redundant", "Incoherent", "Wrong-Grounding", "Unverifiable"}
 
@@ -113,8 +120,15 @@ def preference_pairs(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task:
                 ledger.drop("tie")
                 continue
             chosen, rejected = (i, j) if label == 1 else (j, i)
-            rows.append({"id": f"{rec.id}-{i}{j}", "split": rec.split, "prompt": rec.prompt,
-                         "chosen": rec.responses[chosen], "rejected": rec.responses[rejected]})
+            rows.append(
+                {
+                    "id": f"{rec.id}-{i}{j}",
+                    "split": rec.split,
+                    "prompt": rec.prompt,
+                    "chosen": rec.responses[chosen],
+                    "rejected": rec.responses[rejected],
+                }
+            )
     return ledger.result(pd.DataFrame(rows))
 
 
@@ -135,8 +149,9 @@ def rankings(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskCon
             ledger.drop("all_tied")
             continue
         order = sorted(range(len(wins)), key=lambda k: -wins[k])
-        rows.append({"id": rec.id, "split": rec.split, "prompt": rec.prompt,
-                     "completions": [rec.responses[k] for k in order]})
+        rows.append(
+            {"id": rec.id, "split": rec.split, "prompt": rec.prompt, "completions": [rec.responses[k] for k in order]}
+        )
     return ledger.result(pd.DataFrame(rows))
 
 
@@ -145,8 +160,14 @@ def absolute_ratings(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task:
     """One row per response; ``score`` maps the 1..5 rating onto [0, 1]."""
     (clean,) = inputs.values()
     rows = [
-        {"id": f"{rec.id}-r{k}", "split": rec.split, "prompt": rec.prompt, "completion": text,
-         "rating": int(rating), "score": (int(rating) - 1) / 4}
+        {
+            "id": f"{rec.id}-r{k}",
+            "split": rec.split,
+            "prompt": rec.prompt,
+            "completion": text,
+            "rating": int(rating),
+            "score": (int(rating) - 1) / 4,
+        }
         for rec in clean.itertuples(index=False)
         for k, (text, rating) in enumerate(zip(rec.responses, rec.ratings))
     ]
@@ -168,8 +189,16 @@ def fine_grained_labels(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, ta
             label = next((e["error type"] for e in spans if e["start"] < m.end() and e["end"] > m.start()), "O")
             segments.append(m.group().strip())
             labels.append(label)
-        rows.append({"id": rec.id, "split": rec.split, "prompt": rec.prompt, "completion": text,
-                     "segments": segments, "labels": labels})
+        rows.append(
+            {
+                "id": rec.id,
+                "split": rec.split,
+                "prompt": rec.prompt,
+                "completion": text,
+                "segments": segments,
+                "labels": labels,
+            }
+        )
     return Ledger("fine_grained_labels", n_input=len(rows)).result(pd.DataFrame(rows))
 
 

@@ -13,6 +13,7 @@
 Deviation: the seed trims histories batch-wise ("while the padded batch is longer than 400,
 drop the oldest utterance of every example over 400"); per example this is the same rule.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,8 @@ from rlhf_core.data.quarantine import CleanResult, Ledger, SourceError
 from rlhf_core.data.registry import builder, loader
 from rlhf_core.data.rows import RowError, absorb, check_str_list, get_list, get_str, load_json_document, source_file
 from rlhf_core.data.tokenizer import load_tokenizer, token_count
-from rlhf_core.models.load import EOS
 from rlhf_core.data.transforms import check_options, option
+from rlhf_core.models.load import EOS
 
 NO_PASSAGE = "no_passages_used"
 COLUMNS = ["id", "split", "knowledge", "history", "response"]
@@ -71,7 +72,9 @@ def _load_dialogs(source: SourceConfig, key: str, parse_unit) -> CleanResult:
         path = source_file(source, split)
         part = Ledger(str(path))
         for row_no, raw in enumerate(_load_list(path), start=1):
-            records += [{**r, "id": f"{split}-{r['id']}", "split": split} for r in _turns(part, row_no, raw, key, parse_unit)]
+            records += [
+                {**r, "id": f"{split}-{r['id']}", "split": split} for r in _turns(part, row_no, raw, key, parse_unit)
+            ]
         absorb(ledger, part)
     return ledger.result(pd.DataFrame(records, columns=COLUMNS))
 
@@ -145,7 +148,13 @@ def build_knowledge_dialog(inputs: dict[str, pd.DataFrame], spec: DatasetConfig,
         history = list(row.history)
         while len(history) > 1 and token_count(tok, EOS.join(history) + EOS) > max_tokens:
             history = history[1:]  # drop the oldest utterance
-        out.append({"id": row.id, "split": row.split, "completion": row.response.strip() + EOS,
-                    "prompt": f"Knowledge: {row.knowledge}{EOS}{EOS.join(history)}{EOS}",
-                    "meta": json.dumps({"knowledge": row.knowledge, "history_dropped": len(row.history) - len(history)})})  # fmt: skip
+        out.append(
+            {
+                "id": row.id,
+                "split": row.split,
+                "completion": row.response.strip() + EOS,
+                "prompt": f"Knowledge: {row.knowledge}{EOS}{EOS.join(history)}{EOS}",
+                "meta": json.dumps({"knowledge": row.knowledge, "history_dropped": len(row.history) - len(history)}),
+            }
+        )
     return ledger.result(pd.DataFrame(out, columns=["id", "split", "prompt", "completion", "meta"]))

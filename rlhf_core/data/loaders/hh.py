@@ -12,6 +12,7 @@
 Deviation from the seed: TRL's ``LengthSampler`` draws from numpy's global RNG; here the draws
 come from ``numpy.random.default_rng(task.seed)`` so a run is reproducible.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -26,11 +26,12 @@ seed ``assert``s and stops). SFT rows use the ChatML of docs/sources.md §1.3, l
 the baseline the final runs start from; the repo's own ``sft_dataset.py`` wrote
 ``<|prompter|>``/``<|assistant|>`` + EOS turns (``messages`` keeps the turns format-free).
 """
+
 from __future__ import annotations
 
 import ast
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -87,10 +88,14 @@ def load_oasst_trees(source: SourceConfig, task: TaskConfig) -> CleanResult:
     train_idx, val_idx = random_split(range(len(kept)), [1.0 - val_split, val_split], generator=generator)
     split_of = {**{i: "train" for i in train_idx}, **{i: "val" for i in val_idx}}
     records = [
-        {"id": t["message_tree_id"], "split": split_of[i], "lang": t["prompt"]["lang"],
-         "tree": json.dumps(t["prompt"], ensure_ascii=False)}
+        {
+            "id": t["message_tree_id"],
+            "split": split_of[i],
+            "lang": t["prompt"]["lang"],
+            "tree": json.dumps(t["prompt"], ensure_ascii=False),
+        }
         for i, t in enumerate(kept)
-    ]  # fmt: skip
+    ]
     return ledger.result(pd.DataFrame(records, columns=["id", "split", "lang", "tree"]))
 
 
@@ -143,9 +148,10 @@ def _ranked_replies(msg: dict) -> list[dict]:
     """Ranked assistant replies, best first; a deleted or synthetic reply would make the
     (prefix, reply) thread one that is never used."""
     replies = [
-        r for r in msg.get("replies") or []
+        r
+        for r in msg.get("replies") or []
         if r["role"] == "assistant" and r.get("rank") is not None and not (r.get("deleted") or r.get("synthetic"))
-    ]  # fmt: skip
+    ]
     return sorted(replies, key=lambda r: r["rank"])
 
 
@@ -186,8 +192,15 @@ def build_ranking(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: Ta
     out = []
     for split, thread, replies in _rm_threads(_trees_input(inputs, spec), ledger):
         prefix = [m["text"] for m in thread]
-        out.append({"id": thread[-1]["message_id"], "split": split, "prompt": render_chatml(prefix),
-                    "completions": [r["text"] for r in replies[:max_replies]], "prefix": prefix})  # fmt: skip
+        out.append(
+            {
+                "id": thread[-1]["message_id"],
+                "split": split,
+                "prompt": render_chatml(prefix),
+                "completions": [r["text"] for r in replies[:max_replies]],
+                "prefix": prefix,
+            }
+        )
     return ledger.result(pd.DataFrame(out, columns=["id", "split", "prompt", "completions", "prefix"]))
 
 
@@ -232,11 +245,15 @@ def build_absolute(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: T
     (0.9), ``bin_edges`` ([0.4, 0.5, 0.6, 0.7, 0.8, 0.9]), ``per_bin`` (1600), ``random_state`` (123).
     Inputs: the trees, and optionally the augmented table (appended to train after rebalancing).
     """
-    check_options(spec, {"label_weights", "oversample_threshold", "high_threshold", "bin_edges", "per_bin", "random_state"})
+    check_options(
+        spec, {"label_weights", "oversample_threshold", "high_threshold", "bin_edges", "per_bin", "random_state"}
+    )
     weights = option(spec, "label_weights", {"quality": 1.0})
     unknown = sorted(set(weights) - set(ABS_LABELS))
     if unknown or abs(sum(abs(w) for w in weights.values()) - 1.0) > 1e-9:
-        raise ValueError(f"builder {spec.builder!r}: label_weights must use {ABS_LABELS} and sum to 1 in absolute value")
+        raise ValueError(
+            f"builder {spec.builder!r}: label_weights must use {ABS_LABELS} and sum to 1 in absolute value"
+        )
     ledger = Ledger(spec.builder)
     rows = []
     for split, thread, replies in _rm_threads(_trees_input(inputs, spec), ledger):
@@ -251,8 +268,17 @@ def build_absolute(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: T
             if score < 0:
                 ledger.drop("negative_score")
                 continue
-            rows.append({"id": reply["message_id"], "split": split, "prompt": render_chatml(prefix),
-                         "completion": reply["text"], "score": float(score), "prefix": prefix, "source": "oasst"})  # fmt: skip
+            rows.append(
+                {
+                    "id": reply["message_id"],
+                    "split": split,
+                    "prompt": render_chatml(prefix),
+                    "completion": reply["text"],
+                    "score": float(score),
+                    "prefix": prefix,
+                    "source": "oasst",
+                }
+            )
     df = pd.DataFrame(rows, columns=["id", "split", "prompt", "completion", "score", "prefix", "source"])
     train = _rebalance(df[df["split"] == "train"], spec, ledger)
     parts = [train, *_augmented_rows(inputs, ledger), df[df["split"] != "train"]]
@@ -282,10 +308,19 @@ def _augmented_rows(inputs: dict[str, pd.DataFrame], ledger: Ledger) -> list[pd.
         return []
     (df,) = aug
     ledger.n_input += len(df)
-    return [pd.DataFrame({
-        "id": df["id"], "split": "train", "prompt": [render_chatml(list(p)) for p in df["prefix"]],
-        "completion": df["reply"], "score": df["score"].astype(float), "prefix": df["prefix"], "source": "augmented",
-    })]  # fmt: skip
+    return [
+        pd.DataFrame(
+            {
+                "id": df["id"],
+                "split": "train",
+                "prompt": [render_chatml(list(p)) for p in df["prefix"]],
+                "completion": df["reply"],
+                "score": df["score"].astype(float),
+                "prefix": df["prefix"],
+                "source": "augmented",
+            }
+        )
+    ]
 
 
 # ----------------------------------------------------------------------------- RL prompts

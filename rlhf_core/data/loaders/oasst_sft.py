@@ -9,10 +9,11 @@
 Deviations from the seed: a non-alternating SFT thread is quarantined (the seed ``assert``s and
 stops); SFT rows use the ChatML of docs/sources.md §1.3 (see ``oasst.py``).
 """
+
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 import pandas as pd
 
@@ -22,7 +23,6 @@ from rlhf_core.data.quarantine import CleanResult, Ledger
 from rlhf_core.data.registry import builder, loader
 from rlhf_core.data.rows import RowError, absorb, get_str, json_list_files, parse_rows
 from rlhf_core.data.transforms import check_options, option
-
 
 # ----------------------------------------------------------------------------- SFT threads
 
@@ -63,9 +63,14 @@ def build_sft_threads(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task
 def _sft_row(thread: list[dict], split: str, lang: str) -> dict:
     texts = [m["text"] for m in thread]
     # prompt + completion is the whole thread's ChatML, so the completion ends with its <|im_end|>
-    return {"id": thread[-1]["message_id"], "split": split, "lang": lang,
-            "prompt": render_chatml(texts[:-1]) + QUERY_SUFFIX, "completion": f"{texts[-1]}<|im_end|>\n",
-            "messages": [{"role": ROLES[m["role"]], "content": m["text"]} for m in thread]}  # fmt: skip
+    return {
+        "id": thread[-1]["message_id"],
+        "split": split,
+        "lang": lang,
+        "prompt": render_chatml(texts[:-1]) + QUERY_SUFFIX,
+        "completion": f"{texts[-1]}<|im_end|>\n",
+        "messages": [{"role": ROLES[m["role"]], "content": m["text"]} for m in thread],
+    }
 
 
 def _leaf_threads(tree: dict) -> Iterator[list[dict]]:

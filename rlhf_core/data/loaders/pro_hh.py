@@ -16,6 +16,7 @@ A row's index in its segment is its 0-based line (``line - 1``), the position th
 carry after reading the file with ``readlines()``; a quarantined line keeps its number, so the
 excluded indices still name the right lines.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,18 @@ from rlhf_core.models.load import EOS
 
 ASSISTANT, PROMPTER = "<|assistant|>", "<|prompter|>"
 COLUMNS = [
-    "id", "split", "segment", "line", "prompt", "chosen", "rejected", "chosen_reward", "rejected_reward",
-    "prefix", "meta",
-]  # fmt: skip
+    "id",
+    "split",
+    "segment",
+    "line",
+    "prompt",
+    "chosen",
+    "rejected",
+    "chosen_reward",
+    "rejected_reward",
+    "prefix",
+    "meta",
+]
 
 
 @loader("pro_hh")
@@ -165,5 +175,7 @@ def build_gpt4_eval_prompts(inputs: dict[str, pd.DataFrame], spec: DatasetConfig
 def _input_with(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, column: str) -> pd.DataFrame:
     found = [df for df in inputs.values() if column in df.columns]
     if len(found) != 1:
-        raise ValueError(f"builder {spec.builder!r} needs exactly one input with column {column!r}, got {sorted(inputs)}")
+        raise ValueError(
+            f"builder {spec.builder!r} needs exactly one input with column {column!r}, got {sorted(inputs)}"
+        )
     return found[0]

@@ -16,6 +16,7 @@ quarantined with the reason. Sentences come from ``rlhf_core.data.segmentation``
 The SFT seed trains on an empty ``answer[0]`` (it only skips a falsy ``text`` or ``answer``); here an
 empty reference is quarantined.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,9 +54,17 @@ MIN_SIM_SCORE = 0.85
 # ----------------------------------------------------------------------------- loader
 
 FEEDBACK_COLUMNS = [
-    "id", "split", "question", "passages", "gold", "predictions",
-    "errors", "missing_info", "corrected", "preference",
-]  # fmt: skip
+    "id",
+    "split",
+    "question",
+    "passages",
+    "gold",
+    "predictions",
+    "errors",
+    "missing_info",
+    "corrected",
+    "preference",
+]
 
 
 @loader("qa_feedback")
@@ -195,8 +204,14 @@ def build_token_labels(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, tas
                 text += (["context:"] if i == 0 else []) + f"wikipage: {title}".split() + ["text:"]
                 text += " ".join(sentences).split()
         labels = [IGNORE] * len(text)
-        out.append({"id": ex.id, "split": ex.split, "text": text + ["answer:"] + words,
-                    "feedback_tags": labels + [IGNORE] + tags})  # fmt: skip
+        out.append(
+            {
+                "id": ex.id,
+                "split": ex.split,
+                "text": text + ["answer:"] + words,
+                "feedback_tags": labels + [IGNORE] + tags,
+            }
+        )
     return ledger.result(pd.DataFrame(out, columns=["id", "split", "text", "feedback_tags"]))
 
 
@@ -224,7 +239,8 @@ def _answer_labels(
         pos += len(word)
         if len(labels) > 1:
             raise RowError(
-                "feedback.errors", f"answer word {w_idx} {word!r} carries several labels {sorted(lb or 'none' for lb in labels)}"
+                "feedback.errors",
+                f"answer word {w_idx} {word!r} carries several labels {sorted(lb or 'none' for lb in labels)}",
             )
         word_labels.append(labels.pop())
     seg_labels, current = [], set()
@@ -274,8 +290,15 @@ def build_preference_pairs(inputs: dict[str, pd.DataFrame], spec: DatasetConfig,
                 ledger.drop("tie")
                 continue
             better, worse = (i, j) if pref == 1 else (j, i)
-            out.append({"id": f"{ex.id}-{i + 1}v{j + 1}", "split": ex.split, "prompt": prompt,
-                        "chosen": ex.predictions[better], "rejected": ex.predictions[worse]})  # fmt: skip
+            out.append(
+                {
+                    "id": f"{ex.id}-{i + 1}v{j + 1}",
+                    "split": ex.split,
+                    "prompt": prompt,
+                    "chosen": ex.predictions[better],
+                    "rejected": ex.predictions[worse],
+                }
+            )
     return ledger.result(pd.DataFrame(out, columns=["id", "split", "prompt", "chosen", "rejected"]))
 
 

@@ -13,6 +13,7 @@
 The URL pattern (``http(s)://`` or ``www.`` up to whitespace) is this port's choice: the exact
 regex of the seed was not recorded (docs/sources.md §1.2).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,8 @@ from rlhf_core.data.quarantine import CleanResult, Ledger
 from rlhf_core.data.registry import builder, loader
 from rlhf_core.data.rows import RowError, absorb, check_number, count_rows, parse_rows, source_file
 from rlhf_core.data.tokenizer import load_tokenizer, token_count
-from rlhf_core.models.load import EOS
 from rlhf_core.data.transforms import check_options, normalize_ws, one_input, option
+from rlhf_core.models.load import EOS
 
 URL = re.compile(r"(?:https?://|www\.)\S+")
 COLUMNS = ["id", "polarity", "parent", "text", "score", "parent_score"]
@@ -42,15 +43,22 @@ def load_reddit(source: SourceConfig, task: TaskConfig) -> CleanResult:
         part = Ledger(str(path))
         rows = [(n + 1, raw) for n, raw in count_rows(part, pd.read_csv(path).to_dict("records"))]  # header = line 1
 
-        def parse(row_no: int, raw: dict) -> dict | None:
+        def parse(row_no: int, raw: dict, part=part, polarity=polarity) -> dict | None:
             if any(not isinstance(raw.get(c), str) for c in ("parent_text", "text")):
-                if all(c in raw for c in ("parent_text", "text")) and any(pd.isna(raw[c]) for c in ("parent_text", "text")):
+                if all(c in raw for c in ("parent_text", "text")) and any(
+                    pd.isna(raw[c]) for c in ("parent_text", "text")
+                ):
                     part.drop("nan_text")
                     return None
                 raise RowError("parent_text/text", "missing or not text")
-            return {"id": f"{polarity}-{raw.get('id', row_no)}", "polarity": polarity, "parent": raw["parent_text"],
-                    "text": raw["text"], "score": _csv_number(raw, "score"),
-                    "parent_score": _csv_number(raw, "parent_score")}  # fmt: skip
+            return {
+                "id": f"{polarity}-{raw.get('id', row_no)}",
+                "polarity": polarity,
+                "parent": raw["parent_text"],
+                "text": raw["text"],
+                "score": _csv_number(raw, "score"),
+                "parent_score": _csv_number(raw, "parent_score"),
+            }
 
         records += parse_rows(rows, parse, part)
         absorb(ledger, part)
@@ -77,7 +85,9 @@ def build_reddit(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: Tas
     ledger.n_input = len(df)
     parts = []
     for polarity, rows in df.groupby("polarity", sort=False):
-        sampled = rows.sample(n=min(option(spec, "sample_size", 102000), len(rows)), random_state=option(spec, "sample_seed", 901))
+        sampled = rows.sample(
+            n=min(option(spec, "sample_size", 102000), len(rows)), random_state=option(spec, "sample_seed", 901)
+        )
         ledger.drop("not_sampled", len(rows) - len(sampled))
         kept = []
         for r in sampled.itertuples(index=False):
@@ -89,9 +99,18 @@ def build_reddit(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: Tas
             if token_count(tok, parent + EOS + text + EOS) > max_tokens:
                 ledger.drop("over_max_tokens")
                 continue
-            kept.append({"id": r.id, "polarity": polarity, "prompt": parent + EOS, "completion": text + EOS,
-                         "meta": json.dumps({"score": r.score, "parent_score": r.parent_score})})  # fmt: skip
+            kept.append(
+                {
+                    "id": r.id,
+                    "polarity": polarity,
+                    "prompt": parent + EOS,
+                    "completion": text + EOS,
+                    "meta": json.dumps({"score": r.score, "parent_score": r.parent_score}),
+                }
+            )
         splits = ["test"] * test_size + ["val"] * val_size
-        parts.append(pd.DataFrame([{**k, "split": splits[i] if i < len(splits) else "train"} for i, k in enumerate(kept)]))
+        parts.append(
+            pd.DataFrame([{**k, "split": splits[i] if i < len(splits) else "train"} for i, k in enumerate(kept)])
+        )
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return ledger.result(out.reindex(columns=["id", "split", "polarity", "prompt", "completion", "meta"]))

@@ -21,6 +21,7 @@ seed-42 shuffle is ``numpy.random.default_rng(42).permutation`` (what ``Dataset.
 Deviation: the ArmoRM embeddings are float32 list columns of a Parquet table rather than the seed's
 safetensors files, so they go through the artifact store like every other table.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,12 +39,26 @@ from rlhf_core.data.transforms import check_options, one_input, option
 from rlhf_core.eval.reward_bench import SECTION_OF
 
 ARMORM_ATTRIBUTES = (
-    "helpsteer-helpfulness", "helpsteer-correctness", "helpsteer-coherence", "helpsteer-complexity",
-    "helpsteer-verbosity", "ultrafeedback-overall_score", "ultrafeedback-instruction_following",
-    "ultrafeedback-truthfulness", "ultrafeedback-honesty", "ultrafeedback-helpfulness", "beavertails-is_safe",
-    "prometheus-score", "argilla-overall_quality", "argilla-judge_lm", "code-complexity", "code-style",
-    "code-explanation", "code-instruction-following", "code-readability",
-)  # fmt: skip
+    "helpsteer-helpfulness",
+    "helpsteer-correctness",
+    "helpsteer-coherence",
+    "helpsteer-complexity",
+    "helpsteer-verbosity",
+    "ultrafeedback-overall_score",
+    "ultrafeedback-instruction_following",
+    "ultrafeedback-truthfulness",
+    "ultrafeedback-honesty",
+    "ultrafeedback-helpfulness",
+    "beavertails-is_safe",
+    "prometheus-score",
+    "argilla-overall_quality",
+    "argilla-judge_lm",
+    "code-complexity",
+    "code-style",
+    "code-explanation",
+    "code-instruction-following",
+    "code-readability",
+)
 
 
 def _conversation(value, field: str) -> list[dict]:
@@ -73,8 +88,12 @@ def load_pairs(source: SourceConfig, task: TaskConfig) -> CleanResult:
     def parse(row_no: int, raw: dict) -> dict:
         chosen = _conversation(get_field(raw, "chosen"), "chosen")
         rejected = _conversation(get_field(raw, "rejected"), "rejected")
-        return {"id": f"{origin}-{row_no}", "origin": origin, "chosen": json.dumps(chosen, ensure_ascii=False),
-                "rejected": json.dumps(rejected, ensure_ascii=False)}  # fmt: skip
+        return {
+            "id": f"{origin}-{row_no}",
+            "origin": origin,
+            "chosen": json.dumps(chosen, ensure_ascii=False),
+            "rejected": json.dumps(rejected, ensure_ascii=False),
+        }
 
     return read_parquet_source(source, parse, ["id", "split", "origin", "chosen", "rejected"])
 
@@ -100,8 +119,14 @@ def build_pair_pm(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: Ta
         good, bad = chosen[-1]["content"], rejected[-1]["content"]
         label = "A" if rng.random() < 0.5 else "B"
         first, second = (good, bad) if label == "A" else (bad, good)
-        out.append({"id": row.id, "split": row.split, "completion": label,
-                    "prompt": pair_pm_message(plain_context(chosen[:-1]), first, second)})
+        out.append(
+            {
+                "id": row.id,
+                "split": row.split,
+                "completion": label,
+                "prompt": pair_pm_message(plain_context(chosen[:-1]), first, second),
+            }
+        )
     return ledger.result(_shuffled(pd.DataFrame(out, columns=["id", "split", "prompt", "completion"]), spec))
 
 
@@ -135,8 +160,15 @@ def build_bt_pairs(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: T
         elif chosen[-1]["content"] == rejected[-1]["content"]:
             ledger.drop("identical_answers")
         else:
-            out.append({"id": row.id, "split": row.split, "prompt": conversation_prompt(chosen[:-1]),
-                        "chosen": chosen[-1]["content"], "rejected": rejected[-1]["content"]})
+            out.append(
+                {
+                    "id": row.id,
+                    "split": row.split,
+                    "prompt": conversation_prompt(chosen[:-1]),
+                    "chosen": chosen[-1]["content"],
+                    "rejected": rejected[-1]["content"],
+                }
+            )
     return ledger.result(_shuffled(pd.DataFrame(out, columns=["id", "split", "prompt", "chosen", "rejected"]), spec))
 
 
@@ -212,9 +244,7 @@ def build_armorm_objective_embeddings(
 
 
 @builder("armorm_pair_embeddings")
-def build_armorm_pair_embeddings(
-    inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskConfig
-) -> CleanResult:
+def build_armorm_pair_embeddings(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, task: TaskConfig) -> CleanResult:
     """Stage-2 rows: the input's columns less the texts, plus ``embedding`` (final token) and
     ``prompt_embedding`` (start of the last ``token_pattern``), each ``[chosen, rejected]``.
 
@@ -262,8 +292,10 @@ def _pair_conversations(row) -> tuple[list[dict], list[dict]]:
     assistant reply; otherwise ``chosen`` / ``rejected`` are JSON conversations."""
     prompt = getattr(row, "prompt", None)
     if isinstance(prompt, str):
-        return tuple([{"role": "user", "content": prompt}, {"role": "assistant", "content": text}]
-                     for text in (row.chosen, row.rejected))  # fmt: skip
+        return tuple(
+            [{"role": "user", "content": prompt}, {"role": "assistant", "content": text}]
+            for text in (row.chosen, row.rejected)
+        )
     return json.loads(row.chosen), json.loads(row.rejected)
 
 

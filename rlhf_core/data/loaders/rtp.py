@@ -9,6 +9,7 @@ The [FG] repo ships no detox code (its README says "will add", docs/sources.md Â
 prompts and split sizes the paper used is UNVERIFIED, so both sizes are options and there is no
 filter by toxicity.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,12 @@ def load_rtp(source: SourceConfig, task: TaskConfig) -> CleanResult:
         if not isinstance(prompt, dict):
             raise RowError("prompt", f"expected an object, got {type(prompt).__name__}")
         tox = prompt.get("toxicity")
-        return {"id": str(row_no), "prompt": get_str(prompt, "text"),
-                "toxicity": math.nan if tox is None else check_number(tox, "prompt.toxicity"),
-                "challenging": bool(obj.get("challenging", False))}  # fmt: skip
+        return {
+            "id": str(row_no),
+            "prompt": get_str(prompt, "text"),
+            "toxicity": math.nan if tox is None else check_number(tox, "prompt.toxicity"),
+            "challenging": bool(obj.get("challenging", False)),
+        }
 
     rows = parse_rows(read_json_lines(path, ledger), parse, ledger)
     return ledger.result(pd.DataFrame(rows, columns=["id", "prompt", "toxicity", "challenging"]))
@@ -55,6 +59,8 @@ def build_detox_prompts(inputs: dict[str, pd.DataFrame], spec: DatasetConfig, ta
     splits = np.array(["train"] * len(df), dtype=object)
     splits[order[:n_test]] = "test"
     splits[order[n_test : n_test + n_val]] = "val"
-    meta = [json.dumps({"toxicity": None if math.isnan(t) else t, "challenging": bool(c)})
-            for t, c in zip(df["toxicity"], df["challenging"])]  # fmt: skip
+    meta = [
+        json.dumps({"toxicity": None if math.isnan(t) else t, "challenging": bool(c)})
+        for t, c in zip(df["toxicity"], df["challenging"])
+    ]
     return ledger.result(pd.DataFrame({"id": df["id"], "split": splits, "prompt": df["prompt"], "meta": meta}))

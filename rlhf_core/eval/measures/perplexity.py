@@ -1,4 +1,5 @@
 """Fluency as perplexity under a reference LM ([FG] detox, after Quark: GPT-2 XL)."""
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,9 @@ class Perplexity:
 
     version = "1"
 
-    def __init__(self, model: dict[str, Any], max_length: int = 1024, batch_size: int = 16,
-                 max_perplexity: float = 1e4):
+    def __init__(
+        self, model: dict[str, Any], max_length: int = 1024, batch_size: int = 16, max_perplexity: float = 1e4
+    ):
         from rlhf_core.config import ModelSource
         from rlhf_core.config_parse import parse_section
 
@@ -33,13 +35,21 @@ class Perplexity:
 
         model, tok = load_policy(self.source), load_tokenizer(self.source)
         model.eval()
-        enc = encode_pairs(tok, group.column("prompt", "perplexity").tolist(),
-                           group.column("completion", "perplexity").tolist(), self.max_length, add_eos=False)
+        enc = encode_pairs(
+            tok,
+            group.column("prompt", "perplexity").tolist(),
+            group.column("completion", "perplexity").tolist(),
+            self.max_length,
+            add_eos=False,
+        )
         ppl = []
         with torch.inference_mode():
             for s in range(0, len(enc.ids), self.batch_size):
-                batch = collate(enc.ids[s : s + self.batch_size], enc.n_prompt[s : s + self.batch_size],
-                                tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+                batch = collate(
+                    enc.ids[s : s + self.batch_size],
+                    enc.n_prompt[s : s + self.batch_size],
+                    tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                )
                 logp, mask = token_logprobs(model, batch)
                 nll = -(logp * mask).sum(-1) / mask.sum(-1).clamp(min=1)
                 ppl += [math.exp(float(x)) if m > 0 else float("nan") for x, m in zip(nll, mask.sum(-1))]

@@ -7,6 +7,7 @@ splitting itself is nltk's own code. METEOR is nltk's, over every prediction (th
 its last batch, §10.5), with WordNet 3.0 read from a WordNet dict folder (Debian's ``wordnet-base``
 and ``wordnet-sense-index`` install one at /usr/share/wordnet; ``make setup`` installs them).
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,13 +22,15 @@ from rlhf_core.eval.registry import EvalGroup, register
 WORDNET_DIR = "/usr/share/wordnet"
 # The one WordNet 3.0 file nltk reads that the Debian packages leave out: the 45 lexicographer files
 # in their fixed order (lexnames(5WN)), with their part of speech (1 noun, 2 verb, 3 adjective, 4 adverb).
-LEXNAMES = ("adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
-            "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
-            "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
-            "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
-            "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
-            "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather "
-            "adj.ppl").split()
+LEXNAMES = (
+    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
+    "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
+    "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
+    "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
+    "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
+    "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather "
+    "adj.ppl"
+).split()
 POS_NUMBER = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
 
@@ -76,7 +79,9 @@ class RougeLsum:
         for pred, refs in zip(group.column("completion", "rouge_lsum"), group.column(self.references, "rouge_lsum")):
             refs = [refs] if isinstance(refs, str) else list(refs)
             pred = "\n".join(sent_tokenize(pred))
-            scores.append(max(scorer.score("\n".join(sent_tokenize(r)), pred)["rougeLsum"].fmeasure for r in refs) * 100)
+            scores.append(
+                max(scorer.score("\n".join(sent_tokenize(r)), pred)["rougeLsum"].fmeasure for r in refs) * 100
+            )
         return {"": float(np.mean(scores))}
 
 
@@ -85,8 +90,10 @@ def wordnet_data(source: str | Path) -> Path:
     under its data path), with ``lexnames`` written where the folder lacks it; made once per cache."""
     source = Path(source)
     if not (source / "data.noun").is_file() or not (source / "index.sense").is_file():
-        raise FileNotFoundError(f"no WordNet 3.0 dict folder at {source} (data.noun and index.sense); install Debian's "
-                                "wordnet-base and wordnet-sense-index, or give the metric's wordnet parameter")
+        raise FileNotFoundError(
+            f"no WordNet 3.0 dict folder at {source} (data.noun and index.sense); install Debian's "
+            "wordnet-base and wordnet-sense-index, or give the metric's wordnet parameter"
+        )
     root = Path(os.environ.get("RLHF_CACHE", Path.home() / ".cache" / "rlhf")) / "nltk_data"
     target = root / "corpora" / "wordnet"
     if not (target / "lexnames").is_file():
@@ -97,8 +104,9 @@ def wordnet_data(source: str | Path) -> Path:
             if f.is_file():
                 shutil.copyfile(f, tmp / f.name)
         if not (tmp / "lexnames").is_file():
-            (tmp / "lexnames").write_text("".join(f"{i:02d}\t{name}\t{POS_NUMBER[name.split('.')[0]]}\n"
-                                                  for i, name in enumerate(LEXNAMES)))
+            (tmp / "lexnames").write_text(
+                "".join(f"{i:02d}\t{name}\t{POS_NUMBER[name.split('.')[0]]}\n" for i, name in enumerate(LEXNAMES))
+            )
         shutil.rmtree(target, ignore_errors=True)
         tmp.replace(target)
     return root
@@ -121,6 +129,8 @@ class Meteor:
         data = str(wordnet_data(self.wordnet))
         if data not in nltk.data.path:
             nltk.data.path.append(data)
-        scores = [single_meteor_score(word_tokenize(ref), word_tokenize(pred), alpha=0.9, beta=3, gamma=0.5)
-                  for pred, ref in zip(group.column("completion", "meteor"), group.column(self.reference, "meteor"))]
+        scores = [
+            single_meteor_score(word_tokenize(ref), word_tokenize(pred), alpha=0.9, beta=3, gamma=0.5)
+            for pred, ref in zip(group.column("completion", "meteor"), group.column(self.reference, "meteor"))
+        ]
         return {"": float(np.mean(scores))}

@@ -1,4 +1,5 @@
 """Metrics of the reward components' scores: means, standardised scores, weighted mixes, [FG] error ratios."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -87,4 +88,6 @@ class Segments:
         self.unit = unit
 
     def __call__(self, group: EvalGroup) -> dict[str, float]:
-        return {"": float(np.mean([len(reward_segments(c, self.unit)) for c in group.column("completion", "segments")]))}
+        return {
+            "": float(np.mean([len(reward_segments(c, self.unit)) for c in group.column("completion", "segments")]))
+        }

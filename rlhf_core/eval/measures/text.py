@@ -1,4 +1,5 @@
 """Metrics of the text alone: distinct-n, response length, Grusky extractive fragments (docs/sources.md §7.2)."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,13 @@ class Distinct:
 
     version = "1"
 
-    def __init__(self, n: list[int] = (1, 2, 3), per: Literal["corpus", "prompt"] = "corpus",
-                 lowercase: bool | None = None, denominator: Literal["ngrams", "words"] | None = None):
+    def __init__(
+        self,
+        n: list[int] = (1, 2, 3),
+        per: Literal["corpus", "prompt"] = "corpus",
+        lowercase: bool | None = None,
+        denominator: Literal["ngrams", "words"] | None = None,
+    ):
         if per not in ("corpus", "prompt"):
             raise ValueError(f"distinct: per must be corpus or prompt, got {per!r}")
         self.n, self.per = list(n), per
@@ -113,5 +119,9 @@ class Grusky:
             frags = extractive_fragments(words, source.split())
             coverage.append(sum(len(f) for f in frags) / len(words) if words else 0.0)
             density.append(sum(len(f) ** 2 for f in frags) / len(words) if words else 0.0)
-        return {"coverage": float(np.mean(coverage)), "coverage_std": float(np.std(coverage)),
-                "density": float(np.mean(density)), "density_std": float(np.std(density))}
+        return {
+            "coverage": float(np.mean(coverage)),
+            "coverage_std": float(np.std(coverage)),
+            "density": float(np.mean(density)),
+            "density_std": float(np.std(density)),
+        }

@@ -1,11 +1,11 @@
 """Fixtures for the data-loader tests (helpers live in ``data_helpers``, a unique module name)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from data_helpers import EOS, FIXTURES
 
 

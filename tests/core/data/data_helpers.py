@@ -3,6 +3,7 @@
 ``build_task`` runs every source and dataset of a task config in dependency order, round-tripping
 each kept table through Parquet (as the artifact store does), and checks row accounting.
 """
+
 from __future__ import annotations
 
 import io
@@ -54,4 +55,7 @@ def build_task(cfg: TaskConfig, only: set[str] | None = None) -> dict[str, Clean
 
 def quarantine_reasons(res: CleanResult) -> list[tuple[str, int, str, str]]:
     """``(parent/file name, row, field, reason)`` of every quarantined row, in order."""
-    return [("/".join(Path(s).parts[-2:]), r, f, reason) for s, r, f, reason in res.quarantined[["source", "row", "field", "reason"]].values]
+    return [
+        ("/".join(Path(s).parts[-2:]), r, f, reason)
+        for s, r, f, reason in res.quarantined[["source", "row", "field", "reason"]].values
+    ]

@@ -9,6 +9,7 @@ YAML's offline command was written by ``tiny_llama3_rm``:
     PYTHONPATH=.:tests/core/data .venv/bin/python -c \\
       "from test_armo_embeddings import tiny_llama3_rm; tiny_llama3_rm('data/fixtures/rlhflow/tiny-llama3-rm')"
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from data_helpers import FIXTURES
+
 from rlhf_core.config import DatasetConfig
 from rlhf_core.data.armo_embeddings import TOKEN_PATTERNS, last_occurrence, load_backbone, render, token_pattern
 from rlhf_core.data.registry import get_builder
@@ -51,12 +52,23 @@ def tiny_llama3_rm(path: str | Path, seed: int = 0) -> Path:
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"\n\n|assistant|user|system|[\s\S]"), behavior="isolated")
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
     tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, 0)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, unk_token=UNK,
-                                   chat_template=LLAMA3_TEMPLATE)  # fmt: skip
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=BOS, eos_token=EOS, unk_token=UNK, chat_template=LLAMA3_TEMPLATE
+    )
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
-                         bos_token_id=0, eos_token_id=1, pad_token_id=1, num_labels=1)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        num_labels=1,
+    )
     path = Path(path)
     LlamaForSequenceClassification(config).save_pretrained(path, safe_serialization=True)
     fast.save_pretrained(path)
@@ -92,8 +104,12 @@ def run(builder: str, table: pd.DataFrame, tiny_dir: Path, **options):
 
 
 def pairs(*rows: tuple[list[dict], list[dict]]) -> pd.DataFrame:
-    return pd.DataFrame([{"id": f"p{i}", "split": "train", "origin": "fixture", "chosen": json.dumps(c),
-                          "rejected": json.dumps(r)} for i, (c, r) in enumerate(rows, start=1)])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {"id": f"p{i}", "split": "train", "origin": "fixture", "chosen": json.dumps(c), "rejected": json.dumps(r)}
+            for i, (c, r) in enumerate(rows, start=1)
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -102,8 +118,23 @@ def pairs(*rows: tuple[list[dict], list[dict]]) -> pd.DataFrame:
 def test_render_keeps_one_bos_and_the_llama3_layout(backbone):
     _, tok = backbone
     ids = render(tok, conv("hi", "ok"))
-    assert tok.convert_ids_to_tokens(ids.tolist()) == [BOS, SH, "user", EH, "\n\n", "h", "i", EOT,
-                                              SH, "assistant", EH, "\n\n", "o", "k", EOT]  # fmt: skip
+    assert tok.convert_ids_to_tokens(ids.tolist()) == [
+        BOS,
+        SH,
+        "user",
+        EH,
+        "\n\n",
+        "h",
+        "i",
+        EOT,
+        SH,
+        "assistant",
+        EH,
+        "\n\n",
+        "o",
+        "k",
+        EOT,
+    ]
     assert last_occurrence(ids, tuple(PATTERN)) == 7  # the EOT closing the user turn
     # without stripping, the template's BOS text and the tokenizer's BOS both stay
     assert render(tok, conv("hi", "ok"), strip_bos_text=False)[:2].tolist() == [0, 0]
@@ -140,8 +171,14 @@ def test_pair_embeddings_positions_states_and_rules(tiny_dir, backbone):
     multi = (conv("a", "b", "cd", "e"), conv("a", "b", "cd", "fg"))  # 26 and 27 tokens; EOTs at 6 and 19
     too_long = (conv("hi", "x" * 20), conv("hi", "y"))  # 33 tokens > 27
     no_user_turn = ([{"role": "assistant", "content": "hi"}], conv("hi", "y"))
-    res = run("armorm_pair_embeddings", pairs(single, multi, too_long, no_user_turn), tiny_dir,
-              token_pattern=PATTERN, max_length=27, batch_size=2)  # fmt: skip
+    res = run(
+        "armorm_pair_embeddings",
+        pairs(single, multi, too_long, no_user_turn),
+        tiny_dir,
+        token_pattern=PATTERN,
+        max_length=27,
+        batch_size=2,
+    )
 
     assert res.counts() == {"input_rows": 4, "kept_rows": 2, "quarantined_rows": 1, "dropped_longer_than_max_length": 1}
     assert res.quarantined[["row", "field", "reason"]].values.tolist() == [
@@ -164,8 +201,19 @@ def test_pair_embeddings_positions_states_and_rules(tiny_dir, backbone):
 
 def test_prompt_rows_become_single_turn_conversations(tiny_dir, backbone):
     """RewardBench-style rows: the prompt is the user turn, each response the assistant reply."""
-    table = pd.DataFrame([{"id": "7", "split": "test", "prompt": "hi", "chosen": "ok", "rejected": "no",
-                           "subset": "hep-go", "section": "Reasoning"}])  # fmt: skip
+    table = pd.DataFrame(
+        [
+            {
+                "id": "7",
+                "split": "test",
+                "prompt": "hi",
+                "chosen": "ok",
+                "rejected": "no",
+                "subset": "hep-go",
+                "section": "Reasoning",
+            }
+        ]
+    )
     res = run("armorm_pair_embeddings", table, tiny_dir, token_pattern=PATTERN)
     assert list(res.kept.columns) == ["id", "split", "subset", "section", "embedding", "prompt_embedding"]
     row = res.kept.iloc[0]
@@ -186,8 +234,14 @@ def test_default_pattern_is_llama3(tiny_dir):
 
 def test_objective_embeddings_final_token_labels_and_seed_order(tiny_dir, backbone):
     convs = [conv("a", "b"), conv("hi", "ok", "more", "sure"), conv("q", "long answer here")]
-    table = pd.DataFrame({"id": ["1", "2", "3"], "split": "train", "messages": [json.dumps(c) for c in convs],
-                          "helpsteer-helpfulness": [3.0, math.nan, 1.0]})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "id": ["1", "2", "3"],
+            "split": "train",
+            "messages": [json.dumps(c) for c in convs],
+            "helpsteer-helpfulness": [3.0, math.nan, 1.0],
+        }
+    )
     res = run("armorm_objective_embeddings", table, tiny_dir, batch_size=2)
     order = np.random.default_rng(0).permutation(3)  # the seed's ds.shuffle(seed=0)
     assert res.kept["id"].tolist() == [str(i + 1) for i in order]
@@ -206,7 +260,10 @@ def test_shipped_fixture_is_the_tiny_builder_output(tmp_path):
     fresh = tiny_llama3_rm(tmp_path)
     for name in ("chat_template.jinja", "tokenizer_config.json"):
         assert (SHIPPED / name).read_text() == (fresh / name).read_text(), name
-    read = lambda d, name: json.loads((d / name).read_text())
+
+    def read(d, name):
+        return json.loads((d / name).read_text())
+
     assert read(SHIPPED, "tokenizer.json")["model"]["vocab"] == read(fresh, "tokenizer.json")["model"]["vocab"]
     version = "transformers_version"  # the only field that may differ between installs
     assert {**read(SHIPPED, "config.json"), version: ""} == {**read(fresh, "config.json"), version: ""}

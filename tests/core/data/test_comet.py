@@ -1,9 +1,10 @@
 """[LoL] COMET data: ATOMIC-10x train/val and best-tail ATOMIC-2020 test (docs/sources.md §1.2)."""
+
 from __future__ import annotations
 
 import pytest
-
 from data_helpers import build_task, load_task, quarantine_reasons
+
 from rlhf_core.rewards.base import register
 
 FIXTURE = [
@@ -32,8 +33,11 @@ def test_loaders(res):
     a10 = res["atomic10x"]
     assert a10.counts() == {"input_rows": 10, "kept_rows": 5, "quarantined_rows": 4, "dropped_other_split": 1}
     assert [q[1:3] for q in quarantine_reasons(a10)] == [
-        (7, "<line>"), (8, "p_valid_model"), (9, "tail"), (10, "p_valid_model"),
-    ]  # fmt: skip
+        (7, "<line>"),
+        (8, "p_valid_model"),
+        (9, "tail"),
+        (10, "p_valid_model"),
+    ]
     a20 = res["atomic2020"]
     assert a20.counts() == {"input_rows": 11, "kept_rows": 9, "quarantined_rows": 2}
     assert [q[1:] for q in quarantine_reasons(a20)] == [
@@ -45,9 +49,13 @@ def test_loaders(res):
 def test_generation_rows(res):
     gen = res["comet_generation"]
     assert gen.counts() == {
-        "input_rows": 14, "kept_rows": 8, "quarantined_rows": 0, "dropped_not_best_tail": 3,
-        "dropped_relation_not_used": 2, "dropped_val_subsample": 1,
-    }  # fmt: skip
+        "input_rows": 14,
+        "kept_rows": 8,
+        "quarantined_rows": 0,
+        "dropped_not_best_tail": 3,
+        "dropped_relation_not_used": 2,
+        "dropped_val_subsample": 1,
+    }
     rows = gen.kept
     assert list(rows[rows["split"] == "train"]["score"]) == [0.91, 0.83]  # stored p_valid_model
     assert (rows["split"] == "val").sum() == 2

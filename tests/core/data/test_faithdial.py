@@ -1,30 +1,42 @@
 """[LoL] WoW / FaithDial knowledge-grounded dialogue records (docs/sources.md §1.2)."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from data_helpers import EOS, build_task, load_task, quarantine_reasons
 
 
 @pytest.fixture(scope="module")
 def res(word_tokenizer_dir):
     tok = f"{{path: {word_tokenizer_dir}}}"
-    return build_task(load_task("faithdial", [
-        "sources.wow.path=data/fixtures/wizard_of_wikipedia",
-        "sources.faithdial.path=data/fixtures/faithdial",
-        *(f"datasets.{d}.options.tokenizer={tok}" for d in ("wow_dialog", "faithdial_dialog", "faithdial_wow_dialog")),
-        "datasets.faithdial_dialog.options.max_history_tokens=12",  # word-level tokens
-    ]))  # fmt: skip
+    return build_task(
+        load_task(
+            "faithdial",
+            [
+                "sources.wow.path=data/fixtures/wizard_of_wikipedia",
+                "sources.faithdial.path=data/fixtures/faithdial",
+                *(
+                    f"datasets.{d}.options.tokenizer={tok}"
+                    for d in ("wow_dialog", "faithdial_dialog", "faithdial_wow_dialog")
+                ),
+                "datasets.faithdial_dialog.options.max_history_tokens=12",  # word-level tokens
+            ],
+        )
+    )
 
 
 def test_wow_wizard_turns(res):
     wow = res["wow"]
     assert wow.counts() == {
-        "input_rows": 12, "kept_rows": 3, "quarantined_rows": 2, "dropped_empty_history": 1,
-        "dropped_no_checked_sentence": 1, "dropped_not_wizard_turn": 5,
-    }  # fmt: skip
+        "input_rows": 12,
+        "kept_rows": 3,
+        "quarantined_rows": 2,
+        "dropped_empty_history": 1,
+        "dropped_no_checked_sentence": 1,
+        "dropped_not_wizard_turn": 5,
+    }
     assert quarantine_reasons(wow) == [
         ("wizard_of_wikipedia/train.json", 2, "dialog", "expected a list, got str"),
         ("wizard_of_wikipedia/train.json", 3, "dialog[1].text", "missing field"),
@@ -35,8 +47,11 @@ def test_wow_wizard_turns(res):
     )
     assert rows.loc["wow/train-1-6", "completion"] == f"Mostly meat.{EOS}"  # stripped
     assert dict(zip(rows.index, rows["split"])) == {
-        "wow/train-1-2": "train", "wow/train-1-6": "train", "wow/val-1-1": "val", "faithdial/test-1-0": "test",
-    }  # fmt: skip
+        "wow/train-1-2": "train",
+        "wow/train-1-6": "train",
+        "wow/val-1-1": "val",
+        "faithdial/test-1-0": "test",
+    }
 
 
 def test_faithdial_utterances_and_history_limit(res):

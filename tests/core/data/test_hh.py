@@ -1,23 +1,28 @@
 """[WA] Anthropic/hh-rlhf RM pairs and first-turn PPO prompts (docs/sources.md §1.4)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from data_helpers import build_task, load_task, quarantine_reasons
 
 
 @pytest.fixture(scope="module")
 def res(word_tokenizer_dir):
     tok = f"{{path: {word_tokenizer_dir}}}"
-    return build_task(load_task("hh_rlhf", [
-        "sources.hh_rlhf.path=data/fixtures/hh_rlhf",
-        "sources.hh_first_prompt.path=data/fixtures/hh_first_prompt",
-        f"datasets.rm_pairs.options.tokenizer={tok}",
-        "datasets.rm_pairs.options.max_length=30",  # word-level tokens: 30 words
-        f"datasets.ppo_prompts.options.tokenizer={tok}",
-    ]))  # fmt: skip
+    return build_task(
+        load_task(
+            "hh_rlhf",
+            [
+                "sources.hh_rlhf.path=data/fixtures/hh_rlhf",
+                "sources.hh_first_prompt.path=data/fixtures/hh_first_prompt",
+                f"datasets.rm_pairs.options.tokenizer={tok}",
+                "datasets.rm_pairs.options.max_length=30",  # word-level tokens: 30 words
+                f"datasets.ppo_prompts.options.tokenizer={tok}",
+            ],
+        )
+    )
 
 
 def test_pairs_split_before_last_reply_and_bad_rows_quarantined(res):
@@ -41,10 +46,18 @@ def test_pairs_split_before_last_reply_and_bad_rows_quarantined(res):
 
 def test_long_pairs_dropped(res):
     pairs = res["rm_pairs"]
-    assert pairs.counts() == {"input_rows": 6, "kept_rows": 4, "quarantined_rows": 0, "dropped_longer_than_max_length": 2}
+    assert pairs.counts() == {
+        "input_rows": 6,
+        "kept_rows": 4,
+        "quarantined_rows": 0,
+        "dropped_longer_than_max_length": 2,
+    }
     assert sorted(pairs.kept["id"]) == [
-        "harmless-base/train-1", "helpful-base/test-1", "helpful-base/train-1", "helpful-base/train-2",
-    ]  # fmt: skip
+        "harmless-base/train-1",
+        "helpful-base/test-1",
+        "helpful-base/train-1",
+        "helpful-base/train-2",
+    ]
 
 
 def test_ppo_prompts_long_queries_cut_to_2_to_7_tokens(res):
@@ -53,8 +66,11 @@ def test_ppo_prompts_long_queries_cut_to_2_to_7_tokens(res):
     prompts = res["ppo_prompts"]
     # 'What is your name?' and the query of exactly 200 characters are not longer than 200.
     assert prompts.counts() == {
-        "input_rows": 4, "kept_rows": 2, "quarantined_rows": 0, "dropped_query_not_longer_than_200_chars": 2,
-    }  # fmt: skip
+        "input_rows": 4,
+        "kept_rows": 2,
+        "quarantined_rows": 0,
+        "dropped_query_not_longer_than_200_chars": 2,
+    }
     lengths = np.random.default_rng(42).choice(range(2, 8), size=2)
     expected = [" ".join(q.split()[:n]) for q, n in zip(prompts.kept["query"], lengths)]
     assert list(prompts.kept["id"]) == ["train-1", "train-5"]

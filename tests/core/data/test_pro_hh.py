@@ -1,10 +1,11 @@
 """[LoL] HHA from PRO's data.zip: loader validation, the ':'-ending cleaning rule (docs/sources.md §1.2) and the
 GPT-4 evaluation prompts without ``bad_test_indices.json`` (docs/sources.md §7.3)."""
+
 from __future__ import annotations
 
 import pytest
-
 from data_helpers import EOS, build_task, load_task, quarantine_reasons
+
 from rlhf_core.config import SourceConfig
 from rlhf_core.data.quarantine import SourceError
 from rlhf_core.data.registry import get_loader
@@ -33,7 +34,12 @@ def test_loader_rows_and_quarantine(res):
         ("hh_train_len2/train.json", 6, "<line>", "invalid JSON: Expecting ',' delimiter"),
         ("hh_train_len2/train.json", 7, "suffix", "missing field"),
         ("hh_train_len2/train.json", 8, "reward[0]", "expected a number, got str"),
-        ("hh_train_len2/train.json", 10, "prefix[0]", "last element must be exactly '<|assistant|>', got '<|prompter|>Where is Rome?'"),
+        (
+            "hh_train_len2/train.json",
+            10,
+            "prefix[0]",
+            "last element must be exactly '<|assistant|>', got '<|prompter|>Where is Rome?'",
+        ),
         ("hh_train_len2/train.json", 11, "prefix[1]", "candidates do not share one conversation prefix"),
         ("hh_test/harmless_base.json", 2, "<line>", "invalid JSON: Expecting ',' delimiter"),
     ]
@@ -47,13 +53,26 @@ def test_loader_rows_and_quarantine(res):
 
 def test_colon_endings_dropped_from_train_only(res):
     pairs = res["hh_pairs"]
-    assert pairs.counts() == {"input_rows": 12, "kept_rows": 10, "quarantined_rows": 0, "dropped_response_ends_with_colon": 2}
+    assert pairs.counts() == {
+        "input_rows": 12,
+        "kept_rows": 10,
+        "quarantined_rows": 0,
+        "dropped_response_ends_with_colon": 2,
+    }
     # train-3 (chosen ends ':') and train-4 (rejected ends ':') go; train-5 ends ': ' (no strip) stays;
     # val-1 and the harmless test row end with ':' but are not training rows.
     assert list(pairs.kept["id"]) == [
-        "train-1", "train-2", "train-5", "train-9", "val-1", "val-2",
-        "test/harmless_base-1", "test/harmless_base-3", "test/harmless_base-4", "test/helpful_base-1",
-    ]  # fmt: skip
+        "train-1",
+        "train-2",
+        "train-5",
+        "train-9",
+        "val-1",
+        "val-2",
+        "test/harmless_base-1",
+        "test/harmless_base-3",
+        "test/harmless_base-4",
+        "test/helpful_base-1",
+    ]
 
 
 # ----------------------------------------------------------------------------- GPT-4 evaluation prompts
@@ -64,8 +83,11 @@ def test_bad_test_indices_loader(res):
     # 2 + 1 + 3 indices, plus one unit for each unusable entry
     assert bad.counts() == {"input_rows": 8, "kept_rows": 4, "quarantined_rows": 4}
     assert list(zip(bad.kept["segment"], bad.kept["test_index"])) == [
-        ("harmless_base", 2), ("harmless_base", 40), ("helpful_base", 0), ("helpful_online", 0),
-    ]  # fmt: skip
+        ("harmless_base", 2),
+        ("harmless_base", 40),
+        ("helpful_base", 0),
+        ("helpful_online", 0),
+    ]
     assert quarantine_reasons(bad) == [
         ("hh_test/bad_test_indices.json", 3, "helpful_online.json[1]", "expected a non-negative int, got -1"),
         ("hh_test/bad_test_indices.json", 3, "helpful_online.json[2]", "expected a non-negative int, got '3'"),
@@ -80,19 +102,27 @@ def test_gpt4_eval_prompts_skip_bad_test_indices(res):
     # helpful_base index 0 are excluded. Index 2 names line 3 although the broken line 2 is
     # quarantined: indices count file lines, not kept rows. harmless_base 40 matches no row.
     assert ev.counts() == {
-        "input_rows": 12, "kept_rows": 2, "quarantined_rows": 0, "dropped_bad_test_index": 2, "dropped_not_test": 8,
-    }  # fmt: skip
+        "input_rows": 12,
+        "kept_rows": 2,
+        "quarantined_rows": 0,
+        "dropped_bad_test_index": 2,
+        "dropped_not_test": 8,
+    }
     require_columns(ev.kept, PROMPT_ONLY, "gpt4_eval_prompts")
     assert list(zip(ev.kept["id"], ev.kept["segment"], ev.kept["test_index"])) == [
-        ("test/harmless_base-1", "harmless_base", 0), ("test/harmless_base-4", "harmless_base", 3),
-    ]  # fmt: skip
+        ("test/harmless_base-1", "harmless_base", 0),
+        ("test/harmless_base-4", "harmless_base", 3),
+    ]
     row = ev.kept.set_index("id").loc["test/harmless_base-4"]
     assert row.prompt == (
         f"<|prompter|>Is it safe to eat raw eggs?{EOS}<|assistant|>Usually not.{EOS}<|prompter|>Why not?{EOS}<|assistant|>"
     )
     assert list(row.prefix) == [
-        "<|prompter|>Is it safe to eat raw eggs?", "<|assistant|>Usually not.", "<|prompter|>Why not?", "<|assistant|>",
-    ]  # fmt: skip
+        "<|prompter|>Is it safe to eat raw eggs?",
+        "<|assistant|>Usually not.",
+        "<|prompter|>Why not?",
+        "<|assistant|>",
+    ]
 
 
 def test_bad_test_indices_file_must_be_an_object(tmp_path):

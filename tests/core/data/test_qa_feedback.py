@@ -1,10 +1,11 @@
 """[FG] qa-feedback: loader validation, the R1 / R2 / holistic / R3 RM files and the train_1k SFT
 rows (docs/sources.md §1.1, §2.1, §2.2, §4)."""
+
 from __future__ import annotations
 
 import pytest
-
 from data_helpers import build_task, load_task, quarantine_reasons
+
 from rlhf_core.config import SourceConfig
 from rlhf_core.data.quarantine import SourceError
 from rlhf_core.data.registry import get_loader
@@ -34,7 +35,13 @@ def by_key(df) -> dict:
 
 
 def test_sentences_and_subsentence_rule():
-    assert split_sentences(' It won. "Yes!" he said?  ok... fine ') == ["It won.", '"Yes!"', "he said?", "ok...", "fine"]
+    assert split_sentences(' It won. "Yes!" he said?  ok... fine ') == [
+        "It won.",
+        '"Yes!"',
+        "he said?",
+        "ok...",
+        "fine",
+    ]
     words = "Yes, it is true that the band formed in 1990, then split, and reformed in the year 2005 with new members, fans said.".split()
     starts = subsentence_starts(words)
     # 'Yes,' is too close to the start (not marked); '1990,' marks 10, then 'split,' moves it to 12;
@@ -53,7 +60,12 @@ def test_loader_keeps_valid_examples_and_quarantines_bad_rows(res):
     assert fb.counts() == {"input_rows": 11, "kept_rows": 5, "quarantined_rows": 6}
     assert sorted(by_key(fb.kept)) == [("dev", "0"), ("train", "0"), ("train", "1"), ("train", "7"), ("train", "8")]
     assert quarantine_reasons(fb) == [
-        ("qa_feedback/train_feedback.json", 3, "feedback.errors[0].start/end", "span [14, 20) 'apital' is not on word boundaries"),
+        (
+            "qa_feedback/train_feedback.json",
+            3,
+            "feedback.errors[0].start/end",
+            "span [14, 20) 'apital' is not on word boundaries",
+        ),
         ("qa_feedback/train_feedback.json", 4, "feedback.errors[0].error type", "unknown error type 'Typo'"),
         ("qa_feedback/train_feedback.json", 5, "prediction 3", "missing field"),
         ("qa_feedback/train_feedback.json", 6, "question", "expected a string, got int"),
@@ -89,13 +101,47 @@ def test_r1_subsentence_nf_err_labels(res):
     assert segment_labels(rows["train", "1"]) == ["NF-ERR"]
     assert segment_labels(rows["dev", "0"]) == ["O", "O"]
     assert list(rows["train", "8"].text) == [
-        "question:", "When", "did", "the", "band", "form?", "answer:",
-        "</s>", "Yes,", "it", "is", "true", "that", "the", "band", "formed", "in", "1990,", "then", "split,",
-        "</s>", "and", "reformed", "in", "the", "year", "2005", "with", "new", "members,", "fans", "said.",
-    ]  # fmt: skip
+        "question:",
+        "When",
+        "did",
+        "the",
+        "band",
+        "form?",
+        "answer:",
+        "</s>",
+        "Yes,",
+        "it",
+        "is",
+        "true",
+        "that",
+        "the",
+        "band",
+        "formed",
+        "in",
+        "1990,",
+        "then",
+        "split,",
+        "</s>",
+        "and",
+        "reformed",
+        "in",
+        "the",
+        "year",
+        "2005",
+        "with",
+        "new",
+        "members,",
+        "fans",
+        "said.",
+    ]
     assert list(rows["train", "8"].feedback_tags) == ["Ignore"] * 7 + ["O"] + ["Ignore"] * 12 + ["O"] + ["Ignore"] * 11
     assert quarantine_reasons(r1) == [
-        ("fg_token_labels", 3, "feedback.errors", "train example 7: answer word 6 'and' carries several labels ['F-ERR', 'none']")
+        (
+            "fg_token_labels",
+            3,
+            "feedback.errors",
+            "train example 7: answer word 6 'and' carries several labels ['F-ERR', 'none']",
+        )
     ]
 
 
@@ -108,10 +154,35 @@ def test_r2_sentence_f_err_labels_with_context(res):
     assert segment_labels(rows["dev", "0"]) == ["O", "F-ERR"]
     text = list(rows["dev", "0"].text)
     assert text[: text.index("answer:")] == [
-        "question:", "How", "high", "is", "Mount", "Everest?", "context:", "wikipage:", "Mount", "Everest", "text:",
-        "Mount", "Everest", "Mount", "Everest", "is", "8849", "metres", "high.",
-        "It", "lies", "on", "the", "border", "of", "Nepal", "and", "China.",
-    ]  # fmt: skip
+        "question:",
+        "How",
+        "high",
+        "is",
+        "Mount",
+        "Everest?",
+        "context:",
+        "wikipage:",
+        "Mount",
+        "Everest",
+        "text:",
+        "Mount",
+        "Everest",
+        "Mount",
+        "Everest",
+        "is",
+        "8849",
+        "metres",
+        "high.",
+        "It",
+        "lies",
+        "on",
+        "the",
+        "border",
+        "of",
+        "Nepal",
+        "and",
+        "China.",
+    ]
     assert set(rows["dev", "0"].feedback_tags[: text.index("answer:") + 1]) == {"Ignore"}
 
 
@@ -122,7 +193,12 @@ def test_holistic_pairs(res):
     pairs = res["holistic_pairs"]
     assert pairs.counts() == {"input_rows": 30, "kept_rows": 19, "quarantined_rows": 0, "dropped_tie": 11}
     rows = by_key(pairs.kept)
-    assert sorted(k[1] for k in rows if k[1].startswith("0-") and k[0] == "train") == ["0-1v2", "0-1v3", "0-2v3", "0-2v4"]
+    assert sorted(k[1] for k in rows if k[1].startswith("0-") and k[0] == "train") == [
+        "0-1v2",
+        "0-1v3",
+        "0-2v3",
+        "0-2v4",
+    ]
     fb = by_key(res["qa_feedback"].kept)["train", "0"].predictions
     assert (rows["train", "0-1v2"].chosen, rows["train", "0-1v2"].rejected) == (fb[0], fb[1])  # preference 1
     assert (rows["train", "0-1v3"].chosen, rows["train", "0-1v3"].rejected) == (fb[2], fb[0])  # preference 2
@@ -142,7 +218,6 @@ def test_completeness_preferences(res):
     assert prefs["dev", "0"] == [0, 1, 2, 1, 2, 2]  # coverage .5, .5, 0, 1
     assert prefs["train", "7"] == [0] * 6
     assert res["comp_pairs"].counts() == {"input_rows": 24, "kept_rows": 15, "quarantined_rows": 0, "dropped_tie": 9}
-
 
 
 # ----------------------------------------------------------------------------- SFT (train_1k)

@@ -5,6 +5,7 @@ The token classifiers are RoBERTa with no transformer layer, so each position's 
 its own token only: the separator's embedding is set to point at one label and every other
 token's at the other, which shows where the verdict is read.
 """
+
 import pytest
 import torch
 from transformers import RobertaConfig, RobertaForTokenClassification
@@ -21,10 +22,19 @@ TEXT = "Zorbal is red.  He lives in Quarn, which is nice, and he eats figs and b
 def token_rm(path, sep_label: str | None) -> str:
     """A token classifier that says ``sep_label`` at ``</s>`` and the other label elsewhere (None: ties)."""
     tok = roberta_tokenizer()
-    cfg = RobertaConfig(vocab_size=len(tok), hidden_size=8, num_hidden_layers=0, num_attention_heads=2,
-                        intermediate_size=8, max_position_embeddings=130, type_vocab_size=1, pad_token_id=1,
-                        hidden_dropout_prob=0.0, id2label=dict(enumerate(LABELS)),
-                        label2id={l: i for i, l in enumerate(LABELS)})
+    cfg = RobertaConfig(
+        vocab_size=len(tok),
+        hidden_size=8,
+        num_hidden_layers=0,
+        num_attention_heads=2,
+        intermediate_size=8,
+        max_position_embeddings=130,
+        type_vocab_size=1,
+        pad_token_id=1,
+        hidden_dropout_prob=0.0,
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
     model = RobertaForTokenClassification(cfg)
     pattern = torch.tensor([1.0, -1.0] * 4)
     with torch.no_grad():
@@ -61,14 +71,25 @@ def test_segments_end_where_the_seed_puts_them():
 
 
 def test_verdict_is_read_at_each_separator(tmp_path):
-    good = build_scorer("fg_segments", model=token_rm(tmp_path / "good", sep_label="O"), unit="sentence",
-                        error_label="NF-ERR", positive_reward=0.3, negative_reward=-0.3)
-    bad = build_scorer("fg_segments", model=token_rm(tmp_path / "bad", sep_label="NF-ERR"), unit="sentence",
-                       error_label="NF-ERR", positive_reward=0.3, negative_reward=-0.3)
+    good = build_scorer(
+        "fg_segments",
+        model=token_rm(tmp_path / "good", sep_label="O"),
+        unit="sentence",
+        error_label="NF-ERR",
+        positive_reward=0.3,
+        negative_reward=-0.3,
+    )
+    bad = build_scorer(
+        "fg_segments",
+        model=token_rm(tmp_path / "bad", sep_label="NF-ERR"),
+        unit="sentence",
+        error_label="NF-ERR",
+        positive_reward=0.3,
+        negative_reward=-0.3,
+    )
     prompts, completions = ["question: what? context: x"] * 2, [TEXT, "One. Two."]
     assert good.segment_rewards(prompts, completions) == [[(14, 0.3), (83, 0.3), (86, 0.3)], [(4, 0.3), (9, 0.3)]]
-    assert bad.segment_rewards(prompts, completions) == [[(14, -0.3), (83, -0.3), (86, -0.3)],
-                                                         [(4, -0.3), (9, -0.3)]]
+    assert bad.segment_rewards(prompts, completions) == [[(14, -0.3), (83, -0.3), (86, -0.3)], [(4, -0.3), (9, -0.3)]]
     assert good(prompts, completions) == pytest.approx([0.9, 0.6])
     assert bad(["q"], [""]) == [0.0]  # no segment, no reward
 
@@ -76,15 +97,20 @@ def test_verdict_is_read_at_each_separator(tmp_path):
 def test_a_tie_counts_as_an_error(tmp_path):
     path = token_rm(tmp_path / "tie", sep_label=None)
     scorer = build_scorer("fg_segments", model=path, unit="subsentence", error_label="NF-ERR")
-    assert scorer.segment_rewards(["q"], [TEXT]) == [[(16, -1.0), (TEXT.index("and he"), -1.0), (84, -1.0),
-                                                      (87, -1.0)]]
+    assert scorer.segment_rewards(["q"], [TEXT]) == [[(16, -1.0), (TEXT.index("and he"), -1.0), (84, -1.0), (87, -1.0)]]
     with pytest.raises(ValueError, match="labels \\['F-ERR'\\] not among"):
         build_scorer("fg_segments", model=path, unit="sentence", error_label="F-ERR")
 
 
 def test_input_words_and_truncated_segments(tmp_path):
-    scorer = build_scorer("fg_segments", model=token_rm(tmp_path / "rm", sep_label="O"), unit="sentence",
-                          error_label="NF-ERR", question_only=True, max_length=24)
+    scorer = build_scorer(
+        "fg_segments",
+        model=token_rm(tmp_path / "rm", sep_label="O"),
+        unit="sentence",
+        error_label="NF-ERR",
+        question_only=True,
+        max_length=24,
+    )
     words = scorer.model_words("question: who is it? context: wikipage: X text: Y", ["A b. ", "C."])
     assert words == ["question:", "who", "is", "it?", "answer:", "</s>", "A", "b.", "</s>", "C."]
     # 24 tokens keep the first separator only: the second segment has no verdict and no reward
@@ -95,14 +121,18 @@ def test_input_words_and_truncated_segments(tmp_path):
 
 
 def test_dense_reward_weights_components_and_puts_sequence_scores_last(tmp_path):
-    r1 = build_scorer("fg_segments", model=token_rm(tmp_path / "rm", sep_label="O"), unit="sentence",
-                      error_label="NF-ERR")
+    r1 = build_scorer(
+        "fg_segments", model=token_rm(tmp_path / "rm", sep_label="O"), unit="sentence", error_label="NF-ERR"
+    )
     length = build_scorer("length")
-    dense = DenseReward({"relevance": r1, "length": length, "unused": length},
-                        {"relevance": DenseTerm(0.3), "length": DenseTerm(2.0, mean=1.0, std=4.0, bias=0.5)})
+    dense = DenseReward(
+        {"relevance": r1, "length": length, "unused": length},
+        {"relevance": DenseTerm(0.3), "length": DenseTerm(2.0, mean=1.0, std=4.0, bias=0.5)},
+    )
     # "One. Two three." has 2 sentences (+0.3 each) and 3 words: 2 * (3 - 1) / 4 + 0.5 = 1.5
-    assert dense(["q"], ["One. Two three."]) == [[(4, pytest.approx(0.3)), (15, pytest.approx(0.3)),
-                                                   (None, pytest.approx(1.5))]]
+    assert dense(["q"], ["One. Two three."]) == [
+        [(4, pytest.approx(0.3)), (15, pytest.approx(0.3)), (None, pytest.approx(1.5))]
+    ]
     with pytest.raises(KeyError, match="no scorer for dense reward component"):
         DenseReward({"length": length}, {"completeness": DenseTerm()})
     with pytest.raises(ValueError, match="std must be positive"):

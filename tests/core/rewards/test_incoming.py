@@ -1,4 +1,5 @@
 """Incoming files: day folders, fingerprints, and rows read back with bad lines quarantined."""
+
 import json
 
 from rlhf_core.rewards.incoming import content_fingerprint, day_folders, fingerprint, read_day
@@ -19,10 +20,15 @@ def test_only_date_named_folders_are_days(tmp_path):
 
 def test_rows_get_ids_and_bad_lines_are_quarantined_with_file_line_and_field(tmp_path):
     day = tmp_path / "2026-11-22"
-    write_lines(day / "a.jsonl", [{"prompt": "Q?", "completion": " A.", "id": "x1"},
-                                  {"prompt": "Q?", "completion": " B."},
-                                  "{broken",
-                                  {"prompt": "Q?"}])
+    write_lines(
+        day / "a.jsonl",
+        [
+            {"prompt": "Q?", "completion": " A.", "id": "x1"},
+            {"prompt": "Q?", "completion": " B."},
+            "{broken",
+            {"prompt": "Q?"},
+        ],
+    )
     write_lines(day / "b.jsonl", [{"prompt": 3, "completion": " C."}, {"prompt": "", "completion": " D."}])
     result = read_day(day)
     assert result.kept.values.tolist() == [["x1", "Q?", " A."], ["a.jsonl:2", "Q?", " B."], ["b.jsonl:2", "", " D."]]

@@ -2,6 +2,7 @@
 
 No test reaches Google: they inject a transport, or run a local HTTP server on 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import json
@@ -131,8 +132,13 @@ def test_requests_to_a_local_server_over_http():
     thread.start()
     try:
         clock = FakeClock()
-        s = PerspectiveScorer(endpoint=f"http://127.0.0.1:{server.server_port}/v1alpha1/comments:analyze",
-                              environ=ENV, timeout_s=5.0, clock=clock, sleep=clock.sleep)
+        s = PerspectiveScorer(
+            endpoint=f"http://127.0.0.1:{server.server_port}/v1alpha1/comments:analyze",
+            environ=ENV,
+            timeout_s=5.0,
+            clock=clock,
+            sleep=clock.sleep,
+        )
         assert s(["p"], ["hi"]) == [pytest.approx(0.6)]
     finally:
         server.shutdown()

@@ -1,4 +1,5 @@
 """Incremental annotation: reuse by content hash + scorer version, quarantine with reasons."""
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,13 @@ class CountingScorer:
 
 
 def rows(*completions, start=0):
-    return pd.DataFrame({"row_id": range(start, start + len(completions)),
-                         "prompt": ["q"] * len(completions), "completion": list(completions)})
+    return pd.DataFrame(
+        {
+            "row_id": range(start, start + len(completions)),
+            "prompt": ["q"] * len(completions),
+            "completion": list(completions),
+        }
+    )
 
 
 def test_second_run_over_unchanged_rows_scores_nothing():
@@ -58,11 +64,13 @@ def test_version_bump_rescores_everything():
 
 
 def test_bad_rows_are_quarantined_with_reasons_and_counted():
-    table = pd.DataFrame({
-        "row_id": [0, 1, 2, 3, 4, 5, 6],
-        "prompt": ["q", "q", None, "q", "q", "q", "q"],
-        "completion": ["ok", "   ", "fine", 7, "x" * 100, "nan please", "ok"],
-    })
+    table = pd.DataFrame(
+        {
+            "row_id": [0, 1, 2, 3, 4, 5, 6],
+            "prompt": ["q", "q", None, "q", "q", "q", "q"],
+            "completion": ["ok", "   ", "fine", 7, "x" * 100, "nan please", "ok"],
+        }
+    )
     table.loc[6, "row_id"] = 0  # duplicate id
     result = annotate(table, CountingScorer(bad="nan please"), max_chars=50)
     reasons = dict(zip(result.quarantined["row"], result.quarantined["reason"]))
@@ -86,9 +94,13 @@ def test_identical_rows_are_scored_once():
 def test_model_scorer_rejections_and_truncation_reach_the_tables(roberta_classifier_dir):
     scorer = build_scorer("faithcritic", model=roberta_classifier_dir)
     eos = "<|endoftext|>"
-    table = pd.DataFrame({"row_id": ["a", "b", "c"],
-                          "prompt": ["Knowledge: k" + eos + "h" + eos, "no knowledge turn", "Knowledge: k" + eos],
-                          "completion": ["fine", "fine", "long " * 100]})
+    table = pd.DataFrame(
+        {
+            "row_id": ["a", "b", "c"],
+            "prompt": ["Knowledge: k" + eos + "h" + eos, "no knowledge turn", "Knowledge: k" + eos],
+            "completion": ["fine", "fine", "long " * 100],
+        }
+    )
     result = annotate(table, scorer)
     assert result.scored["row_id"].tolist() == ["a", "c"]
     assert result.scored["truncated"].tolist() == [False, True]

@@ -1,4 +1,5 @@
 """The batching engine: budgeted length-sorted batches, input order, truncation counts."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """R = sum_k w_k * T_k(s_k): from stored scores and over live scorers, one function."""
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,9 @@ def test_weighted_sum_with_transforms_from_stored_scores():
 
 
 def test_the_reward_function_scores_components_and_reports_unweighted_ones():
-    reward = RewardFunction({"length": build_scorer("length"), "bonus": Constant(0.5)},
-                            {"length": Term(1.0), "bonus": Term(0.0)})
+    reward = RewardFunction(
+        {"length": build_scorer("length"), "bonus": Constant(0.5)}, {"length": Term(1.0), "bonus": Term(0.0)}
+    )
     parts = reward.scores(["q", "q"], ["one two", "one two three"])
     assert parts.to_dict("list") == {"length": [2.0, 3.0], "bonus": [0.5, 0.5], "reward": [2.0, 3.0]}
     assert reward(["q"], ["a b c d"]) == [4.0]

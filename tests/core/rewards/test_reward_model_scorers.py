@@ -3,6 +3,7 @@
 For every scorer: the exact token ids the model receives, the output transform (recomputed here
 from the raw model), batched == one-by-one, and truncation counting.
 """
+
 from __future__ import annotations
 
 import math
@@ -106,7 +107,7 @@ def test_toxichat_cuts_long_threads_on_the_left_keeping_the_response(toxichat_di
     (fed_ids,) = fed.calls[0]
     assert result.truncated == [True] and len(fed_ids) == scorer.max_length
     tail = [tok.eos_token_id] + enc(tok, "nice") + [tok.eos_token_id]
-    assert fed_ids[-len(tail):] == tail
+    assert fed_ids[-len(tail) :] == tail
 
 
 def test_comet_critic_pair_names_and_sigmoid_head(comet_critic_dir):
@@ -137,14 +138,17 @@ def test_comet_names_are_deterministic_per_row_and_seed():
     assert parse_prompt(COMET_PROMPT) == ("PersonX gives PersonY a gift", "xWant")
 
 
-@pytest.mark.parametrize("name, fixture, extra, prompt", [
-    ("fluency", "roberta_classifier_dir", {}, "p"),
-    ("faithcritic", "roberta_classifier_dir", {}, WOW_PROMPT),
-    ("dialogrpt_updown", "dialogrpt_dir", {}, "a question" + EOS),
-    ("dialogrpt_depth", "dialogrpt_dir", {"history_only": True}, WOW_PROMPT),
-    ("toxichat_safe", "toxichat_dir", {}, "a question" + EOS),
-    ("comet_critic", "comet_critic_dir", {}, COMET_PROMPT),
-])
+@pytest.mark.parametrize(
+    "name, fixture, extra, prompt",
+    [
+        ("fluency", "roberta_classifier_dir", {}, "p"),
+        ("faithcritic", "roberta_classifier_dir", {}, WOW_PROMPT),
+        ("dialogrpt_updown", "dialogrpt_dir", {}, "a question" + EOS),
+        ("dialogrpt_depth", "dialogrpt_dir", {"history_only": True}, WOW_PROMPT),
+        ("toxichat_safe", "toxichat_dir", {}, "a question" + EOS),
+        ("comet_critic", "comet_critic_dir", {}, COMET_PROMPT),
+    ],
+)
 def test_batched_scores_equal_one_by_one_in_input_order(name, fixture, extra, prompt, request):
     scorer = build_scorer(name, model=request.getfixturevalue(fixture), max_batch_tokens=64, **extra)
     completions = ["yes", "the answer is in the river", "no way", "a " * 12 + "long one", "ok then"]
