@@ -12,11 +12,13 @@ from rlhf_core.config import ConfigError, accelerate_dir, load_config, profiles_
 PROFILES = sorted(p.stem for p in profiles_dir().glob("*.yaml"))
 
 
-def test_the_three_profiles_exist_and_apply_to_every_task():
-    assert {"cpu", "gpu", "multi_gpu_zero3"} <= set(PROFILES)
+def test_the_machine_profiles_apply_to_every_task_and_a_task_profile_to_its_task():
+    machine = {"cpu", "gpu", "multi_gpu_zero3"}
+    assert machine | {"human_feedback"} == set(PROFILES)  # a new profile is placed in one of the two groups
     for task in tasks_dir().glob("*.yaml"):
-        for profile in PROFILES:
+        for profile in sorted(machine):
             load_config(task, profile=profile)
+    load_config(task_config_path("demo"), profile="human_feedback")  # the demo's, as its header says
 
 
 def test_a_profile_overlays_and_overrides_win():

@@ -127,7 +127,7 @@ def test_rlhflow_reward_model_sections_are_checked(override, message):
         ("annotation.scorers.gold.scorer=golden", "annotation.scorers.gold.scorer: unknown name 'golden'; known: ["),
         ("sources.feedback.loader=feedbak", "sources.feedback.loader: unknown name 'feedbak'"),
         ("datasets.clean_feedback.builder=nope", "datasets.clean_feedback.builder: unknown name 'nope'"),
-        ("evaluation.rank_by=glod", "evaluation.rank_by: unknown name 'glod'; known: ['completeness', 'distinct',"),
+        ("evaluation.rank_by=glod", "evaluation.rank_by: unknown name 'glod'; known: ['distinct', 'diversity',"),
     ],
 )
 def test_non_positive_sizes_and_unknown_names_fail_when_the_config_loads(override, message):

@@ -137,7 +137,7 @@ def test_toxicity_takes_the_max_per_prompt(monkeypatch):
         def __call__(self, prompts, completions):
             return [float(c) for c in completions]
 
-    monkeypatch.setitem(base._REGISTRY, "test_lookup", Lookup)
+    monkeypatch.setitem(base.SCORERS._entries, "test_lookup", Lookup)
     # prompt p: max 0.7 (toxic); q: max 0.2 -> average max 0.45, probability 1/2
     rows = group(prompt=["p", "p", "q", "q"], completion=["0.1", "0.7", "0.2", "0.0"])
     assert build_metric("toxicity", scorer="test_lookup")(rows) == {

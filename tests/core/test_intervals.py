@@ -44,13 +44,13 @@ def test_distinct_n_of_a_resample_counts_a_redrawn_prompt_twice():
 
 def test_a_metric_with_no_rows_or_corpus_rule_has_no_interval():
     rows = pd.DataFrame({"id": [1, 2], "completion": ["x", "y"], "label": ["p", "q"]})
-    ci = metric_intervals([rows], ["label", "distinct_1"], seed=0).set_index("metric")
-    assert np.isnan(ci.loc["label", "lo"]) and ci.loc["distinct_1", "value"] == 1.0
+    ci = metric_intervals([rows], ["label", "distinct-1"], seed=0).set_index("metric")
+    assert np.isnan(ci.loc["label", "lo"]) and ci.loc["distinct-1", "value"] == 1.0
 
 
 def _evaluation(values: list[float], seed: int) -> tuple[dict, pd.DataFrame]:
     rows = pd.DataFrame({"id": range(len(values)), "completion": ["w"] * len(values), "gold": values})
-    return {"gold": float(np.mean(values)), "n": len(values), "distinct_1": 1 / len(values)}, rows
+    return {"gold": float(np.mean(values)), "n": len(values), "distinct-1": 1 / len(values)}, rows
 
 
 def test_the_board_picks_the_sweep_point_best_on_val_and_reports_it_on_test_over_seeds():

@@ -312,9 +312,9 @@ def test_hh_pro_is_scored_by_the_pretrained_oasst_rm_on_the_seeds_input(tmp_path
     from transformers import AutoTokenizer, GPTNeoXForSequenceClassification
 
     from rlhf_core.rewards.combine import RewardFunction, terms
-    from tests.dagster.test_seed_rl import _neox
+    from tests.tiny_models import neox_classifier
 
-    neox = _neox(tmp_path / "neox")
+    neox = neox_classifier(tmp_path / "neox")
     cfg = load_task("hh_pro", [*header_overrides("hh_pro")[0], f"annotation.scorers.reward.params.model={neox}"])
     assert not cfg.reward_models
     rows = build_task(cfg, only={"hh_pairs"})["hh_pairs"].kept

@@ -259,6 +259,8 @@ def test_incoming_days_are_scored_from_the_command_line_only_when_selected(demo_
     assert main(["run", "demo", "--select", "reward_scorers", "--select", "incoming", *argv]) == 0
     out = capsys.readouterr().out
     assert "annotated_incoming [2026-11-22|length]: built" in out and "incoming_rewards [2026-11-22]: built" in out
-    (ref,) = (demo_data / "artifacts" / "_refs" / "demo" / "incoming_rewards").glob("2026-11-22.json")
+    (ref,) = (demo_data / "artifacts" / "_refs" / "demo" / "incoming_rewards").glob(
+        "*/2026-11-22.json"
+    )  # its config key
     rewards = pd.read_parquet(Path(json.loads(ref.read_text())["path"]) / TABLE)
     assert sorted(rewards["length"]) == [1.0, 2.0]
