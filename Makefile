@@ -19,10 +19,10 @@ demo: setup  ## run the demo pipeline end to end (offline) and print its leaderb
 	.venv/bin/rlhf run demo
 	.venv/bin/rlhf leaderboard demo
 
-test: setup  ## ruff (lint and format), then the test suite (CPU, offline) but the scale tests and the whole-seed-workflow runs
+test: setup  ## ruff (lint and format), then the test suite (CPU, offline) but the scale tests and the whole-seed-workflow runs and the UI backfill
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q -m "not scale and not seeds"
+	$(PY) -m pytest -q -m "not scale and not seeds and not ui"
 
 scale-check: setup  ## processes racing on one store (local and a local S3 server), the demo on S3, runs in parallel on PostgreSQL (docs/scale.md)
 	$(PY) -m pytest -q -s -m scale tests

@@ -229,7 +229,8 @@ class Stage:
     def code_version(self, task: TaskConfig, *ident: Any) -> str:
         """The hash of the function's code and of the registry entries this partition uses."""
         uses = self.uses_fn(task, *ident[: self._ident]) if self.uses_fn else ()
-        return hash_key(code_hash(self.fn), [code_hash(entry) for entry in uses])
+        # A set of entries: the order a config lists them in (YAML mappings) is not part of the code.
+        return hash_key(code_hash(self.fn), sorted({code_hash(entry) for entry in uses}))
 
     def version(self, task: TaskConfig, *ident: Any) -> str:
         """The asset's code version, ``config:<hash> code:<hash>``: the declared config values and the

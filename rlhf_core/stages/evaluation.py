@@ -91,18 +91,24 @@ def evaluation(ctx: Context, algorithm: str, gen: ArtifactRef, scorers: dict[str
     return ctx.build("evaluation", algorithm, parents, build)
 
 
-@stage(
-    lambda task: [
+def _leaderboard_reads(task) -> list[str]:
+    # The legend names each component's scorer, weight, transform and trained RM, not its parameters.
+    components = task.annotation.scorers if task.annotation else {}
+    legend = [f"annotation.scorers.{c}.{f}" for c in components for f in ("scorer", "weight", "transform", "partition")]
+    legend = legend or ["annotation"]  # none: the legend finds no section
+    return [
         "evaluation.rank_by",
         "evaluation.split",
         "evaluation.extra_splits",
         "seed",
         "policy.overrides",
-        "annotation.scorers",
         "sft.model",
         "policy.init",
+        *legend,
     ]
-)
+
+
+@stage(_leaderboard_reads)
 def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path) -> Result:
     """One row per algorithm, best first by ``evaluation.rank_by``, each metric with its bootstrap 95%
     interval over prompts and, over several training seeds, its std; swept algorithms at their best

@@ -24,7 +24,10 @@ from rlhf_core.data.registry import BUILDERS, LOADERS
 from rlhf_core.rewards.base import SCORERS
 
 TASKS = sorted(p.stem for p in tasks_dir().glob("*.yaml"))
-CANDIDATES = {str: ["sft", "scratch", "priority", "uniform", "sigmoid", "identity"]}
+# Other values an enum-like string may take (a learning-rate schedule, a truncation side, a precision...).
+CANDIDATES = {
+    str: ["sft", "scratch", "priority", "uniform", "sigmoid", "identity", "cosine", "right", "after", "bf16", "seed"]
+}
 REGISTRIES = {"loader": LOADERS, "builder": BUILDERS, "scorer": SCORERS}
 
 

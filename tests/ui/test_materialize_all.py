@@ -11,6 +11,9 @@ import json
 import pandas as pd
 import pytest
 
+# A whole backfill through the webserver and daemon: minutes, so it runs in `make ui-check`, not `make test`.
+pytestmark = pytest.mark.ui
+
 PARTITIONS = """
 query ($path: [String!]!) {
   assetNodeOrError(assetKey: {path: $path}) {
