@@ -100,6 +100,9 @@ class ConfigView:
     def items(self):
         return [(k, self[k]) for k in self._obj]
 
+    def values(self):
+        return [self[k] for k in self._obj]
+
 
 def resolve(task: TaskConfig, path: str) -> Any:
     """The value at a dotted config path (None where a section is absent)."""
