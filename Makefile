@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test seeds-check ui ui-check bench setup gpu-check scale-check annotate feedback-check
+.PHONY: demo test keys-check seeds-check ui ui-check bench setup gpu-check scale-check annotate feedback-check
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -19,13 +19,16 @@ demo: setup  ## run the demo pipeline end to end (offline) and print its leaderb
 	.venv/bin/rlhf run demo
 	.venv/bin/rlhf leaderboard demo
 
-test: setup  ## ruff (lint and format), then the test suite (CPU, offline) but the scale tests and the whole-seed-workflow runs and the UI backfill
+test: setup  ## ruff (lint and format), then the test suite (CPU, offline) but the scale tests and the whole-seed-workflow runs, the UI backfill and the every-leaf key check of most tasks
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q -m "not scale and not seeds and not ui"
+	$(PY) -m pytest -q -m "not scale and not seeds and not ui and not keys"
 
 scale-check: setup  ## processes racing on one store (local and a local S3 server), the demo on S3, runs in parallel on PostgreSQL (docs/scale.md)
 	$(PY) -m pytest -q -s -m scale tests
+
+keys-check: setup  ## every config leaf of every task re-keys exactly the assets that read it and their descendants
+	$(PY) -m pytest -q -m keys tests/dagster/test_invalidation.py
 
 seeds-check: setup  ## every seed workflow whole on the tiny profile (rlhf run TASK --profile tiny), as tests
 	$(PY) -m pytest -q -s -m seeds tests/dagster/test_seed_rl.py
