@@ -72,30 +72,20 @@ def progress_bar(
     at_once: bool = False,
 ) -> tqdm:
     """A bar (terminal) or periodic lines (log file); ``at_once``: show it from the start, however short."""
-    stream, desc = sys.stderr, _described(desc)
-    if stream.isatty():
-        return tqdm(
-            iterable,
-            desc=desc,
-            total=total,
-            initial=initial,
-            unit=unit,
-            disable=disable,
-            file=stream,
-            mininterval=1.0,
-            delay=0.0 if at_once else SHOW_AFTER_S,
-        )
+    stream = sys.stderr
+    # On a log file a redrawn bar would be carriage returns: one plain line every LINE_EVERY_S instead,
+    # with the time checked on every update (tqdm's monitor thread would repeat a line with a stale count).
+    terminal = stream.isatty()
+    shown_after = SHOW_AFTER_S if terminal else LINE_EVERY_S
     return tqdm(
         iterable,
-        desc=desc,
+        desc=_described(desc),
         total=total,
         initial=initial,
         unit=unit,
         disable=disable,
-        file=_Lines(stream),
-        mininterval=LINE_EVERY_S,
-        delay=0.0 if at_once else LINE_EVERY_S,
-        # time checked on every update: tqdm's monitor thread would repeat a line with a stale count
-        miniters=1,
-        bar_format=LINE_FORMAT,
+        file=stream if terminal else _Lines(stream),
+        mininterval=1.0 if terminal else LINE_EVERY_S,
+        delay=0.0 if at_once else shown_after,
+        **({} if terminal else {"miniters": 1, "bar_format": LINE_FORMAT}),
     )

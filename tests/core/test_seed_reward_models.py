@@ -11,11 +11,11 @@ import pytest
 from rlhf_core.rewards.base import build_scorer
 from rlhf_core.stages import reward_models
 from rlhf_core.store import ArtifactStore, write_table
+from tests import tiny_models
 from tests.core.data.data_helpers import build_task, load_task
 from tests.dagster.test_seed_tasks import header_overrides
 
 TINY_TRAIN = "{epochs: 1, batch_size: 4, lr: 1.0e-3, max_length: 64}"
-LONG = 1024  # the tiny Longformer's positions: the [FG] inputs hold the question, passages and answer
 
 
 def train_all(task_name: str, overrides: list[str], tmp_path):
@@ -84,24 +84,7 @@ def test_oasst_crs_rms_declare_the_seeds_8bit_base_adapters_and_optimiser():
 
 @pytest.fixture
 def tiny_distilbert(tmp_path):
-    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
-
-    tok = AutoTokenizer.from_pretrained("data/fixtures/word_tokenizer")
-    model = DistilBertForSequenceClassification(
-        DistilBertConfig(
-            vocab_size=len(tok),
-            dim=32,
-            n_layers=1,
-            n_heads=2,
-            hidden_dim=64,
-            max_position_embeddings=128,
-            pad_token_id=tok.pad_token_id,
-            num_labels=1,
-        )
-    )
-    model.save_pretrained(tmp_path / "distilbert")
-    tok.save_pretrained(tmp_path / "distilbert")
-    return tmp_path / "distilbert"
+    return tiny_models.distilbert(tmp_path / "distilbert")
 
 
 def test_hh_rlhf_distilbert_bradley_terry_rm(tmp_path, tiny_distilbert):
@@ -115,35 +98,12 @@ def test_hh_rlhf_distilbert_bradley_terry_rm(tmp_path, tiny_distilbert):
 
 @pytest.fixture
 def tiny_longformer(tmp_path):
-    from transformers import LongformerConfig, LongformerModel
-
-    from tests.conftest import roberta_tokenizer
-
-    tok = roberta_tokenizer()
-    model = LongformerModel(
-        LongformerConfig(
-            vocab_size=len(tok),
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=48,
-            attention_window=8,
-            max_position_embeddings=LONG + 2,
-            pad_token_id=1,
-            bos_token_id=0,
-            eos_token_id=2,
-            sep_token_id=2,
-            type_vocab_size=1,
-        )
-    )
-    model.save_pretrained(tmp_path / "longformer")
-    tok.save_pretrained(tmp_path / "longformer")
-    return tmp_path / "longformer"
+    return tiny_models.longformer(tmp_path / "longformer")
 
 
 def test_qa_feedback_token_and_preference_rms(tmp_path, tiny_longformer):
     names = ("relevance", "factuality", "holistic", "completeness")
-    train = TINY_TRAIN.replace("max_length: 64", f"max_length: {LONG}")  # R2 inputs carry the passages
+    train = TINY_TRAIN.replace("max_length: 64", f"max_length: {tiny_models.LONG}")  # R2 inputs carry the passages
     _, refs, tables = train_all(
         "qa_feedback",
         [
