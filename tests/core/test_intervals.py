@@ -42,6 +42,27 @@ def test_distinct_n_of_a_resample_counts_a_redrawn_prompt_twice():
     assert stat(np.array([[0, 1]]))[0] == pytest.approx(Distinct(n=[1])._ratio(["a b a", "b c"], 1))
 
 
+def test_distinct_n_gets_the_jackknife_interval_worked_by_hand():
+    # distinct-1 of all three prompts: {a, b, c, d} / 5 = 0.8. Leaving out prompt 0, 1 or 2: 3/3, 3/3, 3/4,
+    # mean 11/12; se = sqrt(2/3 * ((1/12)^2 + (1/12)^2 + (1/6)^2)) = 1/6; 0.8 +- 1.96/6, capped at 1.
+    rows = pd.DataFrame({"id": [0, 1, 2], "completion": ["a b", "a c", "d"]})
+    ci = metric_intervals([rows], ["distinct-1"], seed=0).iloc[0]
+    assert ci["value"] == pytest.approx(0.8)
+    assert (ci["lo"], ci["hi"]) == pytest.approx((0.8 - 1.959964 / 6, 1.0))
+
+
+def test_distinct_n_intervals_hold_the_corpus_value():
+    # A bootstrap resample repeats prompts, and a repeated text adds n-grams but no new distinct one, so a
+    # percentile interval of distinct-n lies below the corpus value; the jackknife's is centred on it.
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(60)]
+    rows = pd.DataFrame({"id": range(150), "completion": [" ".join(rng.choice(words, 8)) for _ in range(150)]})
+    ci = metric_intervals([rows, rows.sample(frac=1.0, random_state=1)], ["distinct-1", "distinct-2"], seed=0)
+    for _, row in ci.iterrows():
+        assert row["lo"] < row["value"] < row["hi"]
+        assert row["value"] - row["lo"] == pytest.approx(row["hi"] - row["value"])
+
+
 def test_a_metric_with_no_rows_or_corpus_rule_has_no_interval():
     rows = pd.DataFrame({"id": [1, 2], "completion": ["x", "y"], "label": ["p", "q"]})
     ci = metric_intervals([rows], ["label", "distinct-1"], seed=0).set_index("metric")
