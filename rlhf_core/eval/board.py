@@ -87,9 +87,12 @@ def leaderboard(
             "seeds": len(reported),
         }
         for m in metrics:
-            # A corpus metric with no per-sample statistic (ROUGE, toxicity probability) has no interval: its value
-            # is the evaluation's own, averaged over seeds.
-            value = ci.loc[m, "value"] if not np.isnan(ci.loc[m, "value"]) else float(reported[m].mean())
+            # The value is always the evaluation's own, averaged over seeds. The interval goes with it only where
+            # its statistic gives that same value: a corpus metric with no per-sample statistic (ROUGE, toxicity
+            # probability) has none, nor has distinct-n counted another way (per prompt, case kept).
+            value = float(reported[m].mean())
+            if not np.isclose(ci.loc[m, "value"], value, rtol=1e-6, atol=1e-9):
+                ci.loc[m, ["lo", "hi"]] = np.nan
             row.update({m: value, f"{m}_lo": ci.loc[m, "lo"], f"{m}_hi": ci.loc[m, "hi"]})
             if len(reported) > 1:
                 row[f"{m}_seed_std"] = float(reported[m].std(ddof=1))

@@ -100,6 +100,7 @@ def _leaderboard_reads(task) -> list[str]:
         "evaluation.rank_by",
         "evaluation.split",
         "evaluation.extra_splits",
+        "evaluation.metrics",  # the legend names each metric and its parameters
         "seed",
         "policy.overrides",
         "sft.model",

@@ -124,3 +124,14 @@ def test_seeds_and_a_sweep_become_trial_partitions_whose_configs_differ_only_the
 def test_a_sweep_of_an_undeclared_algorithm_fails_with_its_path():
     with pytest.raises(ValueError, match=r"policy.sweep: \['rlhf'\] are not in policy.algorithms"):
         load_config(task_config_path("demo"), ["policy.sweep={rlhf: {lr: [1.0e-4]}}"])
+
+
+def test_the_board_shows_the_evaluations_own_value_and_an_interval_only_of_that_statistic():
+    # sft's distinct-1 was counted over the corpus (2 words / 4: 0.5); dpo's per prompt (each prompt 1.0),
+    # which the corpus statistic does not reproduce: dpo keeps its own 1.0, without an interval.
+    rows = pd.DataFrame({"id": [0, 1], "completion": ["a b", "a b"], "gold": [0.0, 1.0]})
+    summaries = {"sft": {"gold": 0.5, "distinct-1": 0.5, "n": 2}, "dpo": {"gold": 0.5, "distinct-1": 1.0, "n": 2}}
+    board = leaderboard(summaries, {"sft": rows, "dpo": rows}, "gold", 0, {})["board"].set_index("algorithm")
+    assert board.loc["sft", "distinct-1"] == 0.5 and not np.isnan(board.loc["sft", "distinct-1_lo"])
+    assert board.loc["dpo", "distinct-1"] == 1.0 and np.isnan(board.loc["dpo", "distinct-1_lo"])
+    assert board.loc["dpo", "gold_lo"] == board.loc["sft", "gold_lo"] == 0.0

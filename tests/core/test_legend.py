@@ -20,8 +20,8 @@ def test_the_demo_leaderboard_columns_each_have_a_meaning():
         "factuality",
         "completeness",
         "toxicity",
-        "distinct_1",
-        "distinct_2",
+        "distinct-1",
+        "distinct-2",
         "n",
     ]
     legend = leaderboard_legend(cfg, columns)
@@ -38,7 +38,13 @@ def test_the_demo_leaderboard_columns_each_have_a_meaning():
     )
     assert legend["relevance"].startswith("the gold judge's relevance")
     assert "(rows best first)" not in legend["reward"]
+    assert legend["distinct-2"] == (
+        "evaluation metric distinct (distinct, n=[1, 2]): Variety of wording: distinct n-grams / all n-grams of"
+        " the samples, reported as ``<name>-<n>`` for each n"
+    )
     assert leaderboard_legend(cfg, ["surprise"])["surprise"] == "a column of a scorer's breakdown"
     spread = leaderboard_legend(cfg, ["gold", "gold_lo", "gold_seed_std", "seeds"])
-    assert spread["gold_lo"] == "lower end of the 95% bootstrap interval over prompts of gold"
+    assert (
+        spread["gold_lo"] == "lower end of the 95% interval over prompts (bootstrap; jackknife for distinct-n) of gold"
+    )
     assert spread["gold_seed_std"] == "standard deviation over training seeds of gold" and "seeds" in spread["seeds"]

@@ -12,7 +12,7 @@ from rlhf_core.eval.registry import EvalGroup, register
 
 @register("distinct")
 class Distinct:
-    """distinct-n for each n, reported as ``<name>-<n>``.
+    """Variety of wording: distinct n-grams / all n-grams of the samples, reported as ``<name>-<n>`` for each n.
 
     ``per: corpus`` ([LoL] §7.2): unique n-grams / all n-grams over every response, lowercased whitespace words.
     ``per: prompt`` (Quark's ``distinctness``, which [FG]'s detox numbers follow): per prompt over its samples,
