@@ -117,6 +117,8 @@ def variant(task: TaskConfig, trial: Trial) -> TaskConfig:
         values.update({p: trial.seed for p in seed_paths(task)})
     if trial.split is not None:
         values["evaluation.split"] = trial.split
+        # a task that already samples val as an extra split ([LoL]) samples it as the main one here
+        values["evaluation.extra_splits"] = [s for s in task.evaluation.extra_splits if s != trial.split]
     if not values:
         return task
     raw = to_dict(task)

@@ -121,6 +121,15 @@ def test_seeds_and_a_sweep_become_trial_partitions_whose_configs_differ_only_the
     assert trials.resolve(plain, "dpo")[0] is plain
 
 
+def test_a_sweep_of_a_task_that_already_samples_val_as_an_extra_split():
+    task = load_config(task_config_path("comet"), ["policy.sweep={nll: {lr: [1.0e-5, 1.0e-4]}}"])
+    assert task.evaluation.extra_splits == ["val"]
+    val, _ = trials.resolve(task, "nll@lr=1e-05@split=val")
+    assert (val.evaluation.split, val.evaluation.extra_splits) == ("val", [])
+    test, _ = trials.resolve(task, "nll@lr=1e-05")
+    assert (test.evaluation.split, test.evaluation.extra_splits) == ("test", ["val"])
+
+
 def test_a_sweep_of_an_undeclared_algorithm_fails_with_its_path():
     with pytest.raises(ValueError, match=r"policy.sweep: \['rlhf'\] are not in policy.algorithms"):
         load_config(task_config_path("demo"), ["policy.sweep={rlhf: {lr: [1.0e-4]}}"])
