@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from rlhf_core.config_models import ModelSource
 from rlhf_core.config_parse import ConfigError, parse_section
-from rlhf_core.config_train import TrainConfig
+from rlhf_core.config_train import GenerationConfig, TrainConfig
 
 # The online policy partitions and the update rule each runs.
 ONLINE_SEMANTICS = {"ppo": "legacy_step", "grpo": "grpo", "fg_ppo": "fine_grained"}
@@ -163,6 +163,25 @@ ALGORITHMS = (*OFFLINE_ALGORITHMS, *PREFERENCE_ALGORITHMS, "pro", *ONLINE_SEMANT
 
 
 @dataclass(frozen=True)
+class ValidationConfig:
+    """[LoL] validation while the offline family trains (docs/sources.md §6.2, §7.2): ``per_epoch`` times an epoch
+    (the seed's ``-vf``), the policy samples the val prompts (beam search and repetition penalty as the seed's
+    final pass) and each reward column's mean is kept in the policy artifact's history; ``metric`` (a reward
+    component, or ``reward`` for R, the seed's final_reward) is the one the aggregate table's best and worst
+    validation columns report."""
+
+    per_epoch: int
+    metric: str = "reward"
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128))
+    num_beams: int = 2
+    repetition_penalty: float = 2.5
+
+    def __post_init__(self) -> None:
+        if self.per_epoch < 1:
+            raise ConfigError(f"policy.validation.per_epoch: at least 1, got {self.per_epoch}")
+
+
+@dataclass(frozen=True)
 class PolicyConfig:
     """RL from the SFT reference (or ``init``); one partition per algorithm."""
 
@@ -175,6 +194,7 @@ class PolicyConfig:
     prompts: str | None = None  # the online algorithms' and the evaluation's prompts (default: sft.data)
     ppo_clip: float | None = None  # epsilon of the importance-weight clip; None: no clip
     kl_beta: float = 0.0  # a_lol_kl; also r_lol and a_lol (with ppo_clip 0), the [LoL] --kl_beta
+    validation: ValidationConfig | None = None  # the offline family's validation history ([LoL]); None: none
     dpo_beta: float = 0.1
     sampling: Literal["uniform", "priority"] = "uniform"
     pro_sft_weight: float = 0.05  # weight of PRO's SFT term ([LoL] pro_qlora_llama_hh.py)
