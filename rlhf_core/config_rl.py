@@ -234,3 +234,16 @@ class PolicyConfig:
             )
         if "grpo" in self.algorithms and self.ppo.samples_per_prompt < 2:
             raise ConfigError(f"grpo needs policy.ppo.samples_per_prompt >= 2, got {self.ppo.samples_per_prompt}")
+        if "a_lol_kl" in self.algorithms:
+            self._check_kl_beta()
+
+    def _check_kl_beta(self) -> None:
+        """a_lol_kl needs a beta > 0 (with 0 it is a_lol_ref_free); the seed gives none to copy (docs/sources.md
+        §10.3), so it is set for a_lol_kl alone (overrides or a sweep), which leaves R-LoL's and A-LoL's as they are."""
+        betas = self.sweep.get("a_lol_kl", {}).get("kl_beta") or [self.overrides.get("a_lol_kl", {}).get("kl_beta")]
+        betas = [self.kl_beta if b is None else float(b) for b in betas]
+        if not all(b > 0 for b in betas):
+            raise ConfigError(
+                f"a_lol_kl needs a kl_beta > 0, got {betas}: set policy.overrides.a_lol_kl.kl_beta "
+                "(docs/sources.md §10.3)"
+            )
