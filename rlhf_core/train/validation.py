@@ -14,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 VALIDATION = "validation"  # the history key of a step's validation record
 VALIDATION_FILE = "validation.csv"  # the history in a policy artifact (and beside its generations)
 
@@ -40,6 +38,8 @@ class Validation:
         return self.point(step)[1] % self.every == 0
 
     def __call__(self, model: Any, step: int) -> dict[str, float]:
+        import torch
+
         epoch, within = self.point(step)
         with torch.random.fork_rng():  # sampling seeds the generator; training's dropout draws stay as they were
             return {"epoch": epoch, "step": within, **self.score(model)}
