@@ -134,13 +134,15 @@ def build(task: TaskConfig) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=key(task, "leaderboard"),
         group_name=group,
-        ins={"evaluations": asset_in(task, "evaluation")},
+        # generations: each policy's validation history travels with its samples (no weights fetched)
+        ins={"evaluations": asset_in(task, "evaluation"), "generations": asset_in(task, "generations")},
         **declared(task, evaluation.leaderboard),
         kinds={"csv"},
         description=f"One row per algorithm; exported to data/artifacts/{task.task}/leaderboard.csv.",
     )
-    def leaderboard(artifacts: ArtifactStoreResource, evaluations):
+    def leaderboard(artifacts: ArtifactStoreResource, evaluations, generations):
         store = artifacts.store()
-        return output(*evaluation.leaderboard(task, store, evaluations, store.root / task.task / "leaderboard.csv"))
+        export = store.root / task.task / "leaderboard.csv"
+        return output(*evaluation.leaderboard(task, store, evaluations, generations, export))
 
     return [policy, generations, evaluation_, leaderboard]

@@ -35,7 +35,7 @@ from rlhf_core.config_rm import (
     RewardModelEvalConfig,
     RewardModelSpec,
 )
-from rlhf_core.config_train import LoraConfig, TrainConfig
+from rlhf_core.config_train import GenerationConfig, LoraConfig, TrainConfig
 from rlhf_core.registry import declared_names
 
 # The packages whose modules register loaders and builders, and scorers (read, not imported, here).
@@ -158,16 +158,6 @@ class SFTConfig:
     data: str  # dataset name with prompt/completion columns
     model: ModelSource
     train: TrainConfig
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    max_new_tokens: int = 48
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0  # nucleus sampling ([CRS] 0.9); 1.0: off
-    batch_size: int = 64
 
 
 @dataclass(frozen=True)
@@ -324,6 +314,9 @@ class TaskConfig:
                 {rank_by} if any(rank_by.startswith(m) for m in metrics) else set()
             )  # "distinct" -> "distinct-2"
             named.append(("evaluation.rank_by", rank_by, {"reward", *scorers, *metrics, *by_metric}))
+        validation = self.policy.validation if self.policy else None
+        if validation is not None:  # a column of R's scores: a component or R itself
+            named.append(("policy.validation.metric", validation.metric, {"reward", *scorers}))
         for where, name, known in named:
             if name not in known:
                 raise ConfigError(f"{where}: unknown name {name!r}; known: {sorted(known)}")

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from rlhf_core.config_models import ModelSource
 from rlhf_core.config_parse import ConfigError, parse_section
-from rlhf_core.config_train import TrainConfig
+from rlhf_core.config_train import GenerationConfig, TrainConfig
 
 # The online policy partitions and the update rule each runs.
 ONLINE_SEMANTICS = {"ppo": "legacy_step", "grpo": "grpo", "fg_ppo": "fine_grained"}
@@ -163,6 +163,25 @@ ALGORITHMS = (*OFFLINE_ALGORITHMS, *PREFERENCE_ALGORITHMS, "pro", *ONLINE_SEMANT
 
 
 @dataclass(frozen=True)
+class ValidationConfig:
+    """[LoL] validation while the offline family trains (docs/sources.md §6.2, §7.2): ``per_epoch`` times an epoch
+    (the seed's ``-vf``), the policy samples the val prompts (beam search and repetition penalty as the seed's
+    final pass) and each reward column's mean is kept in the policy artifact's history; ``metric`` (a reward
+    component, or ``reward`` for R, the seed's final_reward) is the one the aggregate table's best and worst
+    validation columns report."""
+
+    per_epoch: int
+    metric: str = "reward"
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128))
+    num_beams: int = 2
+    repetition_penalty: float = 2.5
+
+    def __post_init__(self) -> None:
+        if self.per_epoch < 1:
+            raise ConfigError(f"policy.validation.per_epoch: at least 1, got {self.per_epoch}")
+
+
+@dataclass(frozen=True)
 class PolicyConfig:
     """RL from the SFT reference (or ``init``); one partition per algorithm."""
 
@@ -175,6 +194,7 @@ class PolicyConfig:
     prompts: str | None = None  # the online algorithms' and the evaluation's prompts (default: sft.data)
     ppo_clip: float | None = None  # epsilon of the importance-weight clip; None: no clip
     kl_beta: float = 0.0  # a_lol_kl; also r_lol and a_lol (with ppo_clip 0), the [LoL] --kl_beta
+    validation: ValidationConfig | None = None  # the offline family's validation history ([LoL]); None: none
     dpo_beta: float = 0.1
     sampling: Literal["uniform", "priority"] = "uniform"
     pro_sft_weight: float = 0.05  # weight of PRO's SFT term ([LoL] pro_qlora_llama_hh.py)
@@ -214,3 +234,16 @@ class PolicyConfig:
             )
         if "grpo" in self.algorithms and self.ppo.samples_per_prompt < 2:
             raise ConfigError(f"grpo needs policy.ppo.samples_per_prompt >= 2, got {self.ppo.samples_per_prompt}")
+        if "a_lol_kl" in self.algorithms:
+            self._check_kl_beta()
+
+    def _check_kl_beta(self) -> None:
+        """a_lol_kl needs a beta > 0 (with 0 it is a_lol_ref_free); the seed gives none to copy (docs/sources.md
+        §10.3), so it is set for a_lol_kl alone (overrides or a sweep), which leaves R-LoL's and A-LoL's as they are."""
+        betas = self.sweep.get("a_lol_kl", {}).get("kl_beta") or [self.overrides.get("a_lol_kl", {}).get("kl_beta")]
+        betas = [self.kl_beta if b is None else float(b) for b in betas]
+        if not all(b > 0 for b in betas):
+            raise ConfigError(
+                f"a_lol_kl needs a kl_beta > 0, got {betas}: set policy.overrides.a_lol_kl.kl_beta "
+                "(docs/sources.md §10.3)"
+            )

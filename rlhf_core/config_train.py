@@ -1,4 +1,5 @@
-"""Optimiser, loop and adapter settings shared by every trainer (beside ``config.py``, which re-exports them)."""
+"""Optimiser, loop, adapter and sampling settings shared by every trainer (beside ``config.py``, which re-exports
+them)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,18 @@ class TrainConfig:
     max_length: int = 128
     checkpoint_every: int = 200  # optimizer steps between resumable checkpoints
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """How a stage samples from a policy (evaluation, V_ref, validation during training)."""
+
+    max_new_tokens: int = 48
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0  # nucleus sampling ([CRS] 0.9); 1.0: off
+    batch_size: int = 64
 
 
 @dataclass(frozen=True)

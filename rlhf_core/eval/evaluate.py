@@ -82,16 +82,44 @@ def flat_summary(results: list[tuple[str, str, dict[str, float]]]) -> dict[str, 
     return flat
 
 
-def aggregate_table(summaries: pd.DataFrame, task: str, baseline_model: str, splits: list[str]) -> pd.DataFrame:
+def seed_name(column: str) -> str:
+    """A reward column under the [LoL] aggregator's name: R is its ``final_reward``."""
+    return "final_reward" if column == "reward" else column
+
+
+def best_and_worst(history: pd.DataFrame, metric: str) -> dict[str, Any]:
+    """The [LoL] aggregator's best and worst validation points (docs/sources.md §7.2) of a validation history
+    (``epoch``, ``step`` and one column per reward column): the epoch, step and value of the highest and of the
+    lowest ``metric``, the first such point on a tie (the seed keeps a point only when it beats the one kept)."""
+    values = history[metric].astype(float)
+    out: dict[str, Any] = {}
+    for side, at in (("best", values.idxmax()), ("worst", values.idxmin())):
+        out.update({f"{side} e": int(history.at[at, "epoch"]), f"{side} s": int(history.at[at, "step"])})
+        out[f"{side} V {seed_name(metric)}"] = float(values[at])
+    return out
+
+
+def aggregate_table(
+    summaries: pd.DataFrame, task: str, baseline_model: str, splits: list[str], metric: str | None = None
+) -> pd.DataFrame:
     """The [LoL] aggregator's layout (docs/sources.md §7.2): one row per algorithm, ``task_name, baseline_model,
-    algorithm``, then ``"{split}_{segment} {key}"`` for the generations of every split, then the references (the
-    seed's val_gen, test_gen, val_gold, test_gold), rounded to 3 decimals. The seed's best/worst validation columns
-    need a validation history, which these trainers do not keep, so they are left out; the algorithm column holds
-    this pipeline's algorithm names, not the seed's hard-coded suffixes."""
+    algorithm``; with the validation ``metric``, its best and worst validation points (``best_and_worst``'s
+    columns, in ``summaries`` where the algorithm has a history, else NA) and its final value on each split
+    (``val_{metric}``, ``test_{metric}``); then ``"{split}_{segment} {key}"`` for the generations of every split,
+    then the references (the seed's val_gen, test_gen, val_gold, test_gold), rounded to 3 decimals. The algorithm
+    column holds this pipeline's algorithm names, not the seed's hard-coded suffixes."""
     grouped = [
         c for segment in (GEN, GOLD) for split in splits for c in summaries if c.startswith(f"{split}_{segment} ")
     ]
     out = summaries[["algorithm", *grouped]].copy()
+    if metric is not None:
+        name = seed_name(metric)
+        points = [f"{side} {c}" for side in ("best", "worst") for c in ("e", "s", f"V {name}")]
+        finals = {f"{split}_{name}": summaries[f"{split}_{GEN} {metric}"] for split in splits}
+        head = summaries.reindex(columns=points).assign(**finals)
+        for side in ("best", "worst"):  # whole numbers, NA where there is no history
+            head[[f"{side} e", f"{side} s"]] = head[[f"{side} e", f"{side} s"]].astype("Int64")
+        out = pd.concat([out[["algorithm"]], head, out[grouped]], axis=1)
     out.insert(0, "baseline_model", baseline_model)
     out.insert(0, "task_name", task)
     return out.round(3)

@@ -228,6 +228,24 @@ class ScoreJudge:
         return [{"score": o} for o in out], [f"{a:.6g} vs {b:.6g}" for a, b in zip(first, second)]
 
 
+PAIR_KEYS = ["id", "prompt", "split", "sample"]  # a prompt's k-th sample on one split
+
+
+def paired_rows(model: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
+    """The pairs a judge compares, from two evaluation tables: the model's k-th sample of a prompt against the
+    baseline's k-th sample of the same prompt on the same split (``PAIR_KEYS``), so with k samples per prompt
+    each prompt gives k pairs and every generation is in exactly one. The references (segment ``gold``) are
+    no policy's samples and are left out. The baseline's columns get the suffix ``_baseline``."""
+    from rlhf_core.eval.evaluate import GEN
+
+    def generations(rows: pd.DataFrame) -> pd.DataFrame:
+        return rows[rows["segment"] == GEN] if "segment" in rows else rows
+
+    return generations(model).merge(
+        generations(baseline), on=PAIR_KEYS, suffixes=("", "_baseline"), validate="one_to_one"
+    )
+
+
 def compare(judge: ChatJudge | ScoreJudge, prompts: list[str], model: list[str], baseline: list[str]) -> pd.DataFrame:
     """Each prompt asked in both orders: one row per (prompt, order) with the outcome for ``model``
     per criterion ("win", "tie", "loss", or None where the reply could not be parsed)."""

@@ -53,9 +53,14 @@ class Algorithm:
     learns_from: Literal["value", "pairs", "prompts"]  # A-LoL's value table, the preference pairs, or samples
     spreads: bool  # trains on the engine's prepared model, which spreads over the launcher's processes
     scored_by_r: bool = False  # its samples are scored by the task's reward R (its weights and transforms)
+    validates: bool = False  # it samples the val prompts while training when the task sets policy.validation
 
     def reads(self, task: TaskConfig) -> list[str]:
-        return [*self.section, *(reward_terms(task) if self.scored_by_r else [])]
+        return [*self.section, *(reward_terms(task) if self.scored(task) else [])]
+
+    def scored(self, task: TaskConfig) -> bool:
+        """Whether it scores its own samples with R, through the task's scorers (which are then its parents)."""
+        return self.scored_by_r or (self.validates and task.policy.validation is not None)
 
 
 ALGORITHMS: Registry[Algorithm] = Registry("algorithm")
@@ -73,32 +78,75 @@ def algorithm(*names: str, **declaration: Any) -> Callable[[Callable], Callable]
 
 
 def _saved(run: PolicyRun, rows, result) -> dict[str, Any]:
+    """Save the trained policy, its loss curve and, when it validated while training, its validation history
+    (``validation.csv``: epoch, step and the mean of each reward column on the val prompts)."""
+    import pandas as pd
+
     from rlhf_core.eval.plots import loss_curve
     from rlhf_core.models.load import save_model
+    from rlhf_core.train.validation import VALIDATION, VALIDATION_FILE, validation_history
 
     saved = save_model(result.model, run.tok, run.out, run.start)
     loss_curve(result.history, run.out / "loss_curve.png", f"{run.algorithm} loss")
     last = result.history[-1]
-    return {
+    meta = {
         **saved,
         "algorithm": run.algorithm,
         "train_rows": len(rows),
         "steps": result.steps,
         "final_loss": last["loss"],
         "loss_curve": "loss_curve.png",
-        **{k: v for k, v in last.items() if k not in ("step", "loss", "lr")},
+        **{k: v for k, v in last.items() if k not in ("step", "loss", "lr", VALIDATION)},
     }
+    validation = pd.DataFrame(validation_history(result.history))
+    if validation.empty:
+        return meta
+    validation.to_csv(run.out / VALIDATION_FILE, index=False)
+    return {**meta, "validation": validation}
+
+
+def _val_score(run: PolicyRun) -> Callable[[Any], dict[str, float]] | None:
+    """The policy -> the mean of each of R's score columns over its samples of the val prompts
+    (``policy.validation``; docs/sources.md §6.2), or None when the task does not validate."""
+    cfg = run.ctx.cfg.policy.validation
+    if cfg is None:
+        return None
+    from rlhf_core.eval.generate import generate
+
+    rows = table(run.prompts)
+    prompts = rows[rows["split"] == "val"]["prompt"].tolist()
+    if not prompts:
+        raise ValueError("policy.validation: the prompts table has no val split")
+    reward = reward_function(run.ctx.cfg, run.scorers)
+    seed = run.ctx.cfg.policy.train.seed
+
+    def score(model) -> dict[str, float]:
+        texts = generate(
+            model,
+            run.tok,
+            prompts,
+            cfg.generation,
+            seed,
+            num_beams=cfg.num_beams,
+            repetition_penalty=cfg.repetition_penalty,
+        )
+        scores = reward.scores(prompts, texts)
+        return {c: float(scores[c].mean()) for c in scores.select_dtypes("number")}
+
+    return score
 
 
 @algorithm(
     *OFFLINE_ALGORITHMS,
-    section=("policy.train", "policy.ppo_clip", "policy.kl_beta", "policy.sampling"),
+    section=("policy.train", "policy.ppo_clip", "policy.kl_beta", "policy.sampling", "policy.validation"),
     loss=offline_loss,
     learns_from="value",
     spreads=True,
+    validates=True,
 )
 def offline(run: PolicyRun) -> dict[str, Any]:
-    """[LoL] offline RL on the training rows with their R and A = R - V_ref (docs/sources.md §6.2)."""
+    """[LoL] offline RL on the training rows with their R and A = R - V_ref (docs/sources.md §6.2), validated on
+    the val prompts ``policy.validation.per_epoch`` times an epoch when the task sets it."""
     from rlhf_core.train.offline import train_offline
 
     cfg, rows = run.ctx.cfg, train_rows(run.data)
@@ -106,7 +154,15 @@ def offline(run: PolicyRun) -> dict[str, Any]:
         run,
         rows,
         train_offline(
-            run.model, run.tok, rows, run.algorithm, cfg.policy.train, run.work, cfg.policy, compute=cfg.compute
+            run.model,
+            run.tok,
+            rows,
+            run.algorithm,
+            cfg.policy.train,
+            run.work,
+            cfg.policy,
+            compute=cfg.compute,
+            score=_val_score(run),
         ),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,12 @@ GENERATION_READS = [
 @stage(lambda task: [f"evaluation.{f}" for f in GENERATION_READS] + ["seed"])
 def generations(ctx: Context, algorithm: str, policy: ArtifactRef, prompts: ArtifactRef) -> Result:
     """One policy's samples on the evaluation prompts (every evaluated split, ``samples_per_prompt`` each), with the
-    prompts' own columns (references, knowledge) and each sample's token count."""
+    prompts' own columns (references, knowledge) and each sample's token count; beside them, the policy's
+    validation history (``validation.csv``) when it kept one."""
     from rlhf_core.eval.evaluate import clean_response, evaluation_prompts
     from rlhf_core.eval.generate import generate
     from rlhf_core.models.load import load_policy
+    from rlhf_core.train.validation import VALIDATION_FILE
 
     cfg = ctx.cfg.evaluation
 
@@ -53,6 +56,10 @@ def generations(ctx: Context, algorithm: str, policy: ArtifactRef, prompts: Arti
         rows["completion_tokens"] = [len(ids) for ids in tok(raw, add_special_tokens=False)["input_ids"]]
         rows["completion"] = [clean_response(t, cfg.stop_at, cfg.strip_suffixes) for t in raw]
         write_table(rows, out / TABLE)
+        # The policy's validation history travels with its samples, so the leaderboard never fetches weights.
+        history = policy.dir / VALIDATION_FILE
+        if history.exists():
+            shutil.copyfile(policy.file(VALIDATION_FILE), out / VALIDATION_FILE)
         return {
             "rows": len(rows),
             "empty_completions": int((rows["completion"].str.strip() == "").sum()),
@@ -101,6 +108,7 @@ def _leaderboard_reads(task) -> list[str]:
         "evaluation.split",
         "evaluation.extra_splits",
         "evaluation.metrics",  # the legend names each metric and its parameters
+        "policy.validation.metric",
         "seed",
         "policy.overrides",
         "sft.model",
@@ -110,12 +118,16 @@ def _leaderboard_reads(task) -> list[str]:
 
 
 @stage(_leaderboard_reads)
-def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path) -> Result:
+def leaderboard(
+    ctx: Context, evaluations: dict[str, ArtifactRef], generations: dict[str, ArtifactRef], export: Path
+) -> Result:
     """One row per algorithm, best first by ``evaluation.rank_by``, each metric with its bootstrap 95%
     interval over prompts and, over several training seeds, its std; swept algorithms at their best
     setting on val. Also exported as CSV to ``export`` (the intervals and the sweep beside it, and what
     each column means: ``leaderboard_legend.csv``). With several evaluated splits or gold rows, every
-    group's values also go to ``aggregate.csv`` beside it, in [LoL]'s layout."""
+    group's values also go to ``aggregate.csv`` beside it, in [LoL]'s layout, with the best and worst
+    points of each policy's validation history (carried by its ``generations``) when the task validates
+    while training."""
     from rlhf_core.eval.board import leaderboard as board_tables
     from rlhf_core.eval.evaluate import GEN, aggregate_table
     from rlhf_core.eval.legend import leaderboard_legend
@@ -124,13 +136,15 @@ def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path)
     cfg = ctx.cfg.evaluation
     rank_by = cfg.rank_by
     full = {key: ref.meta()["metadata"]["summary"] for key, ref in evaluations.items()}
+    validation = ctx.cfg.policy.validation
+    metric = validation.metric if validation is not None else None
     # The ranked split's own values (a key with a space names another split's or the references' value).
     summaries = {key: {k: v for k, v in s.items() if " " not in k} for key, s in full.items()}
     tables = {key: _ranked_rows(table(ref), cfg.split, GEN) for key, ref in evaluations.items()}
     overrides = {k: dict(v) for k, v in ctx.cfg.policy.overrides.items()}
     parts = board_tables(summaries, tables, rank_by, ctx.cfg.seed, overrides)
     rows = parts["board"]
-    summaries_frame = pd.DataFrame(list(full.values()))
+    summaries_frame = pd.DataFrame([{**full[key], **_validation_points(generations.get(key), metric)} for key in full])
 
     grouped = any(" " in k for s in full.values() for k in s)
     start = ctx.cfg.sft.model if ctx.cfg.sft is not None else ctx.cfg.policy.init  # the seed's baseline_model
@@ -143,8 +157,8 @@ def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path)
         pd.DataFrame(list(legend.items()), columns=["column", "meaning"]).to_csv(out / LEGEND, index=False)
         if grouped:
             aggregate_table(
-                summaries_frame, ctx.task, start.hub_id or start.path or "init", [*cfg.extra_splits, cfg.split]
-            ).to_csv(out / "aggregate.csv", index=False, float_format="%.3f")
+                summaries_frame, ctx.task, start.hub_id or start.path or "init", [*cfg.extra_splits, cfg.split], metric
+            ).to_csv(out / "aggregate.csv", index=False, float_format="%.3f", na_rep="NA")
         bar_chart(rows, "algorithm", list(dict.fromkeys([rank_by, "reward"])), out / "leaderboard.png")
         shown = [
             "algorithm",
@@ -168,12 +182,25 @@ def leaderboard(ctx: Context, evaluations: dict[str, ArtifactRef], export: Path)
         }
         return {**meta, "sweep": parts["sweep"]} if not parts["sweep"].empty else meta
 
-    ref, meta = ctx.build("leaderboard", None, evaluations, build)
+    parents = {**evaluations, **{f"generations/{k}": r for k, r in generations.items()}} if metric else evaluations
+    ref, meta = ctx.build("leaderboard", None, parents, build)
     export_copy(ref.file("leaderboard.csv"), export)
     export_copy(ref.file(LEGEND), export.with_name(LEGEND))
     if grouped:
         export_copy(ref.file("aggregate.csv"), export.with_name("aggregate.csv"))
     return ref, {**meta, "exported_to": str(export)}
+
+
+def _validation_points(gen: ArtifactRef | None, metric: str | None) -> dict[str, Any]:
+    """The best and worst validation points of ``metric`` in the history of the policy that sampled ``gen``;
+    none for a policy that kept no history (the starting policy, an algorithm that does not validate) or a
+    task without a metric."""
+    from rlhf_core.eval.evaluate import best_and_worst
+    from rlhf_core.train.validation import VALIDATION_FILE
+
+    if metric is None or gen is None or not (gen.dir / VALIDATION_FILE).exists():
+        return {}
+    return best_and_worst(pd.read_csv(gen.file(VALIDATION_FILE)), metric)
 
 
 def export_copy(src: Path, export: Path) -> None:

@@ -1,4 +1,5 @@
-"""The judge stage: pairwise win rates of each policy's samples against a baseline's, on the same prompts."""
+"""The judge stage: pairwise win rates of each policy's samples against a baseline's, on the same prompts (a
+prompt's k-th sample against the baseline's k-th: ``rlhf_core.eval.judge.paired_rows``)."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def judge_win_rates(
     A chat judge's replies are cached by content under ``<store>/<task>/judge_replies.sqlite``, shared
     by every run of the task: a re-run, even with other policies, asks only for pairs it has not seen.
     """
-    from rlhf_core.eval.judge import agreement, compare, win_rates
+    from rlhf_core.eval.judge import agreement, compare, paired_rows, win_rates
 
     cfg = ctx.cfg.evaluation.judge
     pairs = comparisons(list(evaluations), cfg.against, [list(p) for p in cfg.pairs])
@@ -91,9 +92,7 @@ def judge_win_rates(
         sources = prompts.set_index("id")[cfg.source_column] if cfg.source_column else None
         rates, agree, verdicts = [], [], []
         for model, baseline in pairs:
-            rows = table(evaluations[model]).merge(
-                table(evaluations[baseline]), on=["id", "prompt"], suffixes=("", "_baseline")
-            )
+            rows = paired_rows(table(evaluations[model]), table(evaluations[baseline]))
             shown = [p.removeprefix(cfg.strip_prefix) for p in rows["prompt"]]
             outcomes = compare(judge, shown, rows["completion"].tolist(), rows["completion_baseline"].tolist())
             outcomes.insert(0, "id", rows["id"].to_numpy()[outcomes["pair"]])

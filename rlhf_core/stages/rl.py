@@ -150,10 +150,9 @@ def policy(
         return ctx.build("policy", BASELINE, {}, build_start, algorithm=algorithm)
     entry = ALGORITHMS.get(algorithm)
     data = {"value": value, "pairs": pairs}.get(entry.learns_from)
-    if entry.learns_from == "prompts":
-        parents = {"prompts": prompts, **{f"scorer/{c}": r for c, r in scorers.items()}}
-    else:
-        parents = {"data": data}
+    parents = {} if entry.learns_from == "prompts" else {"data": data}
+    if entry.learns_from == "prompts" or entry.scored(ctx.cfg):  # it samples prompts and scores them with R
+        parents |= {"prompts": prompts, **{f"scorer/{c}": r for c, r in scorers.items()}}
 
     def build(out: Path, work: Path) -> dict[str, Any]:
         model, tok = _start(ctx, sft, ctx.cfg.compute.quantization)

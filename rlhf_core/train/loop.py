@@ -37,6 +37,7 @@ import torch
 from rlhf_core.config import ComputeConfig, TrainConfig
 from rlhf_core.progress import progress_bar
 from rlhf_core.train.checkpoint_dir import base_name, complete_copy, publish
+from rlhf_core.train.validation import VALIDATION, Validation
 
 StepFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
@@ -221,8 +222,14 @@ class Engine:
             finally:
                 model.train()
 
-    def run(self, order: BatchOrder, step_fn: StepFn, work_dir: Path, desc: str) -> LoopResult:
+    def run(
+        self, order: BatchOrder, step_fn: StepFn, work_dir: Path, desc: str, validate: Validation | None = None
+    ) -> LoopResult:
+        """Train to ``self.steps``; with ``validate``, rank 0 validates the policy at its points and the record
+        goes into that step's history (the other ranks wait for it)."""
         acc = self.accelerator
+        if validate is not None and self.sharded:
+            raise ValueError("validation while training samples on rank 0 alone: not under ZeRO-3 or FSDP")
         root = Path(work_dir) / "checkpoints"
         start, history = self._resume(root)
         world, rank = acc.num_processes, acc.process_index
@@ -266,6 +273,11 @@ class Engine:
                     **record,
                 }
             )
+            if validate is not None and validate.due(step + 1):
+                if acc.is_main_process:
+                    with acc.autocast():
+                        history[-1][VALIDATION] = validate(self.unwrapped, step + 1)
+                acc.wait_for_everyone()
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", refresh=False)
             if (step + 1) % self.train.checkpoint_every == 0 and step + 1 < self.steps:
                 self._save(root, step + 1, history)

@@ -8,7 +8,9 @@ The reference model (the SFT checkpoint) is frozen; its log-probs are computed p
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -17,6 +19,7 @@ from rlhf_core.config import ComputeConfig, PolicyConfig, TrainConfig
 from rlhf_core.train.batching import collate, encode_pairs, token_logprobs
 from rlhf_core.train.loop import BatchOrder, Engine, LoopResult, total_steps
 from rlhf_core.train.losses import NEEDS_ADVANTAGE, NEEDS_REFERENCE, dpo_loss, offline_loss
+from rlhf_core.train.validation import Validation
 
 
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
@@ -41,9 +44,13 @@ def train_offline(
     policy_cfg: PolicyConfig | None = None,
     compute: ComputeConfig | None = None,
     desc: str | None = None,
+    score: Callable[[Any], dict[str, float]] | None = None,
 ) -> LoopResult:
     """Train ``policy`` in place on prompt/completion rows with one offline algorithm (``desc``: the
-    progress label, by default the algorithm's name; SFT, which trains with nll, says ``train``)."""
+    progress label, by default the algorithm's name; SFT, which trains with nll, says ``train``).
+
+    With ``policy_cfg.validation``, ``score`` (the policy -> its reward columns' means on the val prompts)
+    runs ``per_epoch`` times an epoch, whose steps shrink with priority sampling as the step count does."""
     enc = encode_pairs(tokenizer, rows["prompt"].tolist(), rows["completion"].tolist(), train.max_length)
     reward = torch.tensor(rows["reward"].to_numpy(), dtype=torch.float32) if "reward" in rows else None
     advantage = torch.tensor(rows["advantage"].to_numpy(), dtype=torch.float32) if "advantage" in rows else None
@@ -61,6 +68,12 @@ def train_offline(
         scale = float((weights > 0).float().mean()) if algorithm in NEEDS_ADVANTAGE else 1.0
     order = BatchOrder(len(rows), train.batch_size, train.seed, weights)
     engine = Engine(policy, train, total_steps(train, len(rows), scale), compute)
+    validate = None
+    if policy_cfg is not None and policy_cfg.validation is not None:
+        if score is None:
+            raise ValueError("policy.validation is set: the trainer needs the val prompts' scorer")
+        epoch_steps = max(1, int(order.steps_per_epoch * scale))  # the seed's int(n_steps * (1 - ratio))
+        validate = Validation(policy_cfg.validation.per_epoch, epoch_steps, score)
     ref = ref if ref is None else ref.to(engine.device)
 
     def step_fn(idx: torch.Tensor):
@@ -83,7 +96,7 @@ def train_offline(
         )
         return losses.mean(), {"nll_per_token": float(-(logp.detach().sum() / mask.sum()))}
 
-    return engine.run(order, step_fn, work_dir, desc or algorithm)
+    return engine.run(order, step_fn, work_dir, desc or algorithm, validate)
 
 
 def train_dpo(

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from rlhf_core.config import ConfigError, load_config, task_config_path, tasks_dir
+from rlhf_core.stages.trials import Trial, variant
 
 
 def test_every_task_config_loads():
@@ -70,6 +71,18 @@ def test_fg_ppo_starts_from_the_fine_grained_defaults():
 def test_policy_sections_are_checked(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(task_config_path("demo"), [override])
+
+
+def test_a_lol_kl_needs_its_own_beta_and_validation_a_reward_column():
+    with pytest.raises(ConfigError, match=r"a_lol_kl needs a kl_beta > 0, got \[0.0\]"):
+        load_config(task_config_path("comet"), ["policy.algorithms=[a_lol, a_lol_kl]"])
+    cfg = load_config(
+        task_config_path("comet"),
+        ["policy.algorithms=[a_lol, a_lol_kl]", "policy.overrides={a_lol_kl: {kl_beta: 0.1}}"],
+    )
+    assert (variant(cfg, Trial("a_lol_kl")).policy.kl_beta, variant(cfg, Trial("a_lol")).policy.kl_beta) == (0.1, 0.0)
+    with pytest.raises(ConfigError, match="policy.validation.metric: unknown name 'meteor'"):
+        load_config(task_config_path("comet"), ["policy.validation.metric=meteor"])
 
 
 def test_a_revision_that_is_not_a_commit_sha_is_flagged(caplog):

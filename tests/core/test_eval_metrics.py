@@ -11,6 +11,7 @@ import pytest
 from rlhf_core.config import MetricSpec
 from rlhf_core.eval.evaluate import (
     aggregate_table,
+    best_and_worst,
     clean_response,
     flat_summary,
     groups,
@@ -245,3 +246,67 @@ def test_the_aggregate_table_is_laid_out_as_the_lol_aggregator():
         "test_gold reward",
     ]
     assert table.iloc[0].tolist() == ["comet", "gpt2", "a_lol", 0.412, 0.5, 0.6, 0.7]
+
+
+def test_best_and_worst_validation_points_are_the_first_highest_and_lowest():
+    # Four points over two epochs; 0.6 is reached twice (the first is kept, as the seed's strict ">" does) and
+    # 0.2 is the lowest.
+    history = pd.DataFrame(
+        {"epoch": [1, 1, 2, 2], "step": [8, 16, 8, 16], "reward": [0.4, 0.6, 0.2, 0.6], "p_valid_model": [1, 2, 3, 4]}
+    )
+    assert best_and_worst(history, "reward") == {
+        "best e": 1,
+        "best s": 16,
+        "best V final_reward": 0.6,  # R under the seed's name
+        "worst e": 2,
+        "worst s": 8,
+        "worst V final_reward": 0.2,
+    }
+    points = best_and_worst(history, "p_valid_model")
+    assert (points["best e"], points["best s"], points["worst e"], points["worst s"]) == (2, 16, 1, 8)
+
+
+def test_the_aggregate_table_has_the_seeds_validation_columns_with_a_metric():
+    summaries = pd.DataFrame(
+        [
+            {
+                "algorithm": "a_lol",
+                **{"best e": 2, "best s": 16, "best V p_valid_model": 0.71234},
+                **{"worst e": 1, "worst s": 8, "worst V p_valid_model": 0.2},
+                "val_gen p_valid_model": 0.65,
+                "test_gen p_valid_model": 0.6,
+                "val_gold p_valid_model": 0.9,
+                "test_gold p_valid_model": 0.8,
+            },
+            {  # the starting policy kept no validation history
+                "algorithm": "sft",
+                "val_gen p_valid_model": 0.5,
+                "test_gen p_valid_model": 0.4,
+                "val_gold p_valid_model": 0.9,
+                "test_gold p_valid_model": 0.8,
+            },
+        ]
+    )
+    table = aggregate_table(summaries, "comet", "gpt2", ["val", "test"], "p_valid_model")
+    assert list(table.columns) == [
+        "task_name",
+        "baseline_model",
+        "algorithm",
+        "best e",
+        "best s",
+        "best V p_valid_model",
+        "worst e",
+        "worst s",
+        "worst V p_valid_model",
+        "val_p_valid_model",
+        "test_p_valid_model",
+        "val_gen p_valid_model",
+        "test_gen p_valid_model",
+        "val_gold p_valid_model",
+        "test_gold p_valid_model",
+    ]
+    assert table.iloc[0].tolist() == ["comet", "gpt2", "a_lol", 2, 16, 0.712, 1, 8, 0.2, 0.65, 0.6, 0.65, 0.6, 0.9, 0.8]
+    assert table.iloc[1, 3:9].isna().all() and table.iloc[1]["val_p_valid_model"] == 0.5
+    csv = table.to_csv(index=False, float_format="%.3f", na_rep="NA").splitlines()
+    assert csv[1].startswith("comet,gpt2,a_lol,2,16,0.712,1,8,0.200,0.650,0.600,")  # whole epochs and steps
+    assert csv[2].startswith("comet,gpt2,sft,NA,NA,NA,NA,NA,NA,0.500,0.400,")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlhf_core.eval.judge import PROMPTS, ScoreJudge, agreement, compare, win_rates
+from rlhf_core.eval.judge import PROMPTS, ScoreJudge, agreement, compare, paired_rows, win_rates
 from rlhf_core.stages.judge import Endpoint, comparisons
 
 
@@ -102,6 +102,29 @@ def test_agreement_counts_prompts_where_both_decide_per_source():
     ).set_index("source")
     assert got.loc["oasst", "agreement"] == 1.0 and got.loc["oasst", "undecided"] == 1
     assert got.loc["koala", "agreement"] == 0.0 and got.loc["koala", "prompts"] == 1
+
+
+def evaluation_table(samples: list[str], reference: str) -> pd.DataFrame:
+    """One prompt's evaluation rows as the evaluation stage writes them: its k samples, then the reference."""
+    gen = [{"sample": k, "completion": c, "segment": "gen"} for k, c in enumerate(samples)]
+    gold = [{"sample": 0, "completion": reference, "segment": "gold"}]
+    return pd.DataFrame([{"id": "p1", "prompt": "Say hi.", "split": "test", **row} for row in gen + gold])
+
+
+def test_with_k_samples_sample_i_meets_the_baselines_sample_i_once():
+    # Two samples each; the longer response wins. Sample 0: "hello there" beats "hey", sample 1: "hi" loses to
+    # "hello you": one win and one loss, win rate 1/2 over 2 pairs. Pairing every model sample with every
+    # baseline sample (and with the references) would judge 6 pairs: 4 of them wins.
+    model = evaluation_table(["hello there", "hi"], "a reference")
+    baseline = evaluation_table(["hey", "hello you"], "a reference")
+    rows = paired_rows(model, baseline)
+    assert rows[["completion", "completion_baseline"]].values.tolist() == [["hello there", "hey"], ["hi", "hello you"]]
+    judge = ScoreJudge(lambda prompts, completions: [len(c) for c in completions], "length")
+    rates = win_rates(
+        compare(judge, rows["prompt"].tolist(), rows["completion"].tolist(), rows["completion_baseline"].tolist()),
+        "score",
+    )
+    assert (rates["pairs"], rates["win_rate"], rates["loss_rate"]) == (2, 0.5, 0.5)
 
 
 def test_each_policy_is_compared_with_the_baseline_of_its_own_seed_and_never_on_val():

@@ -148,10 +148,12 @@ def run(store, endpoint, n: int, prompt: str = "alpaca_eval"):
     )
     task = load_config(task_config_path("demo"), [f"evaluation.judge={judge}"])
     ids = list(range(n))
-    base = pd.DataFrame(
+    base = pd.DataFrame(  # an evaluation table's rows: one sample per test prompt
         {
             "id": ids,
             "prompt": [f"question {i}" for i in ids],
+            "split": "test",
+            "sample": 0,
             "completion": [f"answer {i}" for i in ids],
             "rm": [0.0] * n,
         }

@@ -71,6 +71,8 @@ EVALUATION_COLUMNS = {
         "density_std",
     ],
 }
+# The metric of each [LoL] generation task's validation history (policy.validation.metric; R as final_reward).
+VALIDATION_METRIC = {"comet": "p_valid_model", "reddit": "final_reward", "faithdial": "faithdial"}
 # Too long for make test (each over 2 minutes on 2 cores: RMs trained, or eight policies): make seeds-check.
 SEEDS_CHECK = {"qa_feedback", "oasst_crs", "comet", "reddit", "faithdial"}
 
@@ -97,12 +99,7 @@ def test_seed_workflow_runs_whole_on_the_tiny_profile(task, tmp_path, monkeypatc
     assert table.notna().all().all(), board.T
     print(f"{task} evaluation table:\n{board.head(1).T}")
     if ALGORITHMS[task] == LOL_FAMILY:  # val and test, generations and references, in the seed aggregator's layout
-        aggregate = pd.read_csv(art / task / "aggregate.csv")
-        assert list(aggregate.columns[:3]) == ["task_name", "baseline_model", "algorithm"]
-        segments = [c.split(" ")[0] for c in aggregate.columns[3:]]
-        assert list(dict.fromkeys(segments)) == ["val_gen", "test_gen", "val_gold", "test_gold"]
-        assert aggregate[[f"{s} reward" for s in dict.fromkeys(segments)]].notna().all().all()
-        print(f"{task} aggregate table:\n{aggregate.head(1).T}")
+        check_aggregate(pd.read_csv(art / task / "aggregate.csv"), task)
     for algorithm in ALGORITHMS[task]:
         records = dg.DagsterInstance.get().fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey([task, "policy"]), asset_partitions=[algorithm]), limit=1
@@ -110,12 +107,36 @@ def test_seed_workflow_runs_whole_on_the_tiny_profile(task, tmp_path, monkeypatc
         meta = {k: v.value for k, v in records.records[0].asset_materialization.metadata.items()}
         if algorithm not in ("ppo", "fg_ppo"):  # PRO and the offline family
             assert meta["steps"] >= 1 and math.isfinite(meta["final_loss"])
+            if algorithm in LOL_FAMILY:  # two validation points in its one epoch (one per step if it has fewer)
+                every = max(1, meta["steps"] // 2)
+                points = [r.data["step"] for r in meta["validation"].records]
+                assert points == [s for s in range(1, meta["steps"] + 1) if s % every == 0]
             continue
         assert meta["steps"] == 2 and meta["stop_reason"] == ""
         assert meta["semantics"] == {"ppo": "legacy_step", "fg_ppo": "fine_grained"}[algorithm]
         assert len(meta["reward_per_step"]) == 2 and all(math.isfinite(r) for r in meta["reward_per_step"])
         if task == "qa_feedback":  # greedy eval on the dev prompts after every step: the best weights are kept
             assert meta["best_step"] in (0, 1, 2) and math.isfinite(meta["best_eval_reward"])
+
+
+def check_aggregate(aggregate: pd.DataFrame, task: str) -> None:
+    """The [LoL] aggregator's columns: the best and worst points of each trained policy's validation history
+    (of the task's policy.validation.metric, two points an epoch on the tiny profile), the metric's final val
+    and test values, then every group's values (docs/sources.md §7.2)."""
+    metric = VALIDATION_METRIC[task]
+    points = [f"{side} {c}" for side in ("best", "worst") for c in ("e", "s", f"V {metric}")]
+    assert list(aggregate.columns[:9]) == ["task_name", "baseline_model", "algorithm", *points]
+    assert list(aggregate.columns[9:11]) == [f"val_{metric}", f"test_{metric}"]
+    segments = [c.split(" ")[0] for c in aggregate.columns[11:]]
+    assert list(dict.fromkeys(segments)) == ["val_gen", "test_gen", "val_gold", "test_gold"]
+    assert aggregate[[f"{s} reward" for s in dict.fromkeys(segments)]].notna().all().all()
+    trained = aggregate[aggregate["algorithm"] != "sft"].set_index("algorithm")
+    assert sorted(trained.index) == sorted(LOL_FAMILY)
+    assert trained[points].notna().all().all(), trained[points]
+    assert trained[["best e", "worst e"]].eq(1).all().all()  # one epoch
+    assert (trained[f"best V {metric}"] >= trained[f"worst V {metric}"]).all()
+    assert aggregate.loc[aggregate["algorithm"] == "sft", points].isna().all().all()  # the start kept no history
+    print(f"{task} aggregate table:\n{aggregate.head(2).T}")
 
 
 @pytest.mark.seeds
