@@ -265,7 +265,7 @@ def print_leaderboard(task_name: str) -> int:
         raise MissingInputError(f"{path} does not exist: run `rlhf run {task_name}` first")
     from rlhf_core.eval.board import readable
 
-    print(f"Leaderboard ({path}; each metric: mean [95% bootstrap interval over prompts], ± std over seeds):")
+    print(f"Leaderboard ({path}; each metric: mean [95% interval over prompts], ± std over seeds):")
     print(readable(pd.read_csv(path)).to_string(index=False))
     legend = path.with_name(LEGEND)
     if legend.exists():  # a leaderboard built before legends were exported has none

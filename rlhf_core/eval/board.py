@@ -1,4 +1,4 @@
-"""The leaderboard's tables: one row per algorithm with bootstrap intervals, seed spread and the chosen setting.
+"""The leaderboard's tables: one row per algorithm with intervals over prompts, seed spread and the chosen setting.
 
 Input: each evaluated trial (``rlhf_core.stages.trials``) with its summary (the evaluation's metadata)
 and its per-sample rows. Where an algorithm was swept, its setting is the one with the best mean
@@ -68,7 +68,7 @@ def choose_settings(runs: pd.DataFrame, rank_by: str) -> tuple[dict[str, str], p
 def leaderboard(
     summaries: dict[str, dict], tables: dict[str, pd.DataFrame], rank_by: str, seed: int, overrides: dict[str, dict]
 ) -> dict[str, pd.DataFrame]:
-    """``board``: per algorithm, each metric's mean over seeds, its 95% bootstrap interval over prompts
+    """``board``: per algorithm, each metric's mean over seeds, its 95% interval over prompts
     (``_lo``, ``_hi``) and, with several seeds, its std over them (``_seed_std``); ``intervals``: the same
     numbers one metric per row; ``sweep``: the swept settings on val and test; ``trials``: every trial."""
     runs = trial_table(summaries)

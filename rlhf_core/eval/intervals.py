@@ -1,4 +1,4 @@
-"""How sure a leaderboard number is: bootstrap 95% intervals over prompts, and the spread over training seeds.
+"""How sure a leaderboard number is: 95% intervals over prompts, and the spread over training seeds.
 
 A metric is a mean of per-row values (a reward component, a length, ...) or a corpus statistic (distinct-n).
 Prompts, not rows, are the unit, so several samples of one prompt move together: the interval answers

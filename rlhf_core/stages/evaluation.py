@@ -121,7 +121,7 @@ def _leaderboard_reads(task) -> list[str]:
 def leaderboard(
     ctx: Context, evaluations: dict[str, ArtifactRef], generations: dict[str, ArtifactRef], export: Path
 ) -> Result:
-    """One row per algorithm, best first by ``evaluation.rank_by``, each metric with its bootstrap 95%
+    """One row per algorithm, best first by ``evaluation.rank_by``, each metric with its 95%
     interval over prompts and, over several training seeds, its std; swept algorithms at their best
     setting on val. Also exported as CSV to ``export`` (the intervals and the sweep beside it, and what
     each column means: ``leaderboard_legend.csv``). With several evaluated splits or gold rows, every
