@@ -4,9 +4,9 @@ wall times are printed.
 
 The tasks are the micro demo under two names (``demo`` and ``demo2``: two tasks, two sets of
 artifacts), each backfilling its SFT model and the assets it depends on (the data; the SFT model
-holds a slot of the pool ``gpu``, two slots per configs/deploy/pools.yaml): the smallest selection
-with a model in it, where a full backfill of the micro demo takes tens of minutes on the 2-core
-development box. Both ways launch the two backfills together, through the same webserver and
+holds a slot of the pool ``gpu``, two slots per configs/deploy/pools.yaml): one run per task, the
+smallest selection with a model in it, where a full backfill of the micro demo takes tens of minutes
+on the 2-core development box. The measured times are in docs/scale.md. Both ways launch the two backfills together, through the same webserver and
 daemon, and differ only in the queue's limit. Each way gets its own database and store, so neither
 reuses the other's artifacts. The runs' start and end times, as the instance recorded them, show
 whether they overlapped.
