@@ -11,6 +11,8 @@
 - ``k8s`` runs the same command in one pod (``dagster_k8s.PipesK8sClient``, the ``k8s`` extra) built
   from ``configs/deploy/k8s_stage_pod.yaml``: ``nvidia.com/gpu`` per process, the artifact store
   mounted at the same path, so the pod reads the inputs and writes the artifact where Dagster finds it.
+  Over ``launcher.nodes`` > 1 it runs one indexed Job of such pods, one per node, with a headless
+  Service giving node 0 the DNS name where torchrun's rendezvous meets (resources/k8s_job.py).
 
 Before a ``subprocess`` or ``k8s`` launch the launcher asks the store for the stage's artifact,
 through the stage's own key computation (the stage called on a ``find_only`` store): when it is
@@ -39,7 +41,7 @@ import yaml
 import rlhf_core
 from resources.artifacts import ArtifactStoreResource
 from rlhf_core.cli.stage import artifact, command_args
-from rlhf_core.config import TaskConfig, accelerate_dir, project_root, to_dict
+from rlhf_core.config import ConfigError, TaskConfig, accelerate_dir, project_root, to_dict
 from rlhf_core.config_launch import LAUNCHER_KINDS, LauncherConfig
 from rlhf_core.stages.base import Result, Stage, done
 from rlhf_core.store import ArtifactStore, NotInStore, hash_key
@@ -78,29 +80,69 @@ class LauncherResource(dg.ConfigurableResource):
             *(flag for asset in sorted(store.rebuild) for flag in ("--rebuild", asset)),
         ]
         spread = stage.spreads(task, *args)
-        command = launch_command(python, cfg, stage_args) if spread else [python, *stage_args]
         env = {"ACCELERATE_USE_CPU": "true"} if cfg.cpu else {}
-        context.log.info(f"{name}: {kind} launch: {' '.join(command)}")
-        if kind == "subprocess":
-            code = str(Path(rlhf_core.__file__).resolve().parents[1])  # this checkout's rlhf_core, first
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (code, os.environ.get("PYTHONPATH")) if p)
-            invocation = dg.PipesSubprocessClient(cwd=str(project_root())).run(
-                context=context, command=command, env=env
-            )
+        if kind == "k8s" and spread and cfg.nodes > 1:
+            invocation = self.k8s_job(context, cfg, store, name, python, stage_args, env)
         else:
-            try:
+            command = launch_command(python, cfg, stage_args) if spread else [python, *stage_args]
+            context.log.info(f"{name}: {kind} launch: {' '.join(command)}")
+            if kind == "subprocess":
+                code = str(Path(rlhf_core.__file__).resolve().parents[1])  # this checkout's rlhf_core, first
+                env["PYTHONPATH"] = os.pathsep.join(p for p in (code, os.environ.get("PYTHONPATH")) if p)
+                invocation = dg.PipesSubprocessClient(cwd=str(project_root())).run(
+                    context=context, command=command, env=env
+                )
+            else:
+                k8s_extra()  # the hint when the extra is missing
                 from dagster_k8s import PipesK8sClient
-            except ImportError:
-                raise RuntimeError("launcher kind k8s needs the k8s extra: pip install -e '.[k8s]'") from None
-            invocation = PipesK8sClient().run(
-                context=context,
-                image=cfg.k8s.image,
-                command=command,
-                namespace=cfg.k8s.namespace,
-                env=env,
-                base_pod_spec=pod_spec(cfg, store.root, cfg.processes if spread else 1),
-            )
+
+                invocation = PipesK8sClient().run(
+                    context=context,
+                    image=cfg.k8s.image,
+                    command=command,
+                    namespace=cfg.k8s.namespace,
+                    env=env,
+                    base_pod_spec=pod_spec(cfg, store.root, cfg.processes if spread else 1),
+                )
         return reported(invocation.get_materialize_result().metadata, name, kind)
+
+    def k8s_job(
+        self,
+        context: dg.AssetExecutionContext,
+        cfg: LauncherConfig,
+        store: ArtifactStore,
+        name: str,
+        python: str,
+        stage_args: list[str],
+        env: dict[str, str],
+    ) -> dg.PipesClientCompletedInvocation:
+        """The stage over ``cfg.nodes`` pods of one indexed Job (resources/k8s_job.py), each pod one
+        torchrun node: its index is its node rank, node 0's DNS name the rendezvous."""
+        k8s_job = k8s_extra()
+        job = k8s_job.job_name(context.run_id, name)
+        command = launch_command(
+            python, cfg, stage_args, node_rank=k8s_job.NODE_RANK, rdzv_endpoint=k8s_job.rdzv_endpoint(job)
+        )
+        context.log.info(f"{name}: k8s launch on {cfg.nodes} nodes: {' '.join(command)}")
+        return k8s_job.run_job(
+            context,
+            name=job,
+            image=cfg.k8s.image,
+            namespace=cfg.k8s.namespace,
+            command=command,
+            env=env,
+            base_pod_spec=pod_spec(cfg, store.root, cfg.processes),
+            nodes=cfg.nodes,
+        )
+
+
+def k8s_extra():
+    """resources.k8s_job, which imports dagster-k8s and kubernetes (the ``k8s`` extra)."""
+    try:
+        from resources import k8s_job
+    except ImportError:
+        raise RuntimeError("launcher kind k8s needs the k8s extra: pip install -e '.[k8s]'") from None
+    return k8s_job
 
 
 def stored(stage: Stage, task: TaskConfig, store: ArtifactStore, args: tuple[Any, ...]) -> Result | None:
@@ -125,24 +167,35 @@ def resolved_config(store: ArtifactStore, task: TaskConfig) -> Path:
     return store.root / rel
 
 
-def launch_command(python: str, cfg: LauncherConfig, stage_args: list[str]) -> list[str]:
+def launch_command(
+    python: str,
+    cfg: LauncherConfig,
+    stage_args: list[str],
+    node_rank: int | str | None = None,
+    rdzv_endpoint: str | None = None,
+) -> list[str]:
     """``accelerate launch`` with the named config, ``torchrun`` for several plain processes, else python.
 
     The accelerate config's path is relative to the project root, the command's working directory
     (the repository in the image, for a pod). Over several nodes, each node's command joins torch's
     c10d rendezvous at ``rdzv_endpoint`` under an id made from the stage's arguments, the same on
-    every node of one run."""
+    every node of one run. ``node_rank`` and ``rdzv_endpoint`` default to the config's; the k8s
+    launcher passes its own (each pod's index as ``$(JOB_COMPLETION_INDEX)``, node 0's DNS name)."""
+    node_rank = cfg.node_rank if node_rank is None else node_rank
+    rdzv_endpoint = rdzv_endpoint or cfg.rdzv_endpoint
+    if cfg.nodes > 1 and not rdzv_endpoint:
+        raise ConfigError(f"launcher.rdzv_endpoint: {cfg.nodes} nodes meet at a host:port, got none")
     n = str(cfg.processes)
     if cfg.accelerate_config is not None:
         config_file = (accelerate_dir() / f"{cfg.accelerate_config}.yaml").relative_to(project_root())
         machines = []
         if cfg.nodes > 1:
-            host, _, port = cfg.rdzv_endpoint.rpartition(":")
+            host, _, port = rdzv_endpoint.rpartition(":")
             machines = [
                 "--num_machines",
                 str(cfg.nodes),
                 "--machine_rank",
-                str(cfg.node_rank),
+                str(node_rank),
                 "--main_process_ip",
                 host,
                 "--main_process_port",
@@ -170,13 +223,13 @@ def launch_command(python: str, cfg: LauncherConfig, stage_args: list[str]) -> l
             "--nnodes",
             str(cfg.nodes),
             "--node_rank",
-            str(cfg.node_rank),
+            str(node_rank),
             "--nproc_per_node",
             n,
             "--rdzv_backend",
             "c10d",
             "--rdzv_endpoint",
-            cfg.rdzv_endpoint,
+            rdzv_endpoint,
             "--rdzv_id",
             run_id,
             *stage_args,

@@ -21,7 +21,8 @@ LAUNCHER_KINDS = ("inprocess", "subprocess", "k8s")
 
 @dataclass(frozen=True)
 class K8sConfig:
-    """One pod per stage command (``dagster_k8s.PipesK8sClient``), from a pod template in configs/deploy/."""
+    """One pod per stage command (``dagster_k8s.PipesK8sClient``), from a pod template in configs/deploy/;
+    over several nodes, one indexed Job of such pods (resources/k8s_job.py)."""
 
     image: str = "rlhf-pipeline:latest"  # built from this repository (make setup inside it)
     namespace: str | None = None  # None: the current namespace in a cluster, else "default"
@@ -41,13 +42,15 @@ class LauncherConfig:
 
     ``nodes`` > 1: the command is one node's part of a run over several machines, which meet at
     ``rdzv_endpoint`` (``host:port``, torch's c10d rendezvous; the host is the machine of node 0);
-    ``node_rank`` says which node this one is. Every node runs the same command otherwise."""
+    ``node_rank`` says which node this one is. Every node runs the same command otherwise. Under
+    ``k8s`` the launcher starts every node itself, as the pods of one indexed Job: each pod's index
+    is its node rank and node 0's DNS name the rendezvous, so neither is set here."""
 
     kind: Literal["inprocess", "subprocess", "k8s"] = "inprocess"
     processes: int = 1  # processes (GPUs) of one machine
     nodes: int = 1  # machines that run the command together
     node_rank: int = 0  # this machine's place among them (0: the one that hosts the rendezvous)
-    rdzv_endpoint: str | None = None  # host:port where the nodes meet; needed when nodes > 1
+    rdzv_endpoint: str | None = None  # host:port where the nodes meet; needed when nodes > 1 (but k8s)
     accelerate_config: str | None = None  # configs/accelerate/<name>.yaml; None: torchrun
     cpu: bool = False  # ACCELERATE_USE_CPU: several CPU processes over gloo (tests, CPU boxes)
     k8s: K8sConfig = field(default_factory=K8sConfig)
@@ -60,7 +63,8 @@ class LauncherConfig:
             raise ConfigError(f"launcher.processes must be >= 1, got {self.processes}")
         if self.nodes < 1 or not 0 <= self.node_rank < self.nodes:
             raise ConfigError(f"launcher.node_rank must be in [0, nodes), got {self.node_rank} of {self.nodes} nodes")
-        if self.nodes > 1:
+        # k8s finds node 0 by its pod's DNS name (resources/k8s_job.py); other kinds are told where it is
+        if self.rdzv_endpoint is not None or (self.nodes > 1 and self.kind != "k8s"):
             host, _, port = (self.rdzv_endpoint or "").rpartition(":")
             if not host or not port.isdigit():
                 raise ConfigError(
