@@ -15,6 +15,7 @@ time) or ``postgres`` (``configs/deploy/dagster-postgres.yaml``: the server at
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -75,8 +76,14 @@ def apply_pools(inst: dg.DagsterInstance, path: Path = POOLS) -> dict[str, int]:
 
 
 def instance() -> dg.DagsterInstance:
-    ensure_home()
-    return dg.DagsterInstance.get()
+    """The instance, its storage created by one process at a time: two `rlhf run` starting together on a
+    new home both stamped the SQLite schemas (``UNIQUE constraint failed: alembic_version``)."""
+    home = ensure_home()
+    with open(home / ".instance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        inst = dg.DagsterInstance.get()
+        inst.get_runs(limit=1)  # opens the run storage, creating it under the lock
+    return inst
 
 
 if __name__ == "__main__":

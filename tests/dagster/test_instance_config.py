@@ -3,6 +3,11 @@ slots per GPU class; step logs can go to an object store (a local S3-protocol se
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -11,6 +16,24 @@ from pipelines.task_defs import run_plan
 from rlhf_core.config import load_config, task_config_path
 from tests.postgres import postgres_database
 from tests.s3_server import new_bucket
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_processes_opening_a_new_home_at_once_all_get_the_instance(tmp_path):
+    # Unlocked, 8 of 24 such processes failed with "UNIQUE constraint failed: alembic_version".
+    code = (
+        "from pipelines.instance import instance; i = instance(); i.get_runs(); i.event_log_storage.get_asset_records()"
+    )
+    for round_ in range(2):
+        env = {**os.environ, "DAGSTER_HOME": str(tmp_path / f"home{round_}"), "PYTHONPATH": str(ROOT)}
+        env.pop("RLHF_INSTANCE", None)
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        errors = [p.communicate()[1] for p in procs if p.wait() != 0]
+        assert not errors, errors[0][-500:]
 
 
 @pytest.mark.scale  # a fresh database's migrations take seconds; the UI tests use this instance too
