@@ -256,6 +256,25 @@ def test_dpo_beta_rekeys_only_the_dpo_partitions(name):
     assert rekeyed(task, [f"policy.dpo_beta={task.policy.dpo_beta * 2}"]) == dpo
 
 
+@pytest.mark.parametrize("name", [n for n, t in TASKS.items() if t.policy is not None])
+def test_ppo_clip_rekeys_only_the_algorithms_that_clip(name):
+    """The offline family shares ``policy``'s settings, but each partition reads only its loss's: eps
+    clips the importance weight of r_lol, a_lol and a_lol_seq; nll, dpo and the rest never read it."""
+    task = TASKS[name]
+    clipped = {(name, "policy", a) for a in task.policy.algorithms if a in ("r_lol", "a_lol", "a_lol_seq")}
+    assert rekeyed(task, [f"policy.ppo_clip={0.3 if task.policy.ppo_clip != 0.3 else 0.5}"]) == clipped
+
+
+@pytest.mark.parametrize("name", [n for n, t in TASKS.items() if t.policy is not None])
+def test_kl_beta_and_sampling_rekey_only_the_offline_algorithms_that_read_them(name):
+    task, offline = TASKS[name], {"nll", "wbc", "r_gold", "r_lol", "a_lol", "a_lol_ref_free", "a_lol_seq", "a_lol_kl"}
+    with_kl = {(name, "policy", a) for a in task.policy.algorithms if a in ("r_lol", "a_lol", "a_lol_kl")}
+    assert rekeyed(task, [f"policy.kl_beta={task.policy.kl_beta + 0.5}"]) == with_kl
+    sampled = {(name, "policy", a) for a in task.policy.algorithms if a in offline}
+    other = "uniform" if task.policy.sampling == "priority" else "priority"
+    assert rekeyed(task, [f"policy.sampling={other}"]) == sampled
+
+
 @pytest.mark.parametrize("name", [n for n, t in TASKS.items() if t.annotation is not None])
 def test_one_scorers_parameters_rekey_only_that_scorers_partition(name):
     """Its annotations, R and everything after follow by content: the scorer artifact holds the parameters."""
