@@ -296,7 +296,7 @@ class TaskConfig:
 
     def _check_embedding_tables(self, where: str, builders: dict[str, str]) -> None:
         """The datasets exist and come from the given embedding builders (that they share one
-        backbone is checked when the tables meet: ``stages.reward_models.check_same_backbone``)."""
+        backbone is checked when the tables meet: ``stages.rm_kinds.check_same_backbone``)."""
         for name, builder in builders.items():
             if name not in self.datasets or self.datasets[name].builder != builder:
                 raise ConfigError(f"{where}: dataset {name!r} must be an embedding table of builder {builder!r}")
