@@ -189,10 +189,6 @@ def train_online(run: PolicyRun, ppo_cfg: PPOConfig, reward, value_model=None) -
     result = train_ppo(
         run.model, run.tok, prompts, reward, ppo_cfg, run.work, eval_prompts=val, value_model=value_model
     )
-    if result.best_step is not None:  # [FG] keeps the weights with the best greedy eval reward
-        from safetensors.torch import load_model
-
-        load_model(run.model, str(run.work / "best" / "policy.safetensors"))
     save_model(run.model, run.tok, run.out)
     steps = [h for h in result.history if "step" in h]
     loss_curve(steps, run.out / "loss_curve.png", f"{run.algorithm} loss")
