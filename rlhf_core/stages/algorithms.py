@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rlhf_core.config import ModelSource, TaskConfig
-from rlhf_core.config_rl import ONLINE_SEMANTICS, PPOConfig, PROConfig
+from rlhf_core.config.rl import ONLINE_SEMANTICS, PPOConfig, PROConfig
 from rlhf_core.registry import Registry
 from rlhf_core.stages.annotation import open_component, reward_function, reward_terms
 from rlhf_core.stages.base import Context, table, train_rows

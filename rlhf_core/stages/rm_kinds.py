@@ -300,7 +300,7 @@ def check_same_backbone(datasets: Any, names: list[str], keys: tuple[str, ...], 
 def _build_armo_tables(rows, data_refs, spec: RewardModelSpec, info: dict, cfg: Any, out: Path) -> dict[str, Any]:
     """ArmoRM on the data layer's embedding tables. The artifact names their backbone and how
     they were read from it, so the scorer embeds new text the way the tables were made."""
-    from rlhf_core.config_parse import to_dict
+    from rlhf_core.config.parse import to_dict
     from rlhf_core.data.armo_embeddings import token_pattern
     from rlhf_core.data.tokenizer import source_option
     from rlhf_core.train.armo_rm import fit_armo_tables

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 # The algorithm names live with the policy config, which checks them when a config loads.
-from rlhf_core.config_rl import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS  # noqa: F401 (re-exported)
+from rlhf_core.config.rl import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS  # noqa: F401 (re-exported)
 
 NEEDS_REFERENCE = {"r_lol", "a_lol", "a_lol_seq", "a_lol_kl", "dpo"}
 NEEDS_ADVANTAGE = {"a_lol", "a_lol_ref_free", "a_lol_seq", "a_lol_kl"}

@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from rlhf_core.config import ComputeConfig, TrainConfig
-from rlhf_core.config_rl import PPOConfig
+from rlhf_core.config.rl import PPOConfig
 from rlhf_core.train import ppo_math as pm
 from rlhf_core.train.loop import Engine, NotMainProcess, make_accelerator
 from rlhf_core.train.offline import frozen_copy

@@ -205,7 +205,7 @@ def test_linear_schedule_warms_up_then_decays_per_optimiser_step(tmp_path):
 
 def test_ppo_config_is_strict():
     from rlhf_core.config import ConfigError, parse_section
-    from rlhf_core.config_rl import PPOConfig
+    from rlhf_core.config.rl import PPOConfig
 
     cfg = parse_section(PPOConfig, {"semantics": "fine_grained", "kl_limit": 20, "lr_schedule": "linear"}, "policy.ppo")
     assert (cfg.semantics, cfg.kl_limit, cfg.lr_schedule) == ("fine_grained", 20.0, "linear")

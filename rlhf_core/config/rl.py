@@ -1,17 +1,15 @@
 """Config sections of the policy stage: the online RL family (PPO, GRPO/RLOO, fg_ppo) and PRO,
-parsed as strictly as the rest.
-
-They live beside ``config.py`` (which holds the task config and re-exports them) to keep each module small.
-"""
+and A-LoL's reference value, parsed as strictly as the rest."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rlhf_core.config_models import ModelSource
-from rlhf_core.config_parse import ConfigError, parse_section
-from rlhf_core.config_train import TrainConfig
+from rlhf_core.config.evaluation import GenerationConfig
+from rlhf_core.config.models import ModelSource
+from rlhf_core.config.parse import ConfigError, parse_section
+from rlhf_core.config.train import TrainConfig
 
 # The online policy partitions and the update rule each runs.
 ONLINE_SEMANTICS = {"ppo": "legacy_step", "grpo": "grpo", "fg_ppo": "fine_grained"}
@@ -214,3 +212,18 @@ class PolicyConfig:
             )
         if "grpo" in self.algorithms and self.ppo.samples_per_prompt < 2:
             raise ConfigError(f"grpo needs policy.ppo.samples_per_prompt >= 2, got {self.ppo.samples_per_prompt}")
+
+
+@dataclass(frozen=True)
+class ReferenceValueConfig:
+    """A-LoL value estimate V_ref(x) (docs/sources.md §6.2)."""
+
+    num_heads: int = 8
+    max_value: float = 1.0
+    epochs: int = 5
+    lr: float = 2e-5
+    batch_size: int = 32
+    dropout: float = 0.1
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128))
+    num_beams: int = 2  # docs/sources.md §6.2 generation-task settings
+    repetition_penalty: float = 2.5
