@@ -42,7 +42,7 @@ import rlhf_core
 from resources.artifacts import ArtifactStoreResource
 from rlhf_core.cli.stage import artifact, command_args
 from rlhf_core.config import ConfigError, TaskConfig, accelerate_dir, project_root, to_dict
-from rlhf_core.config_launch import LAUNCHER_KINDS, LauncherConfig
+from rlhf_core.config.launch import LAUNCHER_KINDS, LauncherConfig
 from rlhf_core.stages.base import Result, Stage, done
 from rlhf_core.store import ArtifactStore, NotInStore, hash_key
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rlhf_core.config_rl import DenseTerm
+from rlhf_core.config.rl import DenseTerm
 from rlhf_core.data.segmentation import reward_segments
 from rlhf_core.rewards.base import Scorer, register
 

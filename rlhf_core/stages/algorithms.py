@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rlhf_core.config import ModelSource, TaskConfig
-from rlhf_core.config_rl import ONLINE_SEMANTICS, PPOConfig, PROConfig
+from rlhf_core.config.rl import ONLINE_SEMANTICS, PPOConfig, PROConfig
 from rlhf_core.registry import Registry
 from rlhf_core.stages.annotation import open_component, reward_function, reward_terms
 from rlhf_core.stages.base import Context, table, train_rows
 from rlhf_core.store import ArtifactRef
-from rlhf_core.train.losses import OFFLINE_ALGORITHMS, dpo_loss, offline_loss
+from rlhf_core.train.losses import OFFLINE_ALGORITHMS, OFFLINE_SETTINGS, dpo_loss, offline_loss
 from rlhf_core.train.ppo_math import policy_loss
 from rlhf_core.train.pro import pro_loss
 
@@ -48,7 +48,7 @@ class PolicyRun:
 class Algorithm:
     name: str
     train: Callable[[PolicyRun], dict[str, Any]]  # trains, saves the policy into run.out; returns its metadata
-    section: tuple[str, ...]  # the config paths of its own settings
+    section: tuple[str, ...]  # the config paths of its own settings (those its trainer and loss read)
     loss: Callable[..., Any]
     learns_from: Literal["value", "pairs", "prompts"]  # A-LoL's value table, the preference pairs, or samples
     spreads: bool  # trains on the engine's prepared model, which spreads over the launcher's processes
@@ -66,12 +66,16 @@ class Algorithm:
 ALGORITHMS: Registry[Algorithm] = Registry("algorithm")
 
 
-def algorithm(*names: str, **declaration: Any) -> Callable[[Callable], Callable]:
-    """Register a trainer under each of ``names`` (the offline family shares one)."""
+def algorithm(
+    *names: str, section: tuple[str, ...] | Callable[[str], tuple[str, ...]], **declaration: Any
+) -> Callable[[Callable], Callable]:
+    """Register a trainer under each of ``names`` (the offline family shares one); ``section``: its
+    config paths, or ``name -> paths`` where the names sharing a trainer read different settings."""
 
     def deco(train: Callable) -> Callable:
         for name in names:
-            ALGORITHMS.add(name, Algorithm(name, train, **declaration))
+            own = section(name) if callable(section) else section
+            ALGORITHMS.add(name, Algorithm(name, train, own, **declaration))
         return train
 
     return deco
@@ -138,7 +142,8 @@ def _val_score(run: PolicyRun) -> Callable[[Any], dict[str, float]] | None:
 
 @algorithm(
     *OFFLINE_ALGORITHMS,
-    section=("policy.train", "policy.ppo_clip", "policy.kl_beta", "policy.sampling", "policy.validation"),
+    # policy.validation: every offline algorithm keeps a validation history when the task asks ([LoL])
+    section=lambda name: ("policy.train", *(f"policy.{k}" for k in OFFLINE_SETTINGS[name]), "policy.validation"),
     loss=offline_loss,
     learns_from="value",
     spreads=True,
@@ -241,10 +246,6 @@ def train_online(run: PolicyRun, ppo_cfg: PPOConfig, reward, value_model=None) -
     result = train_ppo(
         run.model, run.tok, prompts, reward, ppo_cfg, run.work, eval_prompts=val, value_model=value_model
     )
-    if result.best_step is not None:  # [FG] keeps the weights with the best greedy eval reward
-        from safetensors.torch import load_model
-
-        load_model(run.model, str(run.work / "best" / "policy.safetensors"))
     save_model(run.model, run.tok, run.out)
     steps = [h for h in result.history if "step" in h]
     loss_curve(steps, run.out / "loss_curve.png", f"{run.algorithm} loss")

@@ -77,7 +77,7 @@ def reward_bench(
         subset_accuracy,
     )
     from rlhf_core.rewards.trained_rm import trained_reward_model
-    from rlhf_core.stages.reward_models import check_same_backbone
+    from rlhf_core.stages.rm_kinds import check_same_backbone
 
     cfg = ctx.cfg.reward_bench
     counts = EXAMPLE_COUNTS if cfg.counts == "official" else SEED_EXAMPLE_COUNTS

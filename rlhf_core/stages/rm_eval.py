@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from rlhf_core.stages.base import TABLE, Context, Result, stage, table
-from rlhf_core.stages.reward_models import needs_gold, read_spec, rm_names, split_rows
+from rlhf_core.stages.reward_models import needs_gold, read_spec, rm_names
+from rlhf_core.stages.rm_kinds import split_rows
 from rlhf_core.store import ArtifactRef, write_table
 
 PROBE_SOURCES = ("logged", "sampled")

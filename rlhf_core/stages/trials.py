@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from rlhf_core.config import TaskConfig, to_dict
-from rlhf_core.config_parse import NUMBER, ConfigError, apply_override, parse_section
+from rlhf_core.config.parse import NUMBER, ConfigError, apply_override, parse_section
 
 BASELINE = "sft"  # the policy partition that is the SFT reference itself
 SEP = "@"

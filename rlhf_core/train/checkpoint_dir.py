@@ -1,5 +1,5 @@
-"""Checkpoint folders that are whole or not used: the one scheme of the training engine
-(``loop.py``) and the online RL engine (``ppo_checkpoint.py``).
+"""Checkpoint folders that are whole or not used: the one scheme of the training engine's
+``Engine.save_state`` (``loop.py``), which every trainer's checkpoints go through (online RL's too).
 
 A checkpoint ``<name>`` is written into ``<name>.tmp``; ``publish`` flushes it to disk, writes the
 ``COMPLETE`` marker last and swaps it in, moving a previous ``<name>`` aside to ``<name>.old`` until

@@ -14,11 +14,13 @@ processes. Each step's rows are split into ``processes x accumulation`` micro-ba
 (``compute.micro_batch_size`` rows each); micro-batch losses are weighted by their share of the
 step's rows, so the update equals the one of a single process on the whole batch.
 
-A checkpoint ``checkpoints/step-N`` (model, optimiser, scheduler, grad scaler and every
-process's RNG through ``Accelerator.save_state``, loaded back with ``weights_only=True``; the
-step and history in ``state.json``) is written and published the way ``checkpoint_dir`` says;
-older ones are removed only after that. A run restarts from the newest complete checkpoint, so a
-kill in the middle of a save costs one interval.
+A checkpoint ``checkpoints/step-N`` (``Engine.save_state``: model, optimiser, scheduler, grad
+scaler and every process's RNG through ``Accelerator.save_state``, loaded back with
+``weights_only=True``; the step and history in ``state.json``) is written and published the way
+``checkpoint_dir`` says; older ones are removed only after that. A run restarts from the newest
+complete checkpoint, so a kill in the middle of a save costs one interval. Online RL
+(``ppo.py``) checkpoints through the same ``save_state``/``load_state``, with its own counters
+and rollout buffer as the trainer's state.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from rlhf_core.train.checkpoint_dir import base_name, complete_copy, publish
 from rlhf_core.train.validation import VALIDATION, Validation
 
 StepFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+STATE, TENSORS = "state.json", "tensors.safetensors"  # a checkpoint's trainer state, beside accelerate's files
 
 
 class NotMainProcess(Exception):
@@ -346,9 +349,14 @@ class Engine:
             model = model.merge_and_unload()
         return model
 
-    def _save(self, root: Path, step: int, history: list) -> None:
+    def save_state(self, final: Path, state: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
+        """Write checkpoint ``final``, whole or not at all (``checkpoint_dir``); every process calls it.
+
+        It holds the model (every module the engine trains: a policy and its value head are one),
+        the optimiser, the scheduler, the grad scaler and every process's RNG (``Accelerator.save_state``),
+        the trainer's ``state`` (JSON: its step, history, counters) and its ``tensors`` (safetensors:
+        online RL's rollout buffer between PPO epochs). Rank 0 writes what every process shares."""
         acc = self.accelerator
-        final = root / f"step-{step:08d}"
         tmp = final.with_name(final.name + ".tmp")
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -356,19 +364,36 @@ class Engine:
         acc.save_state(str(tmp), safe_serialization=True)
         acc.wait_for_everyone()
         if acc.is_main_process:
-            (tmp / "state.json").write_text(json.dumps({"step": step, "history": history}))
-            publish(tmp, final, step)
+            (tmp / STATE).write_text(json.dumps(state))
+            if tensors:
+                from safetensors.torch import save_file
+
+                save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / TENSORS)
+            publish(tmp, final, state["step"])
+        acc.wait_for_everyone()
+
+    def load_state(self, path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """Load a complete checkpoint written by ``save_state`` into the engine; the trainer's state and tensors."""
+        from safetensors.torch import load_file
+
+        self.accelerator.load_state(str(path))
+        tensors = load_file(path / TENSORS) if (path / TENSORS).exists() else {}
+        return json.loads((path / STATE).read_text()), tensors
+
+    def _save(self, root: Path, step: int, history: list) -> None:
+        final = root / f"step-{step:08d}"
+        self.save_state(final, {"step": step, "history": history})
+        if self.accelerator.is_main_process:
             for old in root.iterdir():
                 if old != final:
                     shutil.rmtree(old, ignore_errors=True)
-        acc.wait_for_everyone()
+        self.accelerator.wait_for_everyone()
 
     def _resume(self, root: Path) -> tuple[int, list]:
         latest = latest_checkpoint(root)
         if latest is None:
             return 0, []
-        self.accelerator.load_state(str(latest))
-        state = json.loads((latest / "state.json").read_text())
+        state, _ = self.load_state(latest)
         return state["step"], state["history"]
 
 

@@ -22,10 +22,18 @@ import torch
 import torch.nn.functional as F
 
 # The algorithm names live with the policy config, which checks them when a config loads.
-from rlhf_core.config_rl import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS  # noqa: F401 (re-exported)
+from rlhf_core.config.rl import OFFLINE_ALGORITHMS, PREFERENCE_ALGORITHMS  # noqa: F401 (re-exported)
 
 NEEDS_REFERENCE = {"r_lol", "a_lol", "a_lol_seq", "a_lol_kl", "dpo"}
 NEEDS_ADVANTAGE = {"a_lol", "a_lol_ref_free", "a_lol_seq", "a_lol_kl"}
+CLIPPED = {"r_lol", "a_lol", "a_lol_seq"}  # read eps (``policy.ppo_clip``)
+WITH_KL = {"r_lol", "a_lol", "a_lol_kl"}  # read beta (``policy.kl_beta``)
+# The ``policy`` settings each offline algorithm reads, and nothing else (its partition is keyed on
+# these): its loss's eps and beta, and the row sampling every one of them trains with.
+OFFLINE_SETTINGS = {
+    name: ("sampling", *(["ppo_clip"] if name in CLIPPED else []), *(["kl_beta"] if name in WITH_KL else []))
+    for name in OFFLINE_ALGORITHMS
+}
 R_GOLD_FLOOR = 0.1
 
 

@@ -18,7 +18,7 @@ import torch
 from rlhf_core.config import ComputeConfig, PolicyConfig, TrainConfig
 from rlhf_core.train.batching import collate, encode_pairs, token_logprobs
 from rlhf_core.train.loop import BatchOrder, Engine, LoopResult, total_steps
-from rlhf_core.train.losses import NEEDS_ADVANTAGE, NEEDS_REFERENCE, dpo_loss, offline_loss
+from rlhf_core.train.losses import NEEDS_ADVANTAGE, NEEDS_REFERENCE, OFFLINE_SETTINGS, dpo_loss, offline_loss
 from rlhf_core.train.validation import Validation
 
 
@@ -57,11 +57,12 @@ def train_offline(
     if algorithm in NEEDS_ADVANTAGE and advantage is None:
         raise ValueError(f"{algorithm}: rows have no 'advantage' column")
     ref = reference_for(policy, algorithm in NEEDS_REFERENCE, compute)
-    eps = policy_cfg.ppo_clip if policy_cfg else None
-    kl_beta = policy_cfg.kl_beta if policy_cfg else 0.0
+    # Only the algorithm's own settings are read: the stage keys each algorithm on those alone.
+    own = {k: getattr(policy_cfg, k) for k in OFFLINE_SETTINGS[algorithm]} if policy_cfg else {}
+    eps, kl_beta = own.get("ppo_clip"), own.get("kl_beta", 0.0)
 
     weights, scale = None, 1.0
-    if policy_cfg is not None and policy_cfg.sampling == "priority":
+    if own.get("sampling") == "priority":
         # docs/sources.md §6.2: sample with replacement ~ max(A, 0) (A-LoL) or R (wbc, r_gold, r_lol);
         # A-LoL step counts shrink by the share of rows with positive advantage.
         weights = (advantage if algorithm in NEEDS_ADVANTAGE else reward).clamp(min=0)

@@ -18,12 +18,14 @@ minus one, clipped to the response; ``end_char`` None: the last token, EOS inclu
 scalar-reward semantics (legacy_step, grpo, rloo) sums a completion's segment rewards.
 
 Guards: a non-finite rollout or loss, or a rollout KL above ``kl_limit``, stops the run with
-the reason and the step, and restores the last good checkpoint into the models. Checkpoints
-(atomic; the ``COMPLETE`` marker is written last) hold the weights, optimiser, KL controller,
-running score moments, early-stop count, history, the torch RNG state and, between PPO epochs,
-the rollout buffer, so a killed run resumes mid-step and ends exactly as an uninterrupted one.
+the reason and the step, and restores the last good checkpoint into the models. Checkpoints are
+the training engine's (``Engine.save_state``, atomic: the ``COMPLETE`` marker is written last):
+the weights, optimiser, scheduler and every process's RNG, plus the KL controller, running score
+moments, early-stop count, history and, between PPO epochs, the rollout buffer
+(``ppo_checkpoint``), so a killed run resumes mid-step and ends exactly as an uninterrupted one.
 With ``eval_every`` set, greedy completions of the eval prompts are scored every that many
-steps, and the best mean reward's weights are kept in ``work_dir/best`` ([FG]).
+steps, the best mean reward's checkpoint is kept in ``work_dir/best`` and its weights are the
+result ([FG]).
 
 The policy and its critic train as one module (``ActorCritic``) on the shared training engine
 (``loop.Engine``): its optimiser (AdamW without decay is Adam), schedule, clipping and precision,
@@ -34,7 +36,6 @@ and ``Engine.step`` for the optimiser steps the update picks; over several proce
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import numbers
 import time
@@ -46,7 +47,7 @@ import torch
 from torch import nn
 
 from rlhf_core.config import ComputeConfig, TrainConfig
-from rlhf_core.config_rl import PPOConfig
+from rlhf_core.config.rl import PPOConfig
 from rlhf_core.train import ppo_math as pm
 from rlhf_core.train.loop import Engine, NotMainProcess, make_accelerator
 from rlhf_core.train.offline import frozen_copy
@@ -402,23 +403,32 @@ class _Engine(CheckpointMixin):
     # ------------------------------------------------------------------ main loop
 
     def _maybe_eval(self, step_done: int) -> None:
-        if not (self.cfg.eval_every and self.eval_prompts and self.main):  # rank 0 evaluates and keeps the best
+        """Rank 0 evaluates; every process then saves a new best (a checkpoint is written by all)."""
+        if not (self.cfg.eval_every and self.eval_prompts):
             return
-        reward = self.evaluate()
-        self.history.append({"eval_step": step_done, "eval_reward": reward})
-        if self.best is None or reward > self.best[0]:
-            self.best = (reward, step_done)
+        improved = False
+        if self.main:
+            reward = self.evaluate()
+            self.history.append({"eval_step": step_done, "eval_reward": reward})
+            improved = self.best is None or reward > self.best[0]
+            self.best = (reward, step_done) if improved else self.best
+        if self.world > 1:
+            from accelerate.utils import broadcast_object_list
+
+            improved, self.best = broadcast_object_list([improved, self.best])
+        if improved:
             self.save("best", step_done, None)
 
     def run(self) -> PPOResult:
         cfg = self.cfg
-        state = self.load()
-        self.engine.accelerator.wait_for_everyone()  # all have read it before rank 0 writes the first checkpoint
-        if state is None:
+        saved = self.checkpoint()
+        self.engine.accelerator.wait_for_everyone()  # all have found it before the first checkpoint is written
+        if saved is None:
             self._maybe_eval(0)
             self.save("checkpoint", 0, None)  # the first "last good" checkpoint
             start, current = 0, None
         else:
+            state = self.load(saved)
             start, current = state["step"], state["current"]
         stop_reason = None
         try:
@@ -426,7 +436,7 @@ class _Engine(CheckpointMixin):
                 keep = step % cfg.checkpoint_every == 0
                 if current is not None:  # resume inside this step, after `epochs_done` PPO epochs
                     buf = {k: current[k].to(self.device) for k in BUFFER_KEYS}
-                    first, stats = current["epochs_done"], json.loads(current["stats"])
+                    first, stats = current["epochs_done"], current["stats"]
                     current = None
                 else:
                     buf, stats = self.rollout(step)
@@ -458,7 +468,9 @@ class _Engine(CheckpointMixin):
         except PPOStopped as err:  # every process stops at the same point: the guards see the whole rollout
             stop_reason = str(err)
             self.engine.accelerator.wait_for_everyone()
-            self.load(weights_only=True)  # back to the last good weights
+            self.engine.load_state(self.checkpoint())  # back to the last good weights; the history stays
+        if self.best is not None:  # [FG] keeps the weights with the best greedy eval reward
+            self.engine.load_state(self.checkpoint("best"))
         self.policy.eval()
         done = max((h["step"] for h in self.history if "step" in h), default=0)
         return PPOResult(

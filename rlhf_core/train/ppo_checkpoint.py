@@ -1,73 +1,53 @@
-"""Atomic, resumable checkpoints of the online RL engine (``ppo.py``): weights, optimiser,
-scheduler, KL controller, running moments, early-stop count, history, RNG and, between PPO epochs,
-the rollout buffer, as checkpoint folders that are whole or not used (``checkpoint_dir``)."""
+"""Resumable checkpoints of the online RL engine (``ppo.py``) in the training engine's one format
+(``Engine.save_state``): the weights of the policy and its critic (one trained module), the
+optimiser, the scheduler and every process's RNG, and as the trainer's state the KL controller,
+the running score moments, the early-stop count, the history, the timings, the best eval and,
+between PPO epochs, the rollout buffer. Checkpoints written before this format are not read."""
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
+from typing import Any
 
-import torch
-from safetensors.torch import load_model, save_model
-from torch import nn
-
-from rlhf_core.train.checkpoint_dir import complete_copy, publish, staging
+from rlhf_core.train.checkpoint_dir import complete_copy
 from rlhf_core.train.ppo_models import BUFFER_KEYS
 
 
 class CheckpointMixin:
-    """Save and load the engine's whole state; the engine supplies the attributes named here."""
+    """Save and load the online engine's whole state; the engine supplies the attributes named here."""
 
-    def _modules(self) -> dict[str, nn.Module]:
-        return {"policy": self.policy, **({"critic": self.critic} if self.critic is not None else {})}
-
-    def save(self, name: str, step: int, current: dict | None) -> None:
-        """Atomically write checkpoint ``name`` (rank 0: every process holds the same state)."""
-        if not self.main:
-            return
-        final = self.work / name
-        tmp = staging(final)
-        for key, module in self._modules().items():
-            save_model(module, str(tmp / f"{key}.safetensors"))
+    def save(self, name: str, step: int, current: dict[str, Any] | None) -> None:
+        """Write checkpoint ``name`` (every process calls it; rank 0 writes what they share).
+        ``current``: the rollout buffer and the PPO epochs done of an unfinished step."""
         state = {
             "step": step,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "kl_ctl": self.kl_ctl.state_dict(),
             "running": self.running.state_dict(),
             "early_count": self.early.count,
-            "history": json.dumps(self.history),
-            "timings": json.dumps(self.timings),
-            "best": json.dumps(self.best),
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "current": current,
+            "history": self.history,
+            "timings": self.timings,
+            "best": self.best,
+            "current": None if current is None else {k: current[k] for k in ("epochs_done", "stats")},
         }
-        torch.save(state, tmp / "state.pt")
-        publish(tmp, final, step)
+        buffer = None if current is None else {k: current[k] for k in BUFFER_KEYS}
+        self.engine.save_state(self.work / name, state, buffer)
 
-    def load(self, name: str = "checkpoint", weights_only: bool = False) -> dict | None:
-        path = complete_copy(self.work / name)
-        if path is None:
-            return None
-        for key, module in self._modules().items():
-            load_model(module, str(path / f"{key}.safetensors"))
-        if weights_only:
-            return None
-        state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")  # RNG states stay on CPU
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+    def checkpoint(self, name: str = "checkpoint") -> Path | None:
+        return complete_copy(self.work / name)
+
+    def load(self, path: Path) -> dict[str, Any]:
+        """Restore the engine and the trainer from checkpoint ``path``; its state, with the buffer in ``current``."""
+        state, buffer = self.engine.load_state(path)
         self.kl_ctl.load_state_dict(state["kl_ctl"])
         self.running.load_state_dict(state["running"])
         self.early.count = state["early_count"]
-        self.history, self.timings = json.loads(state["history"]), json.loads(state["timings"])
-        best = json.loads(state["best"])
-        self.best = tuple(best) if best else None
-        torch.set_rng_state(state["rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.history, self.timings = state["history"], state["timings"]
+        self.best = tuple(state["best"]) if state["best"] else None
+        if state["current"] is not None:
+            state["current"].update(buffer)
         return state
 
     def _save_mid(self, step: int, buf, epochs_done: int, stats: dict[str, float]) -> None:
-        current = {k: buf[k].cpu() for k in BUFFER_KEYS}
-        current.update(epochs_done=epochs_done, stats=json.dumps(stats))
-        self.save("checkpoint", step - 1, current)
+        self.save(
+            "checkpoint", step - 1, {**{k: buf[k] for k in BUFFER_KEYS}, "epochs_done": epochs_done, "stats": stats}
+        )

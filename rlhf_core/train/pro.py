@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from rlhf_core.config import ComputeConfig
-from rlhf_core.config_rl import PROConfig
+from rlhf_core.config.rl import PROConfig
 from rlhf_core.train.batching import collate, encode_pairs, token_logprobs
 from rlhf_core.train.loop import BatchOrder, Engine, LoopResult, total_steps
 

@@ -1,10 +1,10 @@
 """Trainers of the one-logit reward models on the shared Engine (docs/sources.md §5.2-§5.5).
 
-    result = train_sequence_rm("crs_ranking", model, tokenizer, rows, spec.train, work, compute,
+    result = train_sequence_rm(ranking_step, model, tokenizer, rows, spec.train, work, compute,
                                truncation_side="left")
 
 Every kind scores ``prompt + response`` with one scalar head (``logits[:, 0]``) and differs only
-in its rows and its loss (``rm_losses``):
+in its rows and its loss (``rm_losses``), which its trainer passes as a step:
 
 - ``bradley_terry``, ``fg_sequence_preference``: rows ``prompt, chosen, rejected``;
 - ``crs_ranking``: rows ``prompt, completions`` (a list, best first, K >= 2);
@@ -21,18 +21,17 @@ on ``truncation_side``), so a trained RM scores at inference what it saw in trai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from rlhf_core.config import SEQUENCE_RM_KINDS, ComputeConfig, TrainConfig
+from rlhf_core.config import ComputeConfig, TrainConfig
 from rlhf_core.rewards.batching import encode, pad_batch
 from rlhf_core.train import rm_losses
 from rlhf_core.train.loop import BatchOrder, Engine, LoopResult, total_steps
-
-PAIR_KINDS = ("bradley_terry", "fg_sequence_preference")
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int, truncation_side: str) -> list[list[int]]:
@@ -48,18 +47,34 @@ def sequence_scores(model, pad_id: int, ids: list[list[int]]) -> torch.Tensor:
     return model(**batch).logits[:, 0].float()
 
 
-def _pair_step(model_fn, kind: str, chosen: list[list[int]], rejected: list[list[int]]):
-    loss_fn = rm_losses.bradley_terry if kind == "bradley_terry" else rm_losses.fg_sequence_preference
-
-    def step(idx: torch.Tensor):
-        scores = model_fn([chosen[i] for i in idx] + [rejected[i] for i in idx])
-        rc, rr = scores[: len(idx)], scores[len(idx) :]
-        return loss_fn(rc, rr), {"accuracy": float((rc > rr).float().mean())}
-
-    return step
+# A kind's step is built from its rows, the encoder of (prompts, responses) and the scoring model;
+# each kind's trainer (``stages.rm_kinds``) passes its own, so its code is hashed with its kind alone.
+Encode = Callable[[list[str], list[str]], list[list[int]]]
+ModelFn = Callable[[list[list[int]]], torch.Tensor]
+StepOf = Callable[[pd.DataFrame, Encode, ModelFn], Callable]
 
 
-def _ranking_step(model_fn, replies: list[list[list[int]]]):
+def pair_step(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> StepOf:
+    """Rows ``prompt, chosen, rejected``; ``loss_fn(chosen_scores, rejected_scores)``."""
+
+    def build(rows: pd.DataFrame, enc: Encode, model_fn: ModelFn):
+        prompts = rows["prompt"].tolist()
+        chosen, rejected = enc(prompts, rows["chosen"].tolist()), enc(prompts, rows["rejected"].tolist())
+
+        def step(idx: torch.Tensor):
+            scores = model_fn([chosen[i] for i in idx] + [rejected[i] for i in idx])
+            rc, rr = scores[: len(idx)], scores[len(idx) :]
+            return loss_fn(rc, rr), {"accuracy": float((rc > rr).float().mean())}
+
+        return step
+
+    return build
+
+
+def ranking_step(rows: pd.DataFrame, enc: Encode, model_fn: ModelFn):
+    """Rows ``prompt, completions`` (best first): [CRS]'s ranking loss."""
+    replies = [enc([p] * len(rs), list(rs)) for p, rs in zip(rows["prompt"], rows["completions"])]
+
     def step(idx: torch.Tensor):
         ids = [x for i in idx for x in replies[i]]
         bounds = np.cumsum([0] + [len(replies[i]) for i in idx]).tolist()
@@ -70,7 +85,10 @@ def _ranking_step(model_fn, replies: list[list[list[int]]]):
     return step
 
 
-def _absolute_step(model_fn, ids: list[list[int]], targets: torch.Tensor):
+def absolute_step(rows: pd.DataFrame, enc: Encode, model_fn: ModelFn):
+    """Rows ``prompt, completion, score``: [CRS]'s absolute loss."""
+    ids = enc(rows["prompt"].tolist(), rows["completion"].tolist())
+    targets = torch.tensor(rows["score"].to_numpy(dtype=np.float32))
     low_weight = rm_losses.crs_low_score_weight(targets)  # over the whole training set (docs/sources.md §5.3)
 
     def step(idx: torch.Tensor):
@@ -95,7 +113,7 @@ def rm_text(prompt: str, response: str, template: str, chat_tokenizer=None) -> s
 
 
 def train_sequence_rm(
-    kind: str,
+    step_of: StepOf,
     model,
     tokenizer,
     rows: pd.DataFrame,
@@ -105,17 +123,16 @@ def train_sequence_rm(
     truncation_side: str = "left",
     response_template: str = "{response}",
     chat_template: bool = False,
+    desc: str = "reward model",
 ) -> LoopResult:
-    """Train a one-logit RM of ``kind`` on its training ``rows`` (columns in the module docstring);
-    ``chat_template``: the texts are chat-rendered conversations (``rm_text``)."""
-    if kind not in SEQUENCE_RM_KINDS:
-        raise ValueError(f"train_sequence_rm: kind {kind!r} is not one of {SEQUENCE_RM_KINDS}")
+    """Train a one-logit RM on its training ``rows`` with the step ``step_of`` builds (``pair_step``,
+    ``ranking_step``, ``absolute_step``); ``chat_template``: the texts are chat-rendered conversations
+    (``rm_text``)."""
     if model.config.pad_token_id is None:  # a decoder head pools at the last non-pad token
         model.config.pad_token_id = tokenizer.pad_token_id
-    prompts = rows["prompt"].tolist()
     chat = tokenizer if chat_template else None
 
-    def enc(responses: list[str]) -> list[list[int]]:
+    def enc(prompts: list[str], responses: list[str]) -> list[list[int]]:
         texts = [rm_text(p, r, response_template, chat) for p, r in zip(prompts, responses)]
         return encode_texts(tokenizer, texts, train.max_length, truncation_side)
 
@@ -124,17 +141,5 @@ def train_sequence_rm(
     def model_fn(ids: list[list[int]]) -> torch.Tensor:
         return sequence_scores(engine.model, tokenizer.pad_token_id, ids)
 
-    if kind in PAIR_KINDS:
-        step = _pair_step(model_fn, kind, enc(rows["chosen"].tolist()), enc(rows["rejected"].tolist()))
-    elif kind == "crs_ranking":
-        replies = [
-            encode_texts(
-                tokenizer, [rm_text(p, r, response_template, chat) for r in rs], train.max_length, truncation_side
-            )
-            for p, rs in zip(prompts, rows["completions"])
-        ]
-        step = _ranking_step(model_fn, replies)
-    else:
-        targets = torch.tensor(rows["score"].to_numpy(dtype=np.float32))
-        step = _absolute_step(model_fn, enc(rows["completion"].tolist()), targets)
-    return engine.run(BatchOrder(len(rows), train.batch_size, train.seed), step, work_dir, kind)
+    step = step_of(rows, enc, model_fn)
+    return engine.run(BatchOrder(len(rows), train.batch_size, train.seed), step, work_dir, desc)

@@ -31,7 +31,7 @@ def test_a_profile_overlays_and_overrides_win():
 
 
 def test_an_unknown_key_in_a_profile_fails_like_set(tmp_path, monkeypatch):
-    monkeypatch.setattr("rlhf_core.config.profiles_dir", lambda: tmp_path)
+    monkeypatch.setattr("rlhf_core.config.loading.profiles_dir", lambda: tmp_path)
     (tmp_path / "typo.yaml").write_text(yaml.safe_dump({"compute": {"precison": "bf16"}}))
     with pytest.raises(ConfigError, match=r"demo.yaml with profile typo: compute: unknown key\(s\) \['precison'\]"):
         load_config(task_config_path("demo"), profile="typo")

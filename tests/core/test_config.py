@@ -180,6 +180,15 @@ def test_the_names_a_config_may_use_are_exactly_what_the_registries_hold():
     assert declared_names(METRICS, "register") == defined_in(eval_registry.METRICS, METRICS)
 
 
+def test_the_reward_model_kinds_a_config_may_name_are_the_registrys_entries():
+    import typing
+
+    from rlhf_core.config import RewardModelSpec
+    from rlhf_core.stages.rm_kinds import RM_KINDS
+
+    assert set(typing.get_args(typing.get_type_hints(RewardModelSpec)["kind"])) == set(RM_KINDS.names())
+
+
 def test_a_per_task_profile_overlays_its_task_and_replaces_marked_mappings_whole():
     cfg = load_config(task_config_path("detox"), profile="tiny")
     # `_replace: true`: the tiny path instead of the hub id (merged, the two would both be set and fail)

@@ -118,7 +118,7 @@ def test_seeds_and_a_sweep_become_trial_partitions_whose_configs_differ_only_the
     assert trials.resolve(task, "ppo@seed=1")[0].policy.ppo.lr == task.policy.ppo.lr
     plain = load_config(task_config_path("demo"))
     assert trials.partition_keys(plain) == ["sft", *plain.policy.algorithms]
-    assert trials.resolve(plain, "dpo")[0] is plain
+    assert trials.resolve(plain, "a_lol")[0] is plain  # no override, no seed: the task itself
 
 
 def test_a_sweep_of_a_task_that_already_samples_val_as_an_extra_split():
@@ -144,3 +144,10 @@ def test_the_board_shows_the_evaluations_own_value_and_an_interval_only_of_that_
     assert board.loc["sft", "distinct-1"] == 0.5 and not np.isnan(board.loc["sft", "distinct-1_lo"])
     assert board.loc["dpo", "distinct-1"] == 1.0 and np.isnan(board.loc["dpo", "distinct-1_lo"])
     assert board.loc["dpo", "gold_lo"] == board.loc["sft", "gold_lo"] == 0.0
+
+
+def test_committed_overrides_may_name_an_algorithm_a_run_leaves_out_but_not_an_unknown_one():
+    task = load_config(task_config_path("demo"), ["policy.algorithms=[nll, dpo]"])
+    assert "ppo" in task.policy.overrides and trials.partition_keys(task) == ["sft", "nll", "dpo"]
+    with pytest.raises(ValueError, match=r"policy.overrides: unknown algorithms \['rlhf'\]"):
+        load_config(task_config_path("demo"), ["policy.overrides={rlhf: {lr: 1.0e-4}}"])

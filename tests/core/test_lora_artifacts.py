@@ -11,8 +11,9 @@ from engine_worker import ROWS, tiny_lm
 from rlhf_core.config import ComputeConfig, LoraConfig, ModelSource, TrainConfig
 from rlhf_core.models.load import ADAPTER_BASE, load_causal_lm, load_sequence_classifier, save_model
 from rlhf_core.rewards.classifiers import RewardModelLogitScorer
+from rlhf_core.train import rm_losses
 from rlhf_core.train.offline import train_offline
-from rlhf_core.train.reward_model import train_sequence_rm
+from rlhf_core.train.reward_model import pair_step, train_sequence_rm
 
 TRAIN = TrainConfig(epochs=1, batch_size=4, lr=1e-2, max_length=48, checkpoint_every=100, seed=1)
 PAIRS = pd.DataFrame(
@@ -62,7 +63,8 @@ def test_an_adapter_only_reward_model_scores_like_the_trained_one(tmp_path, base
     source, tok = base
     model = load_sequence_classifier(source)
     model.config.pad_token_id = tok.pad_token_id
-    trained = train_sequence_rm("bradley_terry", model, tok, PAIRS, TRAIN, tmp_path / "work", compute=lora(False)).model
+    bt = pair_step(rm_losses.bradley_terry)
+    trained = train_sequence_rm(bt, model, tok, PAIRS, TRAIN, tmp_path / "work", compute=lora(False)).model
     save_model(trained, tok, tmp_path / "rm", source)
     assert json.loads((tmp_path / "rm" / ADAPTER_BASE).read_text())["config"] == {
         "num_labels": 1,

@@ -173,7 +173,7 @@ def test_sigkill_mid_ppo_then_resume_equals_an_uninterrupted_run(tmp_path):
     # 8 rows in minibatches of 4 over 2 PPO epochs: 4 policy losses per step; the 7th is step 2, epoch 2
     killed = _run_script(tmp_path / "b", tmp_path / "b.pt", kill_at=7)
     assert killed.returncode == -9
-    state = torch.load(tmp_path / "b" / "checkpoint" / "state.pt", weights_only=True)
+    state = json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())
     assert (state["step"], state["current"]["epochs_done"]) == (1, 1)  # a mid-step checkpoint with buffer
     resumed = _run_script(tmp_path / "b", tmp_path / "b.pt", kill_at=0)
     assert resumed.returncode == 0, resumed.stderr
@@ -205,7 +205,7 @@ def test_linear_schedule_warms_up_then_decays_per_optimiser_step(tmp_path):
 
 def test_ppo_config_is_strict():
     from rlhf_core.config import ConfigError, parse_section
-    from rlhf_core.config_rl import PPOConfig
+    from rlhf_core.config.rl import PPOConfig
 
     cfg = parse_section(PPOConfig, {"semantics": "fine_grained", "kl_limit": 20, "lr_schedule": "linear"}, "policy.ppo")
     assert (cfg.semantics, cfg.kl_limit, cfg.lr_schedule) == ("fine_grained", 20.0, "linear")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rlhf_core.config import TrainConfig
-from rlhf_core.config_rl import PROConfig
+from rlhf_core.config.rl import PROConfig
 from rlhf_core.train.pro import pair_rewards, pro_loss
 from tests.core.tiny_rl import one_thread, tiny_policy
 

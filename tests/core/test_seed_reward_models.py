@@ -9,7 +9,7 @@ import math
 import pytest
 
 from rlhf_core.rewards.base import build_scorer
-from rlhf_core.stages import reward_models
+from rlhf_core.stages import reward_models, rm_kinds
 from rlhf_core.store import ArtifactStore, write_table
 from tests import tiny_models
 from tests.core.data.data_helpers import build_task, load_task
@@ -253,14 +253,14 @@ def test_embedding_tables_read_together_must_share_their_backbone():
 
     cfg = load_config(task_config_path("rlhflow"), ["datasets.reward_bench_embeddings.options.token_pattern=gemma2"])
     stage2 = ("model", "strip_bos_text", "token_pattern")
-    reward_models.check_same_backbone(
+    rm_kinds.check_same_backbone(
         cfg.datasets, ["armorm_objective_embeddings", "armorm_pair_embeddings"], ("model", "strip_bos_text"), "armo"
     )  # one backbone, read one way
     tables = r"\['armorm_pair_embeddings', 'reward_bench_embeddings'\]"
     with pytest.raises(
         ValueError, match=f"reward_bench: datasets {tables} embed with different model / strip_bos_text / token_pattern"
     ):
-        reward_models.check_same_backbone(
+        rm_kinds.check_same_backbone(
             cfg.datasets, ["armorm_pair_embeddings", "reward_bench_embeddings"], stage2, "reward_bench"
         )
 

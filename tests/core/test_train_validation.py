@@ -5,7 +5,7 @@ import torch
 from engine_worker import ROWS, TRAIN, assert_same_weights, tiny_lm
 
 from rlhf_core.config import GenerationConfig, PolicyConfig
-from rlhf_core.config_rl import ValidationConfig
+from rlhf_core.config.rl import ValidationConfig
 from rlhf_core.eval.generate import generate
 from rlhf_core.train.offline import train_offline
 from rlhf_core.train.validation import Validation, validation_history

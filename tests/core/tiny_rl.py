@@ -72,7 +72,7 @@ PROMPTS = ["the cat", "a dog", "the mat", "very good", "sad cat", "on the"]
 
 
 def toy_ppo_config(**overrides):
-    from rlhf_core.config_rl import PPOConfig
+    from rlhf_core.config.rl import PPOConfig
 
     base = dict(
         semantics="legacy_step",

@@ -30,6 +30,7 @@ from rlhf_core.rewards.base import SCORERS
 from rlhf_core.stages import all_stages
 from rlhf_core.stages.algorithms import ALGORITHMS
 from rlhf_core.stages.rm_eval import within_prompt_pairs
+from rlhf_core.stages.rm_kinds import RM_KINDS
 from rlhf_core.train.value import fit_value_head
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,12 +149,18 @@ def scorer_names(spec) -> set[str]:
 
 
 # Code that reaches a scorer by import rather than by its registered name re-keys with it too: stage
-# functions that run it directly, and scorers built on its class.
+# functions that run it directly (every partition of the stage, or those a predicate picks), and
+# scorers built on its class.
+def every(*_) -> bool:
+    return True
+
+
 IMPORTED_BY = {
-    "gold": {"reward_model", "gold_probe"},  # demo.gold.judge: the gold grades of the demo's RMs
-    "reward_model": {"reward_model_eval", "reward_bench"},  # trained_reward_model opens every RM
-    "rm_logit": {"reward_model_eval", "reward_bench"},
-}  # ... as an rm_logit subclass
+    # demo.gold.judge: the gold grades of the demo's ArmoRM objectives, and the gold probe
+    "gold": {"reward_model": lambda t, n: t.reward_models[n].kind == "armo", "gold_probe": every},
+    "reward_model": {"reward_model_eval": every, "reward_bench": every},  # trained_reward_model opens every RM
+    "rm_logit": {"reward_model_eval": every, "reward_bench": every},  # ... as an rm_logit subclass
+}
 BUILT_ON = {"rm_logit": {"reward_model"}}  # SequenceRMScorer(RewardModelLogitScorer)
 
 
@@ -179,7 +186,7 @@ def test_a_code_edit_rekeys_exactly_the_partitions_that_run_it_in_every_task(lay
             definition_edit(f"scorer {names}", scorer),
             named(layout, "reward_scorer", lambda t, c: scorer_names(t.annotation.scorers[c]) & users)
             | named(layout, "build_dataset", lambda t, d: t.datasets[d].options.get("scorer") in users)
-            | {p for n in names for stage in IMPORTED_BY.get(n, ()) for p in named(layout, stage, lambda *_: True)},
+            | {p for n in names for stage, pick in IMPORTED_BY.get(n, {}).items() for p in named(layout, stage, pick)},
         )
     for loader, names in grouped(LOADERS).items():
         expect(
@@ -202,6 +209,12 @@ def test_a_code_edit_rekeys_exactly_the_partitions_that_run_it_in_every_task(lay
         expect(
             definition_edit(f"loss {loss.__name__}", loss),
             named(layout, "policy", lambda t, a: a in names) | also.get(loss.__name__, set()),
+        )
+    # Each reward-model kind's trainer re-keys the RMs of that kind (their descendants follow by content).
+    for kind in RM_KINDS.names():
+        expect(
+            definition_edit(f"rm kind {kind}", RM_KINDS.get(kind).train),
+            named(layout, "reward_model", lambda t, n, k=kind: t.reward_models[n].kind == k),
         )
     # The issue's measurements: one statement appended to a scorer's module and to PRO's trainer.
     dialogrpt = {n for n in SCORERS.names() if SCORERS.get(n).__module__ == "rlhf_core.rewards.dialogrpt"}
@@ -235,6 +248,8 @@ def test_a_code_edit_rekeys_exactly_the_partitions_that_run_it_in_every_task(lay
     }
     assert not wrong, json.dumps(wrong, indent=1)
     assert changed["append to train/pro.py"] and changed["flat_summary"]  # the checks above are not vacuous
+    kinds = {k for t in TASKS.values() for k in (s.kind for s in t.reward_models.values())}
+    assert all(changed[f"rm kind {k}"] for k in kinds) and len(kinds) >= 5
     assert any(s == "reward_scorer" for label in expected if label.startswith("scorer") for _, s, _ in changed[label])
 
 
@@ -254,6 +269,25 @@ def test_dpo_beta_rekeys_only_the_dpo_partitions(name):
     task = TASKS[name]
     dpo = {(name, "policy", a) for a in task.policy.algorithms if a in ("dpo", "dpo_ref_free")}
     assert rekeyed(task, [f"policy.dpo_beta={task.policy.dpo_beta * 2}"]) == dpo
+
+
+@pytest.mark.parametrize("name", [n for n, t in TASKS.items() if t.policy is not None])
+def test_ppo_clip_rekeys_only_the_algorithms_that_clip(name):
+    """The offline family shares ``policy``'s settings, but each partition reads only its loss's: eps
+    clips the importance weight of r_lol, a_lol and a_lol_seq; nll, dpo and the rest never read it."""
+    task = TASKS[name]
+    clipped = {(name, "policy", a) for a in task.policy.algorithms if a in ("r_lol", "a_lol", "a_lol_seq")}
+    assert rekeyed(task, [f"policy.ppo_clip={0.3 if task.policy.ppo_clip != 0.3 else 0.5}"]) == clipped
+
+
+@pytest.mark.parametrize("name", [n for n, t in TASKS.items() if t.policy is not None])
+def test_kl_beta_and_sampling_rekey_only_the_offline_algorithms_that_read_them(name):
+    task, offline = TASKS[name], {"nll", "wbc", "r_gold", "r_lol", "a_lol", "a_lol_ref_free", "a_lol_seq", "a_lol_kl"}
+    with_kl = {(name, "policy", a) for a in task.policy.algorithms if a in ("r_lol", "a_lol", "a_lol_kl")}
+    assert rekeyed(task, [f"policy.kl_beta={task.policy.kl_beta + 0.5}"]) == with_kl
+    sampled = {(name, "policy", a) for a in task.policy.algorithms if a in offline}
+    other = "uniform" if task.policy.sampling == "priority" else "priority"
+    assert rekeyed(task, [f"policy.sampling={other}"]) == sampled
 
 
 @pytest.mark.parametrize("name", [n for n, t in TASKS.items() if t.annotation is not None])

@@ -15,7 +15,7 @@ import pytest
 from safetensors.torch import load_file
 
 from resources.launcher import launch_command
-from rlhf_core.config_launch import LauncherConfig
+from rlhf_core.config.launch import LauncherConfig
 from tests.core.engine_worker import assert_same_weights
 
 ROOT = Path(__file__).resolve().parents[2]

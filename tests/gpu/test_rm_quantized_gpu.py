@@ -6,7 +6,7 @@ import math
 import pytest
 
 from rlhf_core.rewards.base import build_scorer
-from rlhf_core.stages.reward_models import base_model, rm_tokenizer
+from rlhf_core.stages.rm_kinds import base_model, rm_tokenizer
 from tests.core.data.data_helpers import load_task
 from tests.core.test_seed_reward_models import TINY_TRAIN, train_all
 

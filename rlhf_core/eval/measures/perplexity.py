@@ -22,7 +22,7 @@ class Perplexity:
         self, model: dict[str, Any], max_length: int = 1024, batch_size: int = 16, max_perplexity: float = 1e4
     ):
         from rlhf_core.config import ModelSource
-        from rlhf_core.config_parse import parse_section
+        from rlhf_core.config.parse import parse_section
 
         self.source = parse_section(ModelSource, model, "perplexity.model")
         self.max_length, self.batch_size, self.max_perplexity = max_length, batch_size, max_perplexity

@@ -1,11 +1,10 @@
-"""Where a model comes from (a pinned hub id, a local path, or a tiny network built from sizes),
-beside ``config.py``, which re-exports it, so the RL sections can name models without a cycle."""
+"""Where a model comes from (a pinned hub id, a local path, or a tiny network built from sizes)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhf_core.config_parse import ConfigError
+from rlhf_core.config.parse import ConfigError
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,14 @@
 """Config sections of the reward-model suite: the reward models a task trains by name, how they are
-judged against the gold judge, and RewardBench, parsed as strictly as the rest.
-
-They live beside ``config.py`` (which holds the task config and re-exports them) to keep each module small.
-"""
+judged against the gold judge, and RewardBench, parsed as strictly as the rest."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rlhf_core.config_models import ModelSource
-from rlhf_core.config_parse import ConfigError
-from rlhf_core.config_train import LoraConfig, TrainConfig
+from rlhf_core.config.models import ModelSource
+from rlhf_core.config.parse import ConfigError
+from rlhf_core.config.train import LoraConfig, TrainConfig
 
 # A task declares the reward models it trains by name; each name is a partition of the
 # ``reward_model`` asset and what a scorer names (``{scorer: reward_model, partition: bt}``).

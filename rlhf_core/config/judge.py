@@ -1,14 +1,11 @@
-"""The ``evaluation.judge`` section: pairwise win rates of each policy against a baseline (rlhf_core/eval/judge.py).
-
-It lives beside ``config.py`` (which re-exports it) to keep each module small.
-"""
+"""The ``evaluation.judge`` section: pairwise win rates of each policy against a baseline (rlhf_core/eval/judge.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rlhf_core.config_parse import ConfigError
+from rlhf_core.config.parse import ConfigError
 
 
 @dataclass(frozen=True)

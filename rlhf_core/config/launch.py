@@ -1,4 +1,4 @@
-"""Where a heavy stage's command runs (beside ``config.py``, which re-exports it): the ``launcher`` section.
+"""Where a heavy stage's command runs : the ``launcher`` section.
 
     launcher: {kind: subprocess, processes: 2, accelerate_config: multi_gpu_ddp}
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rlhf_core.config_parse import ConfigError
+from rlhf_core.config.parse import ConfigError
 from rlhf_core.paths import accelerate_dir, project_root
 
 LAUNCHER_KINDS = ("inprocess", "subprocess", "k8s")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rlhf_core.config_parse import ConfigError
+from rlhf_core.config.parse import ConfigError
 
 N_POLICIES = {"fg": 4, "crs_ranking": 3}
 

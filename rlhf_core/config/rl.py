@@ -1,17 +1,15 @@
 """Config sections of the policy stage: the online RL family (PPO, GRPO/RLOO, fg_ppo) and PRO,
-parsed as strictly as the rest.
-
-They live beside ``config.py`` (which holds the task config and re-exports them) to keep each module small.
-"""
+and A-LoL's reference value, parsed as strictly as the rest."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rlhf_core.config_models import ModelSource
-from rlhf_core.config_parse import ConfigError, parse_section
-from rlhf_core.config_train import GenerationConfig, TrainConfig
+from rlhf_core.config.evaluation import GenerationConfig
+from rlhf_core.config.models import ModelSource
+from rlhf_core.config.parse import ConfigError, parse_section
+from rlhf_core.config.train import TrainConfig
 
 # The online policy partitions and the update rule each runs.
 ONLINE_SEMANTICS = {"ppo": "legacy_step", "grpo": "grpo", "fg_ppo": "fine_grained"}
@@ -212,10 +210,14 @@ class PolicyConfig:
         unknown = [a for a in self.algorithms if a not in ALGORITHMS]
         if unknown:
             raise ConfigError(f"algorithms: unknown {unknown}; known: {list(ALGORITHMS)}")
-        for section in ("overrides", "sweep"):
-            unknown = sorted(set(getattr(self, section)) - set(self.algorithms))
-            if unknown:
-                raise ConfigError(f"policy.{section}: {unknown} are not in policy.algorithms")
+        # Committed settings may name an algorithm a run leaves out (--set policy.algorithms=[nll, dpo]); a grid
+        # to sweep may not, since it would train nothing.
+        unknown = sorted(set(self.overrides) - set(ALGORITHMS))
+        if unknown:
+            raise ConfigError(f"policy.overrides: unknown algorithms {unknown}; known: {list(ALGORITHMS)}")
+        unknown = sorted(set(self.sweep) - set(self.algorithms))
+        if unknown:
+            raise ConfigError(f"policy.sweep: {unknown} are not in policy.algorithms")
         empty = [f"{a}.{k}" for a, grid in self.sweep.items() for k, values in grid.items() if not values]
         if empty:
             raise ConfigError(f"policy.sweep: {empty} list no values")
@@ -247,3 +249,18 @@ class PolicyConfig:
                 f"a_lol_kl needs a kl_beta > 0, got {betas}: set policy.overrides.a_lol_kl.kl_beta "
                 "(docs/sources.md §10.3)"
             )
+
+
+@dataclass(frozen=True)
+class ReferenceValueConfig:
+    """A-LoL value estimate V_ref(x) (docs/sources.md §6.2)."""
+
+    num_heads: int = 8
+    max_value: float = 1.0
+    epochs: int = 5
+    lr: float = 2e-5
+    batch_size: int = 32
+    dropout: float = 0.1
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128))
+    num_beams: int = 2  # docs/sources.md §6.2 generation-task settings
+    repetition_penalty: float = 2.5
