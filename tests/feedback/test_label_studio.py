@@ -23,6 +23,7 @@ from pipelines.task_defs import build_task_definitions
 from resources import annotation_tool, build_resources
 from rlhf_core.config import load_config, task_config_path
 from rlhf_core.data.loaders.qa_feedback import PAIRS
+from rlhf_core.feedback.batches import batch_dirs
 from rlhf_core.feedback.label_studio import LabelStudio
 from rlhf_core.stages.feedback import batch_folder
 from tests.dagster.test_pipeline import MICRO, micro_args, own_instance
@@ -120,9 +121,10 @@ def word_span(text: str, first: int, last: int) -> tuple[int, int]:
     return words[first][0], words[last][1]
 
 
-def poll(task, collection: str):
+def poll(task, collection: str, cursor: str | None = None):
+    """One tick of the collection's sensor, after the tick that left ``cursor``."""
     sensor = annotations_sensor(task, collection, table_job(task, collection))
-    return sensor(dg.build_sensor_context(instance=dg.DagsterInstance.get()))
+    return sensor(dg.build_sensor_context(instance=dg.DagsterInstance.get(), cursor=cursor))
 
 
 def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(demo, tool, monkeypatch, capfd):
@@ -190,8 +192,8 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(demo, t
     for collection in ("qa_human", "ranks_human"):
         first = poll(task, collection)
         assert isinstance(first, dg.SensorResult) and len(first.run_requests) == 1
-        assert isinstance(poll(task, collection), dg.SkipReason)  # re-polling changes nothing
-        assert len(list(batch_folder(task, collection).iterdir())) == 1
+        assert isinstance(poll(task, collection, first.cursor), dg.SkipReason)  # re-polling changes nothing
+        assert [b.name for b in batch_dirs(batch_folder(task, collection))] == [first.cursor]
 
     files = materialize(
         task,
@@ -319,7 +321,9 @@ def test_a_span_marked_in_the_browser_reaches_the_rm_files(demo, tool, monkeypat
         page.screenshot(path=SHOTS / "feedback-3-submitted.png")
         browser.close()
 
-    assert isinstance(poll(task, "qa_human"), dg.SensorResult)
+    (before,) = batch_dirs(batch_folder(task, "qa_human"))  # the API test's
+    tick = poll(task, "qa_human", before.name)
+    assert isinstance(tick, dg.SensorResult) and tick.cursor > before.name
     files = materialize(task, ["qa_human", "human_fact_labels"])
     assert meta(files, "qa_human")["kept_rows"] == 2 and meta(files, "human_fact_labels")["kept_rows"] == 2
     person = f"{todo['data']['item_id']}/{tool['username']}"  # a row's id: the item and its annotator
