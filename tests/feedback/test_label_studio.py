@@ -1,9 +1,10 @@
 """Human feedback through the real annotation tool, end to end (``make feedback-check``).
 
-The micro demo trains its policies; their generations are pushed to Label Studio; annotations are submitted
-through the tool's API (a fine-grained one with two spans and a correction, a comparison, a 3-way ranking by
-two annotators, and a ranking with a shared rank); the sensor writes one batch, a second poll nothing; the
-collections' tables and the RM files count exactly those rows; a reward model retrains on them. The API token
+The micro demo trains its policies under the human-feedback profile; their generations are pushed to Label
+Studio; annotations are submitted through the tool's API (a fine-grained one with two spans and a correction, a
+comparison, a 3-way ranking by two annotators, and a ranking with a shared rank); the sensor writes one batch, a
+second poll nothing; the collections' tables and the RM files count exactly those rows; the four human reward
+models retrain on them. In Chromium, a span marked on the fine-grained page reaches the R2 file. The API token
 never shows in a log, a batch, an artifact or Dagster's records.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -217,6 +219,7 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(demo, t
 
     # every human RM retrains on its table: R1/R2 on the spans, holistic on the comparison, ranking on the ballots
     for name in HUMAN_RMS:
+        started = time.monotonic()
         trained = dg.materialize(
             build_task_definitions(task).assets,
             resources=build_resources(),
@@ -225,6 +228,7 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(demo, t
             selection=[dg.AssetKey(["demo", "reward_model"])],
         )
         assert trained.success, name
+        print(f"reward_model [{name}] retrained in {time.monotonic() - started:.1f} s")
     # lineage: each RM's artifact is keyed by its table's content; the collection's lineage file names the annotations
     rms = refs(root, "reward_model")
     for name, data in HUMAN_RMS.items():
