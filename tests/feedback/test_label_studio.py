@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -219,7 +218,6 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(demo, t
 
     # every human RM retrains on its table: R1/R2 on the spans, holistic on the comparison, ranking on the ballots
     for name in HUMAN_RMS:
-        started = time.monotonic()
         trained = dg.materialize(
             build_task_definitions(task).assets,
             resources=build_resources(),
@@ -228,7 +226,6 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(demo, t
             selection=[dg.AssetKey(["demo", "reward_model"])],
         )
         assert trained.success, name
-        print(f"reward_model [{name}] retrained in {time.monotonic() - started:.1f} s")
     # lineage: each RM's artifact is keyed by its table's content; the collection's lineage file names the annotations
     rms = refs(root, "reward_model")
     for name, data in HUMAN_RMS.items():
