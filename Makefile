@@ -62,6 +62,7 @@ gpu-check: setup  ## on a CUDA box: the gpu tests, then ours vs TRL/HF at GPT-2-
 annotate: setup .venv-annotate/.installed  ## Label Studio on 127.0.0.1:8080 (needs LABEL_STUDIO_API_KEY and LABEL_STUDIO_PASSWORD)
 	$(PY) -m pipelines.annotate
 
-feedback-check: setup .venv-annotate/.installed  ## the annotation tool end to end with the micro demo (and the browser test when Chromium is there)
+feedback-check: setup .venv-annotate/.installed  ## the annotation tool end to end with the micro demo, and marking a span in Chromium (installed if missing)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(PY) -m pip install -q $(PIP_FLAGS) -e '.[dev,ui]'
 	RLHF_FEEDBACK_CHECK=1 $(PY) -m pytest -q -s tests/feedback

@@ -67,7 +67,7 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
         partitions_def=scorer_partitions(task),
         ins={
             **{f"table_{t}": asset_in(task, data_key(task, d)) for t, d in tables.items()},
-            **{m: asset_in(task, m, **_every_partition(m)) for m in model_names},
+            **{m: asset_in(task, m, **_named_partitions(task, m)) for m in model_names},
         },
         **declared(task, stages.reward_scorer),
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -131,9 +131,13 @@ def build(task: TaskConfig) -> dict[str, dg.AssetsDefinition]:
     return assets
 
 
-def _every_partition(model_asset: str) -> dict:
-    # The trained RMs are partitioned by name; a component's stage picks the one it names.
-    return {"partition_mapping": dg.AllPartitionMapping()} if model_asset == "reward_model" else {}
+def _named_partitions(task: TaskConfig, model_asset: str) -> dict:
+    # The trained RMs are partitioned by name: the scorers read the ones they name, no other (an RM
+    # that no scorer names, such as one still waiting for human labels, is not upstream of them).
+    if model_asset != "reward_model":
+        return {}
+    named = sorted({s.partition for s in task.annotation.scorers.values() if s.model_asset == model_asset})
+    return {"partition_mapping": dg.SpecificPartitionsPartitionMapping(named)}
 
 
 def _scorer_in(task: TaskConfig) -> dict[str, dg.AssetIn]:

@@ -37,11 +37,16 @@ def for_asset(task: TaskConfig, name: str) -> list[Check]:
     """The checks of one asset of ``task`` (by its name without the task prefix)."""
     checks = []
     if name in task.datasets:
+        # A table built from people's labels is empty until someone labels: a warning, and its RM stops
+        # on its own (the policies' run builds these tables too, the RMs' step reads every RM's data).
+        awaiting = name in from_people(task)
         checks.append(
             Check(
                 "non_empty",
-                "The table has rows; every input row was kept, dropped by rule or quarantined.",
+                "The table has rows; every input row was kept, dropped by rule or quarantined."
+                + (" Empty until people label (a warning)." if awaiting else ""),
                 lambda ref: validate.non_empty_table(table(ref), ref.path),
+                blocking=not awaiting,
             )
         )
         pair_data = {
@@ -54,10 +59,21 @@ def for_asset(task: TaskConfig, name: str) -> list[Check]:
                 Check(
                     "pairs_valid",
                     "No empty responses; chosen differs from rejected.",
-                    lambda ref: validate.preference_pairs_valid(table(ref)),
+                    lambda ref: validate.preference_pairs_valid(table(ref), allow_empty=awaiting),
                 )
             )
     return checks
+
+
+def from_people(task: TaskConfig) -> set[str]:
+    """The datasets built, through any number of datasets, from a feedback collection's table."""
+    found = set(task.feedback.collections) if task.feedback else set()
+    grew = True
+    while grew:
+        more = {n for n, spec in task.datasets.items() if found & set(spec.inputs)} - found
+        found |= more
+        grew = bool(more)
+    return found - set(task.feedback.collections if task.feedback else ())
 
 
 def specs(task: TaskConfig, name: str) -> list[dg.AssetCheckSpec]:

@@ -19,7 +19,7 @@ from resources import annotation_tool
 from resources.artifacts import ArtifactStoreResource
 from resources.metadata import output
 from rlhf_core.config import TaskConfig
-from rlhf_core.feedback.batches import write_batch
+from rlhf_core.feedback.batches import batch_dirs
 from rlhf_core.stages import feedback as stages
 
 
@@ -103,8 +103,9 @@ def table_job(task: TaskConfig, name: str) -> dg.UnresolvedAssetJobDefinition:
 
 
 def annotations_sensor(task: TaskConfig, name: str, job) -> dg.SensorDefinition:
-    """Polls the collection's projects; a new batch on disk requests a run of the collection's table."""
-    spec = task.feedback.collections[name]
+    """Polls the collection's projects and writes what is new as a batch; a batch on disk newer than the
+    cursor (this poll's, or one the webhook receiver wrote, ``pipelines.feedback_webhook``) requests a run
+    of the collection's table."""
     folder = stages.batch_folder(task, name)
 
     @dg.sensor(
@@ -114,24 +115,16 @@ def annotations_sensor(task: TaskConfig, name: str, job) -> dg.SensorDefinition:
         description=f"New completed annotations of '{name}' -> a dated batch under {folder} -> its table.",
     )
     def sensor(context: dg.SensorEvaluationContext):
-        tool = annotation_tool.connect(task)
-        batch, counts = write_batch(
-            folder,
-            spec.interface,
-            spec.split,
-            annotation_tool.submitted(tool, task, name),
-        )
-        if batch is None:
+        batch, counts = annotation_tool.collect(task, name)
+        if batch is not None:
+            context.log.info(f"{batch.name}: {counts}")
+        batches = batch_dirs(folder)
+        if not batches or batches[-1].name <= (context.cursor or ""):
             return dg.SkipReason(f"nothing new ({counts['annotations']} annotations, {counts['pending']} pending)")
-        context.log.info(f"{batch.name}: {counts}")
+        latest = batches[-1].name  # the table reads every batch: one run covers all since the cursor
         return dg.SensorResult(
-            run_requests=[
-                dg.RunRequest(
-                    run_key=batch.name,
-                    tags={"rlhf/task": task.task, "rlhf/batch": batch.name},
-                )
-            ],
-            cursor=batch.name,
+            run_requests=[dg.RunRequest(run_key=latest, tags={"rlhf/task": task.task, "rlhf/batch": latest})],
+            cursor=latest,
         )
 
     return sensor

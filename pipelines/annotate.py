@@ -40,6 +40,7 @@ def tool_env(
     password: str,
     username: str,
     postgres: str | None = None,
+    webhooks: bool = False,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DJANGO_", "POSTGRE_"))}
     env.update(
@@ -56,6 +57,8 @@ def tool_env(
             "LATEST_VERSION_CHECK": "false",
         }
     )  # no calls out
+    if webhooks:  # the tool's SSRF guard refuses every local address, the webhook receiver's included
+        env["SSRF_PROTECTION_ENABLED"] = "false"
     if postgres:
         env.update(
             {
@@ -113,6 +116,7 @@ def serve(
     postgres: str | None = None,
     log: Path | None = None,
     timeout_s: float = 900,
+    webhooks: bool = False,
 ) -> Iterator[str]:
     """Run Label Studio on 127.0.0.1:``port`` until the block ends; yields its URL once it answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -135,7 +139,7 @@ def serve(
     with open(log or data_dir / "label-studio.log", "ab") as out:
         proc = subprocess.Popen(
             cmd,
-            env=tool_env(data_dir, token, password, username, postgres),
+            env=tool_env(data_dir, token, password, username, postgres, webhooks),
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=data_dir,
@@ -170,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DBNAME",
         help="store in the local PostgreSQL database DBNAME",
     )
+    parser.add_argument(
+        "--webhooks",
+        action="store_true",
+        help="allow webhooks to local addresses (the receiver of pipelines.feedback_webhook): turns off the "
+        "tool's SSRF guard, which also lets its users make it fetch local URLs",
+    )
     args = parser.parse_args(argv)
     missing = [v for v in ("LABEL_STUDIO_API_KEY", "LABEL_STUDIO_PASSWORD") if not os.environ.get(v)]
     if missing:
@@ -190,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["LABEL_STUDIO_PASSWORD"],
         username,
         args.postgres,
+        webhooks=args.webhooks,
     ) as url:
         print(f"Label Studio on {url} (log in as {username}); Ctrl-C stops it", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

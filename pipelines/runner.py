@@ -21,6 +21,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+from dagster._core.definitions.assets.graph.asset_graph import AssetGraph  # partition mappings walked (no public API)
 
 from pipelines.instance import instance
 from pipelines.task_defs import Step, run_plan
@@ -75,13 +76,28 @@ def rebuild_closure(task: str, steps: list[Step], rebuild: list[str]) -> set[str
     return {k.path[-1] for k in dg.AssetSelection.assets(*named).downstream().resolve(every_asset)}
 
 
-def missing_upstream(steps: list[Step], chosen: set[dg.AssetKey], refs: RefIOManager) -> set[dg.AssetKey]:
-    """The assets upstream of ``chosen`` that have no ref under this configuration's key: the run builds
-    them too (the store finds each one it has, cheaply), so a step never reads a parent built under
-    another configuration, nor stops because this configuration lacks one."""
+def missing_upstream(
+    steps: list[Step], chosen: set[dg.AssetKey], refs: RefIOManager
+) -> dict[dg.AssetKey, set[str | None]]:
+    """The partitions upstream of ``chosen`` (every partition of each) that have no ref under this
+    configuration's key: the run builds them too (the store finds each one it has, cheaply), so a step
+    never reads a parent built under another configuration, nor stops because this configuration lacks
+    one. Partition by partition, through the assets' partition mappings: a parent partition no chosen
+    asset reads (an RM no scorer names, one that needs labels first) is not built."""
     every_asset = {k: a for s in steps for a in s.assets for k in a.keys}
-    upstream = dg.AssetSelection.assets(*chosen).upstream().resolve(list(every_asset.values())) - chosen
-    return {k for k in upstream if not refs.has_refs(every_asset[k], k)}
+    graph = AssetGraph.from_assets(list({id(a): a for a in every_asset.values()}.values()))
+    todo = [(k, p) for s in steps for k in s.keys if k in chosen for p in s.partitions]
+    seen, lacking = set(todo), {}
+    while todo:
+        for parent in graph.get_parents_partitions(*todo.pop()).parent_partitions:
+            at = (parent.asset_key, parent.partition_key)
+            if parent.asset_key in chosen or at in seen:
+                continue
+            seen.add(at)
+            todo.append(at)
+            if not refs.has_ref(every_asset[parent.asset_key], *at):
+                lacking.setdefault(parent.asset_key, set()).add(parent.partition_key)
+    return lacking
 
 
 def _label(task: str, step: Step, keys: list[dg.AssetKey], partition: str | None) -> str:
@@ -148,10 +164,13 @@ def run_task(
         writable_folder(root, "the artifact store (RLHF_ARTIFACTS)")
     inst = instance()
     lacking = missing_upstream(steps, chosen, resources["io_manager"])
-    chosen |= lacking
     if forced:  # the store, and the launcher's through it, build these again
         resources = {**resources, **build_resources(resources["artifacts"].root, forced, resources["launcher"].kind)}
-    todo = [(step, [k for k in step.keys if k in chosen], p) for step in steps for p in step.partitions]
+    todo = [
+        (step, [k for k in step.keys if k in chosen or p in lacking.get(k, ())], p)
+        for step in steps
+        for p in step.partitions
+    ]
     todo = [t for t in todo if t[1]]
     start, where, invocation = time.time(), "before the first step", uuid.uuid4().hex
     with noted_interrupts() as noted:

@@ -7,13 +7,15 @@ The token is read from the environment variable the task names (``feedback.token
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from rlhf_core.config import TaskConfig
 from rlhf_core.errors import UserError
-from rlhf_core.feedback.batches import Submitted
+from rlhf_core.feedback.batches import Submitted, write_batch
 from rlhf_core.feedback.interfaces import PAGES
 from rlhf_core.feedback.label_studio import LabelStudio
 from rlhf_core.paths import project_root
+from rlhf_core.stages.feedback import batch_folder
 
 
 def connect(task: TaskConfig) -> LabelStudio:
@@ -51,3 +53,11 @@ def submitted(tool: LabelStudio, task: TaskConfig, collection: str) -> list[Subm
     """Every submitted annotation of a collection's pages."""
     users = tool.users()
     return [s for page, pid in project_ids(tool, task, collection).items() for s in tool.submitted(page, pid, users)]
+
+
+def collect(task: TaskConfig, collection: str) -> tuple[Path | None, dict[str, int]]:
+    """Write what is new in the tool as a dated batch of the collection (``None``: nothing new), and the
+    counts: the sensor's poll and the webhook receiver's call are this one path."""
+    spec = task.feedback.collections[collection]
+    found = submitted(connect(task), task, collection)
+    return write_batch(batch_folder(task, collection), spec.interface, spec.split, found)

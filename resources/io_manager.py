@@ -78,11 +78,6 @@ def _config_key(asset: dg.AssetKey, metadata) -> str:
     return value.value if isinstance(value, dg.MetadataValue) else str(value)
 
 
-def partitions_of(definition: dg.AssetsDefinition) -> list[str | None]:
-    parts = definition.partitions_def
-    return [None] if parts is None else [str(p) for p in parts.get_partition_keys()]
-
-
 class RefIOManager(dg.ConfigurableIOManager):
     root: str
 
@@ -94,10 +89,11 @@ class RefIOManager(dg.ConfigurableIOManager):
         """Where the refs of one asset under one configuration key are on this machine."""
         return ArtifactStore(self.root).root.joinpath("_refs", *asset.path, key)
 
-    def has_refs(self, definition: dg.AssetsDefinition, asset: dg.AssetKey) -> bool:
-        """Whether every partition of the asset has a ref under its configuration key."""
-        store, key = ArtifactStore(self.root), config_key(definition, asset)
-        return all(store.read_record(self.rel(asset, key, p)) is not None for p in partitions_of(definition))
+    def has_ref(self, definition: dg.AssetsDefinition, asset: dg.AssetKey, partition: str | None) -> bool:
+        """Whether one partition of the asset (None: the unpartitioned asset) has a ref under its configuration key."""
+        return (
+            ArtifactStore(self.root).read_record(self.rel(asset, config_key(definition, asset), partition)) is not None
+        )
 
     def _write(self, asset: dg.AssetKey, key: str, partition: str | None, ref: ArtifactRef) -> None:
         store, rel = ArtifactStore(self.root), self.rel(asset, key, partition)

@@ -14,12 +14,12 @@ def non_empty_table(df: pd.DataFrame, table: str) -> tuple[bool, dict[str, Any]]
     return len(df) > 0, {"rows": len(df), "table": table}
 
 
-def preference_pairs_valid(df: pd.DataFrame) -> tuple[bool, dict[str, Any]]:
-    """Every pair has a prompt and two different, non-empty responses."""
+def preference_pairs_valid(df: pd.DataFrame, allow_empty: bool = False) -> tuple[bool, dict[str, Any]]:
+    """Every pair has a prompt and two different, non-empty responses (and there is one, unless ``allow_empty``)."""
     require_columns(df, PREFERENCE, "preference pairs")
     empty = int((df["chosen"].str.strip() == "").sum() + (df["rejected"].str.strip() == "").sum())
     identical = int((df["chosen"] == df["rejected"]).sum())
-    return len(df) > 0 and empty == 0 and identical == 0, {
+    return (allow_empty or len(df) > 0) and empty == 0 and identical == 0, {
         "rows": len(df),
         "empty_responses": empty,
         "identical_pairs": identical,

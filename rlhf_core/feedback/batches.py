@@ -21,6 +21,7 @@ format the task's loader reads:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 from collections import defaultdict
@@ -46,6 +47,7 @@ from rlhf_core.store import hash_key
 from rlhf_core.store_verify import hash_files
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 BALLOTS = "ballots.jsonl"
 RANKING_COLUMNS = [
     "id",
@@ -188,7 +190,17 @@ def write_batch(
     found: list[Submitted],
     now: datetime | None = None,
 ) -> tuple[Path | None, dict[str, int]]:
-    """Write what no earlier batch holds as a new batch (``None`` when there is nothing new), and the counts."""
+    """Write what no earlier batch holds as a new batch (``None`` when there is nothing new), and the counts.
+    One writer at a time per folder (the sensor's poll and a webhook call may overlap)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _write_batch(folder, kind, split, found, now)
+
+
+def _write_batch(
+    folder: Path, kind: str, split: str, found: list[Submitted], now: datetime | None
+) -> tuple[Path | None, dict[str, int]]:
     records, quarantined, pending = collect(kind, found)
     seen = written_signatures(folder)
     records = [r for r in records if r["signature"] not in seen]

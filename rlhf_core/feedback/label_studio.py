@@ -138,3 +138,20 @@ class LabelStudio:
                 json={"email": email, "username": email.split("@")[0]},
             )["id"]
         )
+
+    # ------------------------------------------------------------------ webhooks
+
+    def add_webhook(self, project: int, url: str, headers: dict[str, str], actions: list[str]) -> int:
+        """A webhook of the project that POSTs ``actions`` (with their payload) to ``url`` with ``headers``."""
+        body = {
+            "project": project,
+            "url": url,
+            "headers": headers,
+            "actions": actions,
+            "send_payload": True,
+            "send_for_all_actions": False,
+        }
+        return int(self._call("POST", "/api/webhooks/", json=body)["id"])
+
+    def remove_webhook(self, webhook: int) -> None:
+        self._call("DELETE", f"/api/webhooks/{webhook}/")

@@ -14,6 +14,17 @@ def test_pairs_with_identical_or_empty_responses_fail():
     assert not passed and meta["identical_pairs"] == 1 and meta["empty_responses"] == 1
 
 
+def test_no_pairs_fail_unless_an_empty_table_is_allowed():
+    none = pd.DataFrame({"prompt": [], "chosen": [], "rejected": []}, dtype=str)
+    assert not preference_pairs_valid(none)[0]
+    assert preference_pairs_valid(none, allow_empty=True) == (
+        True,
+        {"rows": 0, "empty_responses": 0, "identical_pairs": 0},
+    )
+    bad = pd.DataFrame({"prompt": ["p"], "chosen": ["a"], "rejected": ["a"]})
+    assert not preference_pairs_valid(bad, allow_empty=True)[0]  # the rows there still must be valid
+
+
 def test_pairs_without_the_trl_columns_are_an_error():
     with pytest.raises(ValueError, match="missing column"):
         preference_pairs_valid(pd.DataFrame({"prompt": ["p"], "chosen": ["a"]}))

@@ -22,6 +22,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.cli import main
+from pipelines.runner import missing_upstream, resolve_selection
 from pipelines.task_defs import run_plan
 from resources.io_manager import RefIOManager, config_key
 from rlhf_core.config import load_config, task_config_path
@@ -156,3 +157,12 @@ def test_a_killed_rebuild_resumes_from_its_own_last_checkpoint(tmp_path, capsys)
         sft = own_lineage(root, SLOW_SFT)["sft_model"]
         assert sft["metadata"]["resumed_from"] == killed_at and sft["metadata"]["steps"] == 80
         assert not list(store.rglob("*.work")) and not list(store.rglob(".tmp-*"))
+
+
+def test_a_selection_builds_only_the_parent_partitions_it_reads(tmp_path):
+    """The human-feedback profile adds RMs that need labels first: the policies' run must not build them."""
+    steps = run_plan(load_config(task_config_path("demo"), A, profile="human_feedback"))
+    lacking = missing_upstream(steps, resolve_selection("demo", steps, ["rl"]), RefIOManager(root=str(tmp_path)))
+    # the RMs the demo's scorers name (configs/tasks/demo.yaml), not human_ranking, human_holistic, ...
+    assert lacking[dg.AssetKey(["demo", "reward_model"])] == {"bt", "holistic", "relevance", "factuality"}
+    assert lacking[SFT] == {None}  # an unpartitioned parent: its one ref

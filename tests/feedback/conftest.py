@@ -41,5 +41,6 @@ def tool(tmp_path_factory) -> dict:
         login["password"],
         login["username"],
         log=root / "label-studio.log",
+        webhooks=True,  # test_webhook's receiver is local
     ) as url:
         yield {**login, "url": url, "log": root / "label-studio.log"}

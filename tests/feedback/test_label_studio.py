@@ -1,16 +1,16 @@
 """Human feedback through the real annotation tool, end to end (``make feedback-check``).
 
-The micro demo trains its policies; their generations are pushed to Label Studio; annotations are submitted
-through the tool's API (a fine-grained one with two spans and a correction, a comparison, a 3-way ranking by
-two annotators, and a ranking with a shared rank); the sensor writes one batch, a second poll nothing; the
-collections' tables and the RM files count exactly those rows; a reward model retrains on them. The API token
+The micro demo trains its policies under the human-feedback profile; their generations are pushed to Label
+Studio; annotations are submitted through the tool's API (a fine-grained one with two spans and a correction, a
+comparison, a 3-way ranking by two annotators, and a ranking with a shared rank); the sensor writes one batch, a
+second poll nothing; the collections' tables and the RM files count exactly those rows; the four human reward
+models retrain on them. In Chromium, a span marked on the fine-grained page reaches the R2 file. The API token
 never shows in a log, a batch, an artifact or Dagster's records.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -24,10 +24,18 @@ from pipelines.task_defs import build_task_definitions
 from resources import annotation_tool, build_resources
 from rlhf_core.config import load_config, task_config_path
 from rlhf_core.data.loaders.qa_feedback import PAIRS
+from rlhf_core.feedback.batches import batch_dirs
 from rlhf_core.feedback.label_studio import LabelStudio
 from rlhf_core.stages.feedback import batch_folder
 from tests.dagster.test_pipeline import MICRO, micro_args, own_instance
 
+# the profile's human RMs and the RM file each trains on
+HUMAN_RMS = {
+    "human_ranking": "ranks_human",
+    "human_holistic": "human_pairs",
+    "human_relevance": "human_rel_labels",
+    "human_factuality": "human_fact_labels",
+}
 ALGORITHMS = "policy.algorithms=[nll, dpo, pro]"  # the policies the collections read, and no more
 # enough steps that the three losses move the micro policies apart (one epoch of 40 rows barely moves them)
 POLICY_TRAIN = "policy.train={epochs: 3, batch_size: 8, lr: 5.0e-3, max_length: 96}"
@@ -46,13 +54,16 @@ def feedback_overrides(tool: dict, root: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def demo(tool, tmp_path_factory):
-    """The micro demo's policies (headless `rlhf run demo`), then the task with the human-feedback profile."""
+    """The micro demo with the human-feedback profile, its policies built as README says (`rlhf run demo
+    --profile human_feedback --select rl`: without the human RMs, which need labels first)."""
     root = tmp_path_factory.mktemp("feedback_demo")
+    overrides = feedback_overrides(tool, root)
     with own_instance(root), pytest.MonkeyPatch.context() as mp:
         mp.setenv("LABEL_STUDIO_API_KEY", tool["token"])
-        trained = [ALGORITHMS, POLICY_TRAIN]  # the plain demo: the profile's RMs need labels first
-        assert main(["run", "demo", *micro_args(), *(a for o in trained for a in ("--set", o))]) == 0
-        task = load_config(task_config_path("demo"), MICRO + feedback_overrides(tool, root), profile="human_feedback")
+        flags = [*micro_args(), *(a for o in overrides for a in ("--set", o)), "--profile", "human_feedback"]
+        assert main(["run", "demo", *flags, "--select", "rl"]) == 0
+        task = load_config(task_config_path("demo"), MICRO + overrides, profile="human_feedback")
+        assert not any(k.startswith("human_") for k in refs(root, "reward_model"))  # none trained yet
         yield task, root
 
 
@@ -64,6 +75,20 @@ def materialize(task, names: list[str]) -> dg.ExecuteInProcessResult:
         instance=dg.DagsterInstance.get(),
         selection=[dg.AssetKey([task.task, n]) for n in names],
     )
+
+
+def refs(root: Path, asset: str) -> dict[str, dict]:
+    """The refs of an asset under the task's configuration key (the only one this store holds), by partition."""
+    (folder,) = (root / "artifacts" / "_refs" / "demo" / asset).iterdir()
+    return {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+
+
+def table(root: Path, name: str) -> pd.DataFrame:
+    return pd.read_parquet(Path(refs(root, name)["__all__"]["path"]) / "table.parquet")
+
+
+def by_id(rows: pd.DataFrame, row_id: str) -> pd.DataFrame:
+    return rows[rows["id"] == row_id]
 
 
 def meta(result: dg.ExecuteInProcessResult, name: str) -> dict:
@@ -97,9 +122,10 @@ def word_span(text: str, first: int, last: int) -> tuple[int, int]:
     return words[first][0], words[last][1]
 
 
-def poll(task, collection: str):
+def poll(task, collection: str, cursor: str | None = None):
+    """One tick of the collection's sensor, after the tick that left ``cursor``."""
     sensor = annotations_sensor(task, collection, table_job(task, collection))
-    return sensor(dg.build_sensor_context(instance=dg.DagsterInstance.get()))
+    return sensor(dg.build_sensor_context(instance=dg.DagsterInstance.get(), cursor=cursor))
 
 
 def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(demo, tool, monkeypatch, capfd):
@@ -167,8 +193,8 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(demo, t
     for collection in ("qa_human", "ranks_human"):
         first = poll(task, collection)
         assert isinstance(first, dg.SensorResult) and len(first.run_requests) == 1
-        assert isinstance(poll(task, collection), dg.SkipReason)  # re-polling changes nothing
-        assert len(list(batch_folder(task, collection).iterdir())) == 1
+        assert isinstance(poll(task, collection, first.cursor), dg.SkipReason)  # re-polling changes nothing
+        assert [b.name for b in batch_dirs(batch_folder(task, collection))] == [first.cursor]
 
     files = materialize(
         task,
@@ -190,21 +216,27 @@ def test_labels_from_the_tool_become_rm_files_and_retrain_a_reward_model(demo, t
     assert meta(files, "human_pairs")["kept_rows"] == decided  # ties give no pair
     assert meta(files, "human_rel_labels")["kept_rows"] == 1 and meta(files, "human_fact_labels")["kept_rows"] == 1
 
-    trained = dg.materialize(
-        build_task_definitions(task).assets,
-        resources=build_resources(),
-        instance=dg.DagsterInstance.get(),
-        partition_key="human_ranking",
-        selection=[dg.AssetKey(["demo", "reward_model"])],
-    )
-    assert trained.success
-    # lineage: the RM's artifact is keyed by the table's content, whose lineage file names the annotations
-    table_ref = json.loads((root / "artifacts" / "_refs" / "demo" / "ranks_human" / "__all__.json").read_text())
-    rm_ref = json.loads((root / "artifacts" / "_refs" / "demo" / "reward_model" / "human_ranking.json").read_text())
-    rm_meta = json.loads((Path(rm_ref["path"]) / "meta.json").read_text())
-    assert rm_meta["key_parts"]["parents"]["data/ranks_human"] == table_ref["content_hash"]
-    used = json.loads((Path(table_ref["path"]) / "lineage.json").read_text())["annotations_used"]
-    assert len(used) == 2 and all(a.startswith("crs_ranking#") for a in used)
+    # every human RM retrains on its table: R1/R2 on the spans, holistic on the comparison, ranking on the ballots
+    for name in HUMAN_RMS:
+        trained = dg.materialize(
+            build_task_definitions(task).assets,
+            resources=build_resources(),
+            instance=dg.DagsterInstance.get(),
+            partition_key=name,
+            selection=[dg.AssetKey(["demo", "reward_model"])],
+        )
+        assert trained.success, name
+    # lineage: each RM's artifact is keyed by its table's content; the collection's lineage file names the annotations
+    rms = refs(root, "reward_model")
+    for name, data in HUMAN_RMS.items():
+        rm_meta = json.loads((Path(rms[name]["path"]) / "meta.json").read_text())
+        assert rm_meta["key_parts"]["parents"][f"data/{data}"] == refs(root, data)["__all__"]["content_hash"], name
+    used = {
+        c: json.loads((Path(refs(root, c)["__all__"]["path"]) / "lineage.json").read_text())["annotations_used"]
+        for c in ("qa_human", "ranks_human")
+    }
+    assert len(used["ranks_human"]) == 2 and all(a.startswith("crs_ranking#") for a in used["ranks_human"])
+    assert sorted(a.split("#")[0] for a in used["qa_human"]) == ["fg_comparison", "fg_fine_grained"]
 
     # the token: in no log, batch, artifact or Dagster record
     token = tool["token"]
@@ -251,7 +283,7 @@ WORDS_ON_PAGE = """([answer, first, last]) => {
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
 def test_a_span_marked_in_the_browser_reaches_the_rm_files(demo, tool, monkeypatch):
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the ui extra)")
-    task, _ = demo
+    task, root = demo
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", tool["token"])
     ls = LabelStudio(tool["url"], tool["token"])
     pid, fg_tasks = project_tasks(ls, task, "qa_human", "fg_fine_grained")
@@ -270,9 +302,9 @@ def test_a_span_marked_in_the_browser_reaches_the_rm_files(demo, tool, monkeypat
         page.goto(f"{tool['url']}/projects/{pid}/data?task={todo['id']}")
         page.locator(".lsf-htx-richtext", has_text=answer).first.wait_for(timeout=120_000)
         page.screenshot(path=SHOTS / "feedback-1-fine-grained-page.png")
-        regions = page.get_by_role("treeitem").filter(has_text="Irrelevant")
+        regions = page.get_by_role("treeitem").filter(has_text="Unverifiable")
         assert regions.count() == 0  # a fresh item: no region, no draft
-        page.get_by_text("Irrelevant", exact=True).first.click()  # the error type, then the span
+        page.get_by_text("Unverifiable", exact=True).first.click()  # the error type, then the span
         x0, y0, x1, y1 = page.evaluate(WORDS_ON_PAGE, [answer, 0, last])
         page.mouse.move(x0, y0)
         page.mouse.down()
@@ -290,12 +322,19 @@ def test_a_span_marked_in_the_browser_reaches_the_rm_files(demo, tool, monkeypat
         page.screenshot(path=SHOTS / "feedback-3-submitted.png")
         browser.close()
 
-    assert isinstance(poll(task, "qa_human"), dg.SensorResult)
-    files = materialize(task, ["qa_human", "human_rel_labels"])
-    assert meta(files, "qa_human")["kept_rows"] == 2 and meta(files, "human_rel_labels")["kept_rows"] == 2
-    ref = json.loads((Path(os.environ["RLHF_ARTIFACTS"]) / "_refs" / "demo" / "qa_human" / "__all__.json").read_text())
-    rows = pd.read_parquet(Path(ref["path"]) / "table.parquet")
-    (row,) = rows[rows["item_id"] == todo["data"]["item_id"]].to_dict("records")
+    (before,) = batch_dirs(batch_folder(task, "qa_human"))  # the API test's
+    tick = poll(task, "qa_human", before.name)
+    assert isinstance(tick, dg.SensorResult) and tick.cursor > before.name
+    files = materialize(task, ["qa_human", "human_fact_labels"])
+    assert meta(files, "qa_human")["kept_rows"] == 2 and meta(files, "human_fact_labels")["kept_rows"] == 2
+    person = f"{todo['data']['item_id']}/{tool['username']}"  # a row's id: the item and its annotator
+    (row,) = by_id(table(root, "qa_human"), person).to_dict("records")
     start, end = word_span(answer, 0, last)
-    assert json.loads(row["errors"]) == [{"error type": "Irrelevant", "start": start, "end": end}]
-    assert row["annotator"] == tool["username"]
+    assert json.loads(row["errors"]) == [{"error type": "Unverifiable", "start": start, "end": end}]
+    # the row is in the R2 file: the answer's words after "answer:", the marked words' segment(s) F-ERR
+    (r2,) = by_id(table(root, "human_fact_labels"), person).to_dict("records")
+    words, tags = list(r2["text"]), list(r2["feedback_tags"])
+    # the answer follows "answer:" and opens with its first segment's marker
+    at = next(i for i in range(len(words) - 1) if words[i : i + 2] == ["answer:", "</s>"]) + 1
+    assert [w for w in words[at:] if w != "</s>"] == answer.split()
+    assert tags[at] == "F-ERR"  # the marked span starts at word 0: its segment is a factual error
