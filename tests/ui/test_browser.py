@@ -2,7 +2,8 @@
 
 Uses the system Chromium from Debian's ``chromium`` package (Playwright's own browser download
 is not reachable here); skipped without it. ``make ui-check`` installs both and runs this file.
-Screenshots go to tests/artifacts/ (not committed).
+Screenshots go to tests/artifacts/. Marked ``ui`` too: a backfill through the UI is for ``make ui-check``, never
+``make test``, whether or not the machine has Chromium.
 """
 
 import shutil
@@ -11,7 +12,11 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (make ui-check)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.ui,
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (make ui-check)"),
+]
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (make ui-check)")
 
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts"
