@@ -10,12 +10,13 @@ reads its parents under its own configuration's keys (resources/io_manager.py).
 
 from __future__ import annotations
 
+import os
 import signal
 import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -173,7 +174,7 @@ def run_task(
     ]
     todo = [t for t in todo if t[1]]
     start, where, invocation = time.time(), "before the first step", uuid.uuid4().hex
-    with noted_interrupts() as noted:
+    with noted_interrupts() as interrupted:
         try:
             print(
                 f"rlhf run {task_name}: {len(todo)} steps; artifacts in {resources['artifacts'].root}"
@@ -208,7 +209,7 @@ def run_task(
                 if len(lines) > 1:  # a step of several assets: each asset's line, then the step's own
                     print("\n".join(lines), flush=True)
                 print(f"[{time.time() - start:7.1f}s] {label}: {_outcome(metas)} ({time.time() - t0:.1f}s)", flush=True)
-                if noted:  # an interrupt Python dropped: it stops the run here
+                if interrupted():  # an interrupt that vanished on its way: it stops the run here
                     raise KeyboardInterrupt
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
             # The store holds only whole artifacts (the one a step was building is deleted as the
@@ -254,28 +255,45 @@ def mark_canceled(inst: dg.DagsterInstance, invocation: str) -> None:
 
 
 @contextmanager
-def noted_interrupts() -> Iterator[list[int]]:
-    """Ctrl-C raises KeyboardInterrupt, as by default, and is also noted in the list yielded.
+def noted_interrupts() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C raises KeyboardInterrupt, as by default; the callable yielded says whether one came at all.
 
-    Python drops an exception raised inside a garbage-collection callback or ``__del__`` (Dagster's
-    storage has such callbacks), so an interrupt can vanish; the run checks the list after each step.
-    Inside a step Dagster installs its own handler and raises ``DagsterExecutionInterruptedError``.
+    An interrupt can vanish before it stops anything: Python drops an exception raised inside a
+    garbage-collection callback or ``__del__`` (Dagster's storage has such callbacks), and inside a step
+    Dagster's own handler only sets a flag, which it clears when the step ends without looking (a step
+    that found its artifact ends in a blink). So every SIGINT is also written to a pipe by the
+    interpreter itself (``signal.set_wakeup_fd``, whichever Python handler is installed), and the run
+    checks it after each step.
     """
     noted: list[int] = []
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN or threading.current_thread() is not threading.main_thread():
+        yield lambda: bool(noted)  # a background job (Ctrl-C ignored) or a thread: nothing to watch
+        return
 
     def note(signum: int, frame: Any) -> None:
         noted.append(signum)
         raise KeyboardInterrupt
 
-    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # a background job: leave it ignored
-    if ignored or threading.current_thread() is not threading.main_thread():
-        yield noted
-        return
+    read, write = os.pipe()
+    for fd in (read, write):
+        os.set_blocking(fd, False)
+
+    def interrupted() -> bool:
+        try:
+            noted.extend(b for b in os.read(read, 1024) if b == signal.SIGINT)
+        except BlockingIOError:  # nothing arrived
+            pass
+        return bool(noted)
+
+    previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
     previous = signal.signal(signal.SIGINT, note)
     try:
-        yield noted
+        yield interrupted
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(read)
+        os.close(write)
 
 
 def print_leaderboard(task_name: str) -> int:

@@ -303,8 +303,8 @@ def test_ctrl_c_ends_a_retrain_in_one_line_and_the_same_command_resumes(run, tmp
     """The demo YAML's ``rlhf run demo --set policy.train.lr=1e-3``, in a process sent SIGINT (as Ctrl-C
     does) once the policies' steps begin: exit 130, one ``interrupted`` line naming the step, no
     traceback, and a store that holds whole artifacts only. Run again, it finishes: every policy is
-    trained at the new rate (a new key) where its algorithm reads ``policy.train``, the rest and the SFT
-    reference are found, not trained again."""
+    trained at the new rate (a new key) where its algorithm reads ``policy.train`` and has no rate of its own,
+    the rest and the SFT reference are found, not trained again."""
     root, _ = run
     argv = micro_command(shown("run demo --set policy.train.lr=1e-3"))
     algorithms = load_config(task_config_path("demo"), MICRO).policy.algorithms
@@ -351,10 +351,12 @@ def test_ctrl_c_ends_a_retrain_in_one_line_and_the_same_command_resumes(run, tmp
     retrained = [*MICRO, "policy.train.lr=1e-3"]
     assert done["sft_model"] == "reused" and stored_ref(root, "sft_model", overrides=retrained) == sft
     # policy.train is the section of the offline and preference trainers (stages/algorithms.py): those get a new
-    # key at the new rate; the online ones (ppo, grpo, fg_ppo) read their own sections and are found as they were.
+    # key at the new rate, but for those the demo gives a rate of their own (policy.overrides); the online ones
+    # (ppo, grpo, fg_ppo) read their own sections and are found as they were.
     from rlhf_core.stages.algorithms import ALGORITHMS
 
-    reads_train = [a for a in algorithms if "policy.train" in ALGORITHMS.get(a).section]
+    own_rate = {a for a, o in load_config(task_config_path("demo"), MICRO).policy.overrides.items() if "lr" in o}
+    reads_train = [a for a in algorithms if "policy.train" in ALGORITHMS.get(a).section and a not in own_rate]
     others = [a for a in algorithms if a not in reads_train]
     assert reads_train and others and done[f"policy [{reads_train[-1]}]"] == "built"
     assert all(stored_ref(root, "policy", a, retrained) != before[a] for a in reads_train)
