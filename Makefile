@@ -24,7 +24,7 @@ test: setup  ## ruff (lint and format), then the test suite (CPU, offline) but t
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q -m "not scale and not seeds and not ui and not keys"
 
-scale-check: setup  ## processes racing on one store (local and a local S3 server), the demo on S3, two UI runs at once on PostgreSQL against one at a time (~5 min of it on 2 cores; docs/scale.md)
+scale-check: setup  ## processes racing on one store (local and a local S3 server), the demo on S3, two UI runs at once on PostgreSQL against one at a time (about 10 min on 2 cores; docs/scale.md)
 	$(PY) -m pip install -q $(PIP_FLAGS) -e '.[dev,s3]'  # dagster-aws: the step logs on S3
 	$(PY) -m pytest -q -s -m scale tests
 
