@@ -18,6 +18,7 @@ import argparse
 import fcntl
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -43,7 +44,10 @@ def ensure_home() -> Path:
             raise ValueError(
                 "RLHF_INSTANCE=postgres needs DAGSTER_POSTGRES_URL=postgresql+psycopg2://user:password@host:5432/db"
             )
-        tmp = home / ".dagster.yaml.tmp"
+        # each process its own temporary name: a shared one vanished under a second process's os.replace
+        fd, name = tempfile.mkstemp(dir=home, prefix=".dagster.yaml.")
+        os.close(fd)
+        tmp = Path(name)
         shutil.copyfile(TEMPLATES[kind], tmp)
         if os.environ.get("RLHF_STEP_LOGS"):
             with tmp.open("a") as fh:
