@@ -279,10 +279,13 @@ def noted_interrupts() -> Iterator[Callable[[], bool]]:
         os.set_blocking(fd, False)
 
     def interrupted() -> bool:
-        try:
-            noted.extend(b for b in os.read(read, 1024) if b == signal.SIGINT)
-        except BlockingIOError:  # nothing arrived
-            pass
+        # drain the pipe: other handled signals' bytes can stand before a SIGINT's
+        while True:
+            try:
+                chunk = os.read(read, 4096)
+            except BlockingIOError:  # nothing more arrived
+                break
+            noted.extend(b for b in chunk if b == signal.SIGINT)
         return bool(noted)
 
     previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)

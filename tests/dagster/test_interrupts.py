@@ -27,3 +27,18 @@ def test_an_interrupt_between_steps_raises_and_is_noted():
         except KeyboardInterrupt:
             pass
         assert interrupted()
+
+
+def test_an_interrupt_behind_many_other_signals_is_still_seen():
+    # Every signal with a Python handler writes a byte to the pipe; a SIGINT behind more than one read's
+    # worth of them was missed until the next check.
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+    try:
+        with noted_interrupts() as interrupted:
+            for _ in range(5000):
+                os.kill(os.getpid(), signal.SIGUSR1)
+            with capture_interrupts():
+                os.kill(os.getpid(), signal.SIGINT)
+            assert interrupted()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
