@@ -75,7 +75,8 @@ def leaderboard_legend(cfg: Any, columns: list[str]) -> dict[str, str]:
         **FIXED,
         "reward": _reward(scorers),
         **{c: _component(c, s) for c, s in scorers.items()},
-        **_metric_columns(columns, dict(cfg.evaluation.metrics)),
+        # a component's own column is never a metric's, even where its name extends the metric's
+        **_metric_columns([c for c in columns if c not in scorers], dict(cfg.evaluation.metrics)),
     }
     for spec in scorers.values():
         known = {**scorer_legend(spec.scorer)[1], **known}

@@ -48,3 +48,11 @@ def test_the_demo_leaderboard_columns_each_have_a_meaning():
         spread["gold_lo"] == "lower end of the 95% interval over prompts (bootstrap; jackknife for distinct-n) of gold"
     )
     assert spread["gold_seed_std"] == "standard deviation over training seeds of gold" and "seeds" in spread["seeds"]
+
+
+def test_a_component_named_like_a_metric_keeps_its_own_meaning():
+    # "distinct_judge" starts with the metric's name and a non-letter, as the metric's "distinct-1" does
+    cfg = load_config(task_config_path("demo"), ["annotation.scorers.distinct_judge={scorer: length, weight: 0}"])
+    legend = leaderboard_legend(cfg, ["distinct_judge", "distinct-1"])
+    assert legend["distinct_judge"].startswith("mean score of component distinct_judge (scorer length)")
+    assert legend["distinct-1"].startswith("evaluation metric distinct")
