@@ -48,6 +48,7 @@ from rlhf_core.config import TaskConfig, to_dict
 from rlhf_core.data.quarantine import CleanResult
 from rlhf_core.errors import MissingInputError
 from rlhf_core.progress import labelled
+from rlhf_core.seeding import seed_everything
 from rlhf_core.store import ArtifactRef, ArtifactStore, hash_key, read_table, write_table
 from rlhf_core.store_verify import META_FILE, is_artifact
 
@@ -259,6 +260,8 @@ class Stage:
         return tuple(given[i.name] if i.kind != "optional" else given.get(i.name) for i in self.inputs)
 
     def __call__(self, task: TaskConfig, store: ArtifactStore, *args: Any, **kwargs: Any) -> Result:
+        # Each partition starts from its own fixed generator state, whatever ran before it in the process.
+        seed_everything(int(hash_key("rng", self.name, *args[: self._ident]), 16))
         paths = frozenset(self.reads(task, *args))
         ctx = Context(task.task, ConfigView(task, paths, self.name), store, self.key_version(task, *args))
         return self.fn(ctx, *args, **kwargs)

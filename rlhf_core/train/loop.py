@@ -38,6 +38,7 @@ import torch
 
 from rlhf_core.config import ComputeConfig, TrainConfig
 from rlhf_core.progress import progress_bar
+from rlhf_core.seeding import seed_everything
 from rlhf_core.train.checkpoint_dir import base_name, complete_copy, publish
 from rlhf_core.train.validation import VALIDATION, Validation
 
@@ -146,6 +147,8 @@ class Engine:
     ):
         from rlhf_core.train.lora import add_lora
 
+        # As a transformers Trainer does: the adapters' initial weights, dropout and sampling follow train.seed.
+        seed_everything(train.seed)
         self.train, self.steps, self.compute = train, steps, compute or ComputeConfig()
         self.warmup = warmup_steps
         acc = self.accelerator = make_accelerator(self.compute)

@@ -110,7 +110,10 @@ def test_two_cpu_processes_roll_out_and_update_online_rl_as_one(tmp_path, semant
     assert len(one["history"]) == 3
     for a, b in zip(one["history"], two["history"]):
         assert b == pytest.approx(a, rel=1e-5, abs=1e-7)
-    assert_same_weights(weights(tmp_path / "one"), weights(tmp_path / "two"), atol=2e-6)
+    # Adam divides by the root of a gradient's second moment, so on an entry whose gradient is nearly 0 (a
+    # token the rollouts hardly use) a summation order's float noise grows: 3.4e-6 on one of the 9,600
+    # lm_head entries here. Entries that train move by more than 1e-3 (below).
+    assert_same_weights(weights(tmp_path / "one"), weights(tmp_path / "two"), atol=1e-5)
     before, _ = tiny_policy(seed=0)
     moved = max(
         float((weights(tmp_path / "one")[f"policy.{k}"] - v).abs().max()) for k, v in before.state_dict().items()

@@ -245,3 +245,16 @@ def test_our_reward_functions_drive_trl_grpo(tmp_path):
     trainer.train()
     logged = [h["rewards/letters/mean"] for h in trainer.state.log_history if "rewards/letters/mean" in h]
     assert len(logged) == 2 and all(0.0 <= r <= 1.0 for r in logged)
+
+
+def test_a_run_does_not_depend_on_what_drew_from_the_global_generators_before_it(tmp_path):
+    # Under `rlhf run` many steps share a process: GRPO's sampling went on from wherever they left torch's
+    # generator, so the same partition key gave other weights in a run that held other algorithms.
+    cfg = toy_ppo_config(semantics="grpo", steps=2, samples_per_prompt=2, prompts_per_rollout=8)
+    weights = []
+    for k, draws in enumerate((0, 1000)):
+        policy, tok = tiny_policy(seed=0)
+        torch.rand(draws)
+        train_ppo(policy, tok, PROMPTS, letter_share, cfg, tmp_path / str(k))
+        weights.append(torch.cat([p.detach().flatten() for p in policy.parameters()]))
+    assert torch.equal(weights[0], weights[1])
