@@ -430,18 +430,3 @@ def test_seeds_and_a_sweep_train_as_partitions_and_the_board_reports_the_val_cho
     reported = trials[(trials["algorithm"] == "dpo") & trials["split"].isna() & (trials["setting"] == best["setting"])]
     assert board.loc["dpo", "gold"] == pytest.approx(reported["gold"].mean(), abs=1e-4)
     assert board.loc["dpo", "gold_seed_std"] == pytest.approx(reported["gold"].std(ddof=1), abs=1e-4)
-
-
-def test_an_online_policy_trained_alone_equals_the_one_trained_among_the_others(run, capsys):
-    """``rlhf run`` trains every policy in one process, and GRPO samples from torch's global generator: the
-    fixture's run trained it after six other algorithms, a rebuild of it alone must give the same weights
-    (at demo size a run of grpo alone once gave another gold score than the whole demo)."""
-    root, _ = run
-    path = Path(stored_ref(root, "policy", "grpo"))
-    before = json.loads((path / "meta.json").read_text())["content_hash"]
-    alone = ["--set", "policy.algorithms=[grpo]", "--rebuild", "policy"]
-    capsys.readouterr()
-    assert main([*micro_command(["run", "demo", *alone]), "--verbose"]) == 0
-    assert outcomes(capsys.readouterr().out)["policy [grpo]"] == "built"
-    assert Path(stored_ref(root, "policy", "grpo", [*MICRO, "policy.algorithms=[grpo]"])) == path  # the same key
-    assert json.loads((path / "meta.json").read_text())["content_hash"] == before
