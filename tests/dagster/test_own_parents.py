@@ -27,6 +27,7 @@ from pipelines.task_defs import run_plan
 from resources.io_manager import RefIOManager, config_key
 from rlhf_core.config import load_config, task_config_path
 from rlhf_core.store import ArtifactRef
+from rlhf_core.train.checkpoint_dir import COMPLETE, base_name
 from tests.dagster.test_pipeline import MICRO, own_instance
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,10 +114,12 @@ SLOW_SFT = [*MICRO, "sft.train.epochs=40", "sft.train.checkpoint_every=1"]  # 80
 
 
 def newest_checkpoint(store: Path) -> int | None:
+    """The newest complete checkpoint, as a resume finds it: a kill between marking ``step-N.tmp`` complete and
+    renaming it leaves N there (CI once killed there: the test expected 1, the resume rightly took 2)."""
     steps = [
-        int(p.name.removeprefix("step-"))
+        int(base_name(p).removeprefix("step-"))
         for p in store.glob("demo/sft_model/*.rebuild-*.work/checkpoints/step-*")
-        if p.name.removeprefix("step-").isdigit()
+        if (p / COMPLETE).exists()
     ]
     return max(steps, default=None)
 
