@@ -51,7 +51,10 @@ class Receiver:
             event = json.loads(body)
         except ValueError:
             return 400
-        collection = self.projects.get((event.get("project") or {}).get("id"))
+        project = event.get("project") if isinstance(event, dict) else None
+        if not isinstance(project, dict):  # every annotation event names its project as an object
+            return 400
+        collection = self.projects.get(project.get("id"))
         if event.get("action") in ACTIONS and collection is not None:
             self._events.put(collection)
         return 204
@@ -62,6 +65,7 @@ class Receiver:
                 batch, counts = annotation_tool.collect(self.task, collection)
             except Exception as err:  # the next call retries; the message names no header
                 self.errors.append(f"{collection}: {err}")
+                print(f"error: {collection}: {err}", file=sys.stderr, flush=True)
             else:
                 if batch is not None:
                     self.written.append((collection, batch.name, counts))
